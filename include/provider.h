@@ -1,0 +1,90 @@
+/* provider: the one small interface every cloud implements, and the records it returns.
+ * A provider knows its cloud's requests, paging and JSON; nothing of FUSE or caching. */
+#ifndef CODESRCFS_PROVIDER_H
+#define CODESRCFS_PROVIDER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "http.h"
+
+struct json_object;
+
+/* One entry of a listing: a workspace, organization, group, repository or code source. */
+struct prov_record {
+	char *id;
+	char *name;        /* raw display name; may hold NUL bytes */
+	size_t name_len;
+	char *meta;        /* meta.json contents (redacted), or NULL for no meta.json */
+	char *url;         /* url file contents without the newline, or NULL */
+	char *branch;      /* branch file contents without the newline, or NULL */
+	int64_t ctime;     /* creation/modification times, 0 when unknown */
+	int64_t mtime;
+	int kind;          /* provider-private: what sort of entry this is */
+	char *aux;         /* provider-private: e.g. the scope id or a full path */
+	unsigned container : 1;  /* has children, listed with list_page */
+	unsigned incomplete : 1; /* call complete() before url/branch/meta are served */
+};
+
+struct prov_page {
+	struct prov_record *recs;
+	size_t n, cap;
+	long total;        /* entries in the whole listing, -1 when unknown */
+	long page_size;    /* entries on a full page as the server pages; 0 when unknown */
+	int last;          /* set when this page is known to be the final one */
+};
+
+struct provider;
+
+struct provider_ops {
+	/* One cheap authenticated call, made at mount. 0 or -EACCES/-EIO. */
+	int (*check)(struct provider *p);
+	/* Page `page` (from 1) of dir's children; dir NULL means the provider's own root
+	 * (its workspaces or organizations). 0 or -errno. */
+	int (*list_page)(struct provider *p, const struct prov_record *dir, long page,
+			 struct prov_page *out);
+	/* Candidates for a name in dir through the API's filter: a superset of the entries
+	 * whose display name contains term. NULL when the API has no filter. */
+	int (*lookup)(struct provider *p, const struct prov_record *dir, const char *term,
+		      struct prov_page *out);
+	/* Fill in what the listing lacked (rec->incomplete). NULL when never needed. */
+	int (*complete)(struct provider *p, struct prov_record *rec);
+	void (*destroy)(struct provider *p);
+};
+
+struct provider {
+	const struct provider_ops *ops;
+	const char *name;  /* directory name at the root: "pai", "volc", "codeup" */
+};
+
+struct provider_env {
+	struct http *http;
+	int show_secrets;
+	long dir_ttl;      /* seconds a provider may reuse an organization-wide listing */
+};
+
+/* Create the provider for kind from its configuration. NULL with err on failure. */
+struct provider *provider_new(enum prov_kind kind, const struct prov_conf *conf,
+			      const struct provider_env *env, char *err, size_t errlen);
+
+/* Pretty-printed meta.json of obj with a trailing newline, secrets redacted unless
+ * show_secrets. Caller frees. */
+char *provider_meta_json(struct json_object *obj, int show_secrets);
+/* Seconds since the epoch of an ISO 8601 time ("2021-01-18T12:52:15Z", "+08:00"), 0 if bad. */
+int64_t provider_parse_time(const char *s);
+/* Append a copy of r's pointers to pg (pg takes ownership of them). 0 or -ENOMEM. */
+int prov_page_add(struct prov_page *pg, const struct prov_record *r);
+/* Free every record in pg and reset it. */
+void prov_page_free(struct prov_page *pg);
+/* Free what r owns. */
+void prov_record_free(struct prov_record *r);
+/* Deep copy of src into dst. 0 or -ENOMEM. */
+int prov_record_copy(struct prov_record *dst, const struct prov_record *src);
+
+/* Constructors of the clouds, used by provider_new. */
+struct provider *pai_new(const struct prov_conf *conf, const struct provider_env *env);
+struct provider *volc_new(const struct prov_conf *conf, const struct provider_env *env);
+struct provider *codeup_new(const struct prov_conf *conf, const struct provider_env *env);
+
+#endif
