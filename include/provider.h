@@ -50,6 +50,8 @@ struct provider_ops {
 		      struct prov_page *out);
 	/* Fill in what the listing lacked (rec->incomplete). NULL when never needed. */
 	int (*complete)(struct provider *p, struct prov_record *rec);
+	/* Forget anything the provider memoised (SIGHUP). NULL when it keeps nothing. */
+	void (*flush)(struct provider *p);
 	void (*destroy)(struct provider *p);
 };
 

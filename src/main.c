@@ -1,0 +1,357 @@
+/* main: options, configuration, the check at mount, then the FUSE loop. */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fs.h"
+#include <fuse_lowlevel.h>
+
+#include "config.h"
+#include "http.h"
+#include "log.h"
+#include "provider.h"
+#include "tree.h"
+
+#define MAX_BODY (64L << 20) /* no listing page comes near this */
+
+struct cli {
+	char *config;
+	char *dir_ttl, *attr_ttl, *neg_ttl, *timeout, *retries, *parallel;
+	int delay_connect;
+	int show_secrets;
+	int help;
+	int version;
+};
+
+#define CLI_OPT(t, p) {t, offsetof(struct cli, p), 1}
+
+static const struct fuse_opt cli_opts[] = {
+	CLI_OPT("config=%s", config),
+	CLI_OPT("dir_ttl=%s", dir_ttl),
+	CLI_OPT("attr_ttl=%s", attr_ttl),
+	CLI_OPT("neg_ttl=%s", neg_ttl),
+	CLI_OPT("timeout=%s", timeout),
+	CLI_OPT("retries=%s", retries),
+	CLI_OPT("parallel=%s", parallel),
+	CLI_OPT("delay_connect", delay_connect),
+	CLI_OPT("show_secrets", show_secrets),
+	CLI_OPT("-h", help),
+	CLI_OPT("--help", help),
+	CLI_OPT("-V", version),
+	CLI_OPT("--version", version),
+	FUSE_OPT_END,
+};
+
+struct settings {
+	long dir_ttl, attr_ttl, neg_ttl, timeout, retries, parallel;
+};
+
+static void usage(const char *prog)
+{
+	printf("usage: %s [-f] [-d] [-o OPTION[,OPTION...]] MOUNTPOINT\n"
+	       "       %s --help | --version\n"
+	       "       fusermount3 -u MOUNTPOINT\n\n"
+	       "Mounts the code sources of Alibaba Cloud PAI, Volcengine and Codeup as\n"
+	       "read-only directories: pai/<workspace>/<name>/{meta.json,url,branch}, ...\n\n"
+	       "codesrcfs options:\n"
+	       "    -o config=PATH       configuration file (default\n"
+	       "                         $XDG_CONFIG_HOME/codesrcfs/config, else\n"
+	       "                         ~/.config/codesrcfs/config)\n"
+	       "    -o dir_ttl=S         seconds a directory listing is trusted (60)\n"
+	       "    -o attr_ttl=S        seconds attributes are trusted (60)\n"
+	       "    -o neg_ttl=S         seconds a missing name is remembered (10)\n"
+	       "    -o timeout=S         bound on one API request, connect included (15)\n"
+	       "    -o retries=N         retries of a failed request (4)\n"
+	       "    -o parallel=N        page requests in flight for one listing (8)\n"
+	       "    -o delay_connect     skip the credential check at mount\n"
+	       "    -o show_secrets      do not redact credential fields in meta.json\n"
+	       "    -f                   stay in the foreground\n"
+	       "    -d                   debug output (implies -f)\n\n"
+	       "Credentials come from the configuration file and the environment\n"
+	       "(ALIBABA_CLOUD_ACCESS_KEY_ID, ALIBABA_CLOUD_ACCESS_KEY_SECRET,\n"
+	       "ALIBABA_CLOUD_SECURITY_TOKEN, VOLCENGINE_ACCESS_KEY, VOLCENGINE_SECRET_KEY,\n"
+	       "CODEUP_TOKEN); the environment wins. See codesrcfs(1).\n\n"
+	       "FUSE options:\n",
+	       prog, prog);
+	fuse_cmdline_help();
+}
+
+/* A whole number in [min, max], or a clear line and -EINVAL. */
+static int parse_num(const char *name, const char *s, long def, long min, long max, long *out)
+{
+	char *end;
+	long v;
+
+	if (!s) {
+		*out = def;
+		return 0;
+	}
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max) {
+		fprintf(stderr, "codesrcfs: bad option %s=%s: expected a whole number from %ld to %ld\n",
+			name, s, min, max);
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+static int parse_settings(const struct cli *c, struct settings *s)
+{
+	const long day = 86400;
+
+	if (parse_num("dir_ttl", c->dir_ttl, 60, 0, 365 * day, &s->dir_ttl) ||
+	    parse_num("attr_ttl", c->attr_ttl, 60, 0, 365 * day, &s->attr_ttl) ||
+	    parse_num("neg_ttl", c->neg_ttl, 10, 0, 365 * day, &s->neg_ttl) ||
+	    parse_num("timeout", c->timeout, 15, 1, 3600, &s->timeout) ||
+	    parse_num("retries", c->retries, 4, 0, 100, &s->retries) ||
+	    parse_num("parallel", c->parallel, 8, 1, 64, &s->parallel))
+		return -EINVAL;
+	return 0;
+}
+
+static const char *check_failure(int err)
+{
+	switch (-err) {
+	case EACCES:
+	case EPERM:
+		return "the credentials were rejected";
+	case ETIMEDOUT:
+		return "the endpoint did not answer in time";
+	default:
+		return "the endpoint could not be reached or answered with an error";
+	}
+}
+
+struct mount {
+	struct config conf;
+	struct http *http;
+	struct provider *provs[PROV_COUNT];
+	size_t nprovs;
+	struct tree *tree;
+	struct fs fs;
+	struct fuse *fuse;
+};
+
+static int open_providers(struct mount *m, const struct settings *s, int show_secrets)
+{
+	struct http_opts ho = {
+		.timeout_s = s->timeout,
+		.retries = (int)s->retries,
+		.max_body = MAX_BODY,
+		.user_agent = "codesrcfs/" CODESRCFS_VERSION,
+	};
+	struct provider_env env = {.show_secrets = show_secrets, .dir_ttl = s->dir_ttl};
+	char err[512];
+
+	m->http = http_new(&ho);
+	if (!m->http) {
+		fprintf(stderr, "codesrcfs: cannot set up the HTTP client\n");
+		return -ENOMEM;
+	}
+	env.http = m->http;
+	for (int k = 0; k < PROV_COUNT; k++) {
+		struct provider *p;
+
+		if (!m->conf.prov[k].enabled)
+			continue;
+		err[0] = '\0';
+		p = provider_new(k, &m->conf.prov[k], &env, err, sizeof(err));
+		if (!p) {
+			fprintf(stderr, "codesrcfs: %s: %s\n", config_prov_name(k), err);
+			return -EINVAL;
+		}
+		m->provs[m->nprovs++] = p;
+	}
+	return 0;
+}
+
+/* One cheap authenticated call per provider, as sshfs connects before it mounts. */
+static int check_providers(struct mount *m)
+{
+	for (size_t i = 0; i < m->nprovs; i++) {
+		int r = m->provs[i]->ops->check(m->provs[i]);
+
+		if (r < 0) {
+			fprintf(stderr, "codesrcfs: %s: cannot mount: %s\n", m->provs[i]->name,
+				check_failure(r));
+			return r;
+		}
+	}
+	return 0;
+}
+
+static void close_mount(struct mount *m)
+{
+	if (m->fuse)
+		fuse_destroy(m->fuse);
+	tree_free(m->tree);
+	for (size_t i = 0; i < m->nprovs; i++)
+		m->provs[i]->ops->destroy(m->provs[i]);
+	http_free(m->http);
+	config_free(&m->conf);
+}
+
+/* SIGHUP drops every cache; it is blocked everywhere and taken here, not in a handler. */
+static void *hup_thread(void *arg)
+{
+	struct tree *t = arg;
+	sigset_t set;
+	int sig;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	for (;;) {
+		if (sigwait(&set, &sig) == 0 && sig == SIGHUP) {
+			log_msg(LOG_INFO, "SIGHUP: dropping every cached listing");
+			tree_flush(t);
+		}
+	}
+	return NULL;
+}
+
+static int run_loop(struct mount *m, const struct fuse_cmdline_opts *fo)
+{
+	struct fuse_session *se = fuse_get_session(m->fuse);
+	struct fuse_loop_config *lc;
+	pthread_t hup;
+	int r, hup_ok;
+
+	if (fuse_set_signal_handlers(se) != 0)
+		return 1;
+	hup_ok = pthread_create(&hup, NULL, hup_thread, m->tree) == 0;
+	if (fo->singlethread) {
+		r = fuse_loop(m->fuse);
+	} else {
+		lc = fuse_loop_cfg_create();
+		fuse_loop_cfg_set_clone_fd(lc, fo->clone_fd);
+		fuse_loop_cfg_set_max_threads(lc, fo->max_threads);
+		r = fuse_loop_mt(m->fuse, lc);
+		fuse_loop_cfg_destroy(lc);
+	}
+	if (hup_ok) {
+		pthread_cancel(hup);
+		pthread_join(hup, NULL);
+	}
+	fuse_remove_signal_handlers(se);
+	fuse_unmount(m->fuse);
+	return r ? 1 : 0;
+}
+
+static int check_mountpoint(const char *mp)
+{
+	struct stat st;
+
+	if (!mp) {
+		fprintf(stderr, "codesrcfs: no mount point given (see codesrcfs --help)\n");
+		return -EINVAL;
+	}
+	if (stat(mp, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "codesrcfs: mount point %s: %s\n", mp,
+			errno ? strerror(errno) : "not a directory");
+		return -ENOTDIR;
+	}
+	return 0;
+}
+
+static int load_config(struct mount *m, const struct cli *cli)
+{
+	char err[1024] = "";
+	char *path = cli->config ? strdup(cli->config) : config_default_path();
+	int r;
+
+	r = config_load(&m->conf, path, cli->config != NULL, err, sizeof(err));
+	if (r < 0)
+		fprintf(stderr, "codesrcfs: %s\n", err[0] ? err : "cannot read the configuration");
+	free(path);
+	return r;
+}
+
+static int setup(struct mount *m, struct fuse_args *args, const struct cli *cli,
+		 const struct fuse_cmdline_opts *fo)
+{
+	struct settings s;
+	struct tree_opts to = {0};
+
+	if (parse_settings(cli, &s) < 0 || check_mountpoint(fo->mountpoint) < 0 ||
+	    load_config(m, cli) < 0 || open_providers(m, &s, cli->show_secrets) < 0)
+		return -EINVAL;
+	to.dir_ttl = s.dir_ttl;
+	to.attr_ttl = s.attr_ttl;
+	to.neg_ttl = s.neg_ttl;
+	to.parallel = (int)s.parallel;
+	to.uid = getuid();
+	to.gid = getgid();
+	m->tree = tree_new(m->provs, m->nprovs, &to);
+	if (!m->tree)
+		return -ENOMEM;
+	m->fs = (struct fs){.tree = m->tree, .attr_ttl = (double)s.attr_ttl,
+			    .neg_ttl = (double)s.neg_ttl, .uid = to.uid, .gid = to.gid};
+	fuse_opt_add_arg(args, "-ofsname=codesrcfs,subtype=codesrcfs,default_permissions,ro");
+	m->fuse = fuse_new(args, fs_operations(), sizeof(struct fuse_operations), &m->fs);
+	if (!m->fuse)
+		return -EINVAL; /* libfuse said why */
+	if (!cli->delay_connect && check_providers(m) < 0)
+		return -EACCES;
+	if (fuse_mount(m->fuse, fo->mountpoint) != 0)
+		return -EIO;
+	return 0;
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct fuse_cmdline_opts fo = {0};
+	struct cli cli = {0};
+	struct mount m = {0};
+	sigset_t hup;
+	int ret = 1;
+
+	/* Blocked before any thread exists, so every thread inherits the mask. */
+	sigemptyset(&hup);
+	sigaddset(&hup, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &hup, NULL);
+
+	if (fuse_opt_parse(&args, &cli, cli_opts, NULL) != 0)
+		goto out;
+	if (cli.help || cli.version) {
+		if (cli.help)
+			usage(argv[0]);
+		else
+			printf("codesrcfs %s (libfuse %s)\n", CODESRCFS_VERSION, fuse_pkgversion());
+		ret = 0;
+		goto out;
+	}
+	if (fuse_parse_cmdline(&args, &fo) != 0)
+		goto out;
+	log_open(fo.debug, 1);
+	if (setup(&m, &args, &cli, &fo) < 0)
+		goto out;
+	if (fuse_daemonize(fo.foreground) != 0)
+		goto unmount;
+	log_open(fo.debug, fo.foreground);
+	ret = run_loop(&m, &fo);
+	goto out;
+unmount:
+	fuse_unmount(m.fuse);
+out:
+	close_mount(&m);
+	free(fo.mountpoint);
+	free(cli.config);
+	free(cli.dir_ttl);
+	free(cli.attr_ttl);
+	free(cli.neg_ttl);
+	free(cli.timeout);
+	free(cli.retries);
+	free(cli.parallel);
+	fuse_opt_free_args(&args);
+	return ret;
+}

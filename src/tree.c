@@ -1,0 +1,1045 @@
+/* tree: nodes addressed by path, filled from the providers on demand.
+ *
+ * One mutex guards every node field; no network call is made while holding it. A node
+ * that is being fetched has `loading` set and other threads wait on the condition
+ * variable instead of fetching it again. Nodes are reference-counted so a refresh can
+ * replace a directory's children while another thread still uses an old one. */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <uthash.h>
+
+#include "log.h"
+#include "names.h"
+#include "tree.h"
+
+#define TREE_MAX_PAGES 100000 /* guards against a server that never says "last" */
+#define TREE_RELIST    3      /* fetches of a listing whose total moved while paging */
+#define TREE_MAX_NEG   4096   /* remembered misses per directory before they are dropped */
+
+struct neg {
+	char *name;
+	int64_t expires;
+	UT_hash_handle hh;
+};
+
+struct node {
+	char *name;
+	struct prov_record rec;
+	struct provider *prov; /* NULL for the root */
+	int prov_root;         /* the provider's own directory: lists with dir == NULL */
+	int refs;
+	struct node *children; /* by name */
+	struct node **order;   /* children in listing order: readdir offsets index it */
+	size_t norder;
+	int listed;            /* children hold a whole listing */
+	int64_t list_expires;
+	int64_t seed_expires;  /* a child found by a name look-up is trusted until then */
+	int loading;
+	int err_logged;
+	struct neg *neg;
+	size_t nneg;
+	UT_hash_handle hh;
+};
+
+struct tree {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct node *root;
+	struct tree_opts o;
+	int64_t mount_time;
+};
+
+static const char *const tree_files[] = {"meta.json", "url", "branch", NULL};
+
+static int64_t tree_now(const struct tree *t)
+{
+	struct timespec ts;
+
+	if (t->o.now)
+		return t->o.now();
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+static struct node *node_new(const char *name, struct provider *prov)
+{
+	struct node *n = calloc(1, sizeof(*n));
+
+	if (!n)
+		return NULL;
+	n->name = strdup(name);
+	if (!n->name) {
+		free(n);
+		return NULL;
+	}
+	n->prov = prov;
+	n->refs = 1;
+	return n;
+}
+
+static void neg_clear(struct node *n)
+{
+	struct neg *e, *tmp;
+
+	HASH_ITER(hh, n->neg, e, tmp) {
+		HASH_DEL(n->neg, e);
+		free(e->name);
+		free(e);
+	}
+	n->nneg = 0;
+}
+
+static void node_unref(struct node *n)
+{
+	struct node *c, *tmp;
+
+	if (!n || --n->refs > 0)
+		return;
+	HASH_ITER(hh, n->children, c, tmp) {
+		HASH_DEL(n->children, c);
+		node_unref(c);
+	}
+	neg_clear(n);
+	free(n->order);
+	prov_record_free(&n->rec);
+	free(n->name);
+	free(n);
+}
+
+static int node_is_dir_container(const struct node *n)
+{
+	return n->rec.container || n->prov_root || !n->prov;
+}
+
+/* The contents of file fname of n, or NULL when n has no such file. */
+static const char *node_file(const struct node *n, const char *fname, size_t *len, int *nl)
+{
+	const char *s = NULL;
+
+	*nl = 0;
+	if (!strcmp(fname, "meta.json"))
+		s = n->rec.meta;
+	else if (!strcmp(fname, "url"))
+		s = n->rec.url, *nl = 1;
+	else if (!strcmp(fname, "branch"))
+		s = n->rec.branch, *nl = 1;
+	if (!s)
+		return NULL;
+	*len = strlen(s) + *nl;
+	return s;
+}
+
+static int is_file_name(const char *name)
+{
+	for (size_t i = 0; tree_files[i]; i++)
+		if (!strcmp(name, tree_files[i]))
+			return 1;
+	return 0;
+}
+
+static int64_t tree_time(const struct tree *t, int64_t a, int64_t b)
+{
+	return a ? a : b ? b : t->mount_time;
+}
+
+static void stat_dir(const struct tree *t, const struct node *n, struct tree_stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->is_dir = 1;
+	st->mtime = tree_time(t, n->rec.mtime, n->rec.ctime);
+	st->ctime = tree_time(t, n->rec.ctime, n->rec.mtime);
+}
+
+static void stat_file(const struct tree *t, const struct node *n, size_t len, struct tree_stat *st)
+{
+	stat_dir(t, n, st);
+	st->is_dir = 0;
+	st->size = len;
+}
+
+struct tree *tree_new(struct provider **provs, size_t n, const struct tree_opts *opts)
+{
+	struct tree *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return NULL;
+	t->o = *opts;
+	t->mount_time = time(NULL);
+	pthread_mutex_init(&t->lock, NULL);
+	pthread_cond_init(&t->cond, NULL);
+	t->root = node_new("/", NULL);
+	if (!t->root)
+		goto fail;
+	t->root->listed = 1;
+	t->root->list_expires = INT64_MAX;
+	t->root->order = calloc(n ? n : 1, sizeof(*t->root->order));
+	if (!t->root->order)
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		struct node *c = node_new(provs[i]->name, provs[i]);
+
+		if (!c)
+			goto fail;
+		c->prov_root = 1;
+		c->rec.container = 1;
+		HASH_ADD_KEYPTR(hh, t->root->children, c->name, strlen(c->name), c);
+		t->root->order[t->root->norder++] = c;
+	}
+	return t;
+fail:
+	tree_free(t);
+	return NULL;
+}
+
+void tree_free(struct tree *t)
+{
+	if (!t)
+		return;
+	node_unref(t->root);
+	pthread_mutex_destroy(&t->lock);
+	pthread_cond_destroy(&t->cond);
+	free(t);
+}
+
+/* Wait until nobody is fetching n, then claim it. Called and returns with the lock held. */
+static void node_claim(struct tree *t, struct node *n)
+{
+	while (n->loading)
+		pthread_cond_wait(&t->cond, &t->lock);
+	n->loading = 1;
+}
+
+static void node_release(struct tree *t, struct node *n)
+{
+	n->loading = 0;
+	pthread_cond_broadcast(&t->cond);
+}
+
+/* Fill in what a listing left out of n's record (Codeup repositories), once. */
+static int node_complete(struct tree *t, struct node *n)
+{
+	struct prov_record copy = {0};
+	int r = 0;
+
+	pthread_mutex_lock(&t->lock);
+	if (!n->rec.incomplete || !n->prov->ops->complete)
+		goto out;
+	node_claim(t, n);
+	if (!n->rec.incomplete)
+		goto release;
+	r = prov_record_copy(&copy, &n->rec);
+	if (r < 0)
+		goto release;
+	pthread_mutex_unlock(&t->lock);
+	r = n->prov->ops->complete(n->prov, &copy);
+	pthread_mutex_lock(&t->lock);
+	if (r == 0) {
+		prov_record_free(&n->rec);
+		n->rec = copy;
+		memset(&copy, 0, sizeof(copy));
+	}
+release:
+	node_release(t, n);
+out:
+	pthread_mutex_unlock(&t->lock);
+	prov_record_free(&copy);
+	return r;
+}
+
+/* ---- fetching a whole listing ------------------------------------------------------ */
+
+struct pager {
+	struct provider *prov;
+	const struct prov_record *dir;
+	pthread_mutex_t lock;
+	long next, npages;
+	struct prov_page *pages; /* pages[k - 1] is page k */
+	int err;
+};
+
+static void *pager_run(void *arg)
+{
+	struct pager *pg = arg;
+
+	for (;;) {
+		long k;
+		int r;
+
+		pthread_mutex_lock(&pg->lock);
+		k = pg->err ? pg->npages + 1 : pg->next++;
+		pthread_mutex_unlock(&pg->lock);
+		if (k > pg->npages)
+			return NULL;
+		r = pg->prov->ops->list_page(pg->prov, pg->dir, k, &pg->pages[k - 1]);
+		if (r < 0) {
+			pthread_mutex_lock(&pg->lock);
+			if (!pg->err)
+				pg->err = r;
+			pthread_mutex_unlock(&pg->lock);
+		}
+	}
+}
+
+/* Pages 2..npages with up to `parallel` requests in flight. */
+static int fetch_rest_parallel(struct tree *t, struct pager *pg)
+{
+	pthread_t th[64];
+	long want = pg->npages - 1;
+	int nth = t->o.parallel < 1 ? 1 : t->o.parallel > 64 ? 64 : t->o.parallel;
+	int started = 0;
+
+	if (want < nth)
+		nth = (int)want;
+	pg->next = 2;
+	for (int i = 0; i < nth; i++)
+		if (pthread_create(&th[i], NULL, pager_run, pg) == 0)
+			started++;
+	if (!started)
+		pager_run(pg); /* no thread to be had: do the work here */
+	for (int i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+	return pg->err;
+}
+
+/* Pages until one says it is the last, for listings that give no total. */
+static int fetch_rest_serial(struct pager *pg, struct prov_page **pages, long *npages)
+{
+	for (long k = 2; k <= TREE_MAX_PAGES; k++) {
+		struct prov_page *grown = realloc(*pages, k * sizeof(**pages));
+		int r;
+
+		if (!grown)
+			return -ENOMEM;
+		*pages = grown;
+		memset(&grown[k - 1], 0, sizeof(grown[0]));
+		*npages = k;
+		r = pg->prov->ops->list_page(pg->prov, pg->dir, k, &grown[k - 1]);
+		if (r < 0)
+			return r;
+		if (grown[k - 1].last || grown[k - 1].n == 0)
+			return 0;
+	}
+	log_msg(LOG_WARNING, "%s: stopped paging after %d pages", pg->prov->name, TREE_MAX_PAGES);
+	return 0;
+}
+
+struct idset {
+	const char *id;
+	UT_hash_handle hh;
+};
+
+/* Move the records of every page into all, first occurrence of an id wins. */
+static int merge_pages(struct prov_page *pages, long npages, struct prov_page *all)
+{
+	struct idset *seen = NULL, *e, *tmp;
+	int r = 0;
+
+	for (long k = 0; k < npages && r == 0; k++) {
+		for (size_t i = 0; i < pages[k].n; i++) {
+			struct prov_record *rec = &pages[k].recs[i];
+
+			if (!rec->id)
+				continue;
+			HASH_FIND_STR(seen, rec->id, e);
+			if (e)
+				continue;
+			r = prov_page_add(all, rec);
+			if (r < 0)
+				break;
+			memset(rec, 0, sizeof(*rec)); /* all owns it now */
+			e = malloc(sizeof(*e));
+			if (!e) {
+				r = -ENOMEM;
+				break;
+			}
+			e->id = all->recs[all->n - 1].id;
+			HASH_ADD_KEYPTR(hh, seen, e->id, strlen(e->id), e);
+		}
+	}
+	HASH_ITER(hh, seen, e, tmp) {
+		HASH_DEL(seen, e);
+		free(e);
+	}
+	return r;
+}
+
+/* A listing is exact when every page saw the same total and the ids add up to it. */
+static int listing_consistent(const struct prov_page *pages, long npages, size_t unique)
+{
+	if (pages[0].total < 0)
+		return 1;
+	for (long k = 1; k < npages; k++)
+		if (pages[k].total != pages[0].total)
+			return 0;
+	return (long)unique == pages[0].total;
+}
+
+static long page_count(const struct prov_page *first)
+{
+	long size = first->page_size > 0 ? first->page_size : (long)first->n;
+
+	if (first->last || first->total < 0 || size <= 0)
+		return 1;
+	if ((first->total + size - 1) / size > TREE_MAX_PAGES)
+		return TREE_MAX_PAGES;
+	return (first->total + size - 1) / size;
+}
+
+/* One attempt at the whole listing of dir (NULL: the provider's root) into all. */
+static int fetch_once(struct tree *t, struct provider *p, const struct prov_record *dir,
+		      struct prov_page *all, int *consistent)
+{
+	struct pager pg = {.prov = p, .dir = dir};
+	struct prov_page *pages = calloc(1, sizeof(*pages));
+	long npages = 1;
+	int r;
+
+	if (!pages)
+		return -ENOMEM;
+	pthread_mutex_init(&pg.lock, NULL);
+	r = p->ops->list_page(p, dir, 1, &pages[0]);
+	if (r < 0)
+		goto out;
+	if (!pages[0].last && pages[0].n > 0 && pages[0].total < 0) {
+		r = fetch_rest_serial(&pg, &pages, &npages);
+	} else if (page_count(&pages[0]) > 1) {
+		struct prov_page *grown;
+
+		npages = page_count(&pages[0]);
+		grown = realloc(pages, npages * sizeof(*pages));
+		if (!grown) {
+			r = -ENOMEM;
+			goto out;
+		}
+		pages = grown;
+		memset(&pages[1], 0, (npages - 1) * sizeof(*pages));
+		pg.pages = pages;
+		pg.npages = npages;
+		r = fetch_rest_parallel(t, &pg);
+	}
+	if (r < 0)
+		goto out;
+	r = merge_pages(pages, npages, all);
+	*consistent = listing_consistent(pages, npages, all->n);
+out:
+	for (long k = 0; k < npages; k++)
+		prov_page_free(&pages[k]);
+	free(pages);
+	pthread_mutex_destroy(&pg.lock);
+	return r;
+}
+
+/* The whole listing, fetched again while entries moved under the pager (bounded). */
+static int fetch_listing(struct tree *t, struct provider *p, const struct prov_record *dir,
+			 struct prov_page *all)
+{
+	for (int attempt = 1;; attempt++) {
+		int consistent = 1;
+		int r = fetch_once(t, p, dir, all, &consistent);
+
+		if (r < 0 || consistent)
+			return r;
+		if (attempt == TREE_RELIST) {
+			log_msg(LOG_WARNING, "%s: '%s' kept changing while it was paged; serving it "
+				"as last seen", p->name, dir ? dir->id : p->name);
+			return 0;
+		}
+		prov_page_free(all);
+	}
+}
+
+/* ---- installing a listing ------------------------------------------------------------ */
+
+/* File names that n itself serves: its children may not take them. */
+static void node_reserved(const struct node *n, const char *out[4])
+{
+	size_t k = 0;
+
+	if (n->rec.meta)
+		out[k++] = "meta.json";
+	if (n->rec.url)
+		out[k++] = "url";
+	if (n->rec.branch)
+		out[k++] = "branch";
+	out[k] = NULL;
+}
+
+struct byid {
+	struct node *node;
+	UT_hash_handle hh;
+};
+
+/* A reused child keeps what complete() fetched when the fresh listing lacks it again. */
+static void node_take_record(struct node *n, struct prov_record *rec)
+{
+	if (rec->incomplete && !n->rec.incomplete && n->rec.url) {
+		prov_record_free(rec);
+		return;
+	}
+	prov_record_free(&n->rec);
+	n->rec = *rec;
+	memset(rec, 0, sizeof(*rec));
+}
+
+static int install_child(struct node *dir, struct byid **old, struct prov_record *rec,
+			 const char *name, struct node **order, size_t *norder)
+{
+	struct byid *b;
+	struct node *c;
+
+	HASH_FIND_STR(*old, rec->id, b);
+	if (b) {
+		c = b->node;
+		HASH_DEL(*old, b);
+		free(b);
+		free(c->name);
+		c->name = strdup(name);
+		if (!c->name) {
+			node_unref(c);
+			return -ENOMEM;
+		}
+	} else {
+		c = node_new(name, dir->prov);
+		if (!c)
+			return -ENOMEM;
+	}
+	node_take_record(c, rec);
+	HASH_ADD_KEYPTR(hh, dir->children, c->name, strlen(c->name), c);
+	order[(*norder)++] = c;
+	return 0;
+}
+
+/* Detach dir's children into a map by id so the new listing can reuse them. */
+static void detach_children(struct node *dir, struct byid **old)
+{
+	struct node *c, *tmp;
+
+	HASH_ITER(hh, dir->children, c, tmp) {
+		struct byid *b = malloc(sizeof(*b)), *dup;
+
+		HASH_DEL(dir->children, c);
+		HASH_FIND_STR(*old, c->rec.id ? c->rec.id : "", dup);
+		if (!b || dup || !c->rec.id) {
+			free(b);
+			node_unref(c);
+			continue;
+		}
+		b->node = c;
+		HASH_ADD_KEYPTR(hh, *old, c->rec.id, strlen(c->rec.id), b);
+	}
+}
+
+/* Replace dir's children by the records of all. Called with the lock held. */
+static int install_listing(struct tree *t, struct node *dir, struct prov_page *all)
+{
+	struct names_entry *ne = calloc(all->n ? all->n : 1, sizeof(*ne));
+	struct node **order = calloc(all->n ? all->n : 1, sizeof(*order));
+	struct byid *old = NULL, *b, *tmp;
+	const char *reserved[4];
+	size_t norder = 0;
+	int r = -ENOMEM;
+
+	if (!ne || !order)
+		goto out;
+	for (size_t i = 0; i < all->n; i++) {
+		ne[i].raw = all->recs[i].name ? all->recs[i].name : "";
+		ne[i].raw_len = all->recs[i].name ? all->recs[i].name_len : 0;
+		ne[i].id = all->recs[i].id;
+		ne[i].ctime = all->recs[i].ctime;
+	}
+	node_reserved(dir, reserved);
+	r = names_assign(ne, all->n, reserved);
+	if (r < 0)
+		goto out;
+	detach_children(dir, &old);
+	for (size_t i = 0; i < all->n && r == 0; i++)
+		r = install_child(dir, &old, &all->recs[i], ne[i].name, order, &norder);
+	free(dir->order);
+	dir->order = order;
+	dir->norder = norder;
+	order = NULL;
+	dir->listed = 1;
+	dir->list_expires = tree_now(t) + t->o.dir_ttl;
+	neg_clear(dir);
+out:
+	HASH_ITER(hh, old, b, tmp) {
+		HASH_DEL(old, b);
+		node_unref(b->node);
+		free(b);
+	}
+	for (size_t i = 0; ne && i < all->n; i++)
+		free(ne[i].name);
+	free(ne);
+	free(order);
+	return r;
+}
+
+/* Make dir's listing fresh. A failed refresh keeps serving the old listing. */
+static int tree_load(struct tree *t, struct node *dir)
+{
+	struct prov_page all = {0};
+	struct prov_record copy = {0};
+	int r = 0;
+
+	pthread_mutex_lock(&t->lock);
+	node_claim(t, dir);
+	if (dir->listed && tree_now(t) < dir->list_expires)
+		goto release;
+	if (!dir->prov_root) {
+		r = prov_record_copy(&copy, &dir->rec);
+		if (r < 0)
+			goto release;
+	}
+	pthread_mutex_unlock(&t->lock);
+	r = fetch_listing(t, dir->prov, dir->prov_root ? NULL : &copy, &all);
+	pthread_mutex_lock(&t->lock);
+	if (r == 0) {
+		r = install_listing(t, dir, &all);
+		dir->err_logged = 0;
+	} else if (dir->listed) {
+		if (!dir->err_logged)
+			log_msg(LOG_WARNING, "%s: refreshing '%s' failed (%s); serving the last "
+				"listing", dir->prov->name, dir->name, strerror(-r));
+		dir->err_logged = 1;
+		dir->list_expires = tree_now(t) + t->o.dir_ttl;
+		r = 0;
+	}
+release:
+	node_release(t, dir);
+	pthread_mutex_unlock(&t->lock);
+	prov_page_free(&all);
+	prov_record_free(&copy);
+	return r;
+}
+
+/* ---- looking up one name ------------------------------------------------------------- */
+
+static int neg_fresh(struct tree *t, struct node *dir, const char *name)
+{
+	struct neg *e;
+
+	HASH_FIND_STR(dir->neg, name, e);
+	return e && tree_now(t) < e->expires;
+}
+
+static void neg_add(struct tree *t, struct node *dir, const char *name)
+{
+	struct neg *e;
+
+	if (dir->nneg >= TREE_MAX_NEG)
+		neg_clear(dir);
+	HASH_FIND_STR(dir->neg, name, e);
+	if (!e) {
+		e = calloc(1, sizeof(*e));
+		if (!e || !(e->name = strdup(name))) {
+			free(e);
+			return;
+		}
+		HASH_ADD_KEYPTR(hh, dir->neg, e->name, strlen(e->name), e);
+		dir->nneg++;
+	}
+	e->expires = tree_now(t) + t->o.neg_ttl;
+}
+
+/* The filter term for name: its longest run free of '_' (which sanitising may have
+ * produced). Empty when the filter cannot answer exactly and the caller must list. */
+static void seek_term(const char *name, char *term, size_t cap)
+{
+	size_t best = 0, bestlen = 0, len = strlen(name);
+
+	term[0] = '\0';
+	if (strchr(name, '~') || len >= NAMES_MAX)
+		return;
+	for (size_t i = 0; i < len;) {
+		size_t run = strcspn(name + i, "_");
+
+		if (run > bestlen)
+			best = i, bestlen = run;
+		i += run ? run : 1;
+	}
+	if (bestlen && bestlen < cap) {
+		memcpy(term, name + best, bestlen);
+		term[bestlen] = '\0';
+	}
+}
+
+/* Seed dir with the entry called name, or remember that there is none. Lock held. */
+static int seed_child(struct tree *t, struct node *dir, const char *name, struct prov_record *rec)
+{
+	struct node *c;
+
+	HASH_FIND_STR(dir->children, name, c);
+	if (c) {
+		HASH_DEL(dir->children, c);
+		node_unref(c);
+	}
+	if (!rec) {
+		neg_add(t, dir, name);
+		return 0;
+	}
+	c = node_new(name, dir->prov);
+	if (!c)
+		return -ENOMEM;
+	node_take_record(c, rec);
+	c->seed_expires = tree_now(t) + t->o.attr_ttl;
+	HASH_ADD_KEYPTR(hh, dir->children, c->name, strlen(c->name), c);
+	return 0;
+}
+
+/* Find name among the filter's candidates, naming them as a full listing would. */
+static int seek_pick(struct prov_page *pg, const char *name, const char *const *reserved,
+		     struct prov_record **pick)
+{
+	struct names_entry *ne = calloc(pg->n ? pg->n : 1, sizeof(*ne));
+	size_t *idx = calloc(pg->n ? pg->n : 1, sizeof(*idx));
+	size_t m = 0;
+	char safe[NAMES_MAX + 1];
+	int r = -ENOMEM;
+
+	*pick = NULL;
+	if (!ne || !idx)
+		goto out;
+	for (size_t i = 0; i < pg->n; i++) {
+		names_sanitize(pg->recs[i].name ? pg->recs[i].name : "", pg->recs[i].name_len,
+			       safe);
+		if (strcmp(safe, name))
+			continue;
+		ne[m].raw = pg->recs[i].name ? pg->recs[i].name : "";
+		ne[m].raw_len = pg->recs[i].name_len;
+		ne[m].id = pg->recs[i].id;
+		ne[m].ctime = pg->recs[i].ctime;
+		idx[m++] = i;
+	}
+	r = names_assign(ne, m, reserved);
+	for (size_t j = 0; r == 0 && j < m; j++)
+		if (!strcmp(ne[j].name, name))
+			*pick = &pg->recs[idx[j]];
+out:
+	for (size_t j = 0; ne && j < m; j++)
+		free(ne[j].name);
+	free(ne);
+	free(idx);
+	return r;
+}
+
+/* Resolve name in a never-listed dir with the API's own filter: one request. */
+static int seek(struct tree *t, struct node *dir, const char *name, const char *term)
+{
+	struct prov_record copy = {0}, *pick;
+	struct prov_page pg = {0};
+	const char *reserved[4];
+	int r;
+
+	pthread_mutex_lock(&t->lock);
+	r = prov_record_copy(&copy, &dir->rec);
+	node_reserved(dir, reserved);
+	pthread_mutex_unlock(&t->lock);
+	if (r < 0)
+		return r;
+	r = dir->prov->ops->lookup(dir->prov, &copy, term, &pg);
+	if (r < 0)
+		goto out;
+	r = seek_pick(&pg, name, reserved, &pick);
+	if (r < 0)
+		goto out;
+	pthread_mutex_lock(&t->lock);
+	r = seed_child(t, dir, name, pick);
+	pthread_mutex_unlock(&t->lock);
+out:
+	prov_page_free(&pg);
+	prov_record_free(&copy);
+	return r;
+}
+
+/* What dir already knows of name. 1 found, 0 unknown, -ENOENT known missing. Lock held. */
+static int child_cached(struct tree *t, struct node *dir, const char *name, struct node **out)
+{
+	int64_t now = tree_now(t);
+	struct node *c;
+
+	HASH_FIND_STR(dir->children, name, c);
+	if (dir->listed && now < dir->list_expires) {
+		if (!c)
+			return -ENOENT;
+	} else if (!c || dir->listed || now >= c->seed_expires) {
+		return neg_fresh(t, dir, name) ? -ENOENT : 0;
+	}
+	c->refs++;
+	*out = c;
+	return 1;
+}
+
+/* After a fetch: take what is there, stale or not, without fetching again. Lock held. */
+static int child_after_fetch(struct node *dir, const char *name, struct node **out)
+{
+	struct node *c;
+
+	HASH_FIND_STR(dir->children, name, c);
+	if (!c || (!dir->listed && c->seed_expires == 0))
+		return -ENOENT;
+	c->refs++;
+	*out = c;
+	return 0;
+}
+
+static int child_get(struct tree *t, struct node *dir, const char *name, struct node **out)
+{
+	char term[NAMES_MAX + 1];
+	int r;
+
+	pthread_mutex_lock(&t->lock);
+	while (dir->loading)
+		pthread_cond_wait(&t->cond, &t->lock);
+	r = child_cached(t, dir, name, out);
+	if (r != 0) {
+		pthread_mutex_unlock(&t->lock);
+		return r < 0 ? r : 0;
+	}
+	term[0] = '\0';
+	if (!dir->listed && !dir->prov_root && dir->prov->ops->lookup)
+		seek_term(name, term, sizeof(term));
+	pthread_mutex_unlock(&t->lock);
+
+	r = term[0] ? seek(t, dir, name, term) : tree_load(t, dir);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&t->lock);
+	r = child_after_fetch(dir, name, out);
+	pthread_mutex_unlock(&t->lock);
+	return r;
+}
+
+/* ---- paths ------------------------------------------------------------------------------ */
+
+static void node_ref(struct tree *t, struct node *n)
+{
+	pthread_mutex_lock(&t->lock);
+	n->refs++;
+	pthread_mutex_unlock(&t->lock);
+}
+
+static void node_put(struct tree *t, struct node *n)
+{
+	pthread_mutex_lock(&t->lock);
+	node_unref(n);
+	pthread_mutex_unlock(&t->lock);
+}
+
+/* Does n serve file fname? Completes n's record first when it needs to. */
+static int node_has_file(struct tree *t, struct node *n, const char *fname)
+{
+	size_t len;
+	int nl, r, has;
+
+	if (!n->prov || n->prov_root)
+		return 0;
+	r = node_complete(t, n);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&t->lock);
+	has = node_file(n, fname, &len, &nl) != NULL;
+	pthread_mutex_unlock(&t->lock);
+	return has;
+}
+
+/* Walk path to its node (referenced: node_put it) and, when it ends in a file, the
+ * file's name in file. */
+static int resolve(struct tree *t, const char *path, struct node **out, char *file)
+{
+	struct node *n = t->root, *c;
+	char comp[NAMES_MAX + 1];
+	int r = 0;
+
+	file[0] = '\0';
+	node_ref(t, n);
+	for (const char *p = path;;) {
+		size_t len;
+
+		while (*p == '/')
+			p++;
+		if (!*p)
+			break;
+		len = strcspn(p, "/");
+		if (len > NAMES_MAX) {
+			r = -ENAMETOOLONG;
+			break;
+		}
+		memcpy(comp, p, len);
+		comp[len] = '\0';
+		p += len;
+		if (is_file_name(comp)) {
+			r = node_has_file(t, n, comp);
+			if (r < 0)
+				break;
+			if (r > 0) {
+				r = p[strspn(p, "/")] ? -ENOTDIR : 0;
+				strcpy(file, comp);
+				break;
+			}
+		}
+		if (!node_is_dir_container(n)) {
+			r = -ENOENT;
+			break;
+		}
+		r = child_get(t, n, comp, &c);
+		if (r < 0)
+			break;
+		node_put(t, n);
+		n = c;
+	}
+	if (r < 0) {
+		node_put(t, n);
+		return r;
+	}
+	*out = n;
+	return 0;
+}
+
+int tree_getattr(struct tree *t, const char *path, struct tree_stat *st)
+{
+	struct node *n;
+	char file[NAMES_MAX + 1];
+	size_t len;
+	int nl, r = resolve(t, path, &n, file);
+
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&t->lock);
+	if (!file[0])
+		stat_dir(t, n, st);
+	else if (node_file(n, file, &len, &nl))
+		stat_file(t, n, len, st);
+	else
+		r = -ENOENT; /* a refresh took the file away meanwhile */
+	node_unref(n);
+	pthread_mutex_unlock(&t->lock);
+	return r;
+}
+
+int tree_read(struct tree *t, const char *path, char *buf, size_t size, off_t off)
+{
+	struct node *n;
+	char file[NAMES_MAX + 1];
+	const char *s;
+	size_t len, done = 0;
+	int nl, r = resolve(t, path, &n, file);
+
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&t->lock);
+	s = file[0] ? node_file(n, file, &len, &nl) : NULL;
+	if (!s) {
+		r = -EISDIR;
+		goto out;
+	}
+	if (off < 0 || (size_t)off >= len)
+		goto out;
+	done = len - off < size ? len - off : size;
+	if (nl && (size_t)off + done == len) {
+		memcpy(buf, s + off, done - 1);
+		buf[done - 1] = '\n';
+	} else {
+		memcpy(buf, s + off, done);
+	}
+	r = (int)done;
+out:
+	node_unref(n);
+	pthread_mutex_unlock(&t->lock);
+	return r;
+}
+
+/* Fresh listing for a directory node; stale is served when the refresh fails. */
+static int node_list(struct tree *t, struct node *n)
+{
+	int fresh;
+
+	if (!node_is_dir_container(n))
+		return node_complete(t, n);
+	pthread_mutex_lock(&t->lock);
+	fresh = n->listed && tree_now(t) < n->list_expires;
+	pthread_mutex_unlock(&t->lock);
+	return fresh ? 0 : tree_load(t, n);
+}
+
+/* Emit entries from offset off: ".", "..", the node's files, then its children. */
+static void emit_entries(struct tree *t, struct node *n, off_t off, tree_fill_fn fill, void *ctx)
+{
+	struct tree_stat st;
+	off_t idx = 0;
+	size_t len;
+	int nl;
+
+	stat_dir(t, n, &st);
+	if (idx++ >= off && fill(ctx, ".", &st, idx))
+		return;
+	if (idx++ >= off && fill(ctx, "..", &st, idx))
+		return;
+	for (size_t i = 0; n->prov && !n->prov_root && tree_files[i]; i++) {
+		if (!node_file(n, tree_files[i], &len, &nl))
+			continue;
+		stat_file(t, n, len, &st);
+		if (idx++ >= off && fill(ctx, tree_files[i], &st, idx))
+			return;
+	}
+	for (size_t i = 0; node_is_dir_container(n) && i < n->norder; i++) {
+		stat_dir(t, n->order[i], &st);
+		if (idx++ >= off && fill(ctx, n->order[i]->name, &st, idx))
+			return;
+	}
+}
+
+int tree_readdir(struct tree *t, const char *path, off_t off, tree_fill_fn fill, void *ctx)
+{
+	struct node *n;
+	char file[NAMES_MAX + 1];
+	int r = resolve(t, path, &n, file);
+
+	if (r < 0)
+		return r;
+	if (file[0]) {
+		r = -ENOTDIR;
+		goto out;
+	}
+	r = node_list(t, n);
+	if (r < 0)
+		goto out;
+	if (node_is_dir_container(n) && n->prov)
+		r = node_complete(t, n);
+	if (r < 0)
+		goto out;
+	pthread_mutex_lock(&t->lock);
+	emit_entries(t, n, off, fill, ctx);
+	pthread_mutex_unlock(&t->lock);
+out:
+	node_put(t, n);
+	return r;
+}
+
+static void node_expire(struct node *n)
+{
+	struct node *c, *tmp;
+
+	if (n->prov) /* the root's children are fixed */
+		n->list_expires = 0;
+	n->seed_expires = 0;
+	neg_clear(n);
+	HASH_ITER(hh, n->children, c, tmp)
+		node_expire(c);
+}
+
+void tree_flush(struct tree *t)
+{
+	pthread_mutex_lock(&t->lock);
+	node_expire(t->root);
+	pthread_mutex_unlock(&t->lock);
+	for (size_t i = 0; i < t->root->norder; i++) {
+		struct provider *p = t->root->order[i]->prov;
+
+		if (p->ops->flush)
+			p->ops->flush(p);
+	}
+}

@@ -1,0 +1,623 @@
+/* config: the INI file, the environment, defaults and every refusal. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+
+/* Every secret the tests use carries this marker; no error may ever show it. */
+#define SECRET "S3CR3T"
+
+static char tmpdir[] = "/tmp/codesrcfs-test-config-XXXXXX";
+
+static const char *const env_vars[] = {
+    "ALIBABA_CLOUD_ACCESS_KEY_ID",
+    "ALIBABACLOUD_ACCESS_KEY_ID",
+    "ALICLOUD_ACCESS_KEY_ID",
+    "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+    "ALIBABACLOUD_ACCESS_KEY_SECRET",
+    "ALICLOUD_ACCESS_KEY_SECRET",
+    "ALIBABA_CLOUD_SECURITY_TOKEN",
+    "ALIBABA_CLOUD_REGION_ID",
+    "VOLCENGINE_ACCESS_KEY",
+    "VOLCENGINE_SECRET_KEY",
+    "VOLCENGINE_SESSION_TOKEN",
+    "VOLCENGINE_REGION",
+    "VOLC_ACCESSKEY",
+    "VOLC_SECRETKEY",
+    "CODEUP_TOKEN",
+    "ALIBABA_CLOUD_YUNXIAO_ACCESS_TOKEN",
+    "ALIBABA_CLOUD_YUNXIAO_ORGANIZATION_ID",
+};
+
+static int clear_env(void **state)
+{
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(env_vars) / sizeof(env_vars[0]); i++)
+		unsetenv(env_vars[i]);
+	return 0;
+}
+
+static int group_setup(void **state)
+{
+	(void)state;
+	return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+	char cmd[128];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	return system(cmd);
+}
+
+/* A new file under tmpdir holding text, with mode; returns its malloc'd path. */
+static char *write_conf(const char *text, mode_t mode)
+{
+	char *path;
+	int fd;
+
+	assert_true(asprintf(&path, "%s/conf-XXXXXX", tmpdir) > 0);
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	assert_int_equal(fchmod(fd, mode), 0);
+	close(fd);
+	return path;
+}
+
+/* Loads text as an explicit file; returns config_load's result, err filled. */
+static int load_text(struct config *c, const char *text, mode_t mode, char *err, size_t errlen,
+		     char **path_out)
+{
+	char *path = write_conf(text, mode);
+	int rc = config_load(c, path, 1, err, errlen);
+
+	if (path_out)
+		*path_out = path;
+	else
+		free(path);
+	return rc;
+}
+
+/* Expects text to be refused with an error that holds want (where "@" stands for the
+ * file's path) and no secret. */
+static void expect_error(const char *text, mode_t mode, const char *want)
+{
+	struct config c;
+	char err[512], *path, *expect, *at;
+
+	memset(err, 0, sizeof(err));
+	assert_int_equal(load_text(&c, text, mode, err, sizeof(err), &path), -EINVAL);
+	expect = strdup(want);
+	while ((at = strchr(expect, '@'))) {
+		char *next;
+
+		*at = '\0';
+		assert_true(asprintf(&next, "%s%s%s", expect, path, at + 1) > 0);
+		free(expect);
+		expect = next;
+	}
+	if (!strstr(err, expect))
+		fail_msg("error \"%s\" lacks \"%s\"", err, expect);
+	assert_null(strstr(err, SECRET));
+	assert_null(strchr(err, '\n'));
+	assert_null(c.path);
+	assert_int_equal(c.prov[PROV_PAI].enabled, 0);
+	free(expect);
+	free(path);
+}
+
+static const char good_conf[] =
+    "# codesrcfs test configuration\n"
+    "; another comment\n"
+    "\n"
+    "[pai]\n"
+    "access_key_id     = LTAItest\n"
+    "access_key_secret = " SECRET "pai   ; inline comment\n"
+    "security_token    =                     ; optional, STS\n"
+    "region            = cn-shanghai\n"
+    "endpoint          = https://aiworkspace.cn-shanghai.aliyuncs.com/   ; optional\n"
+    "workspaces        = 1234, 5678          ; optional; default: all visible\n"
+    "\n"
+    "  [ volc ]  \n"
+    "\taccess_key = AKtest\n"
+    "secret_key=" SECRET "volc\n"
+    "security_token = " SECRET "sts\n"
+    "workspaces = 000ce713ebd2487a9b4666c7ed81abcd\n"
+    "[codeup]\n"
+    "token         = pt-" SECRET "\n"
+    "organizations = 99d1abcd71d4 aaaa,bbbb\n";
+
+static void test_good_file(void **state)
+{
+	struct config c;
+	char err[256] = "", *path;
+
+	(void)state;
+	assert_int_equal(load_text(&c, good_conf, 0600, err, sizeof(err), &path), 0);
+	assert_string_equal(err, "");
+	assert_string_equal(c.path, path);
+	assert_true(c.prov[PROV_PAI].enabled);
+	assert_string_equal(c.prov[PROV_PAI].key_id, "LTAItest");
+	assert_string_equal(c.prov[PROV_PAI].secret, SECRET "pai");
+	assert_null(c.prov[PROV_PAI].token);
+	assert_string_equal(c.prov[PROV_PAI].region, "cn-shanghai");
+	assert_string_equal(c.prov[PROV_PAI].endpoint,
+			    "https://aiworkspace.cn-shanghai.aliyuncs.com");
+	assert_int_equal(c.prov[PROV_PAI].nscopes, 2);
+	assert_string_equal(c.prov[PROV_PAI].scopes[0], "1234");
+	assert_string_equal(c.prov[PROV_PAI].scopes[1], "5678");
+	assert_true(c.prov[PROV_VOLC].enabled);
+	assert_string_equal(c.prov[PROV_VOLC].key_id, "AKtest");
+	assert_string_equal(c.prov[PROV_VOLC].secret, SECRET "volc");
+	assert_string_equal(c.prov[PROV_VOLC].token, SECRET "sts");
+	assert_string_equal(c.prov[PROV_VOLC].region, "cn-beijing");
+	assert_string_equal(c.prov[PROV_VOLC].endpoint, "https://open.volcengineapi.com");
+	assert_int_equal(c.prov[PROV_VOLC].nscopes, 1);
+	assert_true(c.prov[PROV_CODEUP].enabled);
+	assert_null(c.prov[PROV_CODEUP].key_id);
+	assert_string_equal(c.prov[PROV_CODEUP].secret, "pt-" SECRET);
+	assert_string_equal(c.prov[PROV_CODEUP].endpoint, "https://openapi-rdc.aliyuncs.com");
+	assert_int_equal(c.prov[PROV_CODEUP].nscopes, 3);
+	assert_string_equal(c.prov[PROV_CODEUP].scopes[2], "bbbb");
+	config_free(&c);
+	config_free(&c); /* idempotent */
+	free(path);
+}
+
+static void test_defaults(void **state)
+{
+	struct config c;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(load_text(&c,
+				   "[pai]\naccess_key_id=a\naccess_key_secret=" SECRET "\n"
+				   "[volc]\naccess_key=b\nsecret_key=" SECRET "\n"
+				   "[codeup]\ntoken=" SECRET "\n",
+				   0600, err, sizeof(err), NULL),
+			 0);
+	assert_string_equal(c.prov[PROV_PAI].region, "cn-hangzhou");
+	assert_string_equal(c.prov[PROV_PAI].endpoint,
+			    "https://aiworkspace.cn-hangzhou.aliyuncs.com");
+	assert_null(c.prov[PROV_PAI].scopes);
+	assert_int_equal(c.prov[PROV_PAI].nscopes, 0);
+	assert_string_equal(c.prov[PROV_VOLC].region, "cn-beijing");
+	assert_string_equal(c.prov[PROV_VOLC].endpoint, "https://open.volcengineapi.com");
+	assert_string_equal(c.prov[PROV_CODEUP].endpoint, "https://openapi-rdc.aliyuncs.com");
+	assert_null(c.prov[PROV_CODEUP].scopes);
+	config_free(&c);
+}
+
+static void test_crlf_bom_and_lists(void **state)
+{
+	struct config c;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(load_text(&c,
+				   "\xef\xbb\xbf[codeup]\r\ntoken = " SECRET "\r\n"
+				   "organizations = a, b\tc,,d ,a\r\n",
+				   0600, err, sizeof(err), NULL),
+			 0);
+	assert_int_equal(c.prov[PROV_CODEUP].nscopes, 4);
+	assert_string_equal(c.prov[PROV_CODEUP].scopes[0], "a");
+	assert_string_equal(c.prov[PROV_CODEUP].scopes[1], "b");
+	assert_string_equal(c.prov[PROV_CODEUP].scopes[2], "c");
+	assert_string_equal(c.prov[PROV_CODEUP].scopes[3], "d");
+	assert_false(c.prov[PROV_PAI].enabled);
+	assert_false(c.prov[PROV_VOLC].enabled);
+	config_free(&c);
+}
+
+static void test_unknown_section_and_key(void **state)
+{
+	(void)state;
+	expect_error("[pai]\naccess_key_id = x\n[foo]\n", 0600,
+		     "@:3: unknown section [foo] (expected pai, volc or codeup)");
+	expect_error("[codeup]\n\n; c\nregion = x\n", 0600,
+		     "@:4: unknown key 'region' in [codeup]");
+	expect_error("[pai]\nfoo = bar\n", 0600, "@:2: unknown key 'foo' in [pai]");
+	expect_error("[volc]\naccess_key_id = x\n", 0600,
+		     "@:2: unknown key 'access_key_id' in [volc]");
+	/* A pasted secret must not come back as a "key" name. */
+	expect_error("[volc]\nTmpJ" SECRET "aGVsbG8==\n", 0600, "@:2: unknown key in [volc]");
+	expect_error("[" SECRET "]\n", 0600, "@:1: unknown section");
+	expect_error("token = x\n", 0600, "@:1: key outside of any section");
+	expect_error("[pai\n", 0600, "@:1: malformed section header");
+	expect_error("[pai] x\n", 0600, "@:1: malformed section header");
+	expect_error("[pai]\naccess_key_id = a\naccess_key_id = b\n", 0600,
+		     "@:3: 'access_key_id' set twice in [pai]");
+}
+
+static void test_garbage_line(void **state)
+{
+	(void)state;
+	expect_error("[pai]\nthis is not valid\n", 0600,
+		     "@:2: expected 'key = value', '[section]' or a comment");
+	expect_error("[pai]\naccess_key_secret: " SECRET "\n", 0600, "@:2: expected");
+	expect_error("[pai]\naccess key secret = " SECRET "\n", 0600,
+		     "@:2: expected 'key = value'");
+	expect_error("[pai]\n= " SECRET "\n", 0600, "@:2: expected 'key = value'");
+}
+
+static void test_bad_values(void **state)
+{
+	char *big, *text;
+
+	(void)state;
+	expect_error("[pai]\naccess_key_secret = " SECRET "\x01x\n", 0600,
+		     "@:2: value of 'access_key_secret' in [pai] contains control characters");
+	big = malloc(5001);
+	memset(big, 'A', 5000);
+	big[5000] = '\0';
+	assert_true(asprintf(&text, "[codeup]\ntoken = %s\n", big) > 0);
+	expect_error(text, 0600, "@:2: value of 'token' in [codeup] is too long");
+	free(text);
+	free(big);
+	expect_error("[pai]\naccess_key_id=a\naccess_key_secret=" SECRET "\nregion=cn/evil\n", 0600,
+		     "[pai] region is not a valid region id");
+}
+
+static void test_half_credentials(void **state)
+{
+	(void)state;
+	expect_error("[pai]\naccess_key_id = LTAIx\n", 0600,
+		     "[pai] access_key_secret is missing (access_key_id is set)");
+	expect_error("[pai]\naccess_key_secret = " SECRET "\n", 0600,
+		     "[pai] access_key_id is missing (access_key_secret is set)");
+	expect_error("[volc]\naccess_key = AK\n", 0600,
+		     "[volc] secret_key is missing (access_key is set)");
+	expect_error("[volc]\nsecret_key = " SECRET "\n", 0600,
+		     "[volc] access_key is missing (secret_key is set)");
+	/* The file's half is completed by nothing in the environment either. */
+	setenv("VOLCENGINE_SECRET_KEY", SECRET "env", 1);
+	expect_error("[pai]\naccess_key_id = LTAIx\n", 0600,
+		     "[pai] access_key_secret is missing (access_key_id is set)");
+}
+
+static void test_group_readable_refused(void **state)
+{
+	static const char text[] = "[pai]\naccess_key_id = a\naccess_key_secret = " SECRET "\n";
+
+	(void)state;
+	expect_error(text, 0644,
+		     "@: holds credentials but is readable by group or others (mode 0644); "
+		     "run chmod 600 @");
+	expect_error(text, 0640, "(mode 0640)");
+	expect_error("[codeup]\ntoken = " SECRET "\n", 0604, "(mode 0604)");
+	expect_error("[volc]\nsecurity_token = " SECRET "\n", 0660, "(mode 0660)");
+}
+
+/* Key ids and endpoints are not secrets: such a file may be world-readable. */
+static void test_readable_without_secrets(void **state)
+{
+	struct config c;
+	char err[256];
+
+	(void)state;
+	setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", SECRET, 1);
+	assert_int_equal(load_text(&c, "[pai]\naccess_key_id = LTAIx\nsecurity_token =\n", 0644,
+				   err, sizeof(err), NULL),
+			 0);
+	assert_true(c.prov[PROV_PAI].enabled);
+	config_free(&c);
+}
+
+static void test_missing_and_directory(void **state)
+{
+	struct config c;
+	char err[256], *path;
+
+	(void)state;
+	assert_true(asprintf(&path, "%s/does-not-exist", tmpdir) > 0);
+	assert_int_equal(config_load(&c, path, 1, err, sizeof(err)), -ENOENT);
+	assert_non_null(strstr(err, path));
+	/* The default file may be absent: the environment alone is fine. */
+	setenv("CODEUP_TOKEN", SECRET, 1);
+	assert_int_equal(config_load(&c, path, 0, err, sizeof(err)), 0);
+	assert_null(c.path);
+	assert_true(c.prov[PROV_CODEUP].enabled);
+	config_free(&c);
+	free(path);
+	assert_true(asprintf(&path, "%s/nodir/config", tmpdir) > 0);
+	assert_int_equal(config_load(&c, path, 0, err, sizeof(err)), 0);
+	config_free(&c);
+	free(path);
+	assert_int_equal(config_load(&c, tmpdir, 1, err, sizeof(err)), -EISDIR);
+	assert_non_null(strstr(err, "Is a directory"));
+	assert_int_equal(config_load(&c, tmpdir, 0, err, sizeof(err)), -EISDIR);
+	assert_int_equal(config_load(&c, NULL, 0, err, sizeof(err)), 0);
+	assert_null(c.path);
+	config_free(&c);
+}
+
+static void test_no_provider(void **state)
+{
+	struct config c;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(config_load(&c, NULL, 0, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "no credentials configured for any provider (see codesrcfs(1))");
+	expect_error("# nothing\n[pai]\nregion = cn-hangzhou\n[codeup]\norganizations = x\n", 0600,
+		     "no credentials configured for any provider (see codesrcfs(1))");
+}
+
+static void test_endpoint_in_file(void **state)
+{
+	struct config c;
+	char err[256];
+
+	(void)state;
+	expect_error("[codeup]\ntoken = " SECRET "\nendpoint = http://example.com\n", 0600,
+		     "@:3: [codeup] endpoint may use http:// only for a loopback host");
+	expect_error("[codeup]\ntoken=" SECRET "\nendpoint = https://u:" SECRET "@example.com\n",
+		     0600, "@:3: [codeup] endpoint must not contain a user name or password");
+	assert_int_equal(load_text(&c,
+				   "[codeup]\ntoken = " SECRET "\n"
+				   "endpoint = http://127.0.0.1:8080/ ; emulator\n"
+				   "[volc]\naccess_key=a\nsecret_key=" SECRET "\n"
+				   "endpoint=http://[::1]:9000\n",
+				   0600, err, sizeof(err), NULL),
+			 0);
+	assert_string_equal(c.prov[PROV_CODEUP].endpoint, "http://127.0.0.1:8080");
+	assert_string_equal(c.prov[PROV_VOLC].endpoint, "http://[::1]:9000");
+	config_free(&c);
+}
+
+static void test_check_endpoint(void **state)
+{
+	static const char *const good[] = {
+	    "https://example.com",
+	    "https://example.com/",
+	    "https://example.com:8443",
+	    "HTTPS://Example.COM",
+	    "https://[2001:db8::1]:443",
+	    "https://10.0.0.1",
+	    "http://127.0.0.1",
+	    "http://127.1.2.3:8080/",
+	    "http://localhost",
+	    "http://LOCALHOST:9000",
+	    "http://[::1]",
+	    "http://[::1]:8080/",
+	};
+	static const char *const bad[] = {
+	    "",
+	    "example.com",
+	    "http://example.com",
+	    "http://10.0.0.1",
+	    "http://128.0.0.1",
+	    "http://localhost.evil.com",
+	    "http://127.0.0.1.evil.com",
+	    "http://[::2]",
+	    "http://::1",
+	    "ftp://example.com",
+	    "file:///etc/passwd",
+	    "https://",
+	    "https:///path",
+	    "https://:443",
+	    "https://user@example.com",
+	    "https://user:pw@example.com",
+	    "https://example.com/path",
+	    "https://example.com//",
+	    "https://example.com?x=1",
+	    "https://example.com#frag",
+	    "https://example.com:0",
+	    "https://example.com:65536",
+	    "https://example.com:",
+	    "https://example.com:+80",
+	    "https://example.com:8o",
+	    "https://exa mple.com",
+	    "https://example.com\n",
+	    "https://[::1",
+	    "https://[::1]x",
+	    "https://[zz]",
+	    "https://ex%41mple.com",
+	};
+	char err[256];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		if (config_check_endpoint(good[i], err, sizeof(err)))
+			fail_msg("refused %s: %s", good[i], err);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		if (config_check_endpoint(bad[i], err, sizeof(err)) != -EINVAL)
+			fail_msg("accepted %s", bad[i]);
+		assert_true(err[0] != '\0');
+		assert_null(strstr(err, "pw"));
+	}
+	assert_int_equal(config_check_endpoint(NULL, NULL, 0), -EINVAL);
+}
+
+static void test_env_overrides_file(void **state)
+{
+	struct config c;
+	char err[256];
+
+	(void)state;
+	setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", "envid", 1);
+	setenv("ALIBABA_CLOUD_REGION_ID", "cn-shenzhen", 1);
+	setenv("VOLCENGINE_REGION", "cn-shanghai", 1);
+	setenv("ALIBABA_CLOUD_YUNXIAO_ORGANIZATION_ID", "org1,org2", 1);
+	assert_int_equal(load_text(&c,
+				   "[pai]\naccess_key_id = fileid\naccess_key_secret = " SECRET
+				   "\nregion = cn-hangzhou\n"
+				   "[volc]\naccess_key = a\nsecret_key = " SECRET "\n"
+				   "[codeup]\ntoken = " SECRET "\norganizations = fileorg\n",
+				   0600, err, sizeof(err), NULL),
+			 0);
+	assert_string_equal(c.prov[PROV_PAI].key_id, "envid");
+	assert_string_equal(c.prov[PROV_PAI].secret, SECRET);
+	assert_string_equal(c.prov[PROV_PAI].region, "cn-shenzhen");
+	assert_string_equal(c.prov[PROV_PAI].endpoint,
+			    "https://aiworkspace.cn-shenzhen.aliyuncs.com");
+	assert_string_equal(c.prov[PROV_VOLC].region, "cn-shanghai");
+	assert_int_equal(c.prov[PROV_CODEUP].nscopes, 2);
+	assert_string_equal(c.prov[PROV_CODEUP].scopes[1], "org2");
+	config_free(&c);
+}
+
+static void test_env_variants_order(void **state)
+{
+	struct config c;
+	char err[256];
+
+	(void)state;
+	setenv("ALICLOUD_ACCESS_KEY_ID", "third", 1);
+	setenv("ALIBABACLOUD_ACCESS_KEY_ID", "second", 1);
+	setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", "", 1); /* empty: the next one counts */
+	setenv("ALICLOUD_ACCESS_KEY_SECRET", SECRET "3", 1);
+	setenv("VOLC_ACCESSKEY", "oldak", 1);
+	setenv("VOLC_SECRETKEY", SECRET "old", 1);
+	setenv("VOLCENGINE_SECRET_KEY", SECRET "new", 1);
+	setenv("ALIBABA_CLOUD_YUNXIAO_ACCESS_TOKEN", SECRET "yunxiao", 1);
+	assert_int_equal(config_load(&c, NULL, 0, err, sizeof(err)), 0);
+	assert_string_equal(c.prov[PROV_PAI].key_id, "second");
+	assert_string_equal(c.prov[PROV_PAI].secret, SECRET "3");
+	assert_string_equal(c.prov[PROV_VOLC].key_id, "oldak");
+	assert_string_equal(c.prov[PROV_VOLC].secret, SECRET "new");
+	assert_string_equal(c.prov[PROV_CODEUP].secret, SECRET "yunxiao");
+	config_free(&c);
+	setenv("CODEUP_TOKEN", SECRET "codeup", 1);
+	setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", "first", 1);
+	setenv("VOLCENGINE_ACCESS_KEY", "newak", 1);
+	assert_int_equal(config_load(&c, NULL, 0, err, sizeof(err)), 0);
+	assert_string_equal(c.prov[PROV_PAI].key_id, "first");
+	assert_string_equal(c.prov[PROV_VOLC].key_id, "newak");
+	assert_string_equal(c.prov[PROV_CODEUP].secret, SECRET "codeup");
+	config_free(&c);
+}
+
+static void test_env_tokens(void **state)
+{
+	static const char text[] = "[pai]\naccess_key_id = a\naccess_key_secret = " SECRET "\n"
+				   "security_token = " SECRET "filetoken\n";
+	struct config c;
+	char err[256];
+
+	(void)state;
+	setenv("ALIBABA_CLOUD_SECURITY_TOKEN", SECRET "sts", 1);
+	setenv("VOLCENGINE_ACCESS_KEY", "ak", 1);
+	setenv("VOLCENGINE_SECRET_KEY", SECRET, 1);
+	setenv("VOLCENGINE_SESSION_TOKEN", SECRET "volcsts", 1);
+	assert_int_equal(load_text(&c, text, 0600, err, sizeof(err), NULL), 0);
+	assert_string_equal(c.prov[PROV_PAI].token, SECRET "sts");
+	assert_string_equal(c.prov[PROV_VOLC].token, SECRET "volcsts");
+	config_free(&c);
+	/* A key pair from the environment does not inherit the file's STS token. */
+	clear_env(NULL);
+	setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", "envid", 1);
+	setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", SECRET "env", 1);
+	assert_int_equal(load_text(&c, text, 0600, err, sizeof(err), NULL), 0);
+	assert_null(c.prov[PROV_PAI].token);
+	config_free(&c);
+}
+
+static void test_env_bad_value(void **state)
+{
+	struct config c;
+	char err[256];
+
+	(void)state;
+	setenv("CODEUP_TOKEN", SECRET "\x02", 1);
+	assert_int_equal(config_load(&c, NULL, 0, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "environment variable CODEUP_TOKEN contains control characters");
+	setenv("CODEUP_TOKEN", "x", 1);
+	setenv("ALIBABA_CLOUD_REGION_ID", "../x", 1);
+	assert_int_equal(config_load(&c, NULL, 0, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "[pai] region is not a valid region id");
+}
+
+static void test_provider_disabled(void **state)
+{
+	struct config c;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(load_text(&c, "[volc]\nworkspaces = ws1\n[codeup]\ntoken = " SECRET "\n",
+				   0600, err, sizeof(err), NULL),
+			 0);
+	assert_false(c.prov[PROV_PAI].enabled);
+	assert_false(c.prov[PROV_VOLC].enabled);
+	assert_true(c.prov[PROV_CODEUP].enabled);
+	config_free(&c);
+}
+
+static void test_default_path(void **state)
+{
+	char *p, *home = getenv("HOME") ? strdup(getenv("HOME")) : NULL;
+
+	(void)state;
+	setenv("XDG_CONFIG_HOME", "/xdg", 1);
+	p = config_default_path();
+	assert_string_equal(p, "/xdg/codesrcfs/config");
+	free(p);
+	setenv("XDG_CONFIG_HOME", "relative", 1);
+	setenv("HOME", "/home/u", 1);
+	p = config_default_path();
+	assert_string_equal(p, "/home/u/.config/codesrcfs/config");
+	free(p);
+	unsetenv("XDG_CONFIG_HOME");
+	p = config_default_path();
+	assert_string_equal(p, "/home/u/.config/codesrcfs/config");
+	free(p);
+	if (home)
+		setenv("HOME", home, 1);
+	free(home);
+}
+
+static void test_prov_names(void **state)
+{
+	(void)state;
+	assert_string_equal(config_prov_name(PROV_PAI), "pai");
+	assert_string_equal(config_prov_name(PROV_VOLC), "volc");
+	assert_string_equal(config_prov_name(PROV_CODEUP), "codeup");
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, clear_env, clear_env)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    T(test_good_file),
+	    T(test_defaults),
+	    T(test_crlf_bom_and_lists),
+	    T(test_unknown_section_and_key),
+	    T(test_garbage_line),
+	    T(test_bad_values),
+	    T(test_half_credentials),
+	    T(test_group_readable_refused),
+	    T(test_readable_without_secrets),
+	    T(test_missing_and_directory),
+	    T(test_no_provider),
+	    T(test_endpoint_in_file),
+	    T(test_check_endpoint),
+	    T(test_env_overrides_file),
+	    T(test_env_variants_order),
+	    T(test_env_tokens),
+	    T(test_env_bad_value),
+	    T(test_provider_disabled),
+	    T(test_default_path),
+	    T(test_prov_names),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

@@ -1,0 +1,369 @@
+/* Unit tests of the tree: caching, TTLs with a fake clock, paging, look-ups, errors.
+ * A fake provider serves an in-memory list and counts what it was asked. */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "tree.h"
+
+#define FAKE_MAX 1000
+
+struct fake_entry {
+	char id[32];
+	char name[64];
+	int64_t ctime;
+};
+
+struct fake {
+	struct provider base;
+	pthread_mutex_t lock;
+	struct fake_entry e[FAKE_MAX];
+	int n;
+	long page_size;
+	int list_calls, lookup_calls;
+	int fail;            /* list_page answers this error when non-zero */
+	int mutate_on_call;  /* add an entry when this list call is made (0: never) */
+};
+
+static int64_t fake_clock;
+
+static int64_t fake_now(void)
+{
+	return fake_clock;
+}
+
+static void fake_record(const struct fake_entry *e, struct prov_record *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->id = strdup(e->id);
+	r->name = strdup(e->name);
+	r->name_len = strlen(e->name);
+	r->url = malloc(strlen(e->id) + 32);
+	sprintf(r->url, "https://git.example/%s.git", e->id);
+	r->meta = strdup("{}\n");
+	r->ctime = e->ctime;
+}
+
+static void fake_add(struct fake *f, const char *id, const char *name, int64_t ctime)
+{
+	struct fake_entry *e = &f->e[f->n++];
+
+	snprintf(e->id, sizeof(e->id), "%s", id);
+	snprintf(e->name, sizeof(e->name), "%s", name);
+	e->ctime = ctime;
+}
+
+static int fake_list_page(struct provider *p, const struct prov_record *dir, long page,
+			  struct prov_page *out)
+{
+	struct fake *f = (struct fake *)p;
+	struct prov_record r;
+	int err;
+
+	pthread_mutex_lock(&f->lock);
+	f->list_calls++;
+	err = f->fail;
+	if (f->mutate_on_call && f->list_calls == f->mutate_on_call)
+		fake_add(f, "9999", "latecomer", 99999);
+	if (!dir) { /* the root: one workspace */
+		struct prov_record ws = {.id = strdup("ws"), .name = strdup("ws"), .name_len = 2,
+					 .container = 1};
+
+		pthread_mutex_unlock(&f->lock);
+		out->total = 1;
+		out->last = 1;
+		return err ? err : prov_page_add(out, &ws);
+	}
+	out->total = f->n;
+	out->page_size = f->page_size;
+	for (long i = (page - 1) * f->page_size; !err && i < page * f->page_size && i < f->n;
+	     i++) {
+		fake_record(&f->e[i], &r);
+		prov_page_add(out, &r);
+	}
+	out->last = page * f->page_size >= f->n;
+	pthread_mutex_unlock(&f->lock);
+	return err;
+}
+
+static int fake_lookup(struct provider *p, const struct prov_record *dir, const char *term,
+		       struct prov_page *out)
+{
+	struct fake *f = (struct fake *)p;
+	struct prov_record r;
+
+	(void)dir;
+	pthread_mutex_lock(&f->lock);
+	f->lookup_calls++;
+	for (int i = 0; i < f->n; i++) {
+		if (!strstr(f->e[i].name, term))
+			continue;
+		fake_record(&f->e[i], &r);
+		prov_page_add(out, &r);
+	}
+	pthread_mutex_unlock(&f->lock);
+	return 0;
+}
+
+static void fake_destroy(struct provider *p)
+{
+	(void)p;
+}
+
+static const struct provider_ops fake_ops = {
+	.list_page = fake_list_page,
+	.lookup = fake_lookup,
+	.destroy = fake_destroy,
+};
+
+struct fixture {
+	struct fake f;
+	struct tree *t;
+};
+
+static int setup(void **state)
+{
+	struct fixture *x = calloc(1, sizeof(*x));
+	struct provider *p = &x->f.base;
+	struct tree_opts o = {.dir_ttl = 60, .attr_ttl = 30, .neg_ttl = 10, .parallel = 4,
+			      .now = fake_now};
+
+	x->f.base.ops = &fake_ops;
+	x->f.base.name = "fake";
+	x->f.page_size = 10;
+	pthread_mutex_init(&x->f.lock, NULL);
+	fake_clock = 1000;
+	x->t = tree_new(&p, 1, &o);
+	*state = x;
+	return x->t ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *x = *state;
+
+	tree_free(x->t);
+	pthread_mutex_destroy(&x->f.lock);
+	free(x);
+	return 0;
+}
+
+struct names {
+	char list[FAKE_MAX + 8][300];
+	int n;
+};
+
+static int collect(void *ctx, const char *name, const struct tree_stat *st, off_t next)
+{
+	struct names *c = ctx;
+
+	(void)st, (void)next;
+	snprintf(c->list[c->n++], sizeof(c->list[0]), "%s", name);
+	return 0;
+}
+
+static int has(const struct names *c, const char *name)
+{
+	for (int i = 0; i < c->n; i++)
+		if (!strcmp(c->list[i], name))
+			return 1;
+	return 0;
+}
+
+static void test_root_lists_providers(void **state)
+{
+	struct fixture *x = *state;
+	struct names *c = calloc(1, sizeof(*c));
+	struct tree_stat st;
+
+	assert_int_equal(tree_readdir(x->t, "/", 0, collect, c), 0);
+	assert_int_equal(c->n, 3);
+	assert_true(has(c, "fake"));
+	assert_int_equal(tree_getattr(x->t, "/fake", &st), 0);
+	assert_true(st.is_dir);
+	assert_int_equal(tree_getattr(x->t, "/nope", &st), -ENOENT);
+	assert_int_equal(x->f.list_calls, 0); /* nothing listed for the root */
+	free(c);
+}
+
+static void test_full_listing_paged_and_named(void **state)
+{
+	struct fixture *x = *state;
+	struct names *c = calloc(1, sizeof(*c));
+	char id[16], name[32];
+
+	for (int i = 0; i < 35; i++) {
+		snprintf(id, sizeof(id), "%d", 100 + i);
+		snprintf(name, sizeof(name), i < 3 ? "dup" : "repo-%d", i);
+		fake_add(&x->f, id, name, 10 + i);
+	}
+	assert_int_equal(tree_readdir(x->t, "/fake/ws", 0, collect, c), 0);
+	assert_int_equal(c->n, 2 + 35);
+	assert_true(has(c, "dup"));
+	assert_true(has(c, "dup~101"));
+	assert_true(has(c, "dup~102"));
+	assert_true(has(c, "repo-34"));
+	/* 1 root listing + 4 pages of 10 */
+	assert_int_equal(x->f.list_calls, 5);
+	free(c);
+}
+
+static void test_ttl_expiry_with_fake_clock(void **state)
+{
+	struct fixture *x = *state;
+	struct names *c = calloc(1, sizeof(*c));
+	struct tree_stat st;
+
+	fake_add(&x->f, "1", "alpha", 1);
+	assert_int_equal(tree_readdir(x->t, "/fake/ws", 0, collect, c), 0);
+	int calls = x->f.list_calls;
+
+	fake_clock += 59;
+	assert_int_equal(tree_getattr(x->t, "/fake/ws/alpha/url", &st), 0);
+	assert_int_equal(x->f.list_calls, calls); /* still fresh */
+	fake_add(&x->f, "2", "beta", 2);
+	assert_int_equal(tree_getattr(x->t, "/fake/ws/beta", &st), -ENOENT);
+	fake_clock += 2; /* past dir_ttl */
+	assert_int_equal(tree_getattr(x->t, "/fake/ws/beta", &st), 0);
+	assert_true(x->f.list_calls > calls);
+	free(c);
+}
+
+static void test_lookup_uses_filter_once(void **state)
+{
+	struct fixture *x = *state;
+	struct tree_stat st;
+	char buf[128];
+	int n;
+
+	fake_add(&x->f, "1", "my_repo", 5);
+	fake_add(&x->f, "2", "my/repo", 3); /* older: keeps the sanitised name */
+	fake_add(&x->f, "3", "other", 1);
+	x->f.list_calls = 0;
+	assert_int_equal(tree_getattr(x->t, "/fake/ws", &st), 0); /* root listing only */
+	int base = x->f.list_calls;
+
+	n = tree_read(x->t, "/fake/ws/my_repo/url", buf, sizeof(buf), 0);
+	assert_true(n > 0);
+	buf[n] = '\0';
+	assert_string_equal(buf, "https://git.example/2.git\n");
+	assert_int_equal(x->f.lookup_calls, 1);
+	assert_int_equal(x->f.list_calls, base); /* no listing of the workspace */
+}
+
+static void test_negative_cache(void **state)
+{
+	struct fixture *x = *state;
+	struct tree_stat st;
+
+	fake_add(&x->f, "1", "alpha", 1);
+	assert_int_equal(tree_getattr(x->t, "/fake/ws/missing", &st), -ENOENT);
+	assert_int_equal(x->f.lookup_calls, 1);
+	assert_int_equal(tree_getattr(x->t, "/fake/ws/missing", &st), -ENOENT);
+	assert_int_equal(x->f.lookup_calls, 1); /* remembered */
+	fake_clock += 11;
+	assert_int_equal(tree_getattr(x->t, "/fake/ws/missing", &st), -ENOENT);
+	assert_int_equal(x->f.lookup_calls, 2); /* neg_ttl passed */
+}
+
+static void test_stale_on_error_and_eio(void **state)
+{
+	struct fixture *x = *state;
+	struct names *c = calloc(1, sizeof(*c));
+
+	fake_add(&x->f, "1", "alpha", 1);
+	x->f.fail = -EACCES;
+	assert_int_equal(tree_readdir(x->t, "/fake", 0, collect, c), -EACCES);
+	x->f.fail = 0;
+	assert_int_equal(tree_readdir(x->t, "/fake/ws", 0, collect, c), 0);
+	fake_clock += 120;
+	x->f.fail = -EIO;
+	c->n = 0;
+	assert_int_equal(tree_readdir(x->t, "/fake/ws", 0, collect, c), 0);
+	assert_true(has(c, "alpha")); /* the last good listing */
+	free(c);
+}
+
+static void test_changing_listing_is_fetched_again(void **state)
+{
+	struct fixture *x = *state;
+	struct names *c = calloc(1, sizeof(*c));
+	char id[16];
+
+	for (int i = 0; i < 30; i++) {
+		snprintf(id, sizeof(id), "%d", i + 1);
+		fake_add(&x->f, id, id, i + 1);
+	}
+	x->f.mutate_on_call = 3; /* root, page 1, then an entry appears */
+	assert_int_equal(tree_readdir(x->t, "/fake/ws", 0, collect, c), 0);
+	assert_true(has(c, "latecomer"));
+	assert_true(has(c, "30"));
+	assert_int_equal(c->n, 2 + 31);
+	free(c);
+}
+
+static void test_files_and_read(void **state)
+{
+	struct fixture *x = *state;
+	struct names *c = calloc(1, sizeof(*c));
+	struct tree_stat st;
+	char buf[8];
+
+	fake_add(&x->f, "7", "seven", 1);
+	assert_int_equal(tree_readdir(x->t, "/fake/ws/seven", 0, collect, c), 0);
+	assert_true(has(c, "url"));
+	assert_true(has(c, "meta.json"));
+	assert_false(has(c, "branch"));
+	assert_int_equal(tree_getattr(x->t, "/fake/ws/seven/url", &st), 0);
+	assert_false(st.is_dir);
+	assert_int_equal(st.size, strlen("https://git.example/7.git\n"));
+	/* a read at the end gives the newline alone */
+	assert_int_equal(tree_read(x->t, "/fake/ws/seven/url", buf, sizeof(buf), st.size - 1), 1);
+	assert_int_equal(buf[0], '\n');
+	assert_int_equal(tree_read(x->t, "/fake/ws/seven/url", buf, sizeof(buf), st.size), 0);
+	assert_int_equal(tree_getattr(x->t, "/fake/ws/seven/branch", &st), -ENOENT);
+	assert_int_equal(tree_getattr(x->t, "/fake/ws/seven/url/x", &st), -ENOTDIR);
+	free(c);
+}
+
+static void test_flush_forgets(void **state)
+{
+	struct fixture *x = *state;
+	struct names *c = calloc(1, sizeof(*c));
+
+	fake_add(&x->f, "1", "alpha", 1);
+	assert_int_equal(tree_readdir(x->t, "/fake/ws", 0, collect, c), 0);
+	int calls = x->f.list_calls;
+
+	assert_int_equal(tree_readdir(x->t, "/fake/ws", 0, collect, c), 0);
+	assert_int_equal(x->f.list_calls, calls);
+	tree_flush(x->t);
+	assert_int_equal(tree_readdir(x->t, "/fake/ws", 0, collect, c), 0);
+	assert_true(x->f.list_calls > calls);
+	free(c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_root_lists_providers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_full_listing_paged_and_named, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ttl_expiry_with_fake_clock, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lookup_uses_filter_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_negative_cache, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stale_on_error_and_eio, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_changing_listing_is_fetched_again, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_files_and_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flush_forgets, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
