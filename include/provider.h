@@ -75,6 +75,10 @@ struct provider *provider_new(enum prov_kind kind, const struct prov_conf *conf,
 char *provider_meta_json(struct json_object *obj, int show_secrets);
 /* Seconds since the epoch of an ISO 8601 time ("2021-01-18T12:52:15Z", "+08:00"), 0 if bad. */
 int64_t provider_parse_time(const char *s);
+/* The string at key of a JSON object, or NULL when absent or not a string; len may be NULL. */
+const char *provider_json_str(struct json_object *obj, const char *key, size_t *len);
+/* The value at key of a JSON object when it has type t, else NULL. */
+struct json_object *provider_json_get(struct json_object *obj, const char *key, int t);
 /* Append a copy of r's pointers to pg (pg takes ownership of them). 0 or -ENOMEM. */
 int prov_page_add(struct prov_page *pg, const struct prov_record *r);
 /* Free every record in pg and reset it. */
@@ -88,5 +92,12 @@ int prov_record_copy(struct prov_record *dst, const struct prov_record *src);
 struct provider *pai_new(const struct prov_conf *conf, const struct provider_env *env);
 struct provider *volc_new(const struct prov_conf *conf, const struct provider_env *env);
 struct provider *codeup_new(const struct prov_conf *conf, const struct provider_env *env);
+
+/* ---- exposed for unit tests and fuzzing: one response body → records -------------- */
+
+/* PAI ListCodeSources body → records; out->total from TotalCount. 0 or -EIO. */
+int pai_parse_codesources(const char *body, size_t len, int show_secrets, struct prov_page *out);
+/* PAI ListWorkspaces body → workspace containers. 0 or -EIO. */
+int pai_parse_workspaces(const char *body, size_t len, struct prov_page *out);
 
 #endif

@@ -79,7 +79,11 @@ static int fake_list_page(struct provider *p, const struct prov_record *dir, lon
 		pthread_mutex_unlock(&f->lock);
 		out->total = 1;
 		out->last = 1;
-		return err ? err : prov_page_add(out, &ws);
+		if (err) {
+			prov_record_free(&ws);
+			return err;
+		}
+		return prov_page_add(out, &ws);
 	}
 	out->total = f->n;
 	out->page_size = f->page_size;

@@ -1,0 +1,230 @@
+#define _GNU_SOURCE /* strptime, timegm */
+/* provider: the table of clouds, and what every provider shares: records, pages,
+ * redacted meta.json and time parsing. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <json-c/json.h>
+
+#include "provider.h"
+
+typedef struct provider *(*provider_ctor)(const struct prov_conf *, const struct provider_env *);
+
+/* A fourth cloud is one new file and one line here. */
+static const provider_ctor provider_table[PROV_COUNT] = {
+	[PROV_PAI] = pai_new,
+	[PROV_VOLC] = volc_new,
+	[PROV_CODEUP] = codeup_new,
+};
+
+struct provider *provider_new(enum prov_kind kind, const struct prov_conf *conf,
+			      const struct provider_env *env, char *err, size_t errlen)
+{
+	struct provider *p = NULL;
+
+	if ((int)kind < 0 || kind >= PROV_COUNT || !provider_table[kind])
+		snprintf(err, errlen, "unknown provider");
+	else if (!(p = provider_table[kind](conf, env)))
+		snprintf(err, errlen, "cannot set up the provider (%s)",
+			 kind == PROV_CODEUP && !conf->nscopes
+				 ? "[codeup] organizations is required: Codeup has no call that "
+				   "lists them"
+				 : "out of memory");
+	return p;
+}
+
+/* Keys whose values are credentials, wherever they appear. */
+static int secret_key(const char *key)
+{
+	static const char *const words[] = {"token",	  "password",   "passwd",    "secret",
+					    "accesskey", "privatekey", "credential", NULL};
+	char low[128];
+	size_t i;
+
+	for (i = 0; key[i] && i < sizeof(low) - 1; i++)
+		low[i] = (char)tolower((unsigned char)key[i]);
+	low[i] = '\0';
+	for (i = 0; words[i]; i++)
+		if (strstr(low, words[i]))
+			return 1;
+	return 0;
+}
+
+static int secret_present(struct json_object *v)
+{
+	if (!v)
+		return 0;
+	if (json_object_is_type(v, json_type_string))
+		return json_object_get_string_len(v) > 0;
+	return 1;
+}
+
+static void redact(struct json_object *obj)
+{
+	if (json_object_is_type(obj, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(obj); i++)
+			redact(json_object_array_get_idx(obj, i));
+		return;
+	}
+	if (!json_object_is_type(obj, json_type_object))
+		return;
+	json_object_object_foreach(obj, key, val)
+	{
+		if (secret_key(key) && secret_present(val))
+			json_object_object_add(obj, key, json_object_new_string("******"));
+		else
+			redact(val);
+	}
+}
+
+char *provider_meta_json(struct json_object *obj, int show_secrets)
+{
+	struct json_object *copy = NULL;
+	const char *s;
+	char *out = NULL;
+	size_t len;
+
+	if (json_object_deep_copy(obj, &copy, NULL) != 0)
+		return NULL;
+	if (!show_secrets)
+		redact(copy);
+	s = json_object_to_json_string_ext(copy, JSON_C_TO_STRING_PRETTY |
+							 JSON_C_TO_STRING_SPACED |
+							 JSON_C_TO_STRING_NOSLASHESCAPE);
+	len = strlen(s);
+	out = malloc(len + 2);
+	if (out) {
+		memcpy(out, s, len);
+		out[len] = '\n';
+		out[len + 1] = '\0';
+	}
+	json_object_put(copy);
+	return out;
+}
+
+/* "+08:00", "-0530" or "Z" at s: seconds east of UTC; -1 when it is none of those. */
+static long parse_offset(const char *s, long *off)
+{
+	int h, m;
+
+	if (*s == 'Z' && s[1] == '\0') {
+		*off = 0;
+		return 0;
+	}
+	if ((*s != '+' && *s != '-') || !isdigit((unsigned char)s[1]))
+		return -1;
+	if (sscanf(s + 1, "%2d:%2d", &h, &m) != 2 && sscanf(s + 1, "%2d%2d", &h, &m) != 2)
+		return -1;
+	if (h > 23 || m > 59)
+		return -1;
+	*off = (*s == '-' ? -1 : 1) * (h * 3600L + m * 60L);
+	return 0;
+}
+
+int64_t provider_parse_time(const char *s)
+{
+	struct tm tm = {0};
+	const char *rest;
+	long off = 0;
+
+	if (!s)
+		return 0;
+	rest = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (!rest)
+		return 0;
+	if (*rest == '.')
+		for (rest++; isdigit((unsigned char)*rest); rest++)
+			;
+	if (*rest && parse_offset(rest, &off) < 0)
+		return 0;
+	return (int64_t)timegm(&tm) - off;
+}
+
+struct json_object *provider_json_get(struct json_object *obj, const char *key, int t)
+{
+	struct json_object *v;
+
+	if (!obj || !json_object_is_type(obj, json_type_object) ||
+	    !json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, (json_type)t))
+		return NULL;
+	return v;
+}
+
+const char *provider_json_str(struct json_object *obj, const char *key, size_t *len)
+{
+	struct json_object *v = provider_json_get(obj, key, json_type_string);
+
+	if (len)
+		*len = v ? (size_t)json_object_get_string_len(v) : 0;
+	return v ? json_object_get_string(v) : NULL;
+}
+
+int prov_page_add(struct prov_page *pg, const struct prov_record *r)
+{
+	if (pg->n == pg->cap) {
+		size_t cap = pg->cap ? pg->cap * 2 : 16;
+		struct prov_record *grown = realloc(pg->recs, cap * sizeof(*grown));
+
+		if (!grown)
+			return -ENOMEM;
+		pg->recs = grown;
+		pg->cap = cap;
+	}
+	pg->recs[pg->n++] = *r;
+	return 0;
+}
+
+void prov_record_free(struct prov_record *r)
+{
+	free(r->id);
+	free(r->name);
+	free(r->meta);
+	free(r->url);
+	free(r->branch);
+	free(r->aux);
+	memset(r, 0, sizeof(*r));
+}
+
+void prov_page_free(struct prov_page *pg)
+{
+	for (size_t i = 0; i < pg->n; i++)
+		prov_record_free(&pg->recs[i]);
+	free(pg->recs);
+	memset(pg, 0, sizeof(*pg));
+	pg->total = -1;
+}
+
+static int copy_str(char **dst, const char *src, size_t len)
+{
+	*dst = NULL;
+	if (!src)
+		return 0;
+	*dst = malloc(len + 1);
+	if (!*dst)
+		return -ENOMEM;
+	memcpy(*dst, src, len);
+	(*dst)[len] = '\0';
+	return 0;
+}
+
+int prov_record_copy(struct prov_record *dst, const struct prov_record *src)
+{
+	/* Scalars first; every pointer is then owned by dst alone, so freeing on failure is
+	 * safe. */
+	*dst = *src;
+	dst->id = dst->name = dst->meta = dst->url = dst->branch = dst->aux = NULL;
+	if (copy_str(&dst->id, src->id, src->id ? strlen(src->id) : 0) ||
+	    copy_str(&dst->name, src->name, src->name_len) ||
+	    copy_str(&dst->meta, src->meta, src->meta ? strlen(src->meta) : 0) ||
+	    copy_str(&dst->url, src->url, src->url ? strlen(src->url) : 0) ||
+	    copy_str(&dst->branch, src->branch, src->branch ? strlen(src->branch) : 0) ||
+	    copy_str(&dst->aux, src->aux, src->aux ? strlen(src->aux) : 0)) {
+		prov_record_free(dst);
+		return -ENOMEM;
+	}
+	return 0;
+}

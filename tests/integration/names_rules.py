@@ -1,0 +1,58 @@
+"""DESIGN §1 name rules, restated in Python so tests can predict the tree from the data."""
+
+
+def sanitize(raw: bytes) -> bytes:
+    if raw in (b"", b".", b".."):
+        return b"_" + raw
+    out = bytes(b if b >= 0x20 and b != 0x7F and b != ord("/") else ord("_") for b in raw)
+    return cut(out, 255)
+
+
+def cut(name: bytes, limit: int) -> bytes:
+    """Cut at a UTF-8 character boundary so the result has at most limit bytes."""
+    if len(name) <= limit:
+        return name
+    end = limit
+    # Step back over continuation bytes of a character that does not fit whole.
+    while end > 0 and (name[end] & 0xC0) == 0x80:
+        end -= 1
+    return name[:end]
+
+
+def id_key(i: str):
+    return (0, int(i), i) if i.isdigit() else (1, 0, i)
+
+
+def id_less(a: str, b: str) -> bool:
+    if a.isdigit() and b.isdigit():
+        return (int(a), a) < (int(b), b)
+    return a.encode() < b.encode()
+
+
+def assign(entries, reserved=()):
+    """entries: list of (raw bytes, id str, ctime int or 0). Returns {id: name bytes}."""
+    import functools
+
+    def cmp(x, y):
+        if x[2] != y[2]:
+            return -1 if x[2] < y[2] else 1
+        if x[1] == y[1]:
+            return 0
+        return -1 if id_less(x[1], y[1]) else 1
+
+    taken = set(r.encode() for r in reserved)
+    names = {}
+    for raw, ident, _ in sorted(entries, key=functools.cmp_to_key(cmp)):
+        base = sanitize(raw)
+        name = base
+        if name in taken:
+            suffix = ("~" + ident).encode().replace(b"/", b"_")
+            k = 1
+            while True:
+                name = cut(base, 255 - len(suffix) * k) + suffix * k
+                if name not in taken:
+                    break
+                k += 1
+        taken.add(name)
+        names[ident] = name
+    return names
