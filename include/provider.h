@@ -79,6 +79,32 @@ int64_t provider_parse_time(const char *s);
 const char *provider_json_str(struct json_object *obj, const char *key, size_t *len);
 /* The value at key of a JSON object when it has type t, else NULL. */
 struct json_object *provider_json_get(struct json_object *obj, const char *key, int t);
+/* A NUL-terminated copy of len bytes of s (which may hold NUL bytes), or NULL. */
+char *provider_strndup(const char *s, size_t len);
+/* Append a container record named by its id (a workspace or organization). 0 or -ENOMEM. */
+int provider_add_container(struct prov_page *out, const char *id, int kind, int64_t ctime);
+/* The configured scopes as one final page of containers. 0 or -ENOMEM. */
+int provider_scopes_page(char *const *scopes, size_t n, int kind, struct prov_page *out);
+/* What every provider keeps of its configuration and environment. */
+struct prov_common {
+	struct http *http;
+	char *key_id, *secret, *token; /* token: STS, or NULL */
+	char *region;
+	char *endpoint;
+	char **scopes;                 /* configured workspaces or organizations */
+	size_t nscopes;
+	int show_secrets;
+	long dir_ttl;
+};
+
+/* Copy conf and env into c. 0 or -ENOMEM (c is then freed). */
+int provider_common_init(struct prov_common *c, const struct prov_conf *conf,
+			 const struct provider_env *env);
+/* Free what c owns; secrets are wiped first. */
+void provider_common_free(struct prov_common *c);
+/* Offset paging: set page_size (the server's, when page 1 came back short of asked while
+ * more exist) and last, given the records added since before. */
+void provider_page_done(struct prov_page *out, long page, long asked, size_t before);
 /* Append a copy of r's pointers to pg (pg takes ownership of them). 0 or -ENOMEM. */
 int prov_page_add(struct prov_page *pg, const struct prov_record *r);
 /* Free every record in pg and reset it. */
@@ -99,5 +125,12 @@ struct provider *codeup_new(const struct prov_conf *conf, const struct provider_
 int pai_parse_codesources(const char *body, size_t len, int show_secrets, struct prov_page *out);
 /* PAI ListWorkspaces body → workspace containers. 0 or -EIO. */
 int pai_parse_workspaces(const char *body, size_t len, struct prov_page *out);
+/* Volcengine ListResources body → records. 0 or -EIO. */
+int volc_parse_resources(const char *body, size_t len, int show_secrets, struct prov_page *out);
+/* Volcengine ListWorkspaces body → workspace containers. 0 or -EIO. */
+int volc_parse_workspaces(const char *body, size_t len, struct prov_page *out);
+/* Codeup list body (a bare array) → group records, or repository records of no group. */
+int codeup_parse_list(const char *body, size_t len, const char *org, int repos, int show_secrets,
+		      struct prov_page *out);
 
 #endif

@@ -19,19 +19,15 @@ enum pai_kind { PAI_WORKSPACE = 1, PAI_CODESOURCE };
 
 struct pai {
 	struct provider base;
-	struct http *http;
-	struct sign_creds creds;
-	char *endpoint;
-	char **scopes;
-	size_t nscopes;
-	int show_secrets;
+	struct prov_common c;
 };
 
 static int pai_sign(struct http_request *req, void *ctx)
 {
 	struct pai *p = ctx;
+	struct sign_creds creds = {p->c.key_id, p->c.secret, p->c.token};
 
-	return sign_acs3(req, &p->creds, NULL, NULL);
+	return sign_acs3(req, &creds, NULL, NULL);
 }
 
 /* Alibaba throttles with HTTP 400 and a Code in the body: the status alone misleads. */
@@ -100,7 +96,7 @@ static int pai_call(struct pai *p, const char *action, struct http_request *req,
 	if (r == 0)
 		r = http_req_header(req, "x-acs-version", PAI_VERSION);
 	if (r == 0)
-		r = http_perform(p->http, req, &resp);
+		r = http_perform(p->c.http, req, &resp);
 	if (r < 0) {
 		log_msg(LOG_ERR, "pai: %s failed: %s", action, strerror(-r));
 		goto out;
@@ -123,32 +119,7 @@ out:
 
 static int pai_request(struct pai *p, const char *path, struct http_request *req)
 {
-	return http_req_init(req, "GET", p->endpoint, path);
-}
-
-static char *dup_str(const char *s, size_t len)
-{
-	char *d = malloc(len + 1);
-
-	if (d) {
-		memcpy(d, s, len);
-		d[len] = '\0';
-	}
-	return d;
-}
-
-static int pai_workspace_record(const char *id, int64_t ctime, struct prov_page *out)
-{
-	struct prov_record r = {.kind = PAI_WORKSPACE, .container = 1, .ctime = ctime};
-
-	r.id = strdup(id);
-	r.name = strdup(id);
-	r.name_len = strlen(id);
-	if (!r.id || !r.name || prov_page_add(out, &r) < 0) {
-		prov_record_free(&r);
-		return -ENOMEM;
-	}
-	return 0;
+	return http_req_init(req, "GET", p->c.endpoint, path);
 }
 
 static int pai_codesource_record(struct json_object *item, int show_secrets,
@@ -167,7 +138,7 @@ static int pai_codesource_record(struct json_object *item, int show_secrets,
 	if (!name)
 		name = id, nlen = strlen(id);
 	r.id = strdup(id);
-	r.name = dup_str(name, nlen);
+	r.name = provider_strndup(name, nlen);
 	r.name_len = nlen;
 	r.meta = provider_meta_json(item, show_secrets);
 	r.url = strdup(url ? url : "");
@@ -211,10 +182,10 @@ static int pai_parse_items(struct json_object *body, const char *key, int show_s
 			const char *id = provider_json_str(it, "WorkspaceId", NULL);
 
 			if (id && *id)
-				r = pai_workspace_record(
-					id, provider_parse_time(provider_json_str(it, "GmtCreateTime",
-										  NULL)),
-					out);
+				r = provider_add_container(
+					out, id, PAI_WORKSPACE,
+					provider_parse_time(provider_json_str(it, "GmtCreateTime",
+									      NULL)));
 		} else {
 			r = pai_codesource_record(it, show_secrets, out);
 		}
@@ -250,17 +221,6 @@ int pai_parse_workspaces(const char *body, size_t len, struct prov_page *out)
 	return pai_parse(body, len, "Workspaces", 0, out);
 }
 
-/* Page bookkeeping shared by every listing: how the server pages, and whether done. */
-static void pai_page_done(struct prov_page *out, long page, size_t before)
-{
-	long n = (long)(out->n - before);
-
-	out->page_size = PAI_PAGE;
-	if (page == 1 && n > 0 && n < PAI_PAGE && out->total > n)
-		out->page_size = n;
-	out->last = n == 0 || out->total < 0 || (page - 1) * out->page_size + n >= out->total;
-}
-
 static int pai_fetch(struct pai *p, const char *action, const char *path, const char *ws,
 		     const char *name, long page, struct prov_page *out)
 {
@@ -290,12 +250,12 @@ static int pai_fetch(struct pai *p, const char *action, const char *path, const 
 	if (!r)
 		r = pai_call(p, ws ? "ListCodeSources" : "ListWorkspaces", &req, &body);
 	if (!r) {
-		r = pai_parse_items(body, key, p->show_secrets, out);
+		r = pai_parse_items(body, key, p->c.show_secrets, out);
 		if (r == -EIO)
 			log_msg(LOG_ERR, "pai: %s: the answer has no %s list", action, key);
 	}
 	if (!r)
-		pai_page_done(out, page, before);
+		provider_page_done(out, page, PAI_PAGE, before);
 	json_object_put(body);
 	http_req_free(&req);
 	return r;
@@ -319,14 +279,9 @@ static int pai_list_page(struct provider *base, const struct prov_record *dir, l
 	if (dir)
 		return pai_fetch(p, "ListCodeSources", "/api/v1/codesources", dir->id, NULL, page,
 				 out);
-	if (!p->nscopes)
+	if (!p->c.nscopes)
 		return pai_fetch(p, "ListWorkspaces", "/api/v1/workspaces", NULL, NULL, page, out);
-	for (size_t i = 0; i < p->nscopes; i++)
-		if (pai_workspace_record(p->scopes[i], 0, out) < 0)
-			return -ENOMEM;
-	out->total = (long)p->nscopes;
-	out->last = 1;
-	return 0;
+	return provider_scopes_page(p->c.scopes, p->c.nscopes, PAI_WORKSPACE, out);
 }
 
 /* Every page of the DisplayName filter: a superset of the entries whose name holds term. */
@@ -350,15 +305,7 @@ static void pai_destroy(struct provider *base)
 {
 	struct pai *p = (struct pai *)base;
 
-	if (!p)
-		return;
-	for (size_t i = 0; i < p->nscopes; i++)
-		free(p->scopes[i]);
-	free(p->scopes);
-	free((char *)p->creds.key_id);
-	free((char *)p->creds.secret);
-	free((char *)p->creds.token);
-	free(p->endpoint);
+	provider_common_free(&p->c);
 	free(p);
 }
 
@@ -369,11 +316,6 @@ static const struct provider_ops pai_ops = {
 	.destroy = pai_destroy,
 };
 
-static char *dup_opt(const char *s)
-{
-	return s ? strdup(s) : NULL;
-}
-
 struct provider *pai_new(const struct prov_conf *conf, const struct provider_env *env)
 {
 	struct pai *p = calloc(1, sizeof(*p));
@@ -382,21 +324,9 @@ struct provider *pai_new(const struct prov_conf *conf, const struct provider_env
 		return NULL;
 	p->base.ops = &pai_ops;
 	p->base.name = "pai";
-	p->http = env->http;
-	p->show_secrets = env->show_secrets;
-	p->creds.key_id = dup_opt(conf->key_id);
-	p->creds.secret = dup_opt(conf->secret);
-	p->creds.token = dup_opt(conf->token);
-	p->endpoint = dup_opt(conf->endpoint);
-	p->scopes = calloc(conf->nscopes + 1, sizeof(*p->scopes));
-	if (!p->creds.key_id || !p->creds.secret || !p->endpoint || !p->scopes ||
-	    (conf->token && !p->creds.token))
-		goto fail;
-	for (; p->nscopes < conf->nscopes; p->nscopes++)
-		if (!(p->scopes[p->nscopes] = strdup(conf->scopes[p->nscopes])))
-			goto fail;
+	if (provider_common_init(&p->c, conf, env) < 0) {
+		free(p);
+		return NULL;
+	}
 	return &p->base;
-fail:
-	pai_destroy(&p->base);
-	return NULL;
 }

@@ -163,6 +163,105 @@ const char *provider_json_str(struct json_object *obj, const char *key, size_t *
 	return v ? json_object_get_string(v) : NULL;
 }
 
+char *provider_strndup(const char *s, size_t len)
+{
+	char *d = s ? malloc(len + 1) : NULL;
+
+	if (d) {
+		memcpy(d, s, len);
+		d[len] = '\0';
+	}
+	return d;
+}
+
+int provider_add_container(struct prov_page *out, const char *id, int kind, int64_t ctime)
+{
+	struct prov_record r = {.kind = kind, .container = 1, .ctime = ctime};
+
+	r.id = strdup(id);
+	r.name = strdup(id);
+	r.name_len = strlen(id);
+	if (!r.id || !r.name || prov_page_add(out, &r) < 0) {
+		prov_record_free(&r);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int provider_scopes_page(char *const *scopes, size_t n, int kind, struct prov_page *out)
+{
+	for (size_t i = 0; i < n; i++)
+		if (provider_add_container(out, scopes[i], kind, 0) < 0)
+			return -ENOMEM;
+	out->total = (long)n;
+	out->last = 1;
+	return 0;
+}
+
+static char *dup_opt(const char *s, int *fail)
+{
+	char *d = s ? strdup(s) : NULL;
+
+	if (s && !d)
+		*fail = 1;
+	return d;
+}
+
+int provider_common_init(struct prov_common *c, const struct prov_conf *conf,
+			 const struct provider_env *env)
+{
+	int fail = 0;
+
+	memset(c, 0, sizeof(*c));
+	c->http = env->http;
+	c->show_secrets = env->show_secrets;
+	c->dir_ttl = env->dir_ttl;
+	c->key_id = dup_opt(conf->key_id, &fail);
+	c->secret = dup_opt(conf->secret, &fail);
+	c->token = dup_opt(conf->token, &fail);
+	c->region = dup_opt(conf->region, &fail);
+	c->endpoint = dup_opt(conf->endpoint, &fail);
+	c->scopes = calloc(conf->nscopes + 1, sizeof(*c->scopes));
+	fail |= !c->scopes;
+	for (; !fail && c->nscopes < conf->nscopes; c->nscopes++)
+		c->scopes[c->nscopes] = dup_opt(conf->scopes[c->nscopes], &fail);
+	if (fail) {
+		provider_common_free(c);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static void free_secret(char *s)
+{
+	if (s)
+		explicit_bzero(s, strlen(s));
+	free(s);
+}
+
+void provider_common_free(struct prov_common *c)
+{
+	for (size_t i = 0; c->scopes && c->scopes[i]; i++)
+		free(c->scopes[i]);
+	free(c->scopes);
+	free(c->key_id);
+	free_secret(c->secret);
+	free_secret(c->token);
+	free(c->region);
+	free(c->endpoint);
+	memset(c, 0, sizeof(*c));
+}
+
+void provider_page_done(struct prov_page *out, long page, long asked, size_t before)
+{
+	long n = (long)(out->n - before);
+
+	out->page_size = asked;
+	if (page == 1 && n > 0 && n < asked && out->total > n)
+		out->page_size = n;
+	out->last = n == 0 || out->total < 0 || (page - 1) * out->page_size + n >= out->total;
+}
+
 int prov_page_add(struct prov_page *pg, const struct prov_record *r)
 {
 	if (pg->n == pg->cap) {
