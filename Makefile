@@ -9,10 +9,10 @@ SANITIZE  ?=
 PYTHON    := /usr/bin/python3
 
 CFLAGS    ?= -O2 -g
-CFLAGS    += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Iinclude \
+ALL_CFLAGS = $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror -Wshadow -Iinclude \
 	     $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
 	     -DCODESRCFS_VERSION=\"$(VERSION)\" $(SANITIZE)
-LDFLAGS   += $(SANITIZE)
+ALL_LDFLAGS = $(LDFLAGS) $(SANITIZE)
 LDLIBS    += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 
 SRC       := $(wildcard src/*.c)
@@ -33,13 +33,13 @@ DEB_DEMO  := fuse3 python3 git
 all: $(BUILD)/codesrcfs
 
 $(BUILD)/codesrcfs: $(OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/obj/%.o: src/%.c $(wildcard include/*.h) | $(BUILD)/obj
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJ) | $(BUILD)/tests
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS) -lcmocka
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS) -lcmocka
 
 $(BUILD)/obj $(BUILD)/tests:
 	mkdir -p $@
