@@ -243,7 +243,8 @@ static int run_loop(struct mount *m, const struct fuse_cmdline_opts *fo)
 	}
 	fuse_remove_signal_handlers(se);
 	fuse_unmount(m->fuse);
-	return r ? 1 : 0;
+	/* libfuse reports the signal that ended the loop; SIGTERM and SIGINT are a clean end. */
+	return r == 0 || r == SIGTERM || r == SIGINT ? 0 : 1;
 }
 
 static int check_mountpoint(const char *mp)

@@ -174,12 +174,12 @@ def test_missing_names_are_enoent(pai):
 def test_grep_and_find(pai):
     emu, m = pai
     total = sum(len(w["code_sources"]) for w in pai_workspaces(emu))
-    out = subprocess.run(["find", m.path, "-name", "url"], capture_output=True, check=True,
-                         timeout=60).stdout
-    assert len(out.splitlines()) == total
-    r = subprocess.run(["grep", "-rl", "--include=meta.json", "CodeSourceId", m.path],
+    out = subprocess.run(["find", m.path, "-name", "url", "-print0"], capture_output=True,
+                         check=True, timeout=60).stdout
+    assert len(out.split(b"\0")) - 1 == total
+    r = subprocess.run(["grep", "-rlZ", "--include=meta.json", "CodeSourceId", m.path],
                        capture_output=True, check=True, timeout=60)
-    assert len(r.stdout.splitlines()) == total
+    assert len(r.stdout.split(b"\0")) - 1 == total
 
 
 def test_awkward_names_follow_the_rules(pai):
