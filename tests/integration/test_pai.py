@@ -174,7 +174,7 @@ def test_missing_names_are_enoent(pai):
 def test_grep_and_find(pai):
     emu, m = pai
     total = sum(len(w["code_sources"]) for w in pai_workspaces(emu))
-    out = subprocess.run(["find", m.path, "-name", "url", "-print0"], capture_output=True,
+    out = subprocess.run(["find", m.path, "-type", "f", "-name", "url", "-print0"], capture_output=True,
                          check=True, timeout=60).stdout
     assert len(out.split(b"\0")) - 1 == total
     r = subprocess.run(["grep", "-rlZ", "--include=meta.json", "CodeSourceId", m.path],

@@ -165,6 +165,6 @@ def test_all_three_providers_at_once(emulator, mount, tmp_path):
     total += sum(len(w["resources"]) for w in emu.data()["volc"]["workspaces"])
     org = emu.data()["codeup"]["organizations"][0]
     total += len(org["namespaces"]) + len(org["repositories"])
-    out = subprocess.run(["find", m.path, "-name", "url", "-print0"], capture_output=True,
+    out = subprocess.run(["find", m.path, "-type", "f", "-name", "url", "-print0"], capture_output=True,
                          check=True, timeout=120).stdout
     assert len(out.split(b"\0")) - 1 == total
