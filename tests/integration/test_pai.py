@@ -334,3 +334,94 @@ def test_sigterm_unmounts_cleanly(emulator, mount):
     m.proc.send_signal(signal.SIGTERM)
     assert m.proc.wait(timeout=10) == 0
     assert not os.path.ismount(m.path)
+
+
+def test_server_pages_shorter_than_asked(emulator, mount):
+    emu = emulator("--generate-pai", "205", "--max-page-size", "30")
+    ws = pai_workspaces(emu)[0]
+    m = mount(emu, pai_config(emu, workspaces=[ws["WorkspaceId"]]))
+    emu.reset_stats()
+    names = expected_names(ws["code_sources"])
+    listed = os.listdir(os.fsencode(os.path.join(m.path, "pai", ws["WorkspaceId"])))
+    assert sorted(listed) == sorted(names.values())
+    assert emu.stats()["pai.ListCodeSources"] == 7  # ceil(205 / 30)
+
+
+def test_sts_token_is_sent_and_checked(emulator, mount, tmp_path, run_codesrcfs):
+    emu = emulator("--generate-pai", "5", "--pai-sts", "sts-token-value")
+    m = mount(emu, pai_config(emu, extra="security_token = sts-token-value\n"))
+    assert os.listdir(os.path.join(m.path, "pai"))
+    cfg = tmp_path / "nosts"
+    cfg.write_text(pai_config(emu))
+    cfg.chmod(0o600)
+    (tmp_path / "mnt-nosts").mkdir()
+    r = run_codesrcfs(["-f", "-o", f"config={cfg}", str(tmp_path / "mnt-nosts")])
+    assert r.returncode != 0 and "InvalidSecurityToken" in r.stderr
+
+
+def test_credentials_from_the_environment(emulator, mount):
+    emu = emulator("--generate-pai", "5")
+    m = mount(emu, f"[pai]\nendpoint = {emu.url}\n",
+              env={"ALIBABA_CLOUD_ACCESS_KEY_ID": "testak",
+                   "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "testsecret"})
+    assert os.listdir(m.path) == ["pai"]
+
+
+def test_many_parallel_readers(emulator, mount):
+    from concurrent.futures import ThreadPoolExecutor
+
+    emu = emulator("--generate-pai", "300", "--latency-ms", "5")
+    ws = pai_workspaces(emu)[0]
+    m = mount(emu, pai_config(emu, workspaces=[ws["WorkspaceId"]]), opts=["dir_ttl=1"])
+    wsdir = os.path.join(m.path, "pai", ws["WorkspaceId"])
+    want = len(ws["code_sources"])
+
+    def reader(k):
+        import time
+
+        for _ in range(5):
+            names = os.listdir(wsdir)
+            assert len(names) == want
+            with open(os.path.join(wsdir, names[k % len(names)], "url"), "rb") as f:
+                assert f.read().endswith(b"\n")
+            time.sleep(0.3)  # let dir_ttl expire under the readers
+        return True
+
+    with ThreadPoolExecutor(16) as ex:
+        assert all(ex.map(reader, range(16)))
+
+
+def test_debug_output_has_no_secret(emulator, mount):
+    emu = emulator("--generate-pai", "30")
+    m = mount(emu, pai_config(emu), opts=["debug"])
+    for root, dirs, files in os.walk(m.path):
+        for f in files:
+            open(os.path.join(root, f), "rb").read()
+    log = m.log()
+    assert "GETATTR" in log or "getattr" in log.lower()
+    assert "testsecret" not in log
+    assert not any(cs["CodeRepoAccessToken"] in log for w in pai_workspaces(emu)
+                   for cs in w["code_sources"] if cs["CodeRepoAccessToken"])
+
+
+def test_listing_is_exact_under_throttling_and_5xx(emulator, mount):
+    emu = emulator("--generate-pai", "400", "--seed", "7")
+    ws = pai_workspaces(emu)[0]
+    m = mount(emu, pai_config(emu, workspaces=[ws["WorkspaceId"]]), opts=["retries=8"])
+    emu.configure(fail_5xx=0.2, throttle=0.1, retry_after=0)
+    names = expected_names(ws["code_sources"])
+    listed = os.listdir(os.fsencode(os.path.join(m.path, "pai", ws["WorkspaceId"])))
+    assert sorted(listed) == sorted(names.values())
+    s = emu.stats()
+    assert s.get("fault.5xx", 0) + s.get("fault.throttle", 0) > 0
+
+
+def test_backend_failing_gives_eio_with_nothing_cached(emulator, mount):
+    emu = emulator("--generate-pai", "10")
+    ws = pai_workspaces(emu)[0]["WorkspaceId"]
+    m = mount(emu, pai_config(emu, workspaces=[ws]), opts=["retries=1", "timeout=2"])
+    emu.configure(fail_5xx=1.0)
+    with pytest.raises(OSError) as e:
+        os.listdir(os.path.join(m.path, "pai", ws))
+    assert e.value.errno == errno.EIO
+    assert "ServiceUnavailable" in m.log()

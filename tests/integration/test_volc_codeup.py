@@ -80,25 +80,37 @@ def test_provider_without_credentials_is_absent(emulator, mount):
 
 
 def codeup_expected(org):
-    """{relative dir path: repository or group record} predicted from the data."""
-    groups = {g["id"]: g for g in org["namespaces"]}
-    out = {}
+    """{relative dir path: ("group"|"repo", record)} predicted from the data, with the
+    DESIGN §1 names computed per directory (groups count as older than repositories)."""
+    members = {}  # parent rel path → [(raw, id, ctime, kind, record)]
     for g in org["namespaces"]:
-        rel = g["fullPath"].split("/", 1)[1]
-        out[rel] = ("group", g)
+        parent = g["fullPath"].split("/", 1)[1].rpartition("/")[0]
+        members.setdefault(parent, []).append((g["path"], str(g["id"]), 0, "group", g))
     for r in org["repositories"]:
         ns = r["pathWithNamespace"].rsplit("/", 1)[0]
-        rel_ns = ns.split("/", 1)[1] if "/" in ns else ""
-        name = r["path"]
-        if rel_ns and name in ("meta.json", "url"):  # the group serves these files itself
-            name += f"~{r['id']}"
-        out[(rel_ns + "/" if rel_ns else "") + name] = ("repo", r)
-    assert groups
+        parent = ns.split("/", 1)[1] if "/" in ns else ""
+        members.setdefault(parent, []).append((r["path"], str(r["id"]), iso(r["createdAt"]),
+                                               "repo", r))
+    out = {}
+
+    def walk(parent, prefix):
+        entries = members.get(parent, [])
+        reserved = ("meta.json", "url") if parent else ()
+        names = assign([(e[0].encode(), e[1], e[2]) for e in entries], reserved)
+        for raw, ident, _, kind, rec in entries:
+            rel = prefix + names[ident].decode()
+            out[rel] = (kind, rec)
+            if kind == "group":
+                walk((parent + "/" if parent else "") + raw, rel + "/")
+
+    walk("", "")
     return out
 
 
-def test_codeup_tree_shape_urls_and_branches(emulator, mount):
-    emu = emulator("--generate-codeup", "120")
+@pytest.mark.parametrize("headers", [True, False])
+def test_codeup_tree_shape_urls_and_branches(emulator, mount, headers):
+    emu = emulator("--generate-codeup", "250")
+    emu.configure(codeup_headers=headers)
     m = mount(emu, codeup_config(emu))
     org = emu.data()["codeup"]["organizations"][0]
     want = codeup_expected(org)
@@ -168,3 +180,73 @@ def test_all_three_providers_at_once(emulator, mount, tmp_path):
     out = subprocess.run(["find", m.path, "-type", "f", "-name", "url", "-print0"], capture_output=True,
                          check=True, timeout=120).stdout
     assert len(out.split(b"\0")) - 1 == total
+
+
+def test_codeup_paging_with_and_without_headers(emulator, mount):
+    for headers in (True, False):
+        emu = emulator("--generate-codeup", "250")
+        emu.configure(codeup_headers=headers)
+        m = mount(emu, codeup_config(emu))
+        org = emu.data()["codeup"]["organizations"][0]
+        emu.reset_stats()
+        os.listdir(os.path.join(m.path, "codeup", org["id"]))
+        # 250 repositories at 100 a page: 3 pages, whichever way the end is found
+        assert emu.stats()["codeup.ListRepositories"] == 3
+
+
+def test_volc_lookup_uses_the_name_filter(emulator, mount):
+    emu = emulator("--generate-volc", "300")
+    ws = emu.data()["volc"]["workspaces"][0]
+    m = mount(emu, volc_config(emu, workspaces=[ws["Id"]]))
+    r = next(r for r in ws["resources"] if r["Name"] == "svc-20" or r["Name"].endswith("-20"))
+    emu.reset_stats()
+    with open(os.path.join(m.path, "volc", ws["Id"], r["Name"], "url")) as f:
+        assert f.read() == r["Configuration"]["Git"]["Url"] + "\n"
+    assert emu.stats()["volc.ListResources"] == 1
+
+
+def test_volc_sts_and_environment(emulator, mount):
+    emu = emulator("--generate-volc", "5", "--volc-sts", "volc-sts-token")
+    m = mount(emu, f"[volc]\nendpoint = {emu.url}\n",
+              env={"VOLCENGINE_ACCESS_KEY": "volcak", "VOLCENGINE_SECRET_KEY": "volcsecret",
+                   "VOLCENGINE_SESSION_TOKEN": "volc-sts-token"})
+    assert os.listdir(m.path) == ["volc"]
+    assert os.listdir(os.path.join(m.path, "volc"))
+
+
+def test_codeup_token_from_the_environment(emulator, mount):
+    emu = emulator("--generate-codeup", "5")
+    m = mount(emu, f"[codeup]\nendpoint = {emu.url}\n",
+              env={"ALIBABA_CLOUD_YUNXIAO_ACCESS_TOKEN": "pt-testtoken",
+                   "ALIBABA_CLOUD_YUNXIAO_ORGANIZATION_ID": "org-1"})
+    assert os.listdir(os.path.join(m.path, "codeup")) == ["org-1"]
+
+
+def test_git_clone_loop_over_a_codeup_group(emulator, mount, tmp_path):
+    repos = tmp_path / "repos"
+    items = []
+    for i, name in enumerate(["api", "worker", "docs"]):
+        src = tmp_path / "src" / name
+        subprocess.run(["git", "init", "-q", "-b", "main", str(src)], check=True)
+        (src / "README").write_text(name + "\n")
+        subprocess.run(["git", "-C", str(src), "add", "README"], check=True)
+        subprocess.run(["git", "-C", str(src), "-c", "user.name=t", "-c", "user.email=t@t",
+                        "commit", "-qm", "init"], check=True)
+        subprocess.run(["git", "clone", "-q", "--bare", str(src), str(repos / f"{name}.git")],
+                       check=True)
+        items.append({"id": 100 + i, "name": name, "path": name,
+                      "pathWithNamespace": f"o/backend/{name}", "namespaceId": 7,
+                      "httpUrlToRepo": f"file://{repos}/{name}.git", "defaultBranch": "main",
+                      "webUrl": "https://codeup.example/x", "createdAt": "2024-01-01T00:00:00Z"})
+    data = {"codeup": {"organizations": [{"id": "o", "namespaces": [
+        {"id": 7, "name": "backend", "path": "backend", "fullPath": "o/backend", "kind": "group",
+         "parentId": 1, "webUrl": "https://codeup.example/o/backend"}], "repositories": items}]}}
+    (tmp_path / "data.json").write_text(json.dumps(data))
+    emu = emulator("--data", str(tmp_path / "data.json"))
+    m = mount(emu, codeup_config(emu, orgs=("o",)))
+    clones = tmp_path / "clones"
+    script = (f'for d in "{m.path}"/codeup/o/backend/*/; do '
+              f'git clone -q --branch "$(cat "$d/branch")" "$(cat "$d/url")" '
+              f'"{clones}/$(basename "$d")" || exit 1; done')
+    subprocess.run(["bash", "-c", script], check=True, timeout=120)
+    assert sorted(os.listdir(clones)) == ["api", "docs", "worker"]
