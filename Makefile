@@ -24,7 +24,7 @@ ASAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-
 
 DEB_BUILD := gcc make pkg-config libfuse3-dev libcurl4-openssl-dev libjson-c-dev libssl-dev \
 	     uthash-dev libcmocka-dev
-DEB_TEST  := fuse3 python3 python3-pytest git attr valgrind clang
+DEB_TEST  := fuse3 python3 python3-pytest git
 DEB_DEMO  := fuse3 python3 git
 
 .PHONY: all unit integration check check-plain check-asan demo deps deps-test deps-demo \
