@@ -30,6 +30,10 @@ char *config_default_path(void);
  * then fill defaults and validate. On error, one line naming the problem (file and line
  * where it applies) goes to err and -EINVAL (or -errno) is returned. */
 int config_load(struct config *c, const char *path, int explicit, char *err, size_t errlen);
+/* config_load, then the vendors' files (~/.aliyun/config.json profile `profile`, or its
+ * current one when NULL; ~/.volc/config) for a provider still without credentials. */
+int config_load_profile(struct config *c, const char *path, int explicit, const char *profile,
+			char *err, size_t errlen);
 /* Check an endpoint: https://, or http:// to a loopback host only. 0 or -EINVAL + err. */
 int config_check_endpoint(const char *url, char *err, size_t errlen);
 /* Release everything c owns. */

@@ -41,6 +41,7 @@ struct http_request {
 	enum http_verdict (*classify)(const struct http_response *resp, void *ctx);
 	void *classify_ctx;
 	const char *label; /* names the call in logs, e.g. "pai ListCodeSources"; no secrets */
+	const char *id_header; /* response header carrying the request id, for logs, or NULL */
 };
 
 struct http_opts {

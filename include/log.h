@@ -6,6 +6,10 @@
 
 /* Choose the sink and the level; debug enables LOG_DEBUG lines. */
 void log_open(int debug, int foreground);
+/* Send every line to path (appended) from now on. 0 or -errno. */
+int log_set_file(const char *path);
+/* Reopen the log file (after logrotate moved it; SIGHUP). 0 or -errno. */
+int log_reopen(void);
 /* Non-zero when -d asked for debug lines. */
 int log_debug_enabled(void);
 /* Print one line at priority prio (LOG_ERR … LOG_DEBUG); never pass a secret. */

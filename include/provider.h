@@ -19,6 +19,7 @@ struct prov_record {
 	char *meta;        /* meta.json contents (redacted), or NULL for no meta.json */
 	char *url;         /* url file contents without the newline, or NULL */
 	char *branch;      /* branch file contents without the newline, or NULL */
+	char *web_url;     /* the entry's page in the cloud's console, or NULL */
 	int64_t ctime;     /* creation/modification times, 0 when unknown */
 	int64_t mtime;
 	int kind;          /* provider-private: what sort of entry this is */

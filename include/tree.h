@@ -40,6 +40,11 @@ int tree_getattr(struct tree *t, const char *path, struct tree_stat *st);
 int tree_readdir(struct tree *t, const char *path, off_t off, tree_fill_fn fill, void *ctx);
 /* Up to size bytes of file path from off. Bytes read or -errno. */
 int tree_read(struct tree *t, const char *path, char *buf, size_t size, off_t off);
+/* Extended attribute name of directory path (user.codesrcfs.provider, .id, .web_url) into
+ * buf; size 0 asks for the length. Length, or -ENODATA, -ERANGE, -errno. */
+int tree_getxattr(struct tree *t, const char *path, const char *name, char *buf, size_t size);
+/* The NUL-separated names of path's extended attributes; size 0 asks for the length. */
+int tree_listxattr(struct tree *t, const char *path, char *buf, size_t size);
 /* Forget every listing and every remembered miss (SIGHUP). */
 void tree_flush(struct tree *t);
 /* Free t and every node. */

@@ -79,6 +79,7 @@ static int codeup_get(struct codeup *cu, const char *what, const char *path,
 	if (r < 0)
 		return r;
 	req.label = what;
+	req.id_header = "x-request-id";
 	for (size_t i = 0; r == 0 && query && query[i]; i += 2)
 		r = http_req_query(&req, query[i], query[i + 1]);
 	if (r == 0)
@@ -186,6 +187,7 @@ static int codeup_group_record(struct json_object *it, const char *org, int show
 	r.name_len = strlen(path);
 	r.meta = provider_meta_json(it, show_secrets);
 	r.url = strdup(web ? web : "");
+	r.web_url = web && *web ? strdup(web) : NULL;
 	if (asprintf(&r.aux, "%s\n%s", org, full ? full : "") < 0)
 		r.aux = NULL;
 	if (!r.id || !r.name || !r.meta || !r.url || !r.aux || prov_page_add(out, &r) < 0) {
@@ -218,6 +220,7 @@ static int codeup_repo_record(struct json_object *it, const char *org, int show_
 	r.branch = branch && *branch ? strdup(branch) : NULL;
 	r.incomplete = !r.url || !r.branch;
 	r.aux = strdup(org);
+	r.web_url = provider_json_str(it, "webUrl", NULL) ? strdup(provider_json_str(it, "webUrl", NULL)) : NULL;
 	r.ctime = provider_parse_time(provider_json_str(it, "createdAt", NULL));
 	r.mtime = provider_parse_time(mtime ? mtime : provider_json_str(it, "updatedAt", NULL));
 	if (!r.id || !r.name || !r.meta || !r.aux || prov_page_add(out, &r) < 0) {

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "credfile.h"
 
 #define CFG_MAX_LINE  8192
 #define CFG_MAX_VALUE 4096 /* STS tokens run to a couple of thousand bytes */
@@ -743,6 +744,12 @@ static int cfg_finish(struct config *c, char *err, size_t errlen)
 
 int config_load(struct config *c, const char *path, int explicit, char *err, size_t errlen)
 {
+	return config_load_profile(c, path, explicit, NULL, err, errlen);
+}
+
+int config_load_profile(struct config *c, const char *path, int explicit, const char *profile,
+			char *err, size_t errlen)
+{
 	int rc = 0;
 
 	memset(c, 0, sizeof(*c));
@@ -754,6 +761,8 @@ int config_load(struct config *c, const char *path, int explicit, char *err, siz
 		rc = cfg_fail(err, errlen, "no configuration file given");
 	if (!rc)
 		rc = cfg_apply_env(c, err, errlen);
+	if (!rc)
+		rc = credfile_fill(c, profile, err, errlen);
 	if (!rc)
 		rc = cfg_finish(c, err, errlen);
 	if (rc)

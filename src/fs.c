@@ -125,6 +125,16 @@ static int fs_access(const char *path, int mask)
 	return (mask & W_OK) ? -EROFS : 0;
 }
 
+static int fs_getxattr(const char *path, const char *name, char *value, size_t size)
+{
+	return tree_getxattr(fs_get()->tree, path, name, value, size);
+}
+
+static int fs_listxattr(const char *path, char *list, size_t size)
+{
+	return tree_listxattr(fs_get()->tree, path, list, size);
+}
+
 static int fs_rofs_path(const char *path, mode_t mode)
 {
 	(void)path, (void)mode;
@@ -227,6 +237,8 @@ static const struct fuse_operations fs_ops = {
 	.write = fs_rofs_write,
 	.create = fs_rofs_create,
 	.utimens = fs_rofs_utimens,
+	.getxattr = fs_getxattr,
+	.listxattr = fs_listxattr,
 	.setxattr = fs_rofs_setxattr,
 	.removexattr = fs_rofs_removexattr,
 };

@@ -485,9 +485,13 @@ static void http_attempt(struct http *h, CURL *c, struct http_request *req,
 			o->rc = 0;
 	}
 	/* Path only: the query and the headers carry signatures and tokens. */
-	if (o->rc == 0)
-		log_msg(LOG_DEBUG, "%s: %s %s -> %ld in %ld ms (attempt %d)", http_label(req),
-			http_method(req), req->path, resp->status, o->ms, attempt + 1);
+	if (o->rc == 0) {
+		const char *rid = req->id_header ? http_resp_header(resp, req->id_header) : NULL;
+
+		log_msg(LOG_DEBUG, "%s: %s %s -> %ld in %ld ms (attempt %d, request id %s)",
+			http_label(req), http_method(req), req->path, resp->status, o->ms,
+			attempt + 1, rid ? rid : "-");
+	}
 	else
 		log_msg(LOG_DEBUG, "%s: %s %s -> %s in %ld ms (attempt %d)", http_label(req),
 			http_method(req), req->path,

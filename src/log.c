@@ -1,14 +1,57 @@
 /* log: stderr in the foreground, syslog once daemonised. */
+#include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static int log_debug;
 static int log_syslog;
+static FILE *log_file;
+static char *log_path;
+
+static int log_open_file_locked(void)
+{
+	FILE *f = fopen(log_path, "ae");
+
+	if (!f)
+		return -errno;
+	setvbuf(f, NULL, _IOLBF, 0);
+	if (log_file)
+		fclose(log_file);
+	log_file = f;
+	return 0;
+}
+
+int log_set_file(const char *path)
+{
+	int r = -ENOMEM;
+
+	pthread_mutex_lock(&log_lock);
+	free(log_path);
+	log_path = strdup(path);
+	if (log_path)
+		r = log_open_file_locked();
+	pthread_mutex_unlock(&log_lock);
+	return r;
+}
+
+int log_reopen(void)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&log_lock);
+	if (log_path)
+		r = log_open_file_locked();
+	pthread_mutex_unlock(&log_lock);
+	return r;
+}
 
 void log_open(int debug, int foreground)
 {
@@ -61,7 +104,15 @@ void log_msg(int prio, const char *fmt, ...)
 
 	/* One lock around the write keeps lines from several threads whole. */
 	pthread_mutex_lock(&log_lock);
-	if (log_syslog)
+	if (log_file) {
+		char stamp[32];
+		time_t now = time(NULL);
+		struct tm tm;
+
+		strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tm));
+		fprintf(log_file, "%s codesrcfs[%ld]: %s: %s\n", stamp, (long)getpid(),
+			log_level_name(prio), line);
+	} else if (log_syslog)
 		syslog(prio, "%s", line);
 	else
 		fprintf(stderr, "codesrcfs: %s: %s\n", log_level_name(prio), line);

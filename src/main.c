@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* memmem */
 /* main: options, configuration, the check at mount, then the FUSE loop. */
 #include <errno.h>
 #include <limits.h>
@@ -24,7 +25,9 @@
 struct cli {
 	char *config;
 	char *dir_ttl, *attr_ttl, *neg_ttl, *timeout, *retries, *parallel;
+	char *profile, *logfile;
 	int delay_connect;
+	int allow_other;
 	int show_secrets;
 	int help;
 	int version;
@@ -40,6 +43,9 @@ static const struct fuse_opt cli_opts[] = {
 	CLI_OPT("timeout=%s", timeout),
 	CLI_OPT("retries=%s", retries),
 	CLI_OPT("parallel=%s", parallel),
+	CLI_OPT("profile=%s", profile),
+	CLI_OPT("logfile=%s", logfile),
+	FUSE_OPT_KEY("allow_other", 1),
 	CLI_OPT("delay_connect", delay_connect),
 	CLI_OPT("show_secrets", show_secrets),
 	CLI_OPT("-h", help),
@@ -48,6 +54,37 @@ static const struct fuse_opt cli_opts[] = {
 	CLI_OPT("--version", version),
 	FUSE_OPT_END,
 };
+
+/* Option names that would carry a secret: refused, so it never shows in ps or /proc/mounts,
+ * and never echoed back (libfuse's own "unknown option" message would print it). */
+static int secret_option(const char *arg)
+{
+	static const char *const words[] = {"secret", "token", "password", "access_key", NULL};
+	size_t len = strcspn(arg, "=");
+
+	for (size_t i = 0; words[i]; i++)
+		if (memmem(arg, len, words[i], strlen(words[i])))
+			return 1;
+	return 0;
+}
+
+static int cli_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct cli *c = data;
+
+	(void)outargs;
+	if (key == 1) {
+		c->allow_other = 1;
+		return 1; /* libfuse needs it too */
+	}
+	if (key == FUSE_OPT_KEY_OPT && secret_option(arg)) {
+		fprintf(stderr, "codesrcfs: credentials are not accepted as -o options (they would "
+			"show in ps and /proc/mounts): put '%.*s' in the configuration file or the "
+			"environment\n", (int)strcspn(arg, "="), arg);
+		return -1;
+	}
+	return 1;
+}
 
 struct settings {
 	long dir_ttl, attr_ttl, neg_ttl, timeout, retries, parallel;
@@ -72,6 +109,8 @@ static void usage(const char *prog)
 	       "    -o parallel=N        page requests in flight for one listing (8)\n"
 	       "    -o delay_connect     skip the credential check at mount\n"
 	       "    -o show_secrets      do not redact credential fields in meta.json\n"
+	       "    -o profile=NAME      profile of ~/.aliyun/config.json to use for pai\n"
+	       "    -o logfile=PATH      append log lines to PATH (reopened on SIGHUP)\n"
 	       "    -f                   stay in the foreground\n"
 	       "    -d                   debug output (implies -f)\n\n"
 	       "Credentials come from the configuration file and the environment\n"
@@ -211,6 +250,7 @@ static void *hup_thread(void *arg)
 	sigaddset(&set, SIGHUP);
 	for (;;) {
 		if (sigwait(&set, &sig) == 0 && sig == SIGHUP) {
+			log_reopen();
 			log_msg(LOG_INFO, "SIGHUP: dropping every cached listing");
 			tree_flush(t);
 		}
@@ -269,7 +309,8 @@ static int load_config(struct mount *m, const struct cli *cli)
 	char *path = cli->config ? strdup(cli->config) : config_default_path();
 	int r;
 
-	r = config_load(&m->conf, path, cli->config != NULL, err, sizeof(err));
+	r = config_load_profile(&m->conf, path, cli->config != NULL, cli->profile, err,
+				sizeof(err));
 	if (r < 0)
 		fprintf(stderr, "codesrcfs: %s\n", err[0] ? err : "cannot read the configuration");
 	free(path);
@@ -300,6 +341,9 @@ static int setup(struct mount *m, struct fuse_args *args, const struct cli *cli,
 	m->fuse = fuse_new(args, fs_operations(), sizeof(struct fuse_operations), &m->fs);
 	if (!m->fuse)
 		return -EINVAL; /* libfuse said why */
+	if (cli->allow_other)
+		log_msg(LOG_WARNING, "allow_other: every user of this machine can read what these "
+			"credentials can list");
 	if (!cli->delay_connect && check_providers(m) < 0)
 		return -EACCES;
 	if (fuse_mount(m->fuse, fo->mountpoint) != 0)
@@ -321,7 +365,7 @@ int main(int argc, char *argv[])
 	sigaddset(&hup, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &hup, NULL);
 
-	if (fuse_opt_parse(&args, &cli, cli_opts, NULL) != 0)
+	if (fuse_opt_parse(&args, &cli, cli_opts, cli_proc) != 0)
 		goto out;
 	if (cli.help || cli.version) {
 		if (cli.help)
@@ -334,6 +378,11 @@ int main(int argc, char *argv[])
 	if (fuse_parse_cmdline(&args, &fo) != 0)
 		goto out;
 	log_open(fo.debug, 1);
+	if (cli.logfile && log_set_file(cli.logfile) < 0) {
+		fprintf(stderr, "codesrcfs: cannot open log file %s: %s\n", cli.logfile,
+			strerror(errno));
+		goto out;
+	}
 	if (setup(&m, &args, &cli, &fo) < 0)
 		goto out;
 	if (fuse_daemonize(fo.foreground) != 0)
@@ -353,6 +402,8 @@ out:
 	free(cli.timeout);
 	free(cli.retries);
 	free(cli.parallel);
+	free(cli.profile);
+	free(cli.logfile);
 	fuse_opt_free_args(&args);
 	return ret;
 }

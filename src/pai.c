@@ -81,8 +81,8 @@ static int pai_fail(const char *action, const struct http_response *resp)
 }
 
 /* GET path with the query in req; the parsed body of a 2xx answer in *out. */
-static int pai_call(struct pai *p, const char *action, struct http_request *req,
-		    struct json_object **out)
+static int pai_call(struct pai *p, const char *action, const char *label,
+		    struct http_request *req, struct json_object **out)
 {
 	struct http_response resp = {0};
 	int r;
@@ -91,7 +91,8 @@ static int pai_call(struct pai *p, const char *action, struct http_request *req,
 	req->sign = pai_sign;
 	req->sign_ctx = p;
 	req->classify = pai_classify;
-	req->label = action;
+	req->label = label;
+	req->id_header = "x-acs-request-id";
 	r = http_req_header(req, "x-acs-action", action);
 	if (r == 0)
 		r = http_req_header(req, "x-acs-version", PAI_VERSION);
@@ -229,6 +230,7 @@ static int pai_fetch(struct pai *p, const char *action, const char *path, const 
 	char num[24], size[24];
 	size_t before = out->n;
 	const char *key = ws ? "CodeSources" : "Workspaces";
+	char label[160];
 	int r;
 
 	snprintf(num, sizeof(num), "%ld", page);
@@ -247,8 +249,11 @@ static int pai_fetch(struct pai *p, const char *action, const char *path, const 
 		r = http_req_query(&req, "Order", "ASC");
 	if (!r && name)
 		r = http_req_query(&req, "DisplayName", name);
+	snprintf(label, sizeof(label), "pai %s%s page %ld%s",
+		 ws ? "ListCodeSources ws=" : "ListWorkspaces", ws ? ws : "", page,
+		 name ? " (name filter)" : "");
 	if (!r)
-		r = pai_call(p, ws ? "ListCodeSources" : "ListWorkspaces", &req, &body);
+		r = pai_call(p, ws ? "ListCodeSources" : "ListWorkspaces", label, &req, &body);
 	if (!r) {
 		r = pai_parse_items(body, key, p->c.show_secrets, out);
 		if (r == -EIO)

@@ -284,6 +284,7 @@ void prov_record_free(struct prov_record *r)
 	free(r->meta);
 	free(r->url);
 	free(r->branch);
+	free(r->web_url);
 	free(r->aux);
 	memset(r, 0, sizeof(*r));
 }
@@ -315,12 +316,13 @@ int prov_record_copy(struct prov_record *dst, const struct prov_record *src)
 	/* Scalars first; every pointer is then owned by dst alone, so freeing on failure is
 	 * safe. */
 	*dst = *src;
-	dst->id = dst->name = dst->meta = dst->url = dst->branch = dst->aux = NULL;
+	dst->id = dst->name = dst->meta = dst->url = dst->branch = dst->web_url = dst->aux = NULL;
 	if (copy_str(&dst->id, src->id, src->id ? strlen(src->id) : 0) ||
 	    copy_str(&dst->name, src->name, src->name_len) ||
 	    copy_str(&dst->meta, src->meta, src->meta ? strlen(src->meta) : 0) ||
 	    copy_str(&dst->url, src->url, src->url ? strlen(src->url) : 0) ||
 	    copy_str(&dst->branch, src->branch, src->branch ? strlen(src->branch) : 0) ||
+	    copy_str(&dst->web_url, src->web_url, src->web_url ? strlen(src->web_url) : 0) ||
 	    copy_str(&dst->aux, src->aux, src->aux ? strlen(src->aux) : 0)) {
 		prov_record_free(dst);
 		return -ENOMEM;

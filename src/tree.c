@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -1017,6 +1018,76 @@ int tree_readdir(struct tree *t, const char *path, off_t off, tree_fill_fn fill,
 out:
 	node_put(t, n);
 	return r;
+}
+
+/* ---- extended attributes ------------------------------------------------------------- */
+
+#define XATTR_PREFIX "user.codesrcfs."
+
+/* Value of attribute key (without prefix) of n, or NULL. Lock held. */
+static const char *node_xattr(const struct node *n, const char *key)
+{
+	if (!n->prov || n->prov_root)
+		return NULL;
+	if (!strcmp(key, "provider"))
+		return n->prov->name;
+	if (!strcmp(key, "id"))
+		return n->rec.id;
+	if (!strcmp(key, "web_url"))
+		return n->rec.web_url;
+	return NULL;
+}
+
+/* Copy len bytes of s to buf under the getxattr(2) size rules. */
+static int xattr_copy(const char *s, size_t len, char *buf, size_t size)
+{
+	if (len > INT_MAX)
+		return -E2BIG;
+	if (size == 0)
+		return (int)len;
+	if (len > size)
+		return -ERANGE;
+	memcpy(buf, s, len);
+	return (int)len;
+}
+
+int tree_getxattr(struct tree *t, const char *path, const char *name, char *buf, size_t size)
+{
+	struct node *n;
+	char file[NAMES_MAX + 1];
+	const char *v = NULL;
+	int r = resolve(t, path, &n, file);
+
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&t->lock);
+	if (!file[0] && !strncmp(name, XATTR_PREFIX, strlen(XATTR_PREFIX)))
+		v = node_xattr(n, name + strlen(XATTR_PREFIX));
+	r = v ? xattr_copy(v, strlen(v), buf, size) : -ENODATA;
+	node_unref(n);
+	pthread_mutex_unlock(&t->lock);
+	return r;
+}
+
+int tree_listxattr(struct tree *t, const char *path, char *buf, size_t size)
+{
+	static const char *const keys[] = {"provider", "id", "web_url", NULL};
+	char list[256];
+	size_t len = 0;
+	struct node *n;
+	char file[NAMES_MAX + 1];
+	int r = resolve(t, path, &n, file);
+
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&t->lock);
+	for (size_t i = 0; !file[0] && keys[i]; i++)
+		if (node_xattr(n, keys[i]))
+			len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s",
+						XATTR_PREFIX, keys[i]) + 1;
+	node_unref(n);
+	pthread_mutex_unlock(&t->lock);
+	return xattr_copy(list, len, buf, size);
 }
 
 static void node_expire(struct node *n)

@@ -88,8 +88,8 @@ static int volc_fail(const char *action, const struct http_response *resp)
 }
 
 /* POST action with body; the "Result" object of a 2xx answer in *out (owned by *root). */
-static int volc_call(struct volc *v, const char *action, struct json_object *payload,
-		     struct json_object **root, struct json_object **out)
+static int volc_call(struct volc *v, const char *action, const char *label,
+		     struct json_object *payload, struct json_object **root, struct json_object **out)
 {
 	struct http_request req;
 	struct http_response resp = {0};
@@ -103,7 +103,7 @@ static int volc_call(struct volc *v, const char *action, struct json_object *pay
 	req.sign = volc_sign;
 	req.sign_ctx = v;
 	req.classify = volc_classify;
-	req.label = action;
+	req.label = label;
 	if (!(r = http_req_query(&req, "Action", action)) &&
 	    !(r = http_req_query(&req, "Version", VOLC_VERSION)) &&
 	    !(r = http_req_header(&req, "Content-Type", "application/json")) &&
@@ -119,6 +119,9 @@ static int volc_call(struct volc *v, const char *action, struct json_object *pay
 	}
 	*root = json_tokener_parse(resp.body);
 	*out = provider_json_get(*root, "Result", json_type_object);
+	log_msg(LOG_DEBUG, "%s: request id %s", label,
+		provider_json_str(provider_json_get(*root, "ResponseMetadata", json_type_object),
+				  "RequestId", NULL) ?: "-");
 	if (!*out) {
 		log_msg(LOG_ERR, "volc: %s: the answer has no Result object", action);
 		r = -EIO;
@@ -234,11 +237,14 @@ static int volc_fetch(struct volc *v, const char *ws, const char *name, long pag
 	struct json_object *root = NULL, *result;
 	const char *action = ws ? "ListResources" : "ListWorkspaces";
 	size_t before = out->n;
+	char label[160];
 	int r;
 
 	if (!payload)
 		return -ENOMEM;
-	r = volc_call(v, action, payload, &root, &result);
+	snprintf(label, sizeof(label), "volc %s%s%s page %ld%s", action, ws ? " ws=" : "",
+		 ws ? ws : "", page, name ? " (name filter)" : "");
+	r = volc_call(v, action, label, payload, &root, &result);
 	if (r == 0) {
 		r = volc_parse_result(result, !ws, v->c.show_secrets, out);
 		if (r == -EIO)
