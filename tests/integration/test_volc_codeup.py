@@ -250,3 +250,24 @@ def test_git_clone_loop_over_a_codeup_group(emulator, mount, tmp_path):
               f'"{clones}/$(basename "$d")" || exit 1; done')
     subprocess.run(["bash", "-c", script], check=True, timeout=120)
     assert sorted(os.listdir(clones)) == ["api", "docs", "worker"]
+
+
+def test_codeup_organization_not_allowed_gives_eacces(emulator, mount):
+    emu = emulator("--generate-codeup", "5")
+    m = mount(emu, codeup_config(emu, orgs=("org-1", "not-mine")))
+    assert sorted(os.listdir(os.path.join(m.path, "codeup"))) == ["not-mine", "org-1"]
+    with pytest.raises(PermissionError):
+        os.listdir(os.path.join(m.path, "codeup", "not-mine"))
+    assert "Forbidden" in m.log() and "request id" in m.log()
+    assert os.listdir(os.path.join(m.path, "codeup", "org-1"))
+
+
+def test_volc_throttling_is_retried(emulator, mount):
+    emu = emulator("--generate-volc", "250", "--seed", "3")
+    ws = emu.data()["volc"]["workspaces"][0]
+    m = mount(emu, volc_config(emu, workspaces=[ws["Id"]]), opts=["retries=8"])
+    emu.configure(throttle=0.3, retry_after=0)
+    names = volc_names(ws["resources"])
+    listed = os.listdir(os.fsencode(os.path.join(m.path, "volc", ws["Id"])))
+    assert sorted(listed) == sorted(names.values())
+    assert emu.stats().get("fault.throttle", 0) > 0
