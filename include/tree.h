@@ -38,6 +38,9 @@ struct tree *tree_new(struct provider **provs, size_t n, const struct tree_opts 
 int tree_getattr(struct tree *t, const char *path, struct tree_stat *st);
 /* Entries of directory path from offset off ("." and ".." included). 0 or -errno. */
 int tree_readdir(struct tree *t, const char *path, off_t off, tree_fill_fn fill, void *ctx);
+/* Open directory path: *keep_cache says whether what the kernel read of it last time is
+ * still this listing (then it may serve readdir itself). 0 or -errno. */
+int tree_opendir(struct tree *t, const char *path, int *keep_cache);
 /* Up to size bytes of file path from off. Bytes read or -errno. */
 int tree_read(struct tree *t, const char *path, char *buf, size_t size, off_t off);
 /* Extended attribute name of directory path (user.codesrcfs.provider, .id, .web_url) into

@@ -82,6 +82,16 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t
 	return tree_readdir(f.fs->tree, path, off, fs_fill_one, &f);
 }
 
+static int fs_opendir(const char *path, struct fuse_file_info *fi)
+{
+	int keep, r = tree_opendir(fs_get()->tree, path, &keep);
+
+	/* The kernel keeps what readdir gave; reused only while the listing is unchanged. */
+	fi->cache_readdir = 1;
+	fi->keep_cache = keep;
+	return r;
+}
+
 static int fs_open(const char *path, struct fuse_file_info *fi)
 {
 	struct tree_stat ts;
@@ -219,6 +229,7 @@ static int fs_rofs_removexattr(const char *path, const char *name)
 static const struct fuse_operations fs_ops = {
 	.init = fs_init,
 	.getattr = fs_getattr,
+	.opendir = fs_opendir,
 	.readdir = fs_readdir,
 	.open = fs_open,
 	.read = fs_read,

@@ -37,6 +37,10 @@ struct node {
 	struct node **order;   /* children in listing order: readdir offsets index it */
 	size_t norder;
 	int listed;            /* children hold a whole listing */
+	int partial;           /* children hold the first page only (page-through) */
+	struct prov_page *first; /* that page, kept so the whole listing need not ask again */
+	uint64_t gen;          /* bumped at every install: what the kernel may have cached */
+	uint64_t kernel_gen;   /* the generation last read to its end through readdir */
 	int64_t list_expires;
 	int64_t seed_expires;  /* a child found by a name look-up is trusted until then */
 	int loading;
@@ -94,6 +98,14 @@ static void neg_clear(struct node *n)
 	n->nneg = 0;
 }
 
+static void page_drop(struct prov_page **pg)
+{
+	if (*pg)
+		prov_page_free(*pg);
+	free(*pg);
+	*pg = NULL;
+}
+
 static void node_unref(struct node *n)
 {
 	struct node *c, *tmp;
@@ -106,6 +118,7 @@ static void node_unref(struct node *n)
 	}
 	neg_clear(n);
 	free(n->order);
+	page_drop(&n->first);
 	prov_record_free(&n->rec);
 	free(n->name);
 	free(n);
@@ -392,17 +405,23 @@ static long page_count(const struct prov_page *first)
 
 /* One attempt at the whole listing of dir (NULL: the provider's root) into all. */
 static int fetch_once(struct tree *t, struct provider *p, const struct prov_record *dir,
-		      struct prov_page *all, int *consistent)
+		      struct prov_page **first, struct prov_page *all, int *consistent)
 {
 	struct pager pg = {.prov = p, .dir = dir};
 	struct prov_page *pages = calloc(1, sizeof(*pages));
 	long npages = 1;
-	int r;
+	int r = 0;
 
 	if (!pages)
 		return -ENOMEM;
 	pthread_mutex_init(&pg.lock, NULL);
-	r = p->ops->list_page(p, dir, 1, &pages[0]);
+	if (*first) { /* page 1 came with the first readdir: not asked for twice */
+		pages[0] = **first;
+		free(*first);
+		*first = NULL;
+	} else {
+		r = p->ops->list_page(p, dir, 1, &pages[0]);
+	}
 	if (r < 0)
 		goto out;
 	if (!pages[0].last && pages[0].n > 0 && pages[0].total < 0) {
@@ -436,11 +455,11 @@ out:
 
 /* The whole listing, fetched again while entries moved under the pager (bounded). */
 static int fetch_listing(struct tree *t, struct provider *p, const struct prov_record *dir,
-			 struct prov_page *all)
+			 struct prov_page **first, struct prov_page *all)
 {
 	for (int attempt = 1;; attempt++) {
 		int consistent = 1;
-		int r = fetch_once(t, p, dir, all, &consistent);
+		int r = fetch_once(t, p, dir, first, all, &consistent);
 
 		if (r < 0 || consistent)
 			return r;
@@ -535,7 +554,7 @@ static void detach_children(struct node *dir, struct byid **old)
 }
 
 /* Replace dir's children by the records of all. Called with the lock held. */
-static int install_listing(struct tree *t, struct node *dir, struct prov_page *all)
+static int install_listing(struct tree *t, struct node *dir, struct prov_page *all, int whole)
 {
 	struct names_entry *ne = calloc(all->n ? all->n : 1, sizeof(*ne));
 	struct node **order = calloc(all->n ? all->n : 1, sizeof(*order));
@@ -563,8 +582,15 @@ static int install_listing(struct tree *t, struct node *dir, struct prov_page *a
 	dir->order = order;
 	dir->norder = norder;
 	order = NULL;
-	dir->listed = 1;
+	dir->listed = whole;
+	dir->partial = !whole;
+	dir->gen++;
 	dir->list_expires = tree_now(t) + t->o.dir_ttl;
+	/* A first page answers look-ups of its names as a name look-up would. */
+	for (size_t i = 0; !whole && i < norder; i++)
+		dir->order[i]->seed_expires = dir->list_expires;
+	if (whole)
+		page_drop(&dir->first);
 	neg_clear(dir);
 out:
 	HASH_ITER(hh, old, b, tmp) {
@@ -582,7 +608,7 @@ out:
 /* Make dir's listing fresh. A failed refresh keeps serving the old listing. */
 static int tree_load(struct tree *t, struct node *dir)
 {
-	struct prov_page all = {0};
+	struct prov_page all = {0}, *first = NULL;
 	struct prov_record copy = {0};
 	int r = 0;
 
@@ -595,11 +621,15 @@ static int tree_load(struct tree *t, struct node *dir)
 		if (r < 0)
 			goto release;
 	}
+	if (dir->partial && tree_now(t) < dir->list_expires) {
+		first = dir->first;
+		dir->first = NULL;
+	}
 	pthread_mutex_unlock(&t->lock);
-	r = fetch_listing(t, dir->prov, dir->prov_root ? NULL : &copy, &all);
+	r = fetch_listing(t, dir->prov, dir->prov_root ? NULL : &copy, &first, &all);
 	pthread_mutex_lock(&t->lock);
 	if (r == 0) {
-		r = install_listing(t, dir, &all);
+		r = install_listing(t, dir, &all, 1);
 		dir->err_logged = 0;
 	} else if (dir->listed) {
 		if (!dir->err_logged)
@@ -613,6 +643,66 @@ release:
 	node_release(t, dir);
 	pthread_mutex_unlock(&t->lock);
 	prov_page_free(&all);
+	page_drop(&first);
+	prov_record_free(&copy);
+	return r;
+}
+
+static int page_copy(struct prov_page **dst, const struct prov_page *src)
+{
+	struct prov_page *pg = calloc(1, sizeof(*pg));
+	int r = pg ? 0 : -ENOMEM;
+
+	for (size_t i = 0; r == 0 && i < src->n; i++) {
+		struct prov_record rec;
+
+		r = prov_record_copy(&rec, &src->recs[i]);
+		if (r == 0 && (r = prov_page_add(pg, &rec)) < 0)
+			prov_record_free(&rec);
+	}
+	if (pg) {
+		pg->total = src->total;
+		pg->page_size = src->page_size;
+		pg->last = src->last;
+	}
+	*dst = pg;
+	if (r < 0)
+		page_drop(dst);
+	return r;
+}
+
+/* Page-through: a never-listed directory read from its start gets its first page only;
+ * the rest is fetched when the reader goes past it. */
+static int tree_load_first(struct tree *t, struct node *dir)
+{
+	struct prov_page pg = {0}, *keep = NULL;
+	struct prov_record copy = {0};
+	int r = 0;
+
+	pthread_mutex_lock(&t->lock);
+	node_claim(t, dir);
+	if ((dir->listed || dir->partial) && tree_now(t) < dir->list_expires)
+		goto release;
+	if (!dir->prov_root)
+		r = prov_record_copy(&copy, &dir->rec);
+	pthread_mutex_unlock(&t->lock);
+	if (r == 0)
+		r = dir->prov->ops->list_page(dir->prov, dir->prov_root ? NULL : &copy, 1, &pg);
+	if (r == 0 && !pg.last)
+		r = page_copy(&keep, &pg);
+	pthread_mutex_lock(&t->lock);
+	if (r == 0)
+		r = install_listing(t, dir, &pg, pg.last);
+	if (r == 0 && !dir->listed) {
+		page_drop(&dir->first);
+		dir->first = keep;
+		keep = NULL;
+	}
+release:
+	node_release(t, dir);
+	pthread_mutex_unlock(&t->lock);
+	prov_page_free(&pg);
+	page_drop(&keep);
 	prov_record_free(&copy);
 	return r;
 }
@@ -953,51 +1043,65 @@ out:
 	return r;
 }
 
-/* Fresh listing for a directory node; stale is served when the refresh fails. */
-static int node_list(struct tree *t, struct node *n)
+/* Entries for a reader at offset off: a fresh listing, a first page for a reader at the
+ * start of a never-listed directory, or the whole listing; stale when a refresh fails. */
+static int node_list(struct tree *t, struct node *n, off_t off)
 {
-	int fresh;
+	int fresh, never;
 
 	if (!node_is_dir_container(n))
 		return node_complete(t, n);
 	pthread_mutex_lock(&t->lock);
-	fresh = n->listed && tree_now(t) < n->list_expires;
+	fresh = (n->listed || n->partial) && tree_now(t) < n->list_expires;
+	never = !n->listed;
 	pthread_mutex_unlock(&t->lock);
-	return fresh ? 0 : tree_load(t, n);
+	if (fresh)
+		return 0;
+	return never && off == 0 && n->prov ? tree_load_first(t, n) : tree_load(t, n);
 }
 
-/* Emit entries from offset off: ".", "..", the node's files, then its children. */
-static void emit_entries(struct tree *t, struct node *n, off_t off, tree_fill_fn fill, void *ctx)
+/* Emit entries from offset off: ".", "..", the node's files, then its children. Returns 1
+ * when the caller's buffer filled, 0 when every entry was given; *end is the offset
+ * reached. Lock held. */
+static int emit_entries(struct tree *t, struct node *n, off_t off, tree_fill_fn fill, void *ctx,
+			off_t *end)
 {
 	struct tree_stat st;
 	off_t idx = 0;
 	size_t len;
-	int nl;
+	int nl, full = 1;
 
 	stat_dir(t, n, &st);
 	if (idx++ >= off && fill(ctx, ".", &st, idx))
-		return;
+		goto out;
 	if (idx++ >= off && fill(ctx, "..", &st, idx))
-		return;
+		goto out;
 	for (size_t i = 0; n->prov && !n->prov_root && tree_files[i]; i++) {
 		if (!node_file(n, tree_files[i], &len, &nl))
 			continue;
 		stat_file(t, n, len, &st);
 		if (idx++ >= off && fill(ctx, tree_files[i], &st, idx))
-			return;
+			goto out;
 	}
 	for (size_t i = 0; node_is_dir_container(n) && i < n->norder; i++) {
 		stat_dir(t, n->order[i], &st);
 		if (idx++ >= off && fill(ctx, n->order[i]->name, &st, idx))
-			return;
+			goto out;
 	}
+	full = 0;
+	if (n->listed) /* the kernel now holds the whole of this generation */
+		n->kernel_gen = n->gen;
+out:
+	*end = idx > off ? idx : off;
+	return full;
 }
 
 int tree_readdir(struct tree *t, const char *path, off_t off, tree_fill_fn fill, void *ctx)
 {
 	struct node *n;
 	char file[NAMES_MAX + 1];
-	int r = resolve(t, path, &n, file);
+	off_t end;
+	int full, more, r = resolve(t, path, &n, file);
 
 	if (r < 0)
 		return r;
@@ -1005,7 +1109,7 @@ int tree_readdir(struct tree *t, const char *path, off_t off, tree_fill_fn fill,
 		r = -ENOTDIR;
 		goto out;
 	}
-	r = node_list(t, n);
+	r = node_list(t, n, off);
 	if (r < 0)
 		goto out;
 	if (node_is_dir_container(n) && n->prov)
@@ -1013,10 +1117,41 @@ int tree_readdir(struct tree *t, const char *path, off_t off, tree_fill_fn fill,
 	if (r < 0)
 		goto out;
 	pthread_mutex_lock(&t->lock);
-	emit_entries(t, n, off, fill, ctx);
+	full = emit_entries(t, n, off, fill, ctx, &end);
+	/* A short answer is no end of directory: the reader comes back for more, and only a
+	 * reader that does so pays for the rest of the listing. */
+	more = !full && n->partial && !n->listed && end == off;
+	pthread_mutex_unlock(&t->lock);
+	if (!more)
+		goto out;
+	r = tree_load(t, n);
+	if (r < 0)
+		goto out;
+	pthread_mutex_lock(&t->lock);
+	emit_entries(t, n, end, fill, ctx, &end);
 	pthread_mutex_unlock(&t->lock);
 out:
 	node_put(t, n);
+	return r;
+}
+
+int tree_opendir(struct tree *t, const char *path, int *keep_cache)
+{
+	struct node *n;
+	char file[NAMES_MAX + 1];
+	int r = resolve(t, path, &n, file);
+
+	*keep_cache = 0;
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&t->lock);
+	if (file[0])
+		r = -ENOTDIR;
+	else
+		*keep_cache = node_is_dir_container(n) && n->listed &&
+			      tree_now(t) < n->list_expires && n->gen == n->kernel_gen;
+	node_unref(n);
+	pthread_mutex_unlock(&t->lock);
 	return r;
 }
 
