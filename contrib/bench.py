@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""make bench: codesrcfs against the emulator with a per-request latency, row by row, with
+the ideal beside each cold row and a tmpfs copy of the same tree as the floor of warm
+rows. Writes the table to docs/benchmarks.md. Not part of make check."""
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EMULATOR = os.path.join(ROOT, "tests", "emulator", "emulator.py")
+
+
+def emu_call(url, path, body=None):
+    req = urllib.request.Request(url + path, method="POST" if body is not None else "GET",
+                                 data=json.dumps(body).encode() if body is not None else None)
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return json.loads(r.read())
+
+
+def timed(cmd, cwd=None):
+    t = time.monotonic()
+    subprocess.run(cmd, shell=True, cwd=cwd, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, check=False)
+    return time.monotonic() - t
+
+
+def peak_rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+class Bench:
+    def __init__(self, args, work):
+        self.args, self.work = args, work
+        self.emu = subprocess.Popen([sys.executable, EMULATOR, "--port", "0", "--generate-pai",
+                                     str(args.entries), "--latency-ms", str(args.latency)],
+                                    stdout=subprocess.PIPE, text=True)
+        self.url = "http://127.0.0.1:" + self.emu.stdout.readline().split()[1]
+        self.ws = "1001"
+        self.mnt = os.path.join(work, "mnt")
+        os.mkdir(self.mnt)
+        self.cfg = os.path.join(work, "config")
+        with open(os.open(self.cfg, os.O_CREAT | os.O_WRONLY, 0o600), "w") as f:
+            f.write(f"[pai]\naccess_key_id = testak\naccess_key_secret = testsecret\n"
+                    f"endpoint = {self.url}\nworkspaces = {self.ws}\n")
+        self.fs = None
+        self.mount()
+        self.rows = []
+        self.rss = 0
+
+    def mount(self):
+        """A new daemon: every row that says cold starts from one."""
+        if self.fs:
+            self.rss = max(self.rss, peak_rss_kib(self.fs.pid))
+            subprocess.run(["fusermount3", "-u", self.mnt], check=False)
+            self.fs.wait(timeout=30)
+        self.fs = subprocess.Popen([self.args.binary, "-f", "-o",
+                                    f"config={self.cfg},parallel={self.args.parallel},"
+                                    f"dir_ttl=3600,attr_ttl=3600", self.mnt])
+        for _ in range(200):
+            if os.path.ismount(self.mnt):
+                break
+            time.sleep(0.05)
+
+    def requests(self):
+        return emu_call(self.url, "/_emu/stats").get("total", 0)
+
+    def row(self, name, cmd, ideal=None, floor_cmd=None):
+        emu_call(self.url, "/_emu/reset-stats", {})
+        secs = timed(cmd)
+        reqs = self.requests()
+        floor = timed(floor_cmd) if floor_cmd else None
+        self.rows.append((name, secs, reqs, ideal, floor))
+
+    def run(self):
+        a, d = self.args, os.path.join(self.mnt, "pai", self.ws)
+        pages = math.ceil(a.entries / 100)
+        lat = a.latency / 1000
+        ideal_list = math.ceil((pages - 1) / a.parallel) * lat + lat
+        tmp = os.path.join("/dev/shm", f"codesrcfs-bench-{os.getpid()}")
+        data = emu_call(self.url, "/_emu/data")
+        last = data["pai"]["workspaces"][0]["code_sources"][-1]["DisplayName"]
+        self.row("first entry of a never-listed directory",
+                 f"{sys.executable} -c \"import os; it=os.scandir('{d}'); next(it)\"", lat)
+        self.mount()
+        self.row("cold look-up of one name", f"cat {d}/{last}/url", lat)
+        self.mount()
+        self.row("cold ls", f"ls {d}", ideal_list)
+        subprocess.run(["cp", "-r", d, tmp], check=True)
+        self.row("warm ls -l", f"ls -l {d}", None, f"ls -l {tmp}")
+        self.row("warm cat */url", f"cat {d}/*/url", None, f"cat {tmp}/*/url")
+        self.row("warm cat */url (again)", f"cat {d}/*/url", None, f"cat {tmp}/*/url")
+        self.row("find | wc -l", f"find {d} | wc -l", None, f"find {tmp} | wc -l")
+        self.row("grep -r", f"grep -r -q zzz-no-match {d}", None, f"grep -r -q zzz-no-match {tmp}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.rss = max(self.rss, peak_rss_kib(self.fs.pid))
+
+    def close(self):
+        subprocess.run(["fusermount3", "-u", self.mnt], check=False)
+        self.fs.wait(timeout=30)
+        self.emu.terminate()
+        self.emu.wait(timeout=30)
+
+
+def table(b):
+    a = b.args
+    out = [f"## {a.entries} code sources, {a.latency:g} ms per request, parallel={a.parallel}",
+           "",
+           "| operation | time | API requests | ideal (cold) | ratio | tmpfs (warm) | ratio |",
+           "|---|---|---|---|---|---|---|"]
+    for name, secs, reqs, ideal, floor in b.rows:
+        i = f"{ideal * 1000:.0f} ms" if ideal else ""
+        ri = f"{secs / ideal:.2f}×" if ideal else ""
+        f = f"{floor * 1000:.1f} ms" if floor else ""
+        rf = f"{secs / floor:.2f}×" if floor else ""
+        out.append(f"| {name} | {secs * 1000:.1f} ms | {reqs} | {i} | {ri} | {f} | {rf} |")
+    out += ["", f"Daemon peak RSS: {b.rss / 1024:.1f} MiB "
+            f"({b.rss * 1024 / a.entries:.0f} bytes per code source, everything listed).", ""]
+    return "\n".join(out)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--binary", default=os.path.join(ROOT, "build", "codesrcfs"))
+    p.add_argument("--entries", type=int, default=10000)
+    p.add_argument("--latency", type=float, default=20)
+    p.add_argument("--parallel", type=int, default=8)
+    p.add_argument("--out", default=os.path.join(ROOT, "docs", "benchmarks.md"))
+    a = p.parse_args()
+    with tempfile.TemporaryDirectory() as work:
+        b = Bench(a, work)
+        try:
+            b.run()
+        finally:
+            b.close()
+    text = table(b)
+    print(text)
+    head = (f"# Benchmarks\n\nWritten by `make bench` on {datetime.date.today()}, "
+            f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}.\n"
+            "Ideal for a cold listing: one page, then ceil((pages - 1) / parallel) rounds, "
+            "each one latency. Warm rows are compared with the same tree copied to tmpfs.\n"
+            "The peers (httpdirfs, rclone) are not measured yet.\n\n")
+    with open(a.out, "w") as f:
+        f.write(head + text)
+
+
+if __name__ == "__main__":
+    main()
