@@ -16,7 +16,8 @@
 #include "log.h"
 #include "provider.h"
 
-#define CODEUP_PAGE      100
+#define CODEUP_PAGE	 100
+#define CODEUP_PAGE_S	 "100"
 #define CODEUP_MAX_PAGES 1000
 
 enum codeup_kind { CODEUP_ORG = 1, CODEUP_GROUP, CODEUP_REPO };
@@ -29,8 +30,8 @@ struct codeup_memo {
 struct codeup {
 	struct provider base;
 	struct prov_common c;
-	pthread_mutex_t lock;        /* guards memo */
-	struct codeup_memo *memo;    /* one per configured organization */
+	pthread_mutex_t lock;	  /* guards memo */
+	struct codeup_memo *memo; /* one per configured organization */
 };
 
 static int64_t codeup_now(void)
@@ -41,20 +42,48 @@ static int64_t codeup_now(void)
 	return ts.tv_sec;
 }
 
-/* "/oapi/v1/codeup/organizations/<org>/<what>", the org id percent-encoded. */
-static char *codeup_path(const char *org, const char *what)
+/* One path segment, percent-encoded. "", "." and ".." are refused: curl would resolve them
+ * as dot segments and the request would leave the organization. */
+static char *codeup_seg(const char *s)
 {
-	char *eorg = http_escape(org, strlen(org)), *path = NULL;
+	if (!s || !*s || !strcmp(s, ".") || !strcmp(s, ".."))
+		return NULL;
+	return http_escape(s, strlen(s));
+}
 
-	if (eorg && asprintf(&path, "/oapi/v1/codeup/organizations/%s/%s", eorg, what) < 0)
+/* "/oapi/v1/codeup/organizations/<org>/<what>[/<id>]", org and id percent-encoded. */
+static char *codeup_path(const char *org, const char *what, const char *id)
+{
+	char *eorg = codeup_seg(org), *eid = id ? codeup_seg(id) : NULL, *path = NULL;
+
+	if (eorg && (!id || eid) &&
+	    asprintf(&path, "/oapi/v1/codeup/organizations/%s/%s%s%s", eorg, what, id ? "/" : "",
+		     id ? eid : "") < 0)
 		path = NULL;
 	free(eorg);
+	free(eid);
 	return path;
 }
 
-static int codeup_fail(const char *what, const struct http_response *resp)
+int codeup_classify_error(long status, const char *body, size_t len)
 {
-	struct json_object *body = json_tokener_parse(resp->body ? resp->body : "");
+	static const char *const denied[] = {"InvalidTokenError", "ExpiredTokenError",
+					     "Unauthorized", "Forbidden", NULL};
+	struct json_object *o = provider_json_parse(body, len);
+	const char *code = provider_json_str(o, "errorCode", NULL);
+	int r = status == 401 || status == 403 ? -EACCES : -EIO;
+
+	for (size_t i = 0; code && denied[i]; i++)
+		if (!strncmp(code, denied[i], strlen(denied[i])))
+			r = -EACCES;
+	json_object_put(o);
+	return r;
+}
+
+/* The one line a failed answer logs: call, status, code, request id; never the token. */
+static void codeup_log(const char *what, const struct http_response *resp, const char *why)
+{
+	struct json_object *body = provider_json_parse(resp->body, resp->len);
 	const char *code = provider_json_str(body, "errorCode", NULL);
 	const char *msg = provider_json_str(body, "errorMessage", NULL);
 	const char *rid = http_resp_header(resp, "x-request-id");
@@ -64,12 +93,13 @@ static int codeup_fail(const char *what, const struct http_response *resp)
 	if (!msg)
 		msg = provider_json_str(body, "message", NULL);
 	log_msg(LOG_ERR, "codeup: %s failed: HTTP %ld %s: %.200s (request id %s)", what,
-		resp->status, code ? code : "(no code)", msg ? msg : "", rid ? rid : "none");
+		resp->status, code ? code : "(no code)", why ? why : (msg ? msg : ""),
+		rid ? rid : "none");
 	json_object_put(body);
-	return resp->status == 401 || resp->status == 403 ? -EACCES : -EIO;
 }
 
-/* GET path?query; the answer's status, body and headers in resp. 0 or -errno. */
+/* GET path?query (name, value pairs, NULL-terminated); a 2xx answer in resp, else the
+ * error, logged once. */
 static int codeup_get(struct codeup *cu, const char *what, const char *path,
 		      const char *const *query, struct http_response *resp)
 {
@@ -86,108 +116,125 @@ static int codeup_get(struct codeup *cu, const char *what, const char *path,
 		r = http_req_header(&req, "x-yunxiao-token", cu->c.secret);
 	if (r == 0)
 		r = http_perform(cu->c.http, &req, resp);
-	if (r < 0)
-		log_msg(LOG_ERR, "codeup: %s failed: %s", what, strerror(-r));
-	else if (resp->status < 200 || resp->status > 299)
-		r = codeup_fail(what, resp);
 	http_req_free(&req);
+	if (r < 0) {
+		log_msg(LOG_ERR, "codeup: %s failed: %s", what, strerror(-r));
+	} else if (resp->status < 200 || resp->status > 299) {
+		codeup_log(what, resp, NULL);
+		r = codeup_classify_error(resp->status, resp->body, resp->len);
+	}
 	return r;
 }
 
-/* Is there a page after this one? Headers when the server sends them, else a full page. */
-static int codeup_more(const struct http_response *resp, size_t n)
+/* Is there a page after this one? The paging headers when the server sends them, else a
+ * full page says so. got counts the entries so far. */
+static int codeup_more(const struct http_response *resp, size_t n, size_t got)
 {
 	const char *next = http_resp_header(resp, "x-next-page");
+	const char *total = http_resp_header(resp, "x-total");
+	char *end;
+	long long t;
 
+	if (n == 0)
+		return 0;
 	if (next)
 		return *next != '\0' && strcmp(next, "0") != 0;
+	if (total && *total) {
+		t = strtoll(total, &end, 10);
+		if (*end == '\0' && t >= 0)
+			return (long long)got < t;
+	}
 	return n >= CODEUP_PAGE;
 }
 
-static struct json_object *codeup_parse_body(const char *body, size_t len)
-{
-	struct json_tokener *tok = json_tokener_new();
-	struct json_object *obj = NULL;
-
-	if (!tok)
-		return NULL;
-	obj = json_tokener_parse_ex(tok, body, (int)len);
-	if (json_tokener_get_error(tok) != json_tokener_success ||
-	    !json_object_is_type(obj, json_type_array)) {
-		json_object_put(obj);
-		obj = NULL;
-	}
-	json_tokener_free(tok);
-	return obj;
-}
-
-/* Every page of a list call, appended to the array all. query ends with page, perPage. */
-static int codeup_get_all(struct codeup *cu, const char *what, const char *path,
-			  const char **query, size_t npage, struct json_object *all)
+/* Every page of a list call, appended to the array all. query has room for four more
+ * entries and a NULL after its nq. */
+static int codeup_get_all(struct codeup *cu, const char *what, const char *path, const char **query,
+			  size_t nq, struct json_object *all)
 {
 	char page[24];
-	int r = 0;
+	int r = 0, more = 1;
 
-	query[npage] = "page";
-	query[npage + 1] = page;
-	query[npage + 2] = "perPage";
-	query[npage + 3] = "100";
-	query[npage + 4] = NULL;
-	for (long k = 1; k <= CODEUP_MAX_PAGES; k++) {
+	query[nq] = "page";
+	query[nq + 1] = page;
+	query[nq + 2] = "perPage";
+	query[nq + 3] = CODEUP_PAGE_S;
+	query[nq + 4] = NULL;
+	for (long k = 1; r == 0 && more; k++) {
 		struct http_response resp = {0};
-		struct json_object *arr;
-		size_t n;
+		struct json_object *arr = NULL;
+		size_t n = 0;
 
-		snprintf(page, sizeof(page), "%ld", k);
-		r = codeup_get(cu, what, path, query, &resp);
-		arr = r == 0 ? codeup_parse_body(resp.body, resp.len) : NULL;
-		if (r == 0 && !arr) {
-			log_msg(LOG_ERR, "codeup: %s: the answer is not a JSON array", what);
-			r = -EIO;
-		}
-		n = arr ? json_object_array_length(arr) : 0;
-		for (size_t i = 0; i < n; i++)
-			json_object_array_add(all, json_object_get(json_object_array_get_idx(arr, i)));
-		json_object_put(arr);
-		if (r < 0 || !codeup_more(&resp, n)) {
-			http_resp_free(&resp);
+		if (k > CODEUP_MAX_PAGES) {
+			log_msg(LOG_WARNING, "codeup: %s: more than %d pages; the rest is left out",
+				what, CODEUP_MAX_PAGES);
 			break;
 		}
+		snprintf(page, sizeof(page), "%ld", k);
+		r = codeup_get(cu, what, path, query, &resp);
+		if (r == 0) {
+			arr = provider_json_parse(resp.body, resp.len);
+			if (!json_object_is_type(arr, json_type_array)) {
+				codeup_log(what, &resp, "the answer is not a JSON array");
+				r = -EIO;
+			}
+		}
+		n = r == 0 ? json_object_array_length(arr) : 0;
+		for (size_t i = 0; i < n; i++)
+			json_object_array_add(all,
+					      json_object_get(json_object_array_get_idx(arr, i)));
+		more = r == 0 && codeup_more(&resp, n, json_object_array_length(all));
+		json_object_put(arr);
 		http_resp_free(&resp);
 	}
 	return r;
 }
 
-/* The number or string at key as a string in buf; NULL when neither. */
+/* The number or string at key as a string in buf; NULL when neither, or empty. */
 static const char *codeup_id(struct json_object *o, const char *key, char *buf, size_t cap)
 {
 	struct json_object *v = provider_json_get(o, key, json_type_int);
+	const char *s;
 
 	if (v) {
 		snprintf(buf, cap, "%lld", (long long)json_object_get_int64(v));
 		return buf;
 	}
-	return provider_json_str(o, key, NULL);
+	s = provider_json_str(o, key, NULL);
+	return s && *s ? s : NULL;
+}
+
+/* A group's name: its path; its name when the path is missing. */
+static const char *codeup_name(struct json_object *it, size_t *len)
+{
+	const char *s = provider_json_str(it, "path", len);
+
+	return s ? s : provider_json_str(it, "name", len);
+}
+
+static char *codeup_dup(const char *s)
+{
+	return s && *s ? strdup(s) : NULL;
 }
 
 static int codeup_group_record(struct json_object *it, const char *org, int show_secrets,
 			       struct prov_page *out)
 {
 	struct prov_record r = {.kind = CODEUP_GROUP, .container = 1};
-	const char *path = provider_json_str(it, "path", NULL);
 	const char *full = provider_json_str(it, "fullPath", NULL);
 	const char *web = provider_json_str(it, "webUrl", NULL);
 	char idbuf[32];
 	const char *id = codeup_id(it, "id", idbuf, sizeof(idbuf));
+	const char *name = codeup_name(it, &r.name_len);
 
-	if (!id || !path)
+	if (!id || !name)
 		return 0;
 	r.id = strdup(id);
-	r.name = strdup(path);
-	r.name_len = strlen(path);
+	r.name = provider_strndup(name, r.name_len);
 	r.meta = provider_meta_json(it, show_secrets);
 	r.url = strdup(web ? web : "");
-	r.web_url = web && *web ? strdup(web) : NULL;
+	r.web_url = codeup_dup(web);
+	/* What listing the group takes besides its id: the organization and its full path. */
 	if (asprintf(&r.aux, "%s\n%s", org, full ? full : "") < 0)
 		r.aux = NULL;
 	if (!r.id || !r.name || !r.meta || !r.url || !r.aux || prov_page_add(out, &r) < 0) {
@@ -201,26 +248,23 @@ static int codeup_repo_record(struct json_object *it, const char *org, int show_
 			      struct prov_page *out)
 {
 	struct prov_record r = {.kind = CODEUP_REPO};
-	const char *path = provider_json_str(it, "path", NULL);
 	const char *url = provider_json_str(it, "httpUrlToRepo", NULL);
 	const char *branch = provider_json_str(it, "defaultBranch", NULL);
 	const char *mtime = provider_json_str(it, "lastActivityAt", NULL);
 	char idbuf[32];
 	const char *id = codeup_id(it, "id", idbuf, sizeof(idbuf));
+	const char *name = codeup_name(it, &r.name_len);
 
-	if (!path)
-		path = provider_json_str(it, "name", NULL);
-	if (!id || !path)
+	if (!id || !name)
 		return 0;
 	r.id = strdup(id);
-	r.name = strdup(path);
-	r.name_len = strlen(path);
+	r.name = provider_strndup(name, r.name_len);
 	r.meta = provider_meta_json(it, show_secrets);
-	r.url = url && *url ? strdup(url) : NULL;
-	r.branch = branch && *branch ? strdup(branch) : NULL;
-	r.incomplete = !r.url || !r.branch;
+	r.url = codeup_dup(url);
+	r.branch = codeup_dup(branch);
+	r.incomplete = !r.url || !r.branch; /* GetRepository has them */
 	r.aux = strdup(org);
-	r.web_url = provider_json_str(it, "webUrl", NULL) ? strdup(provider_json_str(it, "webUrl", NULL)) : NULL;
+	r.web_url = codeup_dup(provider_json_str(it, "webUrl", NULL));
 	r.ctime = provider_parse_time(provider_json_str(it, "createdAt", NULL));
 	r.mtime = provider_parse_time(mtime ? mtime : provider_json_str(it, "updatedAt", NULL));
 	if (!r.id || !r.name || !r.meta || !r.aux || prov_page_add(out, &r) < 0) {
@@ -240,25 +284,22 @@ static int path_depth(const char *p)
 	return d;
 }
 
-/* Does repository it sit directly in the group whose full path is full (id gid)? For an
- * organization, full is NULL: the repository belongs to no group. */
+/* Does repository it sit directly in the group of full path full and id gid? Both NULL:
+ * does it belong to no group? The namespace path (pathWithNamespace without its last part)
+ * decides; without one, the namespaceId. */
 static int codeup_repo_in(struct json_object *it, const char *full, const char *gid)
 {
 	const char *pwn = provider_json_str(it, "pathWithNamespace", NULL);
+	const char *slash = pwn ? strrchr(pwn, '/') : NULL;
 	char buf[32];
 	const char *nsid;
-	size_t len;
 
-	if (pwn) {
-		const char *slash = strrchr(pwn, '/');
-
-		if (!full)
-			return path_depth(pwn) == 1;
-		len = slash ? (size_t)(slash - pwn) : 0;
-		return slash && strlen(full) == len && !strncmp(pwn, full, len);
-	}
+	if (!full && !gid)
+		return pwn && path_depth(pwn) == 1; /* "org/repo" */
+	if (slash && full && *full)
+		return strlen(full) == (size_t)(slash - pwn) && !strncmp(pwn, full, slash - pwn);
 	nsid = codeup_id(it, "namespaceId", buf, sizeof(buf));
-	return full && gid && nsid && !strcmp(nsid, gid);
+	return gid && nsid && !strcmp(nsid, gid);
 }
 
 static int codeup_add_groups(struct json_object *arr, const char *org, int top, int show_secrets,
@@ -300,88 +341,143 @@ static int codeup_org_index(struct codeup *cu, const char *org)
 	return -1;
 }
 
-/* The organization's repositories, listed once per dir_ttl. A reference: put it. */
-static int codeup_repos(struct codeup *cu, const char *org, struct json_object **out)
+/* Take and drop references to the memo under the lock: json-c's reference counts need not
+ * be atomic, and readers on other threads share the array. */
+static struct json_object *codeup_memo_take(struct codeup *cu, int k)
 {
-	int k = codeup_org_index(cu, org), r = 0;
+	struct json_object *o = NULL;
+
+	pthread_mutex_lock(&cu->lock);
+	if (cu->memo[k].repos && codeup_now() < cu->memo[k].fetched + cu->c.dir_ttl)
+		o = json_object_get(cu->memo[k].repos);
+	pthread_mutex_unlock(&cu->lock);
+	return o;
+}
+
+static void codeup_memo_drop(struct codeup *cu, struct json_object *o)
+{
+	pthread_mutex_lock(&cu->lock);
+	json_object_put(o);
+	pthread_mutex_unlock(&cu->lock);
+}
+
+static void codeup_memo_store(struct codeup *cu, int k, struct json_object *o)
+{
+	pthread_mutex_lock(&cu->lock);
+	json_object_put(cu->memo[k].repos);
+	cu->memo[k].repos = json_object_get(o);
+	cu->memo[k].fetched = codeup_now();
+	pthread_mutex_unlock(&cu->lock);
+}
+
+/* The organization's repositories: the memo while fresh, else every page (memoised), or
+ * with search only those the API's filter answers (a look-up, not memoised). The result
+ * is shared: release it with codeup_memo_drop. */
+static int codeup_repos(struct codeup *cu, const char *org, const char *search,
+			struct json_object **out)
+{
 	const char *query[12] = {"orderBy", "created_at", "sort", "asc"};
-	struct json_object *all;
+	int k = codeup_org_index(cu, org), r;
+	size_t nq = 4;
 	char *path;
 
 	*out = NULL;
 	if (k < 0)
 		return -ENOENT;
-	pthread_mutex_lock(&cu->lock);
-	if (cu->memo[k].repos && codeup_now() < cu->memo[k].fetched + cu->c.dir_ttl)
-		*out = json_object_get(cu->memo[k].repos);
-	pthread_mutex_unlock(&cu->lock);
+	*out = codeup_memo_take(cu, k);
 	if (*out)
 		return 0;
-	all = json_object_new_array();
-	path = codeup_path(org, "repositories");
-	r = all && path ? codeup_get_all(cu, "ListRepositories", path, query, 4, all) : -ENOMEM;
-	free(path);
-	if (r < 0) {
-		json_object_put(all);
-		return r;
-	}
-	pthread_mutex_lock(&cu->lock);
-	json_object_put(cu->memo[k].repos);
-	cu->memo[k].repos = json_object_get(all);
-	cu->memo[k].fetched = codeup_now();
-	pthread_mutex_unlock(&cu->lock);
-	*out = all;
-	return 0;
-}
-
-/* Split a group's aux "org\nfullPath" in place into its two parts. */
-static void codeup_split_aux(char *aux, char **org, char **full)
-{
-	char *nl = strchr(aux, '\n');
-
-	*org = aux;
-	*full = nl ? nl + 1 : aux + strlen(aux);
-	if (nl)
-		*nl = '\0';
-}
-
-/* Groups of dir (parent id, or "" for the top) matching search, then its repositories. */
-static int codeup_list_dir(struct codeup *cu, const struct prov_record *dir, const char *search,
-			   struct prov_page *out)
-{
-	const char *query[16] = {"parentId", "", "orderBy", "created_at", "sort", "asc"};
-	struct json_object *groups = json_object_new_array(), *repos = NULL;
-	char *aux = strdup(dir->aux ? dir->aux : dir->id), *org, *full, *path = NULL;
-	int top = dir->kind == CODEUP_ORG, r = -ENOMEM;
-	size_t nq = 6;
-
-	if (!groups || !aux)
-		goto out;
-	codeup_split_aux(aux, &org, &full);
-	if (!top)
-		query[1] = dir->id;
 	if (search) {
 		query[nq++] = "search";
 		query[nq++] = search;
 	}
-	path = codeup_path(org, "namespaces");
-	if (!path)
-		goto out;
-	r = codeup_get_all(cu, "ListNamespaces", path, query, nq, groups);
-	if (r == 0)
-		r = codeup_add_groups(groups, org, top, cu->c.show_secrets, out);
-	if (r == 0)
-		r = codeup_repos(cu, org, &repos);
-	if (r == 0)
-		r = codeup_add_repos(repos, org, top ? NULL : full, dir->id, cu->c.show_secrets,
-				     out);
-	out->total = (long)out->n;
-	out->last = 1;
-out:
-	json_object_put(groups);
-	json_object_put(repos);
+	*out = json_object_new_array();
+	path = codeup_path(org, "repositories", NULL);
+	r = *out && path ? codeup_get_all(cu, "ListRepositories", path, query, nq, *out) : -ENOMEM;
 	free(path);
-	free(aux);
+	if (r == 0 && !search)
+		codeup_memo_store(cu, k, *out);
+	if (r < 0) {
+		json_object_put(*out);
+		*out = NULL;
+	}
+	return r;
+}
+
+/* A directory's organization, full path (groups) and the id its sub-groups name as parent. */
+struct codeup_dir {
+	char *buf;
+	const char *org, *full, *gid;
+};
+
+static int codeup_dir_of(const struct prov_record *dir, struct codeup_dir *d)
+{
+	char *nl;
+
+	memset(d, 0, sizeof(*d));
+	if (dir->kind == CODEUP_ORG) {
+		d->org = dir->id;
+		return 0;
+	}
+	if (dir->kind != CODEUP_GROUP || !dir->aux)
+		return -ENOTDIR;
+	d->buf = strdup(dir->aux);
+	if (!d->buf)
+		return -ENOMEM;
+	nl = strchr(d->buf, '\n');
+	if (nl)
+		*nl++ = '\0';
+	d->org = d->buf;
+	d->full = nl ? nl : "";
+	d->gid = dir->id;
+	return 0;
+}
+
+/* The sub-groups of d (parentId empty: the top-level groups) matching search, if any. */
+static int codeup_groups(struct codeup *cu, const struct codeup_dir *d, const char *search,
+			 struct prov_page *out)
+{
+	const char *query[16] = {"parentId", d->gid ? d->gid : "", "orderBy", "created_at", "sort",
+				 "asc"};
+	struct json_object *groups = json_object_new_array();
+	char *path = codeup_path(d->org, "namespaces", NULL);
+	size_t nq = 6;
+	int r = -ENOMEM;
+
+	if (search) {
+		query[nq++] = "search";
+		query[nq++] = search;
+	}
+	if (groups && path)
+		r = codeup_get_all(cu, "ListNamespaces", path, query, nq, groups);
+	if (r == 0)
+		r = codeup_add_groups(groups, d->org, !d->gid, cu->c.show_secrets, out);
+	json_object_put(groups);
+	free(path);
+	return r;
+}
+
+/* Groups of dir, then its repositories; the whole directory as one final page. */
+static int codeup_list_dir(struct codeup *cu, const struct prov_record *dir, const char *search,
+			   struct prov_page *out)
+{
+	struct json_object *repos = NULL;
+	struct codeup_dir d;
+	int r = codeup_dir_of(dir, &d);
+
+	if (r < 0)
+		return r;
+	r = codeup_groups(cu, &d, search, out);
+	if (r == 0)
+		r = codeup_repos(cu, d.org, search, &repos);
+	if (r == 0)
+		r = codeup_add_repos(repos, d.org, d.gid ? d.full : NULL, d.gid, cu->c.show_secrets,
+				     out);
+	codeup_memo_drop(cu, repos);
+	free(d.buf);
+	out->total = (long)out->n;
+	out->page_size = 0;
+	out->last = 1;
 	return r;
 }
 
@@ -402,34 +498,49 @@ static int codeup_list_page(struct provider *base, const struct prov_record *dir
 static int codeup_lookup(struct provider *base, const struct prov_record *dir, const char *term,
 			 struct prov_page *out)
 {
+	if (!dir)
+		return -ENOENT; /* organizations are the configured ones */
 	return codeup_list_dir((struct codeup *)base, dir, term, out);
 }
 
-/* Merge GetRepository's answer into the list item for meta.json, url and branch. */
+/* Merge GetRepository's answer over the list item (meta.json), and take url and branch
+ * from the result. rec changes only when everything succeeded. */
 static int codeup_merge(struct prov_record *rec, struct json_object *got, int show_secrets)
 {
 	struct json_object *item = json_tokener_parse(rec->meta ? rec->meta : "{}");
 	const char *url, *branch;
-	char *meta;
+	char *meta, *nurl, *nbranch;
+	int r = -ENOMEM;
 
 	if (!json_object_is_type(item, json_type_object)) {
 		json_object_put(item);
 		item = json_object_new_object();
 	}
+	if (!item)
+		return -ENOMEM;
 	json_object_object_foreach(got, key, val)
-		json_object_object_add(item, key, json_object_get(val));
+	    json_object_object_add(item, key, json_object_get(val));
 	meta = provider_meta_json(item, show_secrets);
 	url = provider_json_str(item, "httpUrlToRepo", NULL);
 	branch = provider_json_str(item, "defaultBranch", NULL);
-	free(rec->meta);
-	free(rec->url);
-	free(rec->branch);
-	rec->meta = meta;
-	rec->url = strdup(url ? url : "");
-	rec->branch = branch && *branch ? strdup(branch) : NULL;
-	rec->incomplete = 0;
+	nurl = codeup_dup(url);
+	nbranch = codeup_dup(branch);
+	if (meta && (nurl || !url || !*url) && (nbranch || !branch || !*branch)) {
+		free(rec->meta);
+		free(rec->url);
+		free(rec->branch);
+		rec->meta = meta;
+		rec->url = nurl;
+		rec->branch = nbranch;
+		rec->incomplete = 0;
+		meta = nurl = nbranch = NULL;
+		r = 0;
+	}
+	free(meta);
+	free(nurl);
+	free(nbranch);
 	json_object_put(item);
-	return rec->meta && rec->url ? 0 : -ENOMEM;
+	return r;
 }
 
 static int codeup_complete(struct provider *base, struct prov_record *rec)
@@ -437,27 +548,27 @@ static int codeup_complete(struct provider *base, struct prov_record *rec)
 	struct codeup *cu = (struct codeup *)base;
 	struct http_response resp = {0};
 	struct json_object *got = NULL;
-	char *eid = http_escape(rec->id, strlen(rec->id)), *what = NULL, *path = NULL;
-	int r = -ENOMEM;
+	char *path = NULL;
+	int r = -EIO;
 
-	if (!eid || asprintf(&what, "repositories/%s", eid) < 0)
-		goto out;
-	path = codeup_path(rec->aux ? rec->aux : "", what);
+	if (rec->kind != CODEUP_REPO || !rec->aux || !rec->id)
+		return -EIO;
+	path = codeup_path(rec->aux, "repositories", rec->id);
 	if (!path)
 		goto out;
 	r = codeup_get(cu, "GetRepository", path, NULL, &resp);
 	if (r < 0)
 		goto out;
-	got = json_tokener_parse(resp.body);
-	r = json_object_is_type(got, json_type_object) ? codeup_merge(rec, got, cu->c.show_secrets)
-						       : -EIO;
-	if (r == -EIO)
-		log_msg(LOG_ERR, "codeup: GetRepository: the answer is not a JSON object");
+	got = provider_json_parse(resp.body, resp.len);
+	if (!json_object_is_type(got, json_type_object)) {
+		codeup_log("GetRepository", &resp, "the answer is not a JSON object");
+		r = -EIO;
+		goto out;
+	}
+	r = codeup_merge(rec, got, cu->c.show_secrets);
 out:
 	json_object_put(got);
 	http_resp_free(&resp);
-	free(eid);
-	free(what);
 	free(path);
 	return r;
 }
@@ -477,7 +588,7 @@ static void codeup_flush(struct provider *base)
 	struct codeup *cu = (struct codeup *)base;
 
 	pthread_mutex_lock(&cu->lock);
-	for (size_t i = 0; i < cu->c.nscopes; i++) {
+	for (size_t i = 0; cu->memo && i < cu->c.nscopes; i++) {
 		json_object_put(cu->memo[i].repos);
 		cu->memo[i].repos = NULL;
 	}
@@ -488,8 +599,7 @@ static void codeup_destroy(struct provider *base)
 {
 	struct codeup *cu = (struct codeup *)base;
 
-	if (cu->memo)
-		codeup_flush(base);
+	codeup_flush(base);
 	free(cu->memo);
 	provider_common_free(&cu->c);
 	pthread_mutex_destroy(&cu->lock);
@@ -497,24 +607,34 @@ static void codeup_destroy(struct provider *base)
 }
 
 static const struct provider_ops codeup_ops = {
-	.check = codeup_check,
-	.list_page = codeup_list_page,
-	.lookup = codeup_lookup,
-	.complete = codeup_complete,
-	.flush = codeup_flush,
-	.destroy = codeup_destroy,
+    .check = codeup_check,
+    .list_page = codeup_list_page,
+    .lookup = codeup_lookup,
+    .complete = codeup_complete,
+    .flush = codeup_flush,
+    .destroy = codeup_destroy,
 };
 
-int codeup_parse_list(const char *body, size_t len, const char *org, int repos, int show_secrets,
-		      struct prov_page *out)
+int codeup_parse_namespaces(const char *body, size_t len, const char *org, int top,
+			    int show_secrets, struct prov_page *out)
 {
-	struct json_object *arr = codeup_parse_body(body, len);
-	int r;
+	struct json_object *arr = provider_json_parse(body, len);
+	int r = -EIO;
 
-	if (!arr)
-		return -EIO;
-	r = repos ? codeup_add_repos(arr, org, NULL, NULL, show_secrets, out)
-		  : codeup_add_groups(arr, org, 0, show_secrets, out);
+	if (json_object_is_type(arr, json_type_array))
+		r = codeup_add_groups(arr, org, top, show_secrets, out);
+	json_object_put(arr);
+	return r;
+}
+
+int codeup_parse_repositories(const char *body, size_t len, const char *org, const char *full,
+			      const char *gid, int show_secrets, struct prov_page *out)
+{
+	struct json_object *arr = provider_json_parse(body, len);
+	int r = -EIO;
+
+	if (json_object_is_type(arr, json_type_array))
+		r = codeup_add_repos(arr, org, full, gid, show_secrets, out);
 	json_object_put(arr);
 	return r;
 }

@@ -1,6 +1,7 @@
 /* pai: Alibaba Cloud PAI, AIWorkSpace API 2021-02-04 (ROA, ACS3-HMAC-SHA256).
  * Root: workspaces (configured, or ListWorkspaces); a workspace: ListCodeSources. */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +32,7 @@ static int pai_sign(struct http_request *req, void *ctx)
 }
 
 /* Alibaba throttles with HTTP 400 and a Code in the body: the status alone misleads. */
-static enum http_verdict pai_classify(const struct http_response *resp, void *ctx)
+enum http_verdict pai_classify(const struct http_response *resp, void *ctx)
 {
 	struct json_object *body;
 	const char *code;
@@ -42,9 +43,9 @@ static enum http_verdict pai_classify(const struct http_response *resp, void *ct
 		return HTTP_RETRY;
 	if (resp->status < 400)
 		return HTTP_DONE;
-	body = json_tokener_parse(resp->body ? resp->body : "");
+	body = provider_json_parse(resp->body, resp->len);
 	code = provider_json_str(body, "Code", NULL);
-	if (code && (!strncmp(code, "Throttling", 10) || !strcmp(code, "ServiceUnavailable")))
+	if (code && (!strncmp(code, "Throttling", 10) || !strncmp(code, "ServiceUnavailable", 18)))
 		v = HTTP_RETRY;
 	json_object_put(body);
 	return v;
@@ -52,9 +53,13 @@ static enum http_verdict pai_classify(const struct http_response *resp, void *ct
 
 static int pai_code_errno(long status, const char *code)
 {
-	static const char *const denied[] = {"SignatureDoesNotMatch", "IncompleteSignature",
-					     "InvalidAccessKeyId",    "InvalidSecurityToken",
-					     "Forbidden",             "NoPermission",
+	/* Prefixes: InvalidAccessKeyId.NotFound, .Inactive, Forbidden.RAM, NoPermission.… */
+	static const char *const denied[] = {"SignatureDoesNotMatch",
+					     "IncompleteSignature",
+					     "InvalidAccessKeyId",
+					     "InvalidSecurityToken",
+					     "Forbidden",
+					     "NoPermission",
 					     NULL};
 
 	for (size_t i = 0; code && denied[i]; i++)
@@ -63,31 +68,37 @@ static int pai_code_errno(long status, const char *code)
 	return status == 401 || status == 403 ? -EACCES : -EIO;
 }
 
-/* One line naming the call, status, code and request id; never a secret. */
-static int pai_fail(const char *action, const struct http_response *resp)
+int pai_classify_error(long status, const char *body, size_t len)
 {
-	struct json_object *body = json_tokener_parse(resp->body ? resp->body : "");
+	struct json_object *o = provider_json_parse(body, len);
+	int r = pai_code_errno(status, provider_json_str(o, "Code", NULL));
+
+	json_object_put(o);
+	return r;
+}
+
+/* The one line a failed answer logs: call, status, code, request id; never a secret. */
+static void pai_log(const char *action, const struct http_response *resp, const char *why)
+{
+	struct json_object *body = provider_json_parse(resp->body, resp->len);
 	const char *code = provider_json_str(body, "Code", NULL);
 	const char *msg = provider_json_str(body, "Message", NULL);
 	const char *rid = provider_json_str(body, "RequestId", NULL);
-	int r = pai_code_errno(resp->status, code);
 
 	if (!rid)
 		rid = http_resp_header(resp, "x-acs-request-id");
 	log_msg(LOG_ERR, "pai: %s failed: HTTP %ld %s: %.200s (request id %s)", action,
-		resp->status, code ? code : "(no code)", msg ? msg : "", rid ? rid : "none");
+		resp->status, code ? code : "(no code)", why ? why : (msg ? msg : ""),
+		rid ? rid : "none");
 	json_object_put(body);
-	return r;
 }
 
-/* GET path with the query in req; the parsed body of a 2xx answer in *out. */
-static int pai_call(struct pai *p, const char *action, const char *label,
-		    struct http_request *req, struct json_object **out)
+/* Sign and send req as action; a 2xx answer in resp, else the error, logged once. */
+static int pai_send(struct pai *p, const char *action, const char *label, struct http_request *req,
+		    struct http_response *resp)
 {
-	struct http_response resp = {0};
 	int r;
 
-	*out = NULL;
 	req->sign = pai_sign;
 	req->sign_ctx = p;
 	req->classify = pai_classify;
@@ -97,34 +108,19 @@ static int pai_call(struct pai *p, const char *action, const char *label,
 	if (r == 0)
 		r = http_req_header(req, "x-acs-version", PAI_VERSION);
 	if (r == 0)
-		r = http_perform(p->c.http, req, &resp);
+		r = http_perform(p->c.http, req, resp);
 	if (r < 0) {
 		log_msg(LOG_ERR, "pai: %s failed: %s", action, strerror(-r));
-		goto out;
+		return r;
 	}
-	if (resp.status < 200 || resp.status > 299) {
-		r = pai_fail(action, &resp);
-		goto out;
+	if (resp->status < 200 || resp->status > 299) {
+		pai_log(action, resp, NULL);
+		return pai_classify_error(resp->status, resp->body, resp->len);
 	}
-	*out = json_tokener_parse(resp.body);
-	if (!json_object_is_type(*out, json_type_object)) {
-		log_msg(LOG_ERR, "pai: %s: the answer is not a JSON object", action);
-		json_object_put(*out);
-		*out = NULL;
-		r = -EIO;
-	}
-out:
-	http_resp_free(&resp);
-	return r;
+	return 0;
 }
 
-static int pai_request(struct pai *p, const char *path, struct http_request *req)
-{
-	return http_req_init(req, "GET", p->c.endpoint, path);
-}
-
-static int pai_codesource_record(struct json_object *item, int show_secrets,
-				 struct prov_page *out)
+static int pai_codesource_record(struct json_object *item, int show_secrets, struct prov_page *out)
 {
 	struct prov_record r = {.kind = PAI_CODESOURCE};
 	const char *id = provider_json_str(item, "CodeSourceId", NULL);
@@ -154,123 +150,142 @@ static int pai_codesource_record(struct json_object *item, int show_secrets,
 	return 0;
 }
 
+/* TotalCount, a number or (some gateways) a numeric string; -1 when absent or absurd. */
 static long pai_total(struct json_object *body)
 {
 	struct json_object *t = provider_json_get(body, "TotalCount", json_type_int);
+	const char *s = provider_json_str(body, "TotalCount", NULL);
+	long long v = -1;
+	char *end;
 
-	if (!t) { /* some answers carry numbers as strings */
-		const char *s = provider_json_str(body, "TotalCount", NULL);
-		return s ? strtol(s, NULL, 10) : -1;
+	if (t) {
+		v = (long long)json_object_get_int64(t);
+	} else if (s && *s) {
+		errno = 0;
+		v = strtoll(s, &end, 10);
+		if (errno || *end)
+			v = -1;
 	}
-	return (long)json_object_get_int64(t);
+	return v < 0 || v > LONG_MAX ? -1 : (long)v;
 }
 
-static int pai_parse_items(struct json_object *body, const char *key, int show_secrets,
+static int pai_add_item(struct json_object *it, int workspaces, int show_secrets,
+			struct prov_page *out)
+{
+	const char *id, *ctime;
+
+	if (!workspaces)
+		return pai_codesource_record(it, show_secrets, out);
+	id = provider_json_str(it, "WorkspaceId", NULL);
+	ctime = provider_json_str(it, "GmtCreateTime", NULL);
+	if (!id || !*id)
+		return 0;
+	return provider_add_container(out, id, PAI_WORKSPACE, provider_parse_time(ctime));
+}
+
+static int pai_parse_items(struct json_object *body, int workspaces, int show_secrets,
 			   struct prov_page *out)
 {
-	struct json_object *items = provider_json_get(body, key, json_type_array);
+	const char *key = workspaces ? "Workspaces" : "CodeSources";
+	struct json_object *items;
 	int r = 0;
 
+	if (!json_object_is_type(body, json_type_object))
+		return -EIO;
 	out->total = pai_total(body);
-	if (!items)
-		return out->total == 0 ? 0 : -EIO;
+	if (!json_object_object_get_ex(body, key, &items))
+		return out->total == 0 ? 0 : -EIO; /* an empty list may be left out */
+	if (!json_object_is_type(items, json_type_array))
+		return -EIO;
 	for (size_t i = 0; r == 0 && i < json_object_array_length(items); i++) {
 		struct json_object *it = json_object_array_get_idx(items, i);
 
-		if (!json_object_is_type(it, json_type_object))
-			continue;
-		if (!strcmp(key, "Workspaces")) {
-			const char *id = provider_json_str(it, "WorkspaceId", NULL);
-
-			if (id && *id)
-				r = provider_add_container(
-					out, id, PAI_WORKSPACE,
-					provider_parse_time(provider_json_str(it, "GmtCreateTime",
-									      NULL)));
-		} else {
-			r = pai_codesource_record(it, show_secrets, out);
-		}
+		if (json_object_is_type(it, json_type_object))
+			r = pai_add_item(it, workspaces, show_secrets, out);
 	}
 	return r;
 }
 
-static int pai_parse(const char *body, size_t len, const char *key, int show_secrets,
+static int pai_parse(const char *body, size_t len, int workspaces, int show_secrets,
 		     struct prov_page *out)
 {
-	struct json_tokener *tok = json_tokener_new();
-	struct json_object *obj;
-	int r = -EIO;
+	struct json_object *obj = provider_json_parse(body, len);
+	int r = pai_parse_items(obj, workspaces, show_secrets, out);
 
-	if (!tok)
-		return -ENOMEM;
-	obj = json_tokener_parse_ex(tok, body, (int)len);
-	if (obj && json_tokener_get_error(tok) == json_tokener_success &&
-	    json_object_is_type(obj, json_type_object))
-		r = pai_parse_items(obj, key, show_secrets, out);
 	json_object_put(obj);
-	json_tokener_free(tok);
 	return r;
 }
 
 int pai_parse_codesources(const char *body, size_t len, int show_secrets, struct prov_page *out)
 {
-	return pai_parse(body, len, "CodeSources", show_secrets, out);
+	return pai_parse(body, len, 0, show_secrets, out);
 }
 
 int pai_parse_workspaces(const char *body, size_t len, struct prov_page *out)
 {
-	return pai_parse(body, len, "Workspaces", 0, out);
+	return pai_parse(body, len, 1, 0, out);
 }
 
-static int pai_fetch(struct pai *p, const char *action, const char *path, const char *ws,
-		     const char *name, long page, struct prov_page *out)
+/* The query of one page: ws NULL lists workspaces; name filters by DisplayName. */
+static int pai_query(struct http_request *req, const char *ws, const char *name, long page,
+		     long size)
 {
-	struct http_request req;
-	struct json_object *body = NULL;
-	char num[24], size[24];
-	size_t before = out->n;
-	const char *key = ws ? "CodeSources" : "Workspaces";
-	char label[160];
+	char num[24], sz[24];
 	int r;
 
 	snprintf(num, sizeof(num), "%ld", page);
-	snprintf(size, sizeof(size), "%d", !ws && !strcmp(action, "check") ? 1 : PAI_PAGE);
-	r = pai_request(p, path, &req);
+	snprintf(sz, sizeof(sz), "%ld", size);
+	r = http_req_query(req, "PageNumber", num);
+	if (!r)
+		r = http_req_query(req, "PageSize", sz);
+	if (!r && ws)
+		r = http_req_query(req, "WorkspaceId", ws);
+	/* Oldest first: entries added while paging land at the end, shifting nothing. */
+	if (!r && ws)
+		r = http_req_query(req, "SortBy", "GmtCreateTime");
+	if (!r && ws)
+		r = http_req_query(req, "Order", "ASC");
+	if (!r && name)
+		r = http_req_query(req, "DisplayName", name);
+	return r;
+}
+
+/* One page of ListCodeSources (ws set) or ListWorkspaces into out. */
+static int pai_fetch(struct pai *p, const char *ws, const char *name, long page, long size,
+		     struct prov_page *out)
+{
+	const char *action = ws ? "ListCodeSources" : "ListWorkspaces";
+	const char *path = ws ? "/api/v1/codesources" : "/api/v1/workspaces";
+	struct http_request req;
+	struct http_response resp = {0};
+	size_t before = out->n;
+	char label[160];
+	int r;
+
+	r = http_req_init(&req, "GET", p->c.endpoint, path);
 	if (r < 0)
 		return r;
-	r = http_req_query(&req, "PageNumber", num);
-	if (!r)
-		r = http_req_query(&req, "PageSize", size);
-	if (!r && ws)
-		r = http_req_query(&req, "WorkspaceId", ws);
-	if (!r && ws)
-		r = http_req_query(&req, "SortBy", "GmtCreateTime");
-	if (!r && ws)
-		r = http_req_query(&req, "Order", "ASC");
-	if (!r && name)
-		r = http_req_query(&req, "DisplayName", name);
-	snprintf(label, sizeof(label), "pai %s%s page %ld%s",
-		 ws ? "ListCodeSources ws=" : "ListWorkspaces", ws ? ws : "", page,
-		 name ? " (name filter)" : "");
-	if (!r)
-		r = pai_call(p, ws ? "ListCodeSources" : "ListWorkspaces", label, &req, &body);
-	if (!r) {
-		r = pai_parse_items(body, key, p->c.show_secrets, out);
+	snprintf(label, sizeof(label), "pai %s%s%s page %ld%s", action, ws ? " ws=" : "",
+		 ws ? ws : "", page, name ? " (name filter)" : "");
+	r = pai_query(&req, ws, name, page, size);
+	if (r == 0)
+		r = pai_send(p, action, label, &req, &resp);
+	if (r == 0) {
+		r = pai_parse(resp.body, resp.len, !ws, p->c.show_secrets, out);
 		if (r == -EIO)
-			log_msg(LOG_ERR, "pai: %s: the answer has no %s list", action, key);
+			pai_log(action, &resp, "the answer is not the expected JSON");
 	}
-	if (!r)
-		provider_page_done(out, page, PAI_PAGE, before);
-	json_object_put(body);
+	if (r == 0)
+		provider_page_done(out, page, size, before);
+	http_resp_free(&resp);
 	http_req_free(&req);
 	return r;
 }
 
 static int pai_check(struct provider *base)
 {
-	struct pai *p = (struct pai *)base;
 	struct prov_page pg = {0};
-	int r = pai_fetch(p, "check", "/api/v1/workspaces", NULL, NULL, 1, &pg);
+	int r = pai_fetch((struct pai *)base, NULL, NULL, 1, 1, &pg);
 
 	prov_page_free(&pg);
 	return r;
@@ -282,10 +297,9 @@ static int pai_list_page(struct provider *base, const struct prov_record *dir, l
 	struct pai *p = (struct pai *)base;
 
 	if (dir)
-		return pai_fetch(p, "ListCodeSources", "/api/v1/codesources", dir->id, NULL, page,
-				 out);
+		return pai_fetch(p, dir->id, NULL, page, PAI_PAGE, out);
 	if (!p->c.nscopes)
-		return pai_fetch(p, "ListWorkspaces", "/api/v1/workspaces", NULL, NULL, page, out);
+		return pai_fetch(p, NULL, NULL, page, PAI_PAGE, out);
 	return provider_scopes_page(p->c.scopes, p->c.nscopes, PAI_WORKSPACE, out);
 }
 
@@ -296,13 +310,18 @@ static int pai_lookup(struct provider *base, const struct prov_record *dir, cons
 	struct pai *p = (struct pai *)base;
 	int r = 0;
 
+	if (!dir)
+		return -ENOENT; /* workspaces are found by listing the root */
 	for (long page = 1; page <= PAI_MAX_PAGES; page++) {
 		out->last = 0;
-		r = pai_fetch(p, "ListCodeSources", "/api/v1/codesources", dir->id, term, page,
-			      out);
+		r = pai_fetch(p, dir->id, term, page, PAI_PAGE, out);
 		if (r < 0 || out->last)
-			break;
+			return r;
 	}
+	log_msg(LOG_WARNING,
+		"pai: ListCodeSources ws=%s: the name filter still had more after "
+		"%d pages; the look-up uses what came",
+		dir->id, PAI_MAX_PAGES);
 	return r;
 }
 
@@ -315,10 +334,10 @@ static void pai_destroy(struct provider *base)
 }
 
 static const struct provider_ops pai_ops = {
-	.check = pai_check,
-	.list_page = pai_list_page,
-	.lookup = pai_lookup,
-	.destroy = pai_destroy,
+    .check = pai_check,
+    .list_page = pai_list_page,
+    .lookup = pai_lookup,
+    .destroy = pai_destroy,
 };
 
 struct provider *pai_new(const struct prov_conf *conf, const struct provider_env *env)

@@ -3,9 +3,11 @@
  * redacted meta.json and time parsing. */
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <json-c/json.h>
@@ -16,9 +18,9 @@ typedef struct provider *(*provider_ctor)(const struct prov_conf *, const struct
 
 /* A fourth cloud is one new file and one line here. */
 static const provider_ctor provider_table[PROV_COUNT] = {
-	[PROV_PAI] = pai_new,
-	[PROV_VOLC] = volc_new,
-	[PROV_CODEUP] = codeup_new,
+    [PROV_PAI] = pai_new,
+    [PROV_VOLC] = volc_new,
+    [PROV_CODEUP] = codeup_new,
 };
 
 struct provider *provider_new(enum prov_kind kind, const struct prov_conf *conf,
@@ -31,36 +33,51 @@ struct provider *provider_new(enum prov_kind kind, const struct prov_conf *conf,
 	else if (!(p = provider_table[kind](conf, env)))
 		snprintf(err, errlen, "cannot set up the provider (%s)",
 			 kind == PROV_CODEUP && !conf->nscopes
-				 ? "[codeup] organizations is required: Codeup has no call that "
-				   "lists them"
-				 : "out of memory");
+			     ? "[codeup] organizations is required: Codeup has no call that "
+			       "lists them"
+			     : "out of memory");
 	return p;
+}
+
+/* Does key hold word, ignoring case? Keys may be of any length: no fixed buffer. */
+static int key_has(const char *key, const char *word)
+{
+	size_t n = strlen(word);
+
+	for (; *key; key++)
+		if (!strncasecmp(key, word, n))
+			return 1;
+	return 0;
 }
 
 /* Keys whose values are credentials, wherever they appear. */
 static int secret_key(const char *key)
 {
-	static const char *const words[] = {"token",	  "password",   "passwd",    "secret",
+	static const char *const words[] = {"token",	 "password",   "passwd",     "secret",
 					    "accesskey", "privatekey", "credential", NULL};
-	char low[128];
-	size_t i;
 
-	for (i = 0; key[i] && i < sizeof(low) - 1; i++)
-		low[i] = (char)tolower((unsigned char)key[i]);
-	low[i] = '\0';
-	for (i = 0; words[i]; i++)
-		if (strstr(low, words[i]))
+	for (size_t i = 0; words[i]; i++)
+		if (key_has(key, words[i]))
 			return 1;
 	return 0;
 }
 
+/* Empty strings, null and empty containers say "no secret here" and are kept as they are,
+ * so a reader can tell an unset credential from a redacted one. */
 static int secret_present(struct json_object *v)
 {
-	if (!v)
+	switch (json_object_get_type(v)) {
+	case json_type_null:
 		return 0;
-	if (json_object_is_type(v, json_type_string))
+	case json_type_string:
 		return json_object_get_string_len(v) > 0;
-	return 1;
+	case json_type_array:
+		return json_object_array_length(v) > 0;
+	case json_type_object:
+		return json_object_object_length(v) > 0;
+	default:
+		return 1;
+	}
 }
 
 static void redact(struct json_object *obj)
@@ -72,6 +89,7 @@ static void redact(struct json_object *obj)
 	}
 	if (!json_object_is_type(obj, json_type_object))
 		return;
+	/* Replacing the value of an existing key keeps its entry, so iteration is safe. */
 	json_object_object_foreach(obj, key, val)
 	{
 		if (secret_key(key) && secret_present(val))
@@ -88,15 +106,15 @@ char *provider_meta_json(struct json_object *obj, int show_secrets)
 	char *out = NULL;
 	size_t len;
 
-	if (json_object_deep_copy(obj, &copy, NULL) != 0)
+	/* The caller's object may be shared (Codeup's memo): redact a copy. */
+	if (!obj || json_object_deep_copy(obj, &copy, NULL) != 0)
 		return NULL;
 	if (!show_secrets)
 		redact(copy);
-	s = json_object_to_json_string_ext(copy, JSON_C_TO_STRING_PRETTY |
-							 JSON_C_TO_STRING_SPACED |
-							 JSON_C_TO_STRING_NOSLASHESCAPE);
-	len = strlen(s);
-	out = malloc(len + 2);
+	s = json_object_to_json_string_ext(copy, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+						     JSON_C_TO_STRING_NOSLASHESCAPE);
+	len = s ? strlen(s) : 0;
+	out = s ? malloc(len + 2) : NULL;
 	if (out) {
 		memcpy(out, s, len);
 		out[len] = '\n';
@@ -106,22 +124,41 @@ char *provider_meta_json(struct json_object *obj, int show_secrets)
 	return out;
 }
 
-/* "+08:00", "-0530" or "Z" at s: seconds east of UTC; -1 when it is none of those. */
-static long parse_offset(const char *s, long *off)
+/* n digits at s as a number, or -1. */
+static int digits(const char *s, int n)
 {
-	int h, m;
+	int v = 0;
 
-	if (*s == 'Z' && s[1] == '\0') {
-		*off = 0;
-		return 0;
+	for (int i = 0; i < n; i++) {
+		if (!isdigit((unsigned char)s[i]))
+			return -1;
+		v = v * 10 + (s[i] - '0');
 	}
-	if ((*s != '+' && *s != '-') || !isdigit((unsigned char)s[1]))
+	return v;
+}
+
+/* The zone at s ("Z", "+08:00", "-0530", or nothing for UTC) as seconds east of UTC in
+ * *off. -1 when s is anything else, trailing bytes included. */
+static int parse_offset(const char *s, long *off)
+{
+	int sign, h, m;
+
+	*off = 0;
+	if (*s == '\0' || ((*s == 'Z' || *s == 'z') && s[1] == '\0'))
+		return 0;
+	if (*s != '+' && *s != '-')
 		return -1;
-	if (sscanf(s + 1, "%2d:%2d", &h, &m) != 2 && sscanf(s + 1, "%2d%2d", &h, &m) != 2)
+	sign = *s == '-' ? -1 : 1;
+	h = digits(s + 1, 2);
+	if (h < 0)
+		return -1; /* and s[3] may lie past the end */
+	if (s[3] == ':')
+		m = digits(s + 4, 2), s += 6;
+	else
+		m = digits(s + 3, 2), s += 5;
+	if (m < 0 || h > 23 || m > 59 || *s != '\0')
 		return -1;
-	if (h > 23 || m > 59)
-		return -1;
-	*off = (*s == '-' ? -1 : 1) * (h * 3600L + m * 60L);
+	*off = sign * (h * 3600L + m * 60L);
 	return 0;
 }
 
@@ -129,19 +166,43 @@ int64_t provider_parse_time(const char *s)
 {
 	struct tm tm = {0};
 	const char *rest;
-	long off = 0;
+	long off;
 
-	if (!s)
+	if (!s || !isdigit((unsigned char)*s))
 		return 0;
 	rest = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
 	if (!rest)
 		return 0;
-	if (*rest == '.')
+	if (*rest == '.' || *rest == ',')
 		for (rest++; isdigit((unsigned char)*rest); rest++)
 			;
-	if (*rest && parse_offset(rest, &off) < 0)
+	if (parse_offset(rest, &off) < 0)
 		return 0;
 	return (int64_t)timegm(&tm) - off;
+}
+
+struct json_object *provider_json_parse(const char *body, size_t len)
+{
+	struct json_tokener *tok;
+	struct json_object *obj;
+	size_t end;
+
+	if (!body || len > INT_MAX)
+		return NULL;
+	tok = json_tokener_new();
+	if (!tok)
+		return NULL;
+	obj = json_tokener_parse_ex(tok, body, (int)len);
+	end = json_tokener_get_parse_end(tok);
+	/* Truncated, or followed by more than white space: not the answer we were sent. */
+	while (end < len && isspace((unsigned char)body[end]))
+		end++;
+	if (json_tokener_get_error(tok) != json_tokener_success || end != len) {
+		json_object_put(obj);
+		obj = NULL;
+	}
+	json_tokener_free(tok);
+	return obj;
 }
 
 struct json_object *provider_json_get(struct json_object *obj, const char *key, int t)
@@ -254,12 +315,18 @@ void provider_common_free(struct prov_common *c)
 
 void provider_page_done(struct prov_page *out, long page, long asked, size_t before)
 {
-	long n = (long)(out->n - before);
+	long long n = (long long)(out->n - before);
+	long long size = out->page_size > 0 && out->page_size < asked ? out->page_size : asked;
 
-	out->page_size = asked;
-	if (page == 1 && n > 0 && n < asked && out->total > n)
-		out->page_size = n;
-	out->last = n == 0 || out->total < 0 || (page - 1) * out->page_size + n >= out->total;
+	/* Short of asked with more beyond it: the server pages by a smaller size of its own,
+	 * and the next pages' offsets follow that size, not ours. */
+	if (n > 0 && n < size && out->total >= 0 && (page - 1) * size + n < out->total)
+		size = n;
+	out->page_size = (long)size;
+	if (out->total < 0) /* no total: only a short page ends the listing */
+		out->last = n < size;
+	else
+		out->last = n == 0 || (page - 1) * size + n >= out->total;
 }
 
 int prov_page_add(struct prov_page *pg, const struct prov_record *r)

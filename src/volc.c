@@ -2,6 +2,7 @@
  * with JSON bodies. Root: workspaces (configured, or ListWorkspaces); a workspace:
  * ListResources, the code sources. */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,8 +30,7 @@ static int volc_sign(struct http_request *req, void *ctx)
 	struct volc *v = ctx;
 	struct sign_creds creds = {v->c.key_id, v->c.secret, v->c.token};
 
-	return sign_volc(req, &creds, v->c.region ? v->c.region : "cn-beijing", VOLC_SERVICE,
-			 NULL);
+	return sign_volc(req, &creds, v->c.region ? v->c.region : "cn-beijing", VOLC_SERVICE, NULL);
 }
 
 static const char *volc_error_code(struct json_object *body)
@@ -40,7 +40,7 @@ static const char *volc_error_code(struct json_object *body)
 	return provider_json_str(provider_json_get(meta, "Error", json_type_object), "Code", NULL);
 }
 
-static enum http_verdict volc_classify(const struct http_response *resp, void *ctx)
+enum http_verdict volc_classify(const struct http_response *resp, void *ctx)
 {
 	struct json_object *body;
 	const char *code;
@@ -51,9 +51,10 @@ static enum http_verdict volc_classify(const struct http_response *resp, void *c
 		return HTTP_RETRY;
 	if (resp->status < 400)
 		return HTTP_DONE;
-	body = json_tokener_parse(resp->body ? resp->body : "");
+	body = provider_json_parse(resp->body, resp->len);
 	code = volc_error_code(body);
-	if (code && (!strcmp(code, "FlowLimitExceeded") || !strcmp(code, "InternalError")))
+	if (code && (!strcmp(code, "FlowLimitExceeded") || !strcmp(code, "InternalError") ||
+		     !strcmp(code, "ServiceUnavailable")))
 		v = HTTP_RETRY;
 	json_object_put(body);
 	return v;
@@ -70,33 +71,44 @@ static int volc_code_errno(long status, const char *code)
 	return status == 401 || status == 403 ? -EACCES : -EIO;
 }
 
-/* One line naming the call, status, code and request id; never a secret. */
-static int volc_fail(const char *action, const struct http_response *resp)
+int volc_classify_error(long status, const char *body, size_t len)
 {
-	struct json_object *body = json_tokener_parse(resp->body ? resp->body : "");
+	struct json_object *o = provider_json_parse(body, len);
+	int r = volc_code_errno(status, volc_error_code(o));
+
+	json_object_put(o);
+	return r;
+}
+
+/* The one line a failed answer logs: call, status, code, request id; never a secret. */
+static void volc_log(const char *action, const struct http_response *resp, const char *why)
+{
+	struct json_object *body = provider_json_parse(resp->body, resp->len);
 	struct json_object *meta = provider_json_get(body, "ResponseMetadata", json_type_object);
 	struct json_object *err = provider_json_get(meta, "Error", json_type_object);
 	const char *code = provider_json_str(err, "Code", NULL);
 	const char *msg = provider_json_str(err, "Message", NULL);
 	const char *rid = provider_json_str(meta, "RequestId", NULL);
-	int r = volc_code_errno(resp->status, code);
 
+	if (!rid)
+		rid = http_resp_header(resp, "x-tt-logid");
 	log_msg(LOG_ERR, "volc: %s failed: HTTP %ld %s: %.200s (request id %s)", action,
-		resp->status, code ? code : "(no code)", msg ? msg : "", rid ? rid : "none");
+		resp->status, code ? code : "(no code)", why ? why : (msg ? msg : ""),
+		rid ? rid : "none");
 	json_object_put(body);
-	return r;
 }
 
-/* POST action with body; the "Result" object of a 2xx answer in *out (owned by *root). */
-static int volc_call(struct volc *v, const char *action, const char *label,
-		     struct json_object *payload, struct json_object **root, struct json_object **out)
+/* POST action with payload; a 2xx answer without an error in resp, else the error, logged
+ * once. */
+static int volc_send(struct volc *v, const char *action, const char *label,
+		     struct json_object *payload, struct http_response *resp)
 {
-	struct http_request req;
-	struct http_response resp = {0};
 	const char *body = json_object_to_json_string_ext(payload, JSON_C_TO_STRING_PLAIN);
+	struct http_request req;
 	int r;
 
-	*root = *out = NULL;
+	if (!body)
+		return -ENOMEM;
 	r = http_req_init(&req, "POST", v->c.endpoint, "/");
 	if (r < 0)
 		return r;
@@ -104,40 +116,30 @@ static int volc_call(struct volc *v, const char *action, const char *label,
 	req.sign_ctx = v;
 	req.classify = volc_classify;
 	req.label = label;
+	req.id_header = "x-tt-logid";
 	if (!(r = http_req_query(&req, "Action", action)) &&
 	    !(r = http_req_query(&req, "Version", VOLC_VERSION)) &&
 	    !(r = http_req_header(&req, "Content-Type", "application/json")) &&
 	    !(r = http_req_body(&req, body, strlen(body))))
-		r = http_perform(v->c.http, &req, &resp);
+		r = http_perform(v->c.http, &req, resp);
+	http_req_free(&req);
 	if (r < 0) {
 		log_msg(LOG_ERR, "volc: %s failed: %s", action, strerror(-r));
-		goto out;
+		return r;
 	}
-	if (resp.status < 200 || resp.status > 299) {
-		r = volc_fail(action, &resp);
-		goto out;
+	if (resp->status < 200 || resp->status > 299) {
+		volc_log(action, resp, NULL);
+		return volc_classify_error(resp->status, resp->body, resp->len);
 	}
-	*root = json_tokener_parse(resp.body);
-	*out = provider_json_get(*root, "Result", json_type_object);
-	log_msg(LOG_DEBUG, "%s: request id %s", label,
-		provider_json_str(provider_json_get(*root, "ResponseMetadata", json_type_object),
-				  "RequestId", NULL) ?: "-");
-	if (!*out) {
-		log_msg(LOG_ERR, "volc: %s: the answer has no Result object", action);
-		r = -EIO;
-	}
-out:
-	http_resp_free(&resp);
-	http_req_free(&req);
-	return r;
+	return 0;
 }
 
 static int volc_resource_record(struct json_object *item, int show_secrets, struct prov_page *out)
 {
 	struct prov_record r = {.kind = VOLC_RESOURCE};
 	struct json_object *conf = provider_json_get(item, "Configuration", json_type_object);
-	const char *url = provider_json_str(provider_json_get(conf, "Git", json_type_object), "Url",
-					    NULL);
+	const char *url =
+	    provider_json_str(provider_json_get(conf, "Git", json_type_object), "Url", NULL);
 	const char *id = provider_json_str(item, "Id", NULL);
 	const char *name;
 	size_t nlen;
@@ -161,43 +163,66 @@ static int volc_resource_record(struct json_object *item, int show_secrets, stru
 	return 0;
 }
 
+static int volc_workspace_record(struct json_object *item, struct prov_page *out)
+{
+	const char *id = provider_json_str(item, "Id", NULL);
+	const char *ctime = provider_json_str(item, "CreateTime", NULL);
+
+	if (!id || !*id)
+		return 0;
+	return provider_add_container(out, id, VOLC_WORKSPACE, provider_parse_time(ctime));
+}
+
+static long volc_total(struct json_object *result)
+{
+	struct json_object *t = provider_json_get(result, "TotalCount", json_type_int);
+	int64_t v = t ? json_object_get_int64(t) : -1;
+
+	return v < 0 || v > LONG_MAX ? -1 : (long)v;
+}
+
+/* The Result object of a ListResources or ListWorkspaces answer → records. */
 static int volc_parse_result(struct json_object *result, int workspaces, int show_secrets,
 			     struct prov_page *out)
 {
-	struct json_object *items = provider_json_get(result, "Items", json_type_array);
-	struct json_object *total = provider_json_get(result, "TotalCount", json_type_int);
+	struct json_object *items;
 	int r = 0;
 
-	out->total = total ? (long)json_object_get_int64(total) : -1;
-	if (!items)
-		return out->total == 0 ? 0 : -EIO;
+	if (!json_object_is_type(result, json_type_object))
+		return -EIO;
+	out->total = volc_total(result);
+	if (!json_object_object_get_ex(result, "Items", &items))
+		return out->total == 0 ? 0 : -EIO; /* an empty list may be left out */
+	if (!json_object_is_type(items, json_type_array))
+		return -EIO;
 	for (size_t i = 0; r == 0 && i < json_object_array_length(items); i++) {
 		struct json_object *it = json_object_array_get_idx(items, i);
-		const char *id = provider_json_str(it, "Id", NULL);
 
-		if (workspaces)
-			r = id && *id ? provider_add_container(out, id, VOLC_WORKSPACE, 0) : 0;
-		else if (json_object_is_type(it, json_type_object))
-			r = volc_resource_record(it, show_secrets, out);
+		if (!json_object_is_type(it, json_type_object))
+			continue;
+		r = workspaces ? volc_workspace_record(it, out)
+			       : volc_resource_record(it, show_secrets, out);
 	}
 	return r;
+}
+
+/* A whole answer → records; an answer naming an error is no listing. */
+static int volc_parse_answer(struct json_object *obj, int workspaces, int show_secrets,
+			     struct prov_page *out)
+{
+	if (volc_error_code(obj))
+		return -EIO;
+	return volc_parse_result(provider_json_get(obj, "Result", json_type_object), workspaces,
+				 show_secrets, out);
 }
 
 static int volc_parse(const char *body, size_t len, int workspaces, int show_secrets,
 		      struct prov_page *out)
 {
-	struct json_tokener *tok = json_tokener_new();
-	struct json_object *obj;
-	int r = -EIO;
+	struct json_object *obj = provider_json_parse(body, len);
+	int r = volc_parse_answer(obj, workspaces, show_secrets, out);
 
-	if (!tok)
-		return -ENOMEM;
-	obj = json_tokener_parse_ex(tok, body, (int)len);
-	if (obj && json_tokener_get_error(tok) == json_tokener_success)
-		r = volc_parse_result(provider_json_get(obj, "Result", json_type_object), workspaces,
-				      show_secrets, out);
 	json_object_put(obj);
-	json_tokener_free(tok);
 	return r;
 }
 
@@ -211,31 +236,61 @@ int volc_parse_workspaces(const char *body, size_t len, struct prov_page *out)
 	return volc_parse(body, len, 1, 0, out);
 }
 
+/* {"WorkspaceId":ws, "PageNumber":page, "PageSize":size, "Filter":{"Name":name}}. */
 static struct json_object *volc_payload(const char *ws, const char *name, long page, int size)
 {
-	struct json_object *o = json_object_new_object();
+	struct json_object *o = json_object_new_object(), *f = NULL;
+	int bad = !o;
 
-	if (!o)
+	if (!bad && ws)
+		bad |= json_object_object_add(o, "WorkspaceId", json_object_new_string(ws));
+	if (!bad)
+		bad |= json_object_object_add(o, "PageNumber", json_object_new_int64(page));
+	if (!bad)
+		bad |= json_object_object_add(o, "PageSize", json_object_new_int(size));
+	if (!bad && name) {
+		f = json_object_new_object();
+		bad = !f || json_object_object_add(f, "Name", json_object_new_string(name)) ||
+		      json_object_object_add(o, "Filter", f);
+		if (bad)
+			json_object_put(f);
+	}
+	if (bad) {
+		json_object_put(o);
 		return NULL;
-	if (ws)
-		json_object_object_add(o, "WorkspaceId", json_object_new_string(ws));
-	json_object_object_add(o, "PageNumber", json_object_new_int64(page));
-	json_object_object_add(o, "PageSize", json_object_new_int(size));
-	if (name) {
-		struct json_object *f = json_object_new_object();
-
-		json_object_object_add(f, "Name", json_object_new_string(name));
-		json_object_object_add(o, "Filter", f);
 	}
 	return o;
 }
 
+/* A 2xx answer → records; an error named inside it, or a body of the wrong shape, is logged
+ * once. */
+static int volc_answer(const char *action, const struct http_response *resp, int workspaces,
+		       int show_secrets, struct prov_page *out)
+{
+	struct json_object *obj = provider_json_parse(resp->body, resp->len);
+	const char *code = volc_error_code(obj);
+	int r;
+
+	if (code) {
+		volc_log(action, resp, NULL);
+		r = volc_code_errno(resp->status, code);
+	} else {
+		r = volc_parse_result(provider_json_get(obj, "Result", json_type_object),
+				      workspaces, show_secrets, out);
+		if (r == -EIO)
+			volc_log(action, resp, "the answer is not the expected JSON");
+	}
+	json_object_put(obj);
+	return r;
+}
+
+/* One page of ListResources (ws set) or ListWorkspaces into out. */
 static int volc_fetch(struct volc *v, const char *ws, const char *name, long page, int size,
 		      struct prov_page *out)
 {
 	struct json_object *payload = volc_payload(ws, name, page, size);
-	struct json_object *root = NULL, *result;
 	const char *action = ws ? "ListResources" : "ListWorkspaces";
+	struct http_response resp = {0};
 	size_t before = out->n;
 	char label[160];
 	int r;
@@ -244,16 +299,13 @@ static int volc_fetch(struct volc *v, const char *ws, const char *name, long pag
 		return -ENOMEM;
 	snprintf(label, sizeof(label), "volc %s%s%s page %ld%s", action, ws ? " ws=" : "",
 		 ws ? ws : "", page, name ? " (name filter)" : "");
-	r = volc_call(v, action, label, payload, &root, &result);
-	if (r == 0) {
-		r = volc_parse_result(result, !ws, v->c.show_secrets, out);
-		if (r == -EIO)
-			log_msg(LOG_ERR, "volc: %s: the answer has no Items list", action);
-	}
+	r = volc_send(v, action, label, payload, &resp);
+	if (r == 0)
+		r = volc_answer(action, &resp, !ws, v->c.show_secrets, out);
 	if (r == 0)
 		provider_page_done(out, page, size, before);
-	json_object_put(root);
 	json_object_put(payload);
+	http_resp_free(&resp);
 	return r;
 }
 
@@ -282,12 +334,18 @@ static int volc_lookup(struct provider *base, const struct prov_record *dir, con
 {
 	int r = 0;
 
+	if (!dir)
+		return -ENOENT; /* workspaces are found by listing the root */
 	for (long page = 1; page <= VOLC_MAX_PAGES; page++) {
 		out->last = 0;
 		r = volc_fetch((struct volc *)base, dir->id, term, page, VOLC_PAGE, out);
 		if (r < 0 || out->last)
-			break;
+			return r;
 	}
+	log_msg(LOG_WARNING,
+		"volc: ListResources ws=%s: the name filter still had more after "
+		"%d pages; the look-up uses what came",
+		dir->id, VOLC_MAX_PAGES);
 	return r;
 }
 
@@ -300,10 +358,10 @@ static void volc_destroy(struct provider *base)
 }
 
 static const struct provider_ops volc_ops = {
-	.check = volc_check,
-	.list_page = volc_list_page,
-	.lookup = volc_lookup,
-	.destroy = volc_destroy,
+    .check = volc_check,
+    .list_page = volc_list_page,
+    .lookup = volc_lookup,
+    .destroy = volc_destroy,
 };
 
 struct provider *volc_new(const struct prov_conf *conf, const struct provider_env *env)

@@ -1,9 +1,11 @@
-/* Unit tests of record mapping: meta.json redaction, times, and each provider's parser on
- * real-shaped and hostile bodies (the seed documents' examples restated). */
+/* Unit tests of record mapping: meta.json redaction, times, paging arithmetic, and each
+ * provider's parser and error classifier on real-shaped and hostile bodies (the seed
+ * documents' examples restated as literals). */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,66 +14,223 @@
 
 #include "provider.h"
 
+#define LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* PAI ListCodeSources, the seed's success example (plus a second item with a NUL in its
+ * name, an empty branch and an empty token). */
 static const char pai_body[] =
-	"{\"CodeSources\":[{\"CodeSourceId\":\"code-202\",\"DisplayName\":\"MyCodeSourceName1\","
-	"\"Description\":\"code source of dlc examples\",\"CodeRepo\":\"https://code.aliyun.com/x\","
-	"\"CodeBranch\":\"master\",\"CodeCommit\":\"44da10\",\"CodeRepoUserName\":\"user\","
-	"\"CodeRepoAccessToken\":\"tok-secret\",\"Accessibility\":\"PUBLIC\",\"UserId\":\"115\","
-	"\"WorkspaceId\":\"1234\",\"GmtCreateTime\":\"2021-01-18T12:52:15Z\","
-	"\"GmtModifyTime\":\"2021-01-19T12:52:15Z\",\"MountPath\":\"/root/code/\"},"
-	"{\"CodeSourceId\":\"code-203\",\"DisplayName\":\"a\\u0000b\",\"CodeRepo\":\"u\","
-	"\"CodeBranch\":\"\",\"CodeRepoAccessToken\":\"\"}],"
-	"\"TotalCount\":2,\"RequestId\":\"5A14FA81\"}";
+    "{\"CodeSources\":[{\"CodeSourceId\":\"code-202\",\"DisplayName\":\"MyCodeSourceName1\","
+    "\"Description\":\"code source of dlc examples\",\"CodeRepo\":\"https://code.aliyun.com/x\","
+    "\"CodeBranch\":\"master\",\"CodeCommit\":\"44da10\",\"CodeRepoUserName\":\"user\","
+    "\"CodeRepoAccessToken\":\"tok-secret\",\"Accessibility\":\"PUBLIC\",\"UserId\":\"115\","
+    "\"WorkspaceId\":\"1234\",\"GmtCreateTime\":\"2021-01-18T12:52:15Z\","
+    "\"GmtModifyTime\":\"2021-01-19T12:52:15Z\",\"MountPath\":\"/root/code/\"},"
+    "{\"CodeSourceId\":\"code-203\",\"DisplayName\":\"a\\u0000b\",\"CodeRepo\":\"u\","
+    "\"CodeBranch\":\"\",\"CodeRepoAccessToken\":\"\"}],"
+    "\"TotalCount\":2,\"RequestId\":\"5A14FA81\"}";
 
+static const char pai_workspaces[] =
+    "{\"Workspaces\":[{\"WorkspaceId\":\"1234\",\"WorkspaceName\":\"ws\",\"Status\":\"ENABLED\","
+    "\"GmtCreateTime\":\"2021-01-18T12:52:15Z\"},{\"WorkspaceName\":\"no id\"},"
+    "{\"WorkspaceId\":\"5678\"}],\"TotalCount\":3,\"RequestId\":\"r\"}";
+
+/* Volcengine ListResources, the seed's example (secrets added to its Git configuration). */
 static const char volc_body[] =
-	"{\"ResponseMetadata\":{\"RequestId\":\"2024\",\"Action\":\"ListResources\","
-	"\"Version\":\"2023-05-01\",\"Service\":\"cp\",\"Region\":\"cn-beijing\"},"
-	"\"Result\":{\"Items\":[{\"Id\":\"1bfc\",\"WorkspaceId\":\"000c\",\"Name\":\"test\","
-	"\"Type\":\"Gitee\",\"Configuration\":{\"Git\":{\"Url\":\"https://gitee.com/x\","
-	"\"UserToken\":\"0f68secret\",\"Password\":\"pwdsecret\",\"AccessKey\":\"aksecret\","
-	"\"SecretKey\":\"sksecret\",\"CloneDepth\":0}},\"CreateTime\":\"2023-04-28T11:54:24+08:00\","
-	"\"UpdateTime\":\"2023-05-08T22:07:26+08:00\",\"Creator\":{\"AccountId\":245,\"UserId\":0}}],"
-	"\"PageNumber\":1,\"PageSize\":10,\"TotalCount\":1}}";
+    "{\"ResponseMetadata\":{\"RequestId\":\"2024\",\"Action\":\"ListResources\","
+    "\"Version\":\"2023-05-01\",\"Service\":\"cp\",\"Region\":\"cn-beijing\"},"
+    "\"Result\":{\"Items\":[{\"Id\":\"1bfc\",\"WorkspaceId\":\"000c\",\"Name\":\"test\","
+    "\"Type\":\"Gitee\",\"Configuration\":{\"Git\":{\"Url\":\"https://gitee.com/x\","
+    "\"UserToken\":\"0f68secret\",\"Password\":\"pwdsecret\",\"AccessKey\":\"aksecret\","
+    "\"SecretKey\":\"sksecret\",\"UserName\":\"user\",\"CloneDepth\":0}},"
+    "\"CreateTime\":\"2023-04-28T11:54:24+08:00\",\"UpdateTime\":\"2023-05-08T22:07:26+08:00\","
+    "\"Creator\":{\"AccountId\":245,\"UserId\":0}}],"
+    "\"PageNumber\":1,\"PageSize\":10,\"TotalCount\":1}}";
 
+static const char volc_workspaces[] =
+    "{\"ResponseMetadata\":{\"RequestId\":\"r\"},\"Result\":{\"Items\":[{\"Id\":\"ws-1\","
+    "\"Name\":\"one\",\"CreateTime\":\"2021-07-19T12:21:31Z\"},{\"Name\":\"no id\"},7],"
+    "\"TotalCount\":3}}";
+
+/* Codeup ListNamespaces, the seed's example plus a sub-group the top filter drops. */
 static const char codeup_groups[] =
-	"[{\"avatarUrl\":\"https://x/a\",\"fullPath\":\"org/test-group\",\"id\":36932,"
-	"\"kind\":\"group\",\"name\":\"test-group-name\",\"nameWithNamespace\":\"org/test-group-name\","
-	"\"parentId\":20966,\"path\":\"test-group\",\"pathWithNamespace\":\"org/test-group\","
-	"\"visibility\":\"private\",\"webUrl\":\"https://codeup.example/org/test-group\"}]";
+    "[{\"avatarUrl\":\"https://x/a\",\"fullPath\":\"org/test-group\",\"id\":36932,"
+    "\"kind\":\"group\",\"name\":\"test-group-name\",\"nameWithNamespace\":\"org/test-group-name\","
+    "\"parentId\":20966,\"path\":\"test-group\",\"pathWithNamespace\":\"org/test-group\","
+    "\"visibility\":\"private\",\"webUrl\":\"https://codeup.example/org/test-group\"},"
+    "{\"fullPath\":\"org/test-group/sub\",\"id\":36933,\"path\":\"sub\",\"webUrl\":\"w\"}]";
+
+static const char codeup_repos[] =
+    "[{\"id\":1,\"path\":\"top\",\"pathWithNamespace\":\"org/top\","
+    "\"httpUrlToRepo\":\"https://codeup/org/top.git\",\"defaultBranch\":\"main\","
+    "\"createdAt\":\"2024-01-01T00:00:00.000+08:00\",\"lastActivityAt\":\"2024-01-02T00:00:00Z\"},"
+    "{\"id\":2,\"path\":\"in-group\",\"pathWithNamespace\":\"org/test-group/in-group\","
+    "\"namespaceId\":36932,\"webUrl\":\"https://codeup/org/test-group/in-group\"},"
+    "{\"id\":3,\"path\":\"deeper\",\"pathWithNamespace\":\"org/test-group/sub/deeper\"},"
+    "{\"id\":\"4\",\"name\":\"by-ns-id\",\"namespaceId\":\"36932\"},"
+    "{\"path\":\"no-id\",\"pathWithNamespace\":\"org/no-id\"},"
+    "{\"id\":5,\"pathWithNamespace\":\"org/no-path\"},null,[1]]";
+
+static void free_meta(char *m)
+{
+	free(m);
+}
 
 static void test_meta_redacts_at_any_depth(void **state)
 {
-	struct json_object *o = json_tokener_parse(
-		"{\"a\":\"keep\",\"UserToken\":\"s1\",\"n\":{\"Password\":\"s2\",\"list\":[{\"SecretKey\":"
-		"\"s3\"}]},\"AccessKey\":\"\",\"CodeRepoAccessToken\":null}");
+	static const char src[] =
+	    "{\"a\":\"keep/slash\",\"UserToken\":\"s1\",\"n\":{\"Password\":\"s2\",\"list\":[{"
+	    "\"SecretKey\":\"s3\"},{\"privateKEY\":\"s4\"}]},\"AccessKey\":\"\","
+	    "\"CodeRepoAccessToken\":null,\"Credentials\":{\"x\":\"s5\"},\"emptyCredential\":{},"
+	    "\"passwd\":12345,\"ClientSecret\":true,\"TokenList\":[],"
+	    "\"a_very_long_key_name_padding_padding_padding_padding_padding_padding_padding_"
+	    "padding_padding_padding_padding_padding_padding_padding_token\":\"s6\"}";
+	struct json_object *o = json_tokener_parse(src);
 	char *m = provider_meta_json(o, 0);
 
 	(void)state;
 	assert_non_null(m);
-	assert_null(strstr(m, "s1"));
-	assert_null(strstr(m, "s2"));
-	assert_null(strstr(m, "s3"));
-	assert_non_null(strstr(m, "\"keep\""));
-	assert_non_null(strstr(m, "\"AccessKey\": \"\"")); /* empty stays empty */
+	for (const char *s = "s1\0s2\0s3\0s4\0s5\0s6\0"
+			     "12345\0true\0";
+	     *s; s += strlen(s) + 1)
+		assert_null(strstr(m, s));
+	assert_non_null(strstr(m, "\"UserToken\": \"******\""));
+	assert_non_null(strstr(m, "\"Credentials\": \"******\""));
+	assert_non_null(strstr(m, "\"a\": \"keep/slash\"")); /* no \/ escaping */
+	assert_non_null(strstr(m, "\"AccessKey\": \"\""));   /* empty stays empty */
+	assert_non_null(strstr(m, "\"CodeRepoAccessToken\": null"));
+	assert_non_null(strstr(m, "\"emptyCredential\": {"));
+	assert_non_null(strstr(m, "\"TokenList\": ["));
+	assert_null(strchr(m, '\t'));
 	assert_int_equal(m[strlen(m) - 1], '\n');
-	free(m);
-	m = provider_meta_json(o, 1);
-	assert_non_null(strstr(m, "s1"));
-	free(m);
+	assert_int_not_equal(m[strlen(m) - 2], '\n');
+	free_meta(m);
+	/* The caller's object is untouched: redaction works on a copy. */
+	assert_string_equal(json_object_get_string(json_object_object_get(o, "UserToken")), "s1");
 	json_object_put(o);
+}
+
+static void test_meta_show_secrets(void **state)
+{
+	struct json_object *o =
+	    json_tokener_parse("{\"n\":{\"Password\":\"s2\"},\"Token\":\"s1\"}");
+	char *m = provider_meta_json(o, 1);
+
+	(void)state;
+	assert_non_null(strstr(m, "\"s1\""));
+	assert_non_null(strstr(m, "\"s2\""));
+	assert_null(strstr(m, "******"));
+	free_meta(m);
+	json_object_put(o);
+	assert_null(provider_meta_json(NULL, 0));
 }
 
 static void test_times(void **state)
 {
+	static const char *const bad[] = {
+	    "yesterday",
+	    "",
+	    "2021-01-18",
+	    "2021-01-18T12:52",
+	    "2021-13-18T12:52:15Z",
+	    "2021-01-18T12:52:15+99:00",
+	    "2021-01-18T12:52:15+08:00junk",
+	    "2021-01-18T12:52:15+",
+	    "2021-01-18T12:52:15+0",
+	    "2021-01-18T12:52:15+08:",
+	    "2021-01-18T12:52:15Zz",
+	    "2021-01-18T12:52:15 ",
+	    " 2021-01-18T12:52:15Z",
+	    "-2021-01-18T12:52:15Z",
+	    "2021-01-18T12:52:15.+08:00x",
+	};
+
 	(void)state;
 	assert_int_equal(provider_parse_time("2021-01-18T12:52:15Z"), 1610974335);
-	assert_int_equal(provider_parse_time("2021-01-18T20:52:15+08:00"), 1610974335);
-	assert_int_equal(provider_parse_time("2021-01-18T20:52:15.123+08:00"), 1610974335);
 	assert_int_equal(provider_parse_time("2021-01-18T12:52:15"), 1610974335);
-	assert_int_equal(provider_parse_time("yesterday"), 0);
-	assert_int_equal(provider_parse_time("2021-01-18T12:52:15+99:00"), 0);
-	assert_int_equal(provider_parse_time(""), 0);
+	assert_int_equal(provider_parse_time("2021-01-18T20:52:15+08:00"), 1610974335);
+	assert_int_equal(provider_parse_time("2021-01-18T20:52:15+0800"), 1610974335);
+	assert_int_equal(provider_parse_time("2021-01-18T07:22:15-05:30"), 1610974335);
+	assert_int_equal(provider_parse_time("2021-01-18T12:52:15.123456Z"), 1610974335);
+	assert_int_equal(provider_parse_time("2023-04-28T11:54:24+08:00"), 1682654064);
+	assert_int_equal(provider_parse_time("2024-01-01T00:00:00.000+08:00"), 1704038400);
+	for (size_t i = 0; i < LEN(bad); i++)
+		assert_int_equal(provider_parse_time(bad[i]), 0);
 	assert_int_equal(provider_parse_time(NULL), 0);
+}
+
+/* n fake records added to pg, then provider_page_done as a provider calls it. */
+static void page_of(struct prov_page *pg, long page, long asked, long total, size_t n)
+{
+	size_t before = pg->n;
+
+	pg->total = total;
+	for (size_t i = 0; i < n; i++) {
+		struct prov_record r = {0};
+
+		assert_int_equal(prov_page_add(pg, &r), 0);
+	}
+	provider_page_done(pg, page, asked, before);
+}
+
+static void test_page_done(void **state)
+{
+	struct prov_page pg = {0};
+
+	(void)state;
+	page_of(&pg, 1, 100, 250, 100); /* full first page */
+	assert_int_equal(pg.page_size, 100);
+	assert_false(pg.last);
+	prov_page_free(&pg);
+	page_of(&pg, 3, 100, 250, 50); /* the honest last page */
+	assert_int_equal(pg.page_size, 100);
+	assert_true(pg.last);
+	prov_page_free(&pg);
+	page_of(&pg, 1, 100, 300, 50); /* the server pages by 50 */
+	assert_int_equal(pg.page_size, 50);
+	assert_false(pg.last);
+	page_of(&pg, 2, 100, 300, 50); /* a look-up loop remembers it */
+	assert_int_equal(pg.page_size, 50);
+	assert_false(pg.last);
+	page_of(&pg, 6, 100, 300, 50);
+	assert_true(pg.last);
+	prov_page_free(&pg);
+	page_of(&pg, 2, 100, 150, 50); /* a fresh page 2 that ends the listing at our size */
+	assert_int_equal(pg.page_size, 100);
+	assert_true(pg.last);
+	prov_page_free(&pg);
+	page_of(&pg, 2, 100, 300, 50); /* a fresh page 2 short while more exist beyond it */
+	assert_int_equal(pg.page_size, 50);
+	assert_false(pg.last);
+	prov_page_free(&pg);
+	page_of(&pg, 1, 100, 0, 0);
+	assert_true(pg.last);
+	prov_page_free(&pg);
+	page_of(&pg, 4, 100, 9999, 0); /* an empty page ends it whatever the total says */
+	assert_true(pg.last);
+	prov_page_free(&pg);
+	page_of(&pg, 1, 100, -1, 100); /* no total: a full page may have more */
+	assert_false(pg.last);
+	prov_page_free(&pg);
+	page_of(&pg, 1, 100, -1, 7);
+	assert_true(pg.last);
+	prov_page_free(&pg);
+}
+
+static void test_json_parse(void **state)
+{
+	static const char *const bad[] = {"", "{", "{} x", "{}{}", "[1,", "nul", "\"x"};
+	struct json_object *o;
+
+	(void)state;
+	for (size_t i = 0; i < LEN(bad); i++)
+		assert_null(provider_json_parse(bad[i], strlen(bad[i])));
+	o = provider_json_parse("{\"a\":1} \n", 9);
+	assert_true(json_object_is_type(o, json_type_object));
+	json_object_put(o);
+	o = provider_json_parse("{\"a\":1}garbage", 7); /* len bounds what is read */
+	assert_non_null(o);
+	json_object_put(o);
+	assert_null(provider_json_parse(NULL, 0));
 }
 
 static void test_pai_parse(void **state)
@@ -87,36 +246,178 @@ static void test_pai_parse(void **state)
 	assert_string_equal(pg.recs[0].url, "https://code.aliyun.com/x");
 	assert_string_equal(pg.recs[0].branch, "master");
 	assert_int_equal(pg.recs[0].ctime, 1610974335);
+	assert_int_equal(pg.recs[0].mtime, 1611060735);
+	assert_false(pg.recs[0].container);
 	assert_null(strstr(pg.recs[0].meta, "tok-secret"));
-	assert_non_null(strstr(pg.recs[0].meta, "\"******\""));
+	assert_non_null(strstr(pg.recs[0].meta, "\"CodeRepoAccessToken\": \"******\""));
+	assert_non_null(strstr(pg.recs[0].meta, "\"MountPath\": \"/root/code/\""));
 	assert_int_equal(pg.recs[1].name_len, 3); /* the NUL inside the name survives */
 	assert_memory_equal(pg.recs[1].name, "a\0b", 3);
 	assert_null(pg.recs[1].branch);
+	assert_non_null(strstr(pg.recs[1].meta, "\"CodeRepoAccessToken\": \"\""));
+	assert_int_equal(pg.recs[1].ctime, 0);
+	prov_page_free(&pg);
+	assert_int_equal(pai_parse_codesources(pai_body, strlen(pai_body), 1, &pg), 0);
+	assert_non_null(strstr(pg.recs[0].meta, "tok-secret"));
 	prov_page_free(&pg);
 }
 
+static void test_pai_workspaces(void **state)
+{
+	struct prov_page pg = {0};
+
+	(void)state;
+	assert_int_equal(pai_parse_workspaces(pai_workspaces, strlen(pai_workspaces), &pg), 0);
+	assert_int_equal(pg.n, 2);
+	assert_int_equal(pg.total, 3);
+	assert_string_equal(pg.recs[0].id, "1234");
+	assert_string_equal(pg.recs[0].name, "1234");
+	assert_true(pg.recs[0].container);
+	assert_null(pg.recs[0].meta);
+	assert_null(pg.recs[0].url);
+	assert_string_equal(pg.recs[1].id, "5678");
+	prov_page_free(&pg);
+}
+
+struct hostile {
+	const char *body;
+	int r;
+	size_t n;
+};
+
 static void test_pai_hostile(void **state)
 {
-	static const char *const bad[] = {
-		"", "{", "[]", "null", "{\"CodeSources\":5,\"TotalCount\":3}",
-		"{\"CodeSources\":[1,\"x\",null,{\"DisplayName\":\"noid\"},{\"CodeSourceId\":7}],"
-		"\"TotalCount\":\"x\"}",
-		"{\"CodeSources\":[{\"CodeSourceId\":\"1\",\"DisplayName\":5,\"CodeRepo\":[]}],"
-		"\"TotalCount\":99999999999999999999}",
+	static const struct hostile cases[] = {
+	    {"", -EIO, 0},
+	    {"{", -EIO, 0},
+	    {"[]", -EIO, 0},
+	    {"null", -EIO, 0},
+	    {"\"CodeSources\"", -EIO, 0},
+	    {"<html>502 Bad Gateway</html>", -EIO, 0},
+	    {"{\"CodeSources\":5,\"TotalCount\":3}", -EIO, 0},
+	    {"{\"CodeSources\":{},\"TotalCount\":0}", -EIO, 0},
+	    {"{\"TotalCount\":3}", -EIO, 0},
+	    {"{\"TotalCount\":0,\"RequestId\":\"r\"}", 0, 0},
+	    {"{\"CodeSources\":[],\"TotalCount\":0}", 0, 0},
+	    {"{\"CodeSources\":[{\"CodeSourceId\":\"1\"}],\"TotalCount\":1} trailing", -EIO, 0},
+	    {"{\"CodeSources\":[{\"CodeSourceId\":\"1\"},", -EIO, 0},
+	    {"{\"CodeSources\":[1,\"x\",null,[],{\"DisplayName\":\"noid\"},{\"CodeSourceId\":7},"
+	     "{\"CodeSourceId\":\"\"},{\"CodeSourceId\":null}],\"TotalCount\":\"x\"}",
+	     0, 0},
+	    {"{\"CodeSources\":[{\"CodeSourceId\":\"1\",\"DisplayName\":5,\"CodeRepo\":[],"
+	     "\"CodeBranch\":{},\"GmtCreateTime\":1e400,\"GmtModifyTime\":\"2021\"}],"
+	     "\"TotalCount\":99999999999999999999}",
+	     0, 1},
+	    {"{\"CodeSources\":[{\"CodeSourceId\":\"1\"}],\"TotalCount\":-5}", 0, 1},
+	    {"{\"CodeSources\":[{\"CodeSourceId\":\"1\",\"CodeSourceId\":\"2\"}],\"TotalCount\":1}",
+	     0, 1},
 	};
 
 	(void)state;
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+	for (size_t i = 0; i < LEN(cases); i++) {
 		struct prov_page pg = {0};
-		int r = pai_parse_codesources(bad[i], strlen(bad[i]), 0, &pg);
+		int r = pai_parse_codesources(cases[i].body, strlen(cases[i].body), 0, &pg);
 
-		assert_true(r == 0 || r == -EIO);
+		assert_int_equal(r, cases[i].r);
+		if (r == 0)
+			assert_int_equal(pg.n, cases[i].n);
 		for (size_t k = 0; k < pg.n; k++) {
 			assert_non_null(pg.recs[k].id);
 			assert_non_null(pg.recs[k].name);
+			assert_non_null(pg.recs[k].url);
+			assert_non_null(pg.recs[k].meta);
 		}
 		prov_page_free(&pg);
 	}
+}
+
+static void test_pai_hostile_fields(void **state)
+{
+	static const char body[] =
+	    "{\"CodeSources\":[{\"CodeSourceId\":\"1\",\"DisplayName\":5,\"CodeRepo\":[],"
+	    "\"CodeBranch\":{}}],\"TotalCount\":-5}";
+	struct prov_page pg = {0};
+
+	(void)state;
+	assert_int_equal(pai_parse_codesources(body, strlen(body), 0, &pg), 0);
+	assert_string_equal(pg.recs[0].name, "1"); /* not a string: named by its id */
+	assert_string_equal(pg.recs[0].url, "");
+	assert_null(pg.recs[0].branch);
+	assert_int_equal(pg.total, -1);
+	prov_page_free(&pg);
+}
+
+static struct http_response resp_of(long status, const char *body)
+{
+	struct http_response r = {.status = status, .body = (char *)body};
+
+	r.len = body ? strlen(body) : 0;
+	return r;
+}
+
+static void test_pai_errors(void **state)
+{
+	static const struct {
+		long status;
+		const char *code;
+		int r;
+	} cases[] = {
+	    {400, "SignatureDoesNotMatch", -EACCES},
+	    {400, "IncompleteSignature", -EACCES},
+	    {404, "InvalidAccessKeyId.NotFound", -EACCES},
+	    {400, "InvalidAccessKeyId.Inactive", -EACCES},
+	    {400, "InvalidSecurityToken.Expired", -EACCES},
+	    {403, "Forbidden.RAM", -EACCES},
+	    {400, "NoPermission", -EACCES},
+	    {401, "Whatever", -EACCES},
+	    {403, NULL, -EACCES},
+	    {400, "InvalidTimeStamp.Expired", -EIO},
+	    {404, "InvalidApi.NotFound", -EIO},
+	    {404, NULL, -EIO},
+	    {500, "InternalError", -EIO},
+	    {400, "SignatureNonceUsed", -EIO},
+	};
+	char body[256];
+
+	(void)state;
+	for (size_t i = 0; i < LEN(cases); i++) {
+		if (cases[i].code)
+			snprintf(body, sizeof(body),
+				 "{\"RequestId\":\"r\",\"Code\":\"%s\",\"Message\":\"m\"}",
+				 cases[i].code);
+		else
+			snprintf(body, sizeof(body), "not json");
+		assert_int_equal(pai_classify_error(cases[i].status, body, strlen(body)),
+				 cases[i].r);
+	}
+	assert_int_equal(pai_classify_error(400, NULL, 0), -EIO);
+}
+
+static void test_pai_retry(void **state)
+{
+	struct http_response r;
+
+	(void)state;
+	r = resp_of(400, "{\"Code\":\"Throttling.User\",\"Message\":\"Request was denied\"}");
+	assert_int_equal(pai_classify(&r, NULL), HTTP_RETRY);
+	r = resp_of(400, "{\"Code\":\"Throttling\"}");
+	assert_int_equal(pai_classify(&r, NULL), HTTP_RETRY);
+	r = resp_of(403, "{\"Code\":\"Throttling.Api\"}");
+	assert_int_equal(pai_classify(&r, NULL), HTTP_RETRY);
+	r = resp_of(400, "{\"Code\":\"ServiceUnavailable\"}");
+	assert_int_equal(pai_classify(&r, NULL), HTTP_RETRY);
+	r = resp_of(429, "");
+	assert_int_equal(pai_classify(&r, NULL), HTTP_RETRY);
+	r = resp_of(503, NULL);
+	assert_int_equal(pai_classify(&r, NULL), HTTP_RETRY);
+	r = resp_of(400, "{\"Code\":\"SignatureDoesNotMatch\"}");
+	assert_int_equal(pai_classify(&r, NULL), HTTP_DONE);
+	r = resp_of(400, "{\"Code\":5}");
+	assert_int_equal(pai_classify(&r, NULL), HTTP_DONE);
+	r = resp_of(400, "{\"Code\":\"Throttling.User\"");
+	assert_int_equal(pai_classify(&r, NULL), HTTP_DONE);
+	r = resp_of(200, "{\"Code\":\"Throttling\"}");
+	assert_int_equal(pai_classify(&r, NULL), HTTP_DONE);
 }
 
 static void test_volc_parse(void **state)
@@ -126,32 +427,249 @@ static void test_volc_parse(void **state)
 	(void)state;
 	assert_int_equal(volc_parse_resources(volc_body, strlen(volc_body), 0, &pg), 0);
 	assert_int_equal(pg.n, 1);
+	assert_int_equal(pg.total, 1);
 	assert_string_equal(pg.recs[0].id, "1bfc");
+	assert_string_equal(pg.recs[0].name, "test");
 	assert_string_equal(pg.recs[0].url, "https://gitee.com/x");
 	assert_null(pg.recs[0].branch);
 	assert_int_equal(pg.recs[0].ctime, 1682654064);
+	assert_int_equal(pg.recs[0].mtime, 1683554846);
 	for (const char *s = "0f68secret\0pwdsecret\0aksecret\0sksecret\0"; *s; s += strlen(s) + 1)
 		assert_null(strstr(pg.recs[0].meta, s));
-	prov_page_free(&pg);
-	assert_int_equal(volc_parse_resources("{\"Result\":7}", 12, 0, &pg), -EIO);
+	for (const char *s = "UserToken\0Password\0AccessKey\0SecretKey\0"; *s; s += strlen(s) + 1)
+		assert_non_null(strstr(pg.recs[0].meta, s)); /* the keys stay */
+	assert_non_null(strstr(pg.recs[0].meta, "\"UserName\": \"user\""));
+	assert_non_null(strstr(pg.recs[0].meta, "\"AccountId\": 245"));
 	prov_page_free(&pg);
 }
 
-static void test_codeup_parse(void **state)
+static void test_volc_workspaces(void **state)
 {
 	struct prov_page pg = {0};
 
 	(void)state;
-	assert_int_equal(codeup_parse_list(codeup_groups, strlen(codeup_groups), "org", 0, 0, &pg),
-			 0);
+	assert_int_equal(volc_parse_workspaces(volc_workspaces, strlen(volc_workspaces), &pg), 0);
 	assert_int_equal(pg.n, 1);
+	assert_string_equal(pg.recs[0].id, "ws-1");
+	assert_string_equal(pg.recs[0].name, "ws-1");
+	assert_true(pg.recs[0].container);
+	assert_int_equal(pg.total, 3);
+	prov_page_free(&pg);
+}
+
+static void test_volc_hostile(void **state)
+{
+	static const struct hostile cases[] = {
+	    {"", -EIO, 0},
+	    {"{\"Result\":7}", -EIO, 0},
+	    {"{\"Result\":{\"Items\":{}}}", -EIO, 0},
+	    {"{\"Result\":{\"TotalCount\":4}}", -EIO, 0},
+	    {"{\"Result\":{\"TotalCount\":0}}", 0, 0},
+	    {"{\"ResponseMetadata\":{\"Error\":{\"Code\":\"InternalError\"}},\"Result\":{"
+	     "\"Items\":[],\"TotalCount\":0}}",
+	     -EIO, 0},
+	    {"{\"ResponseMetadata\":{\"RequestId\":\"r\"}}", -EIO, 0},
+	    {"{\"Result\":{\"Items\":[null,1,\"s\",{},{\"Id\":5},{\"Id\":\"\"},{\"Id\":\"a\","
+	     "\"Name\":[],\"Configuration\":{\"Git\":[]}},{\"Id\":\"b\",\"Configuration\":7}],"
+	     "\"TotalCount\":\"many\"}}",
+	     0, 2},
+	    {"{\"Result\":{\"Items\":[{\"Id\":\"a\",\"Name\":\"x\\u0000y\"}],\"TotalCount\":1}",
+	     -EIO, 0},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < LEN(cases); i++) {
+		struct prov_page pg = {0};
+		int r = volc_parse_resources(cases[i].body, strlen(cases[i].body), 0, &pg);
+
+		assert_int_equal(r, cases[i].r);
+		if (r == 0)
+			assert_int_equal(pg.n, cases[i].n);
+		for (size_t k = 0; k < pg.n; k++) {
+			assert_non_null(pg.recs[k].name);
+			assert_string_equal(pg.recs[k].url, "");
+		}
+		prov_page_free(&pg);
+	}
+}
+
+static void test_volc_errors(void **state)
+{
+	static const struct {
+		long status;
+		const char *code;
+		int r;
+	} cases[] = {
+	    {401, "InvalidAccessKey", -EACCES},
+	    {401, "SignatureDoesNotMatch", -EACCES},
+	    {403, "AccessDenied", -EACCES},
+	    {400, "AccessDenied", -EACCES},
+	    {400, "InvalidTimestamp", -EIO},
+	    {400, "MissingParameter", -EIO},
+	    {404, NULL, -EIO},
+	    {403, NULL, -EACCES},
+	};
+	char body[256];
+	struct http_response r;
+
+	(void)state;
+	for (size_t i = 0; i < LEN(cases); i++) {
+		snprintf(body, sizeof(body),
+			 "{\"ResponseMetadata\":{\"RequestId\":\"r\",\"Error\":{\"Code\":\"%s\","
+			 "\"CodeN\":100009,\"Message\":\"m\"}}}",
+			 cases[i].code ? cases[i].code : "");
+		if (!cases[i].code)
+			snprintf(body, sizeof(body), "[]");
+		assert_int_equal(volc_classify_error(cases[i].status, body, strlen(body)),
+				 cases[i].r);
+	}
+	r = resp_of(429, "{\"ResponseMetadata\":{\"Error\":{\"Code\":\"FlowLimitExceeded\"}}}");
+	assert_int_equal(volc_classify(&r, NULL), HTTP_RETRY);
+	r = resp_of(400, "{\"ResponseMetadata\":{\"Error\":{\"Code\":\"FlowLimitExceeded\"}}}");
+	assert_int_equal(volc_classify(&r, NULL), HTTP_RETRY);
+	r = resp_of(500, "oops");
+	assert_int_equal(volc_classify(&r, NULL), HTTP_RETRY);
+	r = resp_of(401, "{\"ResponseMetadata\":{\"Error\":{\"Code\":\"InvalidAccessKey\"}}}");
+	assert_int_equal(volc_classify(&r, NULL), HTTP_DONE);
+}
+
+static void test_codeup_namespaces(void **state)
+{
+	struct prov_page pg = {0};
+
+	(void)state;
+	assert_int_equal(
+	    codeup_parse_namespaces(codeup_groups, strlen(codeup_groups), "org", 0, 0, &pg), 0);
+	assert_int_equal(pg.n, 2);
 	assert_string_equal(pg.recs[0].id, "36932");
 	assert_string_equal(pg.recs[0].name, "test-group");
 	assert_string_equal(pg.recs[0].url, "https://codeup.example/org/test-group");
+	assert_string_equal(pg.recs[0].aux, "org\norg/test-group");
 	assert_true(pg.recs[0].container);
+	assert_int_equal(pg.recs[0].ctime, 0);
+	assert_non_null(strstr(pg.recs[0].meta, "\"visibility\": \"private\""));
 	prov_page_free(&pg);
-	assert_int_equal(codeup_parse_list("{\"errorCode\":\"x\"}", 17, "org", 1, 0, &pg), -EIO);
+	/* The organization's top: groups whose fullPath has one '/'. */
+	assert_int_equal(
+	    codeup_parse_namespaces(codeup_groups, strlen(codeup_groups), "org", 1, 0, &pg), 0);
+	assert_int_equal(pg.n, 1);
+	assert_string_equal(pg.recs[0].name, "test-group");
 	prov_page_free(&pg);
+}
+
+static const char *rec_named(const struct prov_page *pg, const char *name)
+{
+	for (size_t i = 0; i < pg->n; i++)
+		if (!strcmp(pg->recs[i].name, name))
+			return pg->recs[i].id;
+	return NULL;
+}
+
+static void test_codeup_repositories(void **state)
+{
+	struct prov_page pg = {0};
+	size_t len = strlen(codeup_repos);
+
+	(void)state;
+	/* No group: only org/<repo>. */
+	assert_int_equal(codeup_parse_repositories(codeup_repos, len, "org", NULL, NULL, 0, &pg),
+			 0);
+	assert_int_equal(pg.n, 1);
+	assert_string_equal(pg.recs[0].id, "1");
+	assert_string_equal(pg.recs[0].name, "top");
+	assert_string_equal(pg.recs[0].url, "https://codeup/org/top.git");
+	assert_string_equal(pg.recs[0].branch, "main");
+	assert_false(pg.recs[0].incomplete);
+	assert_false(pg.recs[0].container);
+	assert_string_equal(pg.recs[0].aux, "org");
+	assert_int_equal(pg.recs[0].ctime, 1704038400);
+	assert_int_equal(pg.recs[0].mtime, 1704153600);
+	prov_page_free(&pg);
+	/* The group by its full path, or by namespaceId where the path is missing. */
+	assert_int_equal(
+	    codeup_parse_repositories(codeup_repos, len, "org", "org/test-group", "36932", 0, &pg),
+	    0);
+	assert_int_equal(pg.n, 2);
+	assert_string_equal(rec_named(&pg, "in-group"), "2");
+	assert_string_equal(rec_named(&pg, "by-ns-id"), "4");
+	assert_true(pg.recs[0].incomplete); /* no clone URL or branch in the list */
+	assert_null(pg.recs[0].url);
+	assert_null(pg.recs[0].branch);
+	prov_page_free(&pg);
+	assert_int_equal(codeup_parse_repositories(codeup_repos, len, "org", "org/test-group/sub",
+						   "36933", 0, &pg),
+			 0);
+	assert_int_equal(pg.n, 1);
+	assert_string_equal(pg.recs[0].name, "deeper");
+	prov_page_free(&pg);
+	/* A group whose fullPath is unknown: namespaceId only. */
+	assert_int_equal(codeup_parse_repositories(codeup_repos, len, "org", "", "36932", 0, &pg),
+			 0);
+	assert_int_equal(pg.n, 2);
+	prov_page_free(&pg);
+}
+
+static void test_codeup_hostile(void **state)
+{
+	static const struct hostile cases[] = {
+	    {"", -EIO, 0},
+	    {"{\"errorCode\":\"x\"}", -EIO, 0},
+	    {"null", -EIO, 0},
+	    {"[", -EIO, 0},
+	    {"[{\"id\":1,\"path\":\"a\"}] [", -EIO, 0},
+	    {"[]", 0, 0},
+	    {"[null,1,\"x\",{},{\"id\":{}},{\"id\":1.5,\"path\":\"p\"},{\"id\":\"\",\"path\":\"p\"}"
+	     ","
+	     "{\"id\":1,\"path\":7}]",
+	     0, 0},
+	    {"[{\"id\":18446744073709551615,\"path\":\"big\",\"fullPath\":\"o/big\"},"
+	     "{\"id\":-1,\"path\":\"a\\u0000b\",\"fullPath\":[]}]",
+	     0, 2},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < LEN(cases); i++) {
+		struct prov_page pg = {0};
+		int r =
+		    codeup_parse_namespaces(cases[i].body, strlen(cases[i].body), "o", 1, 0, &pg);
+
+		assert_int_equal(r, cases[i].r);
+		if (r == 0)
+			assert_int_equal(pg.n, cases[i].n);
+		prov_page_free(&pg);
+		r = codeup_parse_repositories(cases[i].body, strlen(cases[i].body), "o", NULL, NULL,
+					      0, &pg);
+		assert_int_equal(r, cases[i].r);
+		prov_page_free(&pg);
+	}
+}
+
+static void test_codeup_nul_name(void **state)
+{
+	static const char body[] = "[{\"id\":-1,\"path\":\"a\\u0000b\",\"fullPath\":\"o/x\"}]";
+	struct prov_page pg = {0};
+
+	(void)state;
+	assert_int_equal(codeup_parse_namespaces(body, strlen(body), "o", 1, 0, &pg), 0);
+	assert_int_equal(pg.n, 1);
+	assert_string_equal(pg.recs[0].id, "-1");
+	assert_int_equal(pg.recs[0].name_len, 3);
+	assert_memory_equal(pg.recs[0].name, "a\0b", 3);
+	prov_page_free(&pg);
+}
+
+static void test_codeup_errors(void **state)
+{
+	(void)state;
+	assert_int_equal(codeup_classify_error(401, "{\"errorCode\":\"InvalidTokenError\"}", 34),
+			 -EACCES);
+	assert_int_equal(codeup_classify_error(401, "", 0), -EACCES);
+	assert_int_equal(codeup_classify_error(403, "[]", 2), -EACCES);
+	assert_int_equal(codeup_classify_error(400, "{\"errorCode\":\"ExpiredTokenError\"}", 33),
+			 -EACCES);
+	assert_int_equal(codeup_classify_error(400, "{\"errorCode\":\"BadRequest\"}", 26), -EIO);
+	assert_int_equal(codeup_classify_error(404, NULL, 0), -EIO);
+	assert_int_equal(codeup_classify_error(500, "x", 1), -EIO);
 }
 
 static void test_record_copy_is_deep(void **state)
@@ -164,25 +682,75 @@ static void test_record_copy_is_deep(void **state)
 	memcpy(a.name, "x\0y", 3);
 	a.name_len = 3;
 	a.url = strdup("u");
+	a.aux = strdup("org\nfull");
+	a.ctime = 7;
+	a.container = 1;
 	assert_int_equal(prov_record_copy(&b, &a), 0);
 	prov_record_free(&a);
+	assert_null(a.id);
 	assert_string_equal(b.id, "1");
 	assert_memory_equal(b.name, "x\0y", 3);
+	assert_int_equal(b.name_len, 3);
 	assert_string_equal(b.url, "u");
+	assert_string_equal(b.aux, "org\nfull");
 	assert_null(b.meta);
+	assert_null(b.branch);
+	assert_int_equal(b.ctime, 7);
+	assert_true(b.container);
 	prov_record_free(&b);
+}
+
+static void test_page_grows(void **state)
+{
+	struct prov_page pg = {0};
+
+	(void)state;
+	for (int i = 0; i < 1000; i++) {
+		struct prov_record r = {0};
+
+		r.id = malloc(16);
+		snprintf(r.id, 16, "%d", i);
+		assert_int_equal(prov_page_add(&pg, &r), 0);
+	}
+	assert_int_equal(pg.n, 1000);
+	assert_string_equal(pg.recs[999].id, "999");
+	prov_page_free(&pg);
+	assert_int_equal(pg.n, 0);
+	assert_null(pg.recs);
+	assert_int_equal(provider_scopes_page((char *[]){"a", "b"}, 2, 3, &pg), 0);
+	assert_int_equal(pg.n, 2);
+	assert_true(pg.last);
+	assert_int_equal(pg.total, 2);
+	assert_int_equal(pg.recs[1].kind, 3);
+	assert_string_equal(pg.recs[1].name, "b");
+	prov_page_free(&pg);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_meta_redacts_at_any_depth),
-		cmocka_unit_test(test_times),
-		cmocka_unit_test(test_pai_parse),
-		cmocka_unit_test(test_pai_hostile),
-		cmocka_unit_test(test_volc_parse),
-		cmocka_unit_test(test_codeup_parse),
-		cmocka_unit_test(test_record_copy_is_deep),
+	    cmocka_unit_test(test_meta_redacts_at_any_depth),
+	    cmocka_unit_test(test_meta_show_secrets),
+	    cmocka_unit_test(test_times),
+	    cmocka_unit_test(test_page_done),
+	    cmocka_unit_test(test_json_parse),
+	    cmocka_unit_test(test_pai_parse),
+	    cmocka_unit_test(test_pai_workspaces),
+	    cmocka_unit_test(test_pai_hostile),
+	    cmocka_unit_test(test_pai_hostile_fields),
+	    cmocka_unit_test(test_pai_errors),
+	    cmocka_unit_test(test_pai_retry),
+	    cmocka_unit_test(test_volc_parse),
+	    cmocka_unit_test(test_volc_workspaces),
+	    cmocka_unit_test(test_volc_hostile),
+	    cmocka_unit_test(test_volc_errors),
+	    cmocka_unit_test(test_codeup_namespaces),
+	    cmocka_unit_test(test_codeup_repositories),
+	    cmocka_unit_test(test_codeup_hostile),
+	    cmocka_unit_test(test_codeup_nul_name),
+	    cmocka_unit_test(test_codeup_errors),
+	    cmocka_unit_test(test_record_copy_is_deep),
+	    cmocka_unit_test(test_page_grows),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -162,15 +162,31 @@ static int teardown(void **state)
 struct names {
 	char list[FAKE_MAX + 8][300];
 	int n;
+	off_t next;
 };
 
 static int collect(void *ctx, const char *name, const struct tree_stat *st, off_t next)
 {
 	struct names *c = ctx;
 
-	(void)st, (void)next;
+	(void)st;
 	snprintf(c->list[c->n++], sizeof(c->list[0]), "%s", name);
+	c->next = next;
 	return 0;
+}
+
+/* Read a whole directory as the kernel does: from the offset reached until an empty answer
+ * (a short answer is no end of directory). */
+static int read_dir(struct tree *t, const char *path, struct names *c)
+{
+	int before, r;
+
+	c->next = 0;
+	do {
+		before = c->n;
+		r = tree_readdir(t, path, c->next, collect, c);
+	} while (r == 0 && c->n > before);
+	return r;
 }
 
 static int has(const struct names *c, const char *name)
@@ -187,13 +203,32 @@ static void test_root_lists_providers(void **state)
 	struct names *c = calloc(1, sizeof(*c));
 	struct tree_stat st;
 
-	assert_int_equal(tree_readdir(x->t, "/", 0, collect, c), 0);
+	assert_int_equal(read_dir(x->t, "/", c), 0);
 	assert_int_equal(c->n, 3);
 	assert_true(has(c, "fake"));
 	assert_int_equal(tree_getattr(x->t, "/fake", &st), 0);
 	assert_true(st.is_dir);
 	assert_int_equal(tree_getattr(x->t, "/nope", &st), -ENOENT);
 	assert_int_equal(x->f.list_calls, 0); /* nothing listed for the root */
+	free(c);
+}
+
+static void test_first_page_only_for_a_reader_that_stops(void **state)
+{
+	struct fixture *x = *state;
+	struct names *c = calloc(1, sizeof(*c));
+	char id[16];
+
+	for (int i = 0; i < 35; i++) {
+		snprintf(id, sizeof(id), "%d", 100 + i);
+		fake_add(&x->f, id, id, 10 + i);
+	}
+	assert_int_equal(tree_readdir(x->t, "/fake/ws", 0, collect, c), 0);
+	assert_int_equal(c->n, 2 + 10); /* ".", "..", page 1 */
+	assert_int_equal(x->f.list_calls, 2); /* the root, then one page */
+	assert_int_equal(tree_readdir(x->t, "/fake/ws", c->next, collect, c), 0);
+	assert_int_equal(c->n, 2 + 35);
+	assert_int_equal(x->f.list_calls, 5); /* page 1 was not asked for again */
 	free(c);
 }
 
@@ -208,7 +243,7 @@ static void test_full_listing_paged_and_named(void **state)
 		snprintf(name, sizeof(name), i < 3 ? "dup" : "repo-%d", i);
 		fake_add(&x->f, id, name, 10 + i);
 	}
-	assert_int_equal(tree_readdir(x->t, "/fake/ws", 0, collect, c), 0);
+	assert_int_equal(read_dir(x->t, "/fake/ws", c), 0);
 	assert_int_equal(c->n, 2 + 35);
 	assert_true(has(c, "dup"));
 	assert_true(has(c, "dup~101"));
@@ -226,7 +261,7 @@ static void test_ttl_expiry_with_fake_clock(void **state)
 	struct tree_stat st;
 
 	fake_add(&x->f, "1", "alpha", 1);
-	assert_int_equal(tree_readdir(x->t, "/fake/ws", 0, collect, c), 0);
+	assert_int_equal(read_dir(x->t, "/fake/ws", c), 0);
 	int calls = x->f.list_calls;
 
 	fake_clock += 59;
@@ -284,13 +319,13 @@ static void test_stale_on_error_and_eio(void **state)
 
 	fake_add(&x->f, "1", "alpha", 1);
 	x->f.fail = -EACCES;
-	assert_int_equal(tree_readdir(x->t, "/fake", 0, collect, c), -EACCES);
+	assert_int_equal(read_dir(x->t, "/fake", c), -EACCES);
 	x->f.fail = 0;
-	assert_int_equal(tree_readdir(x->t, "/fake/ws", 0, collect, c), 0);
+	assert_int_equal(read_dir(x->t, "/fake/ws", c), 0);
 	fake_clock += 120;
 	x->f.fail = -EIO;
 	c->n = 0;
-	assert_int_equal(tree_readdir(x->t, "/fake/ws", 0, collect, c), 0);
+	assert_int_equal(read_dir(x->t, "/fake/ws", c), 0);
 	assert_true(has(c, "alpha")); /* the last good listing */
 	free(c);
 }
@@ -306,7 +341,7 @@ static void test_changing_listing_is_fetched_again(void **state)
 		fake_add(&x->f, id, id, i + 1);
 	}
 	x->f.mutate_on_call = 3; /* root, page 1, then an entry appears */
-	assert_int_equal(tree_readdir(x->t, "/fake/ws", 0, collect, c), 0);
+	assert_int_equal(read_dir(x->t, "/fake/ws", c), 0);
 	assert_true(has(c, "latecomer"));
 	assert_true(has(c, "30"));
 	assert_int_equal(c->n, 2 + 31);
@@ -321,7 +356,7 @@ static void test_files_and_read(void **state)
 	char buf[8];
 
 	fake_add(&x->f, "7", "seven", 1);
-	assert_int_equal(tree_readdir(x->t, "/fake/ws/seven", 0, collect, c), 0);
+	assert_int_equal(read_dir(x->t, "/fake/ws/seven", c), 0);
 	assert_true(has(c, "url"));
 	assert_true(has(c, "meta.json"));
 	assert_false(has(c, "branch"));
@@ -343,13 +378,13 @@ static void test_flush_forgets(void **state)
 	struct names *c = calloc(1, sizeof(*c));
 
 	fake_add(&x->f, "1", "alpha", 1);
-	assert_int_equal(tree_readdir(x->t, "/fake/ws", 0, collect, c), 0);
+	assert_int_equal(read_dir(x->t, "/fake/ws", c), 0);
 	int calls = x->f.list_calls;
 
-	assert_int_equal(tree_readdir(x->t, "/fake/ws", 0, collect, c), 0);
+	assert_int_equal(read_dir(x->t, "/fake/ws", c), 0);
 	assert_int_equal(x->f.list_calls, calls);
 	tree_flush(x->t);
-	assert_int_equal(tree_readdir(x->t, "/fake/ws", 0, collect, c), 0);
+	assert_int_equal(read_dir(x->t, "/fake/ws", c), 0);
 	assert_true(x->f.list_calls > calls);
 	free(c);
 }
@@ -359,6 +394,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_root_lists_providers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full_listing_paged_and_named, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_first_page_only_for_a_reader_that_stops, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_ttl_expiry_with_fake_clock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lookup_uses_filter_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_negative_cache, setup, teardown),
