@@ -1,10 +1,22 @@
 """Fixtures: the emulator as a subprocess, and codesrcfs mounted for real against it.
-Every wait is bounded; a daemon that leaves a sanitizer report fails its test."""
+
+    emulator(*args)                       → Emulator (.port .url .stats() .reset_stats()
+                                            .configure(**knobs) .data() .stop())
+    mount(emu, config, opts=(), env=None, wait=True, timeout=MOUNT_TIMEOUT)
+                                          → Mount (.path .log() .proc .config)
+    run_codesrcfs(args, env=None, timeout=10) → CompletedProcess (also a fixture)
+
+Every wait is bounded, every test has an alarm, and a daemon that leaves a sanitizer
+report or exits non-zero fails its test."""
 import json
 import os
+import select
+import shlex
 import signal
 import subprocess
+import shutil
 import sys
+import tempfile
 import time
 import urllib.request
 
@@ -14,75 +26,130 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 EMULATOR = os.path.join(ROOT, "tests", "emulator", "emulator.py")
 BINARY = os.environ.get("CODESRCFS_BIN", os.path.join(ROOT, "build", "codesrcfs"))
+# A command put before the binary, e.g. "valgrind --error-exitcode=1" (make check-valgrind).
+WRAPPER = shlex.split(os.environ.get("CODESRCFS_WRAPPER", ""))
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer",
                    "WARNING: ThreadSanitizer")
+# Credentials in the developer's environment must never reach a test's daemon.
 CREDENTIAL_VARS = ("ALIBABA_CLOUD_", "ALIBABACLOUD_", "ALICLOUD_", "VOLCENGINE_", "VOLC_",
-                   "CODEUP_TOKEN")
-TEST_TIMEOUT = 300
+                   "CODEUP_TOKEN", "XDG_CONFIG_HOME")
+TEST_TIMEOUT = int(os.environ.get("CODESRCFS_TEST_TIMEOUT", "300"))
+EMULATOR_START_TIMEOUT = 30   # 100,000 generated entries take a few seconds
+MOUNT_TIMEOUT = 10
+EXIT_TIMEOUT = 20
+
+# The emulator's default credentials (tests/emulator/emulator.py --pai-key …).
+PAI_KEY = ("testak", "testsecret")
+VOLC_KEY = ("volcak", "volcsecret")
+CODEUP_TOKEN = "pt-testtoken"
 
 sys.path.insert(0, HERE)
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "timeout_s(n): this test's alarm, in seconds")
+
+
 @pytest.fixture(autouse=True)
-def bounded():
-    """No test may hang: SIGALRM fails it after TEST_TIMEOUT seconds."""
+def bounded(request):
+    """No test may hang: SIGALRM fails it after TEST_TIMEOUT seconds (or timeout_s(n))."""
+    mark = request.node.get_closest_marker("timeout_s")
+    limit = int(mark.args[0]) if mark else TEST_TIMEOUT
+
     def expired(signum, frame):
-        raise TimeoutError(f"test ran longer than {TEST_TIMEOUT} s")
+        raise TimeoutError(f"test ran longer than {limit} s")
 
     old = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(TEST_TIMEOUT)
+    signal.alarm(limit)
     yield
     signal.alarm(0)
     signal.signal(signal.SIGALRM, old)
 
 
-def clean_env(extra=None):
+def clean_env(extra=None, home=None):
+    """The environment for a child: no credential variables unless the test passes them,
+    and a HOME of its own so no vendor credential file of the developer is read."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(CREDENTIAL_VARS)}
+    if home:
+        os.makedirs(home, exist_ok=True)
+        env["HOME"] = str(home)
     env.update(extra or {})
     return env
+
+
+# ---------------------------------------------------------------------------- emulator
+
+
+def read_line(stream, timeout):
+    """One line from a binary pipe, or what came before the deadline or EOF."""
+    deadline, buf = time.monotonic() + timeout, b""
+    while not buf.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([stream], [], [], left)[0]:
+            break
+        chunk = os.read(stream.fileno(), 1)
+        if not chunk:
+            break
+        buf += chunk
+    return buf.decode(errors="replace")
 
 
 class Emulator:
     def __init__(self, args, tmp):
         self.stderr_path = os.path.join(tmp, f"emulator-{time.monotonic_ns()}.err")
-        self.proc = subprocess.Popen([sys.executable, EMULATOR, "--port", "0", *args],
-                                     stdout=subprocess.PIPE, stderr=open(self.stderr_path, "w"),
-                                     text=True)
-        line = self.proc.stdout.readline()  # bounded by the autouse alarm
+        with open(self.stderr_path, "w") as err:
+            self.proc = subprocess.Popen([sys.executable, EMULATOR, "--port", "0", *args],
+                                         stdout=subprocess.PIPE, stderr=err,
+                                         stdin=subprocess.DEVNULL)
+        line = read_line(self.proc.stdout, EMULATOR_START_TIMEOUT)
         if not line.startswith("PORT "):
-            self.proc.kill()
-            raise RuntimeError("emulator did not start: " + open(self.stderr_path).read())
+            self.stop()
+            raise RuntimeError(f"emulator did not start ({line!r}): {self.log()}")
         self.port = int(line.split()[1])
         self.url = f"http://127.0.0.1:{self.port}"
 
+    def log(self):
+        with open(self.stderr_path, errors="replace") as f:
+            return f.read()
+
     def _call(self, path, body=None):
-        req = urllib.request.Request(self.url + path, method="POST" if body is not None else "GET",
-                                     data=json.dumps(body).encode() if body is not None else None)
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data,
+                                     method="POST" if body is not None else "GET")
         with urllib.request.urlopen(req, timeout=30) as r:
             return json.loads(r.read())
 
     def stats(self):
+        """{"pai.ListCodeSources": n, …, "total": n, "fault.5xx": n, …}"""
         return self._call("/_emu/stats")
 
     def reset_stats(self):
         self._call("/_emu/reset-stats", {})
 
     def configure(self, **knobs):
+        """Change knobs at run time; returns them all."""
         return self._call("/_emu/config", knobs)
 
     def data(self):
+        """The data set served now (mutations included)."""
         return self._call("/_emu/data")
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self.proc.stdout.close()
+        return self.proc.returncode
 
 
 @pytest.fixture
 def emulator(tmp_path):
+    """emulator(*args): start tests/emulator/emulator.py with args, e.g.
+    emulator("--generate-pai", 250, "--seed", 3)."""
     started = []
 
     def start(*args):
@@ -91,60 +158,103 @@ def emulator(tmp_path):
         return emu
 
     yield start
+    crashed = []
     for emu in started:
         emu.stop()
+        if "internal error" in emu.log():  # the emulator answers everything; a bug if not
+            crashed.append(emu.log()[-2000:])
+    if crashed:
+        pytest.fail("emulator internal error:\n" + "\n".join(crashed))
+
+
+# ---------------------------------------------------------------------------- mount
+
+
+def unescape_mountinfo(field):
+    """mountinfo writes space, tab, newline and backslash as \\ooo."""
+    return field.encode().decode("unicode_escape").encode("latin-1").decode(errors="replace")
 
 
 def is_mount(path):
     path = os.path.realpath(path)
     with open("/proc/self/mountinfo") as f:
-        return any(line.split()[4] == path for line in f)
+        return any(unescape_mountinfo(line.split()[4]) == path for line in f)
+
+
+def config_text(emu, config):
+    """INI text from text (returned as is) or {section: {key: value}}; each section's
+    endpoint defaults to the emulator."""
+    if isinstance(config, str):
+        return config
+    lines = []
+    for section, keys in config.items():
+        keys = dict(keys)
+        keys.setdefault("endpoint", emu.url)
+        lines.append(f"[{section}]")
+        for k, v in keys.items():
+            if isinstance(v, (list, tuple)):
+                v = ", ".join(v)
+            lines.append(f"{k} = {v}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def unmount(path):
+    if is_mount(path):
+        r = subprocess.run(["fusermount3", "-u", path], capture_output=True, timeout=30)
+        if r.returncode != 0:
+            subprocess.run(["fusermount3", "-uz", path], capture_output=True, timeout=30)
 
 
 class Mount:
-    def __init__(self, path, proc, log_path):
-        self.path, self.proc, self.log_path = path, proc, log_path
+    def __init__(self, path, proc, log_path, config):
+        self.path, self.proc, self.log_path, self.config = path, proc, log_path, config
 
     def log(self):
+        """The daemon's stderr so far."""
         with open(self.log_path, errors="replace") as f:
             return f.read()
 
     def unmount(self):
-        if is_mount(self.path):
-            r = subprocess.run(["fusermount3", "-u", self.path], capture_output=True, timeout=30)
-            if r.returncode != 0:
-                subprocess.run(["fusermount3", "-uz", self.path], capture_output=True, timeout=30)
+        """Unmount and wait for the daemon: its exit code, or "killed"."""
+        unmount(self.path)
         try:
-            return self.proc.wait(timeout=20)
+            return self.proc.wait(timeout=EXIT_TIMEOUT)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout=10)
+            unmount(self.path)
             return "killed"
 
 
 @pytest.fixture
 def mount(tmp_path):
+    """mount(emu, config, opts=(), env=None, wait=True, timeout=10): codesrcfs -f in the
+    background on a fresh mountpoint; config is INI text or {section: {key: value}}."""
     mounts = []
 
-    def do_mount(emu, config_text, opts=(), env=None, wait=True):
+    def do_mount(emu, config, opts=(), env=None, wait=True, timeout=MOUNT_TIMEOUT):
         n = len(mounts)
         cfg = tmp_path / f"config{n}"
-        cfg.write_text(config_text)
+        cfg.write_text(config_text(emu, config))
         cfg.chmod(0o600)
         mp = tmp_path / f"mnt{n}"
         mp.mkdir()
         log_path = tmp_path / f"codesrcfs{n}.log"
         options = ",".join([f"config={cfg}", *opts])
-        proc = subprocess.Popen([BINARY, "-f", "-o", options, str(mp)], env=clean_env(env),
-                                stdout=subprocess.DEVNULL, stderr=open(log_path, "w"))
-        m = Mount(str(mp), proc, str(log_path))
+        with open(log_path, "w") as log:
+            proc = subprocess.Popen([*WRAPPER, BINARY, "-f", "-o", options, str(mp)],
+                                    env=clean_env(env, home=tmp_path / "home"),
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=log)
+        m = Mount(str(mp), proc, str(log_path), str(cfg))
         mounts.append(m)
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + timeout
         while wait and not is_mount(m.path):
             if proc.poll() is not None:
                 pytest.fail(f"codesrcfs exited with {proc.returncode}: {m.log()}")
             if time.monotonic() > deadline:
-                pytest.fail("codesrcfs did not mount within 20 s: " + m.log())
+                pytest.fail(f"codesrcfs did not mount within {timeout} s: {m.log()}")
             time.sleep(0.05)
         return m
 
@@ -161,10 +271,31 @@ def mount(tmp_path):
         pytest.fail("\n".join(problems))
 
 
-@pytest.fixture
-def run_codesrcfs():
-    """Run codesrcfs in the foreground for a case that must not mount."""
-    def run(args, env=None, timeout=60):
-        return subprocess.run([BINARY, *args], env=clean_env(env), capture_output=True,
-                              text=True, timeout=timeout)
-    return run
+def run_codesrcfs(args, env=None, timeout=10):
+    """Run codesrcfs in the foreground for a case that must not mount: CompletedProcess
+    (text). A run that outlives timeout is killed, its mount (if any) undone, and the
+    test fails."""
+    args = [str(a) for a in args]
+    home = tempfile.mkdtemp(prefix="codesrcfs-home-")
+    proc = subprocess.Popen([*WRAPPER, BINARY, *args], env=clean_env(env, home=home),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate(timeout=10)
+        if args and os.path.isdir(args[-1]):
+            unmount(args[-1])
+        pytest.fail(f"codesrcfs {' '.join(args)} still ran after {timeout} s: {err[-2000:]}")
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    if any(mark in err for mark in SANITIZER_MARKS):
+        pytest.fail(f"sanitizer report:\n{err[-4000:]}")
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+@pytest.fixture(name="run_codesrcfs")
+def run_codesrcfs_fixture():
+    """The run_codesrcfs helper, as a fixture."""
+    return run_codesrcfs
