@@ -59,6 +59,7 @@ class Bench:
         self.mount()
         self.rows = []
         self.rss = 0
+        self.peer_rows = {}
 
     def mount(self):
         """A new daemon: every row that says cold starts from one."""
@@ -107,6 +108,43 @@ class Bench:
         shutil.rmtree(tmp, ignore_errors=True)
         self.rss = max(self.rss, peak_rss_kib(self.fs.pid))
 
+    def peer(self, name, argv):
+        """The same tree through a peer mounting the emulator's plain HTTP listings."""
+        mnt = os.path.join(self.work, name)
+        os.mkdir(mnt)
+        proc = subprocess.Popen(argv + [mnt] if name == "httpdirfs" else argv[:-1] + [mnt] +
+                                argv[-1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(400):
+            if os.path.ismount(mnt):
+                break
+            time.sleep(0.05)
+        d = os.path.join(mnt, "pai", self.ws)
+        rows = {}
+        for label, cmd in (("cold ls", f"ls {d}"), ("warm ls -l", f"ls -l {d}"),
+                           ("warm cat */url", f"cat {d}/*/url"),
+                           ("warm cat */url (again)", f"cat {d}/*/url"),
+                           ("find | wc -l", f"find {d} | wc -l"),
+                           ("grep -r", f"grep -r -q zzz-no-match {d}")):
+            emu_call(self.url, "/_emu/reset-stats", {})
+            secs = timed(f"timeout {self.args.peer_timeout} sh -c '{cmd}'")
+            rows[label] = (secs, self.requests())
+        subprocess.run(["fusermount3", "-u", mnt], check=False)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        return rows
+
+    def peers(self):
+        tree = self.url + "/_tree/"
+        cache = os.path.join(self.work, "rclone-cache")
+        self.peer_rows = {
+            "httpdirfs": self.peer("httpdirfs", ["httpdirfs", "-f", tree]),
+            "rclone": self.peer("rclone", ["rclone", "mount", "--http-url", tree, "--read-only",
+                                           "--cache-dir", cache, "--dir-cache-time", "1h",
+                                           ":http:", "--attr-timeout", "1h"]),
+        }
+
     def close(self):
         subprocess.run(["fusermount3", "-u", self.mnt], check=False)
         self.fs.wait(timeout=30)
@@ -118,14 +156,20 @@ def table(b):
     a = b.args
     out = [f"## {a.entries} code sources, {a.latency:g} ms per request, parallel={a.parallel}",
            "",
-           "| operation | time | API requests | ideal (cold) | ratio | tmpfs (warm) | ratio |",
-           "|---|---|---|---|---|---|---|"]
+           "| operation | codesrcfs | API requests | ideal (cold) | ratio | tmpfs (warm) | ratio "
+           "| httpdirfs (requests) | rclone (requests) |",
+           "|---|---|---|---|---|---|---|---|---|"]
     for name, secs, reqs, ideal, floor in b.rows:
         i = f"{ideal * 1000:.0f} ms" if ideal else ""
         ri = f"{secs / ideal:.2f}×" if ideal else ""
         f = f"{floor * 1000:.1f} ms" if floor else ""
         rf = f"{secs / floor:.2f}×" if floor else ""
-        out.append(f"| {name} | {secs * 1000:.1f} ms | {reqs} | {i} | {ri} | {f} | {rf} |")
+        peers = []
+        for p in ("httpdirfs", "rclone"):
+            got = b.peer_rows.get(p, {}).get(name)
+            peers.append(f"{got[0] * 1000:.1f} ms ({got[1]})" if got else "n/a")
+        out.append(f"| {name} | {secs * 1000:.1f} ms | {reqs} | {i} | {ri} | {f} | {rf} | "
+                   f"{peers[0]} | {peers[1]} |")
     out += ["", f"Daemon peak RSS: {b.rss / 1024:.1f} MiB "
             f"({b.rss * 1024 / a.entries:.0f} bytes per code source, everything listed).", ""]
     return "\n".join(out)
@@ -137,12 +181,16 @@ def main():
     p.add_argument("--entries", type=int, default=10000)
     p.add_argument("--latency", type=float, default=20)
     p.add_argument("--parallel", type=int, default=8)
+    p.add_argument("--no-peers", action="store_true", help="skip httpdirfs and rclone")
+    p.add_argument("--peer-timeout", type=int, default=600)
     p.add_argument("--out", default=os.path.join(ROOT, "docs", "benchmarks.md"))
     a = p.parse_args()
     with tempfile.TemporaryDirectory() as work:
         b = Bench(a, work)
         try:
             b.run()
+            if not a.no_peers:
+                b.peers()
         finally:
             b.close()
     text = table(b)
@@ -151,7 +199,8 @@ def main():
             f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}.\n"
             "Ideal for a cold listing: one page, then ceil((pages - 1) / parallel) rounds, "
             "each one latency. Warm rows are compared with the same tree copied to tmpfs.\n"
-            "The peers (httpdirfs, rclone) are not measured yet.\n\n")
+            "The peers mount the emulator's plain HTTP listing of the same tree (same "
+            "latency per request); n/a: a row the bench does not run for them.\n\n")
     with open(a.out, "w") as f:
         f.write(head + text)
 
