@@ -111,6 +111,12 @@ void provider_common_free(struct prov_common *c);
  * pages into one out remembers it) and last, given the records added since before. With
  * no total (-1), only a short page is the last. */
 void provider_page_done(struct prov_page *out, long page, long asked, size_t before);
+/* One page of a provider's name filter in scope (a workspace) for term. */
+typedef int (*provider_filter_fn)(struct provider *p, const char *scope, const char *term,
+				  long page, struct prov_page *out);
+/* Every page of a name filter, bounded; a superset of the entries whose name holds term. */
+int provider_filter_pages(struct provider *p, const char *scope, const char *term,
+			  provider_filter_fn fetch, struct prov_page *out);
 /* Append a copy of r's pointers to pg (pg takes ownership of them). 0 or -ENOMEM. */
 int prov_page_add(struct prov_page *pg, const struct prov_record *r);
 /* Free every record in pg and reset it. */

@@ -14,7 +14,6 @@
 
 #define PAI_VERSION   "2021-02-04"
 #define PAI_PAGE      100 /* asked for; the server may give fewer (then its size wins) */
-#define PAI_MAX_PAGES 50  /* bound on a look-up's pages */
 
 enum pai_kind { PAI_WORKSPACE = 1, PAI_CODESOURCE };
 
@@ -303,26 +302,19 @@ static int pai_list_page(struct provider *base, const struct prov_record *dir, l
 	return provider_scopes_page(p->c.scopes, p->c.nscopes, PAI_WORKSPACE, out);
 }
 
-/* Every page of the DisplayName filter: a superset of the entries whose name holds term. */
+static int pai_filter_page(struct provider *base, const char *ws, const char *term, long page,
+			   struct prov_page *out)
+{
+	return pai_fetch((struct pai *)base, ws, term, page, PAI_PAGE, out);
+}
+
+/* The DisplayName filter: a superset of the entries whose name holds term. */
 static int pai_lookup(struct provider *base, const struct prov_record *dir, const char *term,
 		      struct prov_page *out)
 {
-	struct pai *p = (struct pai *)base;
-	int r = 0;
-
 	if (!dir)
 		return -ENOENT; /* workspaces are found by listing the root */
-	for (long page = 1; page <= PAI_MAX_PAGES; page++) {
-		out->last = 0;
-		r = pai_fetch(p, dir->id, term, page, PAI_PAGE, out);
-		if (r < 0 || out->last)
-			return r;
-	}
-	log_msg(LOG_WARNING,
-		"pai: ListCodeSources ws=%s: the name filter still had more after "
-		"%d pages; the look-up uses what came",
-		dir->id, PAI_MAX_PAGES);
-	return r;
+	return provider_filter_pages(base, dir->id, term, pai_filter_page, out);
 }
 
 static void pai_destroy(struct provider *base)

@@ -12,6 +12,7 @@
 
 #include <json-c/json.h>
 
+#include "log.h"
 #include "provider.h"
 
 typedef struct provider *(*provider_ctor)(const struct prov_conf *, const struct provider_env *);
@@ -327,6 +328,24 @@ void provider_page_done(struct prov_page *out, long page, long asked, size_t bef
 		out->last = n < size;
 	else
 		out->last = n == 0 || (page - 1) * size + n >= out->total;
+}
+
+#define PROVIDER_FILTER_PAGES 50 /* a name filter that needs more is no filter */
+
+int provider_filter_pages(struct provider *p, const char *scope, const char *term,
+			  provider_filter_fn fetch, struct prov_page *out)
+{
+	int r = 0;
+
+	for (long page = 1; page <= PROVIDER_FILTER_PAGES; page++) {
+		out->last = 0;
+		r = fetch(p, scope, term, page, out);
+		if (r < 0 || out->last)
+			return r;
+	}
+	log_msg(LOG_WARNING, "%s: the name filter in %s still had more after %d pages; the "
+		"look-up uses what came", p->name, scope, PROVIDER_FILTER_PAGES);
+	return r;
 }
 
 int prov_page_add(struct prov_page *pg, const struct prov_record *r)

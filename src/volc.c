@@ -16,7 +16,6 @@
 #define VOLC_VERSION   "2023-05-01"
 #define VOLC_SERVICE   "cp"
 #define VOLC_PAGE      100 /* the API's maximum */
-#define VOLC_MAX_PAGES 50  /* bound on a look-up's pages */
 
 enum volc_kind { VOLC_WORKSPACE = 1, VOLC_RESOURCE };
 
@@ -328,25 +327,19 @@ static int volc_list_page(struct provider *base, const struct prov_record *dir, 
 	return provider_scopes_page(v->c.scopes, v->c.nscopes, VOLC_WORKSPACE, out);
 }
 
-/* Every page of Filter.Name: a superset of the entries whose name holds term. */
+static int volc_filter_page(struct provider *base, const char *ws, const char *term, long page,
+			    struct prov_page *out)
+{
+	return volc_fetch((struct volc *)base, ws, term, page, VOLC_PAGE, out);
+}
+
+/* Filter.Name: a superset of the entries whose name holds term. */
 static int volc_lookup(struct provider *base, const struct prov_record *dir, const char *term,
 		       struct prov_page *out)
 {
-	int r = 0;
-
 	if (!dir)
 		return -ENOENT; /* workspaces are found by listing the root */
-	for (long page = 1; page <= VOLC_MAX_PAGES; page++) {
-		out->last = 0;
-		r = volc_fetch((struct volc *)base, dir->id, term, page, VOLC_PAGE, out);
-		if (r < 0 || out->last)
-			return r;
-	}
-	log_msg(LOG_WARNING,
-		"volc: ListResources ws=%s: the name filter still had more after "
-		"%d pages; the look-up uses what came",
-		dir->id, VOLC_MAX_PAGES);
-	return r;
+	return provider_filter_pages(base, dir->id, term, volc_filter_page, out);
 }
 
 static void volc_destroy(struct provider *base)
