@@ -1,0 +1,126 @@
+"""The README's session and the man page's first example, run as written against the
+emulator, so the docs cannot rot. Three substitutions only: /mnt/src becomes a temporary
+directory, the configuration gets the emulator's endpoint, and git is told (insteadOf)
+that https://github.com/example/ lives in local bare repositories."""
+import json
+import os
+import re
+import subprocess
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+BINARY = os.environ.get("CODESRCFS_BIN", os.path.join(ROOT, "build", "codesrcfs"))
+
+SOURCES = [  # what the examples show: two code sources share a display name
+    ("code-20210118", "dlc-examples", "master", "dlc-examples", "2021-01-18T12:52:15Z"),
+    ("code-20230301", "my-model", "main", "my-model", "2023-03-01T08:00:00Z"),
+    ("code-20230502", "my-model", "", "my-model-v2", "2023-05-02T08:00:00Z"),
+]
+
+
+def parse_session(lines):
+    """[(command, [expected output lines])] from '$ ' prompts, '> ' continuations and
+    here-documents."""
+    steps, heredoc = [], None
+    for line in lines:
+        if heredoc is not None:
+            steps[-1][0].append(line)
+            if line == heredoc:
+                heredoc = None
+        elif line.startswith("$ "):
+            steps.append(([line[2:]], []))
+            m = re.search(r"<<'?(\w+)'?", line)
+            heredoc = m.group(1) if m else None
+        elif line.startswith("> "):
+            steps[-1][0].append(line[2:])
+        elif steps and line.strip():
+            steps[-1][1].append(line)
+    return [("\n".join(cmd), out) for cmd, out in steps]
+
+
+def readme_session():
+    text = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    section = text.split("## A session", 1)[1].split("\n## ", 1)[0]
+    lines = [ln[4:] for ln in section.splitlines() if ln.startswith("    ")]
+    return parse_session(lines)
+
+
+def man_example():
+    text = open(os.path.join(ROOT, "docs", "codesrcfs.1"), encoding="utf-8").read()
+    block = text.split(".SH EXAMPLES", 1)[1].split(".RS\n", 1)[1].split("\n.RE", 1)[0]
+    block = block.replace("\\-", "-").replace("\\e", "\\")
+    return parse_session(block.splitlines())
+
+
+@pytest.fixture
+def world(tmp_path, emulator):
+    """Bare repositories, git told where github.com/example is, the emulator, a shell."""
+    repos = tmp_path / "repos"
+    sources = []
+    for ident, name, branch, repo, created in SOURCES:
+        src = tmp_path / "src" / repo
+        subprocess.run(["git", "init", "-q", "-b", branch or "main", str(src)], check=True)
+        (src / "README").write_text(repo + "\n")
+        subprocess.run(["git", "-C", str(src), "add", "README"], check=True)
+        subprocess.run(["git", "-C", str(src), "-c", "user.name=t", "-c", "user.email=t@t",
+                        "commit", "-qm", "init"], check=True)
+        subprocess.run(["git", "clone", "-q", "--bare", str(src), str(repos / f"{repo}.git")],
+                       check=True)
+        sources.append({"CodeSourceId": ident, "DisplayName": name, "CodeBranch": branch,
+                        "CodeRepo": f"https://github.com/example/{repo}.git",
+                        "WorkspaceId": "1234", "GmtCreateTime": created,
+                        "GmtModifyTime": created, "CodeRepoAccessToken": "ghp_hidden"})
+    data = tmp_path / "data.json"
+    data.write_text(json.dumps({"pai": {"workspaces": [
+        {"WorkspaceId": "1234", "WorkspaceName": "docs", "code_sources": sources}]}}))
+    emu = emulator("--data", str(data), "--pai-key", "LTAI5tExampleKeyId:ExampleSecret")
+    home, work, mnt, bindir = (tmp_path / d for d in ("home", "work", "mnt", "bin"))
+    for d in (home, work, bindir):
+        d.mkdir()
+    (bindir / "codesrcfs").symlink_to(BINARY)
+    gitconfig = tmp_path / "gitconfig"
+    gitconfig.write_text(f'[url "file://{repos}/"]\n\tinsteadOf = https://github.com/example/\n')
+    editor = tmp_path / "editor"
+    editor.write_text("#!/bin/sh\ncat > \"$1\" <<EOF\n[pai]\naccess_key_id = LTAI5tExampleKeyId\n"
+                      "access_key_secret = ExampleSecret\nworkspaces = 1234\n"
+                      f"endpoint = {emu.url}\nEOF\n")
+    editor.chmod(0o755)
+    env = {"HOME": str(home), "PATH": f"{bindir}:{os.environ['PATH']}",
+           "GIT_CONFIG_GLOBAL": str(gitconfig), "EDITOR": str(editor), "LANG": "C.UTF-8"}
+    yield {"emu": emu, "env": env, "work": work, "mnt": str(mnt), "home": home}
+    if os.path.ismount(mnt):
+        subprocess.run(["fusermount3", "-uz", str(mnt)], check=False)
+
+
+def run_session(world, steps):
+    config = world["home"] / ".config" / "codesrcfs" / "config"
+    for cmd, expected in steps:
+        cmd = cmd.replace("/mnt/src", world["mnt"])
+        if re.match(r"codesrcfs ", cmd) and config.exists() and "endpoint" not in config.read_text():
+            with open(config, "a") as f:  # the one change: where the cloud is
+                f.write(f"endpoint = {world['emu'].url}\n")
+        r = subprocess.run(["bash", "-c", cmd], cwd=world["work"], env=world["env"],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, f"{cmd!r} failed: {r.stderr}"
+        if expected:
+            want = " ".join(expected).replace("/mnt/src", world["mnt"]).split()
+            assert sorted(r.stdout.split()) == sorted(want), cmd
+
+
+def test_readme_session_runs_as_written(world):
+    steps = readme_session()
+    assert len(steps) >= 9
+    run_session(world, steps)
+    for repo in ("dlc-examples", "my-model", "my-model~code-20230502"):
+        assert (world["work"] / repo / "README").exists()
+    assert not os.path.ismount(world["mnt"])
+
+
+def test_man_page_example_runs_as_written(world):
+    steps = man_example()
+    assert any(cmd.startswith("codesrcfs ") for cmd, _ in steps)
+    run_session(world, steps)
+    assert (world["work"] / "dlc-examples" / "README").read_text() == "dlc-examples\n"
+    assert not os.path.ismount(world["mnt"])
