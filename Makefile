@@ -60,7 +60,7 @@ check-plain: deps-test
 check-asan: deps-test
 	$(MAKE) BUILD=build/asan SANITIZE="$(ASAN)" CFLAGS="-O1 -g" all unit integration
 
-check: check-plain check-asan fuzz-short
+check: check-plain check-asan check-tsan fuzz-short
 
 demo: deps-demo all
 	./contrib/demo.sh $(abspath $(BUILD)/codesrcfs)
