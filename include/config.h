@@ -7,19 +7,19 @@
 enum prov_kind { PROV_PAI, PROV_VOLC, PROV_CODEUP, PROV_COUNT };
 
 struct prov_conf {
-	int enabled;      /* credentials present */
-	char *key_id;     /* pai access_key_id, volc access_key; NULL for codeup */
-	char *secret;     /* pai access_key_secret, volc secret_key, codeup token */
-	char *token;      /* STS security/session token or NULL */
+	int enabled;  /* credentials present */
+	char *key_id; /* pai access_key_id, volc access_key; NULL for codeup */
+	char *secret; /* pai access_key_secret, volc secret_key, codeup token */
+	char *token;  /* STS security/session token or NULL */
 	char *region;
-	char *endpoint;   /* "scheme://host[:port]", no trailing slash */
-	char **scopes;    /* workspaces or organizations from the config; NULL = discover */
+	char *endpoint; /* "scheme://host[:port]", no trailing slash */
+	char **scopes;	/* workspaces or organizations from the config; NULL = discover */
 	size_t nscopes;
 };
 
 struct config {
 	struct prov_conf prov[PROV_COUNT];
-	char *path;       /* the file read, or NULL when none existed */
+	char *path; /* the file read, or NULL when none existed */
 };
 
 /* Section name of a provider: "pai", "volc", "codeup". */

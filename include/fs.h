@@ -10,7 +10,7 @@
 struct fs {
 	struct tree *tree;
 	double attr_ttl; /* kernel entry and attribute timeout */
-	double neg_ttl;  /* kernel negative-entry timeout */
+	double neg_ttl;	 /* kernel negative-entry timeout */
 	uid_t uid;
 	gid_t gid;
 };

@@ -13,8 +13,8 @@ struct http_field {
 };
 
 struct http_response {
-	long status;     /* 0 when no answer arrived */
-	char *body;      /* NUL-terminated, len bytes */
+	long status; /* 0 when no answer arrived */
+	char *body;  /* NUL-terminated, len bytes */
 	size_t len;
 	struct http_field headers[HTTP_MAX_FIELDS]; /* names lower-cased; extras dropped */
 	size_t nheaders;
@@ -24,9 +24,9 @@ enum http_verdict { HTTP_DONE = 0, HTTP_RETRY = 1 };
 
 struct http_request {
 	char *method;
-	char *base; /* "https://host[:port]" */
-	char *host; /* "host[:port]", as sent in Host and as signed */
-	char *path; /* percent-encoded, begins with '/' */
+	char *base;				  /* "https://host[:port]" */
+	char *host;				  /* "host[:port]", as sent in Host and as signed */
+	char *path;				  /* percent-encoded, begins with '/' */
 	struct http_field query[HTTP_MAX_FIELDS]; /* raw values; encoded when sent */
 	size_t nquery;
 	struct http_field headers[HTTP_MAX_FIELDS];
@@ -40,14 +40,14 @@ struct http_request {
 	 * NULL means 429 and 5xx are retried. */
 	enum http_verdict (*classify)(const struct http_response *resp, void *ctx);
 	void *classify_ctx;
-	const char *label; /* names the call in logs, e.g. "pai ListCodeSources"; no secrets */
+	const char *label;     /* names the call in logs, e.g. "pai ListCodeSources"; no secrets */
 	const char *id_header; /* response header carrying the request id, for logs, or NULL */
 };
 
 struct http_opts {
-	long timeout_s;     /* bound on one attempt, connect included */
-	int retries;        /* further attempts after a retryable failure */
-	size_t max_body;    /* larger answers fail with -EFBIG */
+	long timeout_s;	 /* bound on one attempt, connect included */
+	int retries;	 /* further attempts after a retryable failure */
+	size_t max_body; /* larger answers fail with -EFBIG */
 	const char *user_agent;
 };
 

@@ -8,11 +8,11 @@
 #define NAMES_MAX 255
 
 struct names_entry {
-	const char *raw;  /* display name as the cloud gave it (may hold NUL bytes) */
+	const char *raw; /* display name as the cloud gave it (may hold NUL bytes) */
 	size_t raw_len;
 	const char *id;
-	int64_t ctime;    /* creation time; 0 = none, which counts as older than any */
-	char *name;       /* out: the unique entry name, malloc'd */
+	int64_t ctime; /* creation time; 0 = none, which counts as older than any */
+	char *name;    /* out: the unique entry name, malloc'd */
 };
 
 /* Make raw safe: '/', NUL and controls → '_'; ".", "..", "" → "_.", "_..", "_";

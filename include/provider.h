@@ -14,26 +14,26 @@ struct json_object;
 /* One entry of a listing: a workspace, organization, group, repository or code source. */
 struct prov_record {
 	char *id;
-	char *name;        /* raw display name; may hold NUL bytes */
+	char *name; /* raw display name; may hold NUL bytes */
 	size_t name_len;
-	char *meta;        /* meta.json contents (redacted), or NULL for no meta.json */
-	char *url;         /* url file contents without the newline, or NULL */
-	char *branch;      /* branch file contents without the newline, or NULL */
-	char *web_url;     /* the entry's page in the cloud's console, or NULL */
-	int64_t ctime;     /* creation/modification times, 0 when unknown */
+	char *meta;    /* meta.json contents (redacted), or NULL for no meta.json */
+	char *url;     /* url file contents without the newline, or NULL */
+	char *branch;  /* branch file contents without the newline, or NULL */
+	char *web_url; /* the entry's page in the cloud's console, or NULL */
+	int64_t ctime; /* creation/modification times, 0 when unknown */
 	int64_t mtime;
-	int kind;          /* provider-private: what sort of entry this is */
-	char *aux;         /* provider-private: e.g. the scope id or a full path */
-	unsigned container : 1;  /* has children, listed with list_page */
+	int kind;		 /* provider-private: what sort of entry this is */
+	char *aux;		 /* provider-private: e.g. the scope id or a full path */
+	unsigned container : 1;	 /* has children, listed with list_page */
 	unsigned incomplete : 1; /* call complete() before url/branch/meta are served */
 };
 
 struct prov_page {
 	struct prov_record *recs;
 	size_t n, cap;
-	long total;        /* entries in the whole listing, -1 when unknown */
-	long page_size;    /* entries on a full page as the server pages; 0 when unknown */
-	int last;          /* set when this page is known to be the final one */
+	long total;	/* entries in the whole listing, -1 when unknown */
+	long page_size; /* entries on a full page as the server pages; 0 when unknown */
+	int last;	/* set when this page is known to be the final one */
 };
 
 struct provider;
@@ -58,13 +58,13 @@ struct provider_ops {
 
 struct provider {
 	const struct provider_ops *ops;
-	const char *name;  /* directory name at the root: "pai", "volc", "codeup" */
+	const char *name; /* directory name at the root: "pai", "volc", "codeup" */
 };
 
 struct provider_env {
 	struct http *http;
 	int show_secrets;
-	long dir_ttl;      /* seconds a provider may reuse an organization-wide listing */
+	long dir_ttl; /* seconds a provider may reuse an organization-wide listing */
 };
 
 /* Create the provider for kind from its configuration. NULL with err on failure. */
@@ -95,7 +95,7 @@ struct prov_common {
 	char *key_id, *secret, *token; /* token: STS, or NULL */
 	char *region;
 	char *endpoint;
-	char **scopes;                 /* configured workspaces or organizations */
+	char **scopes; /* configured workspaces or organizations */
 	size_t nscopes;
 	int show_secrets;
 	long dir_ttl;

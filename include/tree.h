@@ -10,10 +10,10 @@
 #include "provider.h"
 
 struct tree_opts {
-	long dir_ttl;       /* seconds a listing is trusted */
-	long attr_ttl;      /* seconds an entry found by a name look-up is trusted */
-	long neg_ttl;       /* seconds a missing name is remembered */
-	int parallel;       /* page requests in flight for one listing */
+	long dir_ttl;  /* seconds a listing is trusted */
+	long attr_ttl; /* seconds an entry found by a name look-up is trusted */
+	long neg_ttl;  /* seconds a missing name is remembered */
+	int parallel;  /* page requests in flight for one listing */
 	uid_t uid;
 	gid_t gid;
 	int64_t (*now)(void); /* clock in seconds; NULL: CLOCK_MONOTONIC */
@@ -22,13 +22,12 @@ struct tree_opts {
 struct tree_stat {
 	int is_dir;
 	size_t size;
-	int64_t mtime;      /* seconds since the epoch */
+	int64_t mtime; /* seconds since the epoch */
 	int64_t ctime;
 };
 
 /* Returns non-zero when the caller's buffer is full; next is the offset to resume at. */
-typedef int (*tree_fill_fn)(void *ctx, const char *name, const struct tree_stat *st,
-			    off_t next);
+typedef int (*tree_fill_fn)(void *ctx, const char *name, const struct tree_stat *st, off_t next);
 
 struct tree;
 

@@ -19,7 +19,7 @@
 #define CREDFILE_MAX (1 << 20)
 
 static int cred_fail(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static int cred_fail(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -64,10 +64,11 @@ static struct json_object *cred_read(const char *path, int *rc, char *err, size_
 		goto out;
 	}
 	if (st.st_mode & 077) {
-		*rc = cred_fail(err, errlen,
-				"%s: holds credentials but is readable by group or others (mode %04o); "
-				"run chmod 600 %s",
-				path, (unsigned)(st.st_mode & 07777), path);
+		*rc = cred_fail(
+		    err, errlen,
+		    "%s: holds credentials but is readable by group or others (mode %04o); "
+		    "run chmod 600 %s",
+		    path, (unsigned)(st.st_mode & 07777), path);
 		goto out;
 	}
 	buf = calloc(1, (size_t)st.st_size + 1);
@@ -112,7 +113,8 @@ static struct json_object *aliyun_profile(struct json_object *root, const char *
 		return NULL;
 	for (size_t i = 0; i < json_object_array_length(list); i++) {
 		struct json_object *p = json_object_array_get_idx(list, i);
-		const char *n = json_object_is_type(p, json_type_object) ? cred_str(p, "name") : NULL;
+		const char *n =
+		    json_object_is_type(p, json_type_object) ? cred_str(p, "name") : NULL;
 
 		if (n && !strcmp(n, name))
 			return p;
@@ -132,8 +134,10 @@ static int aliyun_take(struct prov_conf *pc, struct json_object *prof, const cha
 				 "StsToken profiles",
 				 path, name, mode ? mode : "(none)");
 	if (!cred_str(prof, "access_key_id") || !cred_str(prof, "access_key_secret"))
-		return cred_fail(err, errlen, "%s: profile '%s' lacks access_key_id or "
-				 "access_key_secret", path, name);
+		return cred_fail(err, errlen,
+				 "%s: profile '%s' lacks access_key_id or "
+				 "access_key_secret",
+				 path, name);
 	if (cred_set(&pc->key_id, cred_str(prof, "access_key_id")) ||
 	    cred_set(&pc->secret, cred_str(prof, "access_key_secret")) ||
 	    (sts && cred_set(&pc->token, cred_str(prof, "sts_token"))) ||
@@ -193,9 +197,11 @@ int credfile_fill(struct config *c, const char *profile, char *err, size_t errle
 	/* A source is taken whole or not at all: never half a key pair from each. */
 	if ((!pai->key_id && !pai->secret) || profile)
 		rc = profile && (pai->key_id || pai->secret)
-			     ? cred_fail(err, errlen, "-o profile=%s conflicts with [pai] credentials "
-					 "from the configuration or the environment", profile)
-			     : aliyun_fill(pai, profile, err, errlen);
+			 ? cred_fail(err, errlen,
+				     "-o profile=%s conflicts with [pai] credentials "
+				     "from the configuration or the environment",
+				     profile)
+			 : aliyun_fill(pai, profile, err, errlen);
 	if (!rc && !volc->key_id && !volc->secret)
 		rc = volc_fill(volc, err, errlen);
 	if (rc == -ENOMEM)

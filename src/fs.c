@@ -206,8 +206,7 @@ static int fs_rofs_create(const char *path, mode_t mode, struct fuse_file_info *
 	return fs_rofs_path(path, mode);
 }
 
-static int fs_rofs_utimens(const char *path, const struct timespec tv[2],
-			   struct fuse_file_info *fi)
+static int fs_rofs_utimens(const char *path, const struct timespec tv[2], struct fuse_file_info *fi)
 {
 	(void)tv, (void)fi;
 	return fs_rofs_one(path);
@@ -227,31 +226,31 @@ static int fs_rofs_removexattr(const char *path, const char *name)
 }
 
 static const struct fuse_operations fs_ops = {
-	.init = fs_init,
-	.getattr = fs_getattr,
-	.opendir = fs_opendir,
-	.readdir = fs_readdir,
-	.open = fs_open,
-	.read = fs_read,
-	.statfs = fs_statfs,
-	.access = fs_access,
-	.mknod = fs_rofs_mknod,
-	.mkdir = fs_rofs_path,
-	.unlink = fs_rofs_one,
-	.rmdir = fs_rofs_one,
-	.symlink = fs_rofs_two,
-	.rename = fs_rofs_rename,
-	.link = fs_rofs_two,
-	.chmod = fs_rofs_chmod,
-	.chown = fs_rofs_chown,
-	.truncate = fs_rofs_truncate,
-	.write = fs_rofs_write,
-	.create = fs_rofs_create,
-	.utimens = fs_rofs_utimens,
-	.getxattr = fs_getxattr,
-	.listxattr = fs_listxattr,
-	.setxattr = fs_rofs_setxattr,
-	.removexattr = fs_rofs_removexattr,
+    .init = fs_init,
+    .getattr = fs_getattr,
+    .opendir = fs_opendir,
+    .readdir = fs_readdir,
+    .open = fs_open,
+    .read = fs_read,
+    .statfs = fs_statfs,
+    .access = fs_access,
+    .mknod = fs_rofs_mknod,
+    .mkdir = fs_rofs_path,
+    .unlink = fs_rofs_one,
+    .rmdir = fs_rofs_one,
+    .symlink = fs_rofs_two,
+    .rename = fs_rofs_rename,
+    .link = fs_rofs_two,
+    .chmod = fs_rofs_chmod,
+    .chown = fs_rofs_chown,
+    .truncate = fs_rofs_truncate,
+    .write = fs_rofs_write,
+    .create = fs_rofs_create,
+    .utimens = fs_rofs_utimens,
+    .getxattr = fs_getxattr,
+    .listxattr = fs_listxattr,
+    .setxattr = fs_rofs_setxattr,
+    .removexattr = fs_rofs_removexattr,
 };
 
 const struct fuse_operations *fs_operations(void)

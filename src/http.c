@@ -491,8 +491,7 @@ static void http_attempt(struct http *h, CURL *c, struct http_request *req,
 		log_msg(LOG_DEBUG, "%s: %s %s -> %ld in %ld ms (attempt %d, request id %s)",
 			http_label(req), http_method(req), req->path, resp->status, o->ms,
 			attempt + 1, rid ? rid : "-");
-	}
-	else
+	} else
 		log_msg(LOG_DEBUG, "%s: %s %s -> %s in %ld ms (attempt %d)", http_label(req),
 			http_method(req), req->path,
 			o->rc == -EFBIG ? "body too large" : curl_easy_strerror(o->code), o->ms,

@@ -33,26 +33,29 @@ struct cli {
 	int version;
 };
 
-#define CLI_OPT(t, p) {t, offsetof(struct cli, p), 1}
+#define CLI_OPT(t, p)                                                                              \
+	{                                                                                          \
+		t, offsetof(struct cli, p), 1                                                      \
+	}
 
 static const struct fuse_opt cli_opts[] = {
-	CLI_OPT("config=%s", config),
-	CLI_OPT("dir_ttl=%s", dir_ttl),
-	CLI_OPT("attr_ttl=%s", attr_ttl),
-	CLI_OPT("neg_ttl=%s", neg_ttl),
-	CLI_OPT("timeout=%s", timeout),
-	CLI_OPT("retries=%s", retries),
-	CLI_OPT("parallel=%s", parallel),
-	CLI_OPT("profile=%s", profile),
-	CLI_OPT("logfile=%s", logfile),
-	FUSE_OPT_KEY("allow_other", 1),
-	CLI_OPT("delay_connect", delay_connect),
-	CLI_OPT("show_secrets", show_secrets),
-	CLI_OPT("-h", help),
-	CLI_OPT("--help", help),
-	CLI_OPT("-V", version),
-	CLI_OPT("--version", version),
-	FUSE_OPT_END,
+    CLI_OPT("config=%s", config),
+    CLI_OPT("dir_ttl=%s", dir_ttl),
+    CLI_OPT("attr_ttl=%s", attr_ttl),
+    CLI_OPT("neg_ttl=%s", neg_ttl),
+    CLI_OPT("timeout=%s", timeout),
+    CLI_OPT("retries=%s", retries),
+    CLI_OPT("parallel=%s", parallel),
+    CLI_OPT("profile=%s", profile),
+    CLI_OPT("logfile=%s", logfile),
+    FUSE_OPT_KEY("allow_other", 1),
+    CLI_OPT("delay_connect", delay_connect),
+    CLI_OPT("show_secrets", show_secrets),
+    CLI_OPT("-h", help),
+    CLI_OPT("--help", help),
+    CLI_OPT("-V", version),
+    CLI_OPT("--version", version),
+    FUSE_OPT_END,
 };
 
 /* Option names that would carry a secret: refused, so it never shows in ps or /proc/mounts,
@@ -78,9 +81,11 @@ static int cli_proc(void *data, const char *arg, int key, struct fuse_args *outa
 		return 1; /* libfuse needs it too */
 	}
 	if (key == FUSE_OPT_KEY_OPT && secret_option(arg)) {
-		fprintf(stderr, "codesrcfs: credentials are not accepted as -o options (they would "
+		fprintf(stderr,
+			"codesrcfs: credentials are not accepted as -o options (they would "
 			"show in ps and /proc/mounts): put '%.*s' in the configuration file or the "
-			"environment\n", (int)strcspn(arg, "="), arg);
+			"environment\n",
+			(int)strcspn(arg, "="), arg);
 		return -1;
 	}
 	return 1;
@@ -135,7 +140,8 @@ static int parse_num(const char *name, const char *s, long def, long min, long m
 	errno = 0;
 	v = strtol(s, &end, 10);
 	if (errno || end == s || *end || v < min || v > max) {
-		fprintf(stderr, "codesrcfs: bad option %s=%s: expected a whole number from %ld to %ld\n",
+		fprintf(stderr,
+			"codesrcfs: bad option %s=%s: expected a whole number from %ld to %ld\n",
 			name, s, min, max);
 		return -EINVAL;
 	}
@@ -183,10 +189,10 @@ struct mount {
 static int open_providers(struct mount *m, const struct settings *s, int show_secrets)
 {
 	struct http_opts ho = {
-		.timeout_s = s->timeout,
-		.retries = (int)s->retries,
-		.max_body = MAX_BODY,
-		.user_agent = "codesrcfs/" CODESRCFS_VERSION,
+	    .timeout_s = s->timeout,
+	    .retries = (int)s->retries,
+	    .max_body = MAX_BODY,
+	    .user_agent = "codesrcfs/" CODESRCFS_VERSION,
 	};
 	struct provider_env env = {.show_secrets = show_secrets, .dir_ttl = s->dir_ttl};
 	char err[512];
@@ -335,15 +341,18 @@ static int setup(struct mount *m, struct fuse_args *args, const struct cli *cli,
 	m->tree = tree_new(m->provs, m->nprovs, &to);
 	if (!m->tree)
 		return -ENOMEM;
-	m->fs = (struct fs){.tree = m->tree, .attr_ttl = (double)s.attr_ttl,
-			    .neg_ttl = (double)s.neg_ttl, .uid = to.uid, .gid = to.gid};
+	m->fs = (struct fs){.tree = m->tree,
+			    .attr_ttl = (double)s.attr_ttl,
+			    .neg_ttl = (double)s.neg_ttl,
+			    .uid = to.uid,
+			    .gid = to.gid};
 	fuse_opt_add_arg(args, "-ofsname=codesrcfs,subtype=codesrcfs,default_permissions,ro");
 	m->fuse = fuse_new(args, fs_operations(), sizeof(struct fuse_operations), &m->fs);
 	if (!m->fuse)
 		return -EINVAL; /* libfuse said why */
 	if (cli->allow_other)
 		log_msg(LOG_WARNING, "allow_other: every user of this machine can read what these "
-			"credentials can list");
+				     "credentials can list");
 	if (!cli->delay_connect && check_providers(m) < 0)
 		return -EACCES;
 	if (fuse_mount(m->fuse, fo->mountpoint) != 0)

@@ -12,8 +12,8 @@
 #include "provider.h"
 #include "sign.h"
 
-#define PAI_VERSION   "2021-02-04"
-#define PAI_PAGE      100 /* asked for; the server may give fewer (then its size wins) */
+#define PAI_VERSION "2021-02-04"
+#define PAI_PAGE    100 /* asked for; the server may give fewer (then its size wins) */
 
 enum pai_kind { PAI_WORKSPACE = 1, PAI_CODESOURCE };
 

@@ -343,8 +343,10 @@ int provider_filter_pages(struct provider *p, const char *scope, const char *ter
 		if (r < 0 || out->last)
 			return r;
 	}
-	log_msg(LOG_WARNING, "%s: the name filter in %s still had more after %d pages; the "
-		"look-up uses what came", p->name, scope, PROVIDER_FILTER_PAGES);
+	log_msg(LOG_WARNING,
+		"%s: the name filter in %s still had more after %d pages; the "
+		"look-up uses what came",
+		p->name, scope, PROVIDER_FILTER_PAGES);
 	return r;
 }
 

@@ -31,18 +31,18 @@ struct node {
 	char *name;
 	struct prov_record rec;
 	struct provider *prov; /* NULL for the root */
-	int prov_root;         /* the provider's own directory: lists with dir == NULL */
+	int prov_root;	       /* the provider's own directory: lists with dir == NULL */
 	int refs;
 	struct node *children; /* by name */
 	struct node **order;   /* children in listing order: readdir offsets index it */
 	size_t norder;
-	int listed;            /* children hold a whole listing */
-	int partial;           /* children hold the first page only (page-through) */
+	int listed;		 /* children hold a whole listing */
+	int partial;		 /* children hold the first page only (page-through) */
 	struct prov_page *first; /* that page, kept so the whole listing need not ask again */
-	uint64_t gen;          /* bumped at every install: what the kernel may have cached */
-	uint64_t kernel_gen;   /* the generation last read to its end through readdir */
+	uint64_t gen;		 /* bumped at every install: what the kernel may have cached */
+	uint64_t kernel_gen;	 /* the generation last read to its end through readdir */
 	int64_t list_expires;
-	int64_t seed_expires;  /* a child found by a name look-up is trusted until then */
+	int64_t seed_expires; /* a child found by a name look-up is trusted until then */
 	int loading;
 	int err_logged;
 	struct neg *neg;
@@ -90,7 +90,8 @@ static void neg_clear(struct node *n)
 {
 	struct neg *e, *tmp;
 
-	HASH_ITER(hh, n->neg, e, tmp) {
+	HASH_ITER(hh, n->neg, e, tmp)
+	{
 		HASH_DEL(n->neg, e);
 		free(e->name);
 		free(e);
@@ -112,7 +113,8 @@ static void node_unref(struct node *n)
 
 	if (!n || --n->refs > 0)
 		return;
-	HASH_ITER(hh, n->children, c, tmp) {
+	HASH_ITER(hh, n->children, c, tmp)
+	{
 		HASH_DEL(n->children, c);
 		node_unref(c);
 	}
@@ -374,7 +376,8 @@ static int merge_pages(struct prov_page *pages, long npages, struct prov_page *a
 			HASH_ADD_KEYPTR(hh, seen, e->id, strlen(e->id), e);
 		}
 	}
-	HASH_ITER(hh, seen, e, tmp) {
+	HASH_ITER(hh, seen, e, tmp)
+	{
 		HASH_DEL(seen, e);
 		free(e);
 	}
@@ -464,8 +467,10 @@ static int fetch_listing(struct tree *t, struct provider *p, const struct prov_r
 		if (r < 0 || consistent)
 			return r;
 		if (attempt == TREE_RELIST) {
-			log_msg(LOG_WARNING, "%s: '%s' kept changing while it was paged; serving it "
-				"as last seen", p->name, dir ? dir->id : p->name);
+			log_msg(LOG_WARNING,
+				"%s: '%s' kept changing while it was paged; serving it "
+				"as last seen",
+				p->name, dir ? dir->id : p->name);
 			return 0;
 		}
 		prov_page_free(all);
@@ -538,7 +543,8 @@ static void detach_children(struct node *dir, struct byid **old)
 {
 	struct node *c, *tmp;
 
-	HASH_ITER(hh, dir->children, c, tmp) {
+	HASH_ITER(hh, dir->children, c, tmp)
+	{
 		struct byid *b = malloc(sizeof(*b)), *dup;
 
 		HASH_DEL(dir->children, c);
@@ -593,7 +599,8 @@ static int install_listing(struct tree *t, struct node *dir, struct prov_page *a
 		page_drop(&dir->first);
 	neg_clear(dir);
 out:
-	HASH_ITER(hh, old, b, tmp) {
+	HASH_ITER(hh, old, b, tmp)
+	{
 		HASH_DEL(old, b);
 		node_unref(b->node);
 		free(b);
@@ -633,8 +640,10 @@ static int tree_load(struct tree *t, struct node *dir)
 		dir->err_logged = 0;
 	} else if (dir->listed) {
 		if (!dir->err_logged)
-			log_msg(LOG_WARNING, "%s: refreshing '%s' failed (%s); serving the last "
-				"listing", dir->prov->name, dir->name, strerror(-r));
+			log_msg(LOG_WARNING,
+				"%s: refreshing '%s' failed (%s); serving the last "
+				"listing",
+				dir->prov->name, dir->name, strerror(-r));
 		dir->err_logged = 1;
 		dir->list_expires = tree_now(t) + t->o.dir_ttl;
 		r = 0;
@@ -1219,7 +1228,8 @@ int tree_listxattr(struct tree *t, const char *path, char *buf, size_t size)
 	for (size_t i = 0; !file[0] && keys[i]; i++)
 		if (node_xattr(n, keys[i]))
 			len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s",
-						XATTR_PREFIX, keys[i]) + 1;
+						XATTR_PREFIX, keys[i]) +
+			       1;
 	node_unref(n);
 	pthread_mutex_unlock(&t->lock);
 	return xattr_copy(list, len, buf, size);
@@ -1234,7 +1244,7 @@ static void node_expire(struct node *n)
 	n->seed_expires = 0;
 	neg_clear(n);
 	HASH_ITER(hh, n->children, c, tmp)
-		node_expire(c);
+	node_expire(c);
 }
 
 void tree_flush(struct tree *t)

@@ -13,9 +13,9 @@
 #include "provider.h"
 #include "sign.h"
 
-#define VOLC_VERSION   "2023-05-01"
-#define VOLC_SERVICE   "cp"
-#define VOLC_PAGE      100 /* the API's maximum */
+#define VOLC_VERSION "2023-05-01"
+#define VOLC_SERVICE "cp"
+#define VOLC_PAGE    100 /* the API's maximum */
 
 enum volc_kind { VOLC_WORKSPACE = 1, VOLC_RESOURCE };
 

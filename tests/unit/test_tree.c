@@ -28,8 +28,8 @@ struct fake {
 	int n;
 	long page_size;
 	int list_calls, lookup_calls;
-	int fail;            /* list_page answers this error when non-zero */
-	int mutate_on_call;  /* add an entry when this list call is made (0: never) */
+	int fail;	    /* list_page answers this error when non-zero */
+	int mutate_on_call; /* add an entry when this list call is made (0: never) */
 };
 
 static int64_t fake_clock;
@@ -73,8 +73,8 @@ static int fake_list_page(struct provider *p, const struct prov_record *dir, lon
 	if (f->mutate_on_call && f->list_calls == f->mutate_on_call)
 		fake_add(f, "9999", "latecomer", 99999);
 	if (!dir) { /* the root: one workspace */
-		struct prov_record ws = {.id = strdup("ws"), .name = strdup("ws"), .name_len = 2,
-					 .container = 1};
+		struct prov_record ws = {
+		    .id = strdup("ws"), .name = strdup("ws"), .name_len = 2, .container = 1};
 
 		pthread_mutex_unlock(&f->lock);
 		out->total = 1;
@@ -87,8 +87,7 @@ static int fake_list_page(struct provider *p, const struct prov_record *dir, lon
 	}
 	out->total = f->n;
 	out->page_size = f->page_size;
-	for (long i = (page - 1) * f->page_size; !err && i < page * f->page_size && i < f->n;
-	     i++) {
+	for (long i = (page - 1) * f->page_size; !err && i < page * f->page_size && i < f->n; i++) {
 		fake_record(&f->e[i], &r);
 		prov_page_add(out, &r);
 	}
@@ -122,9 +121,9 @@ static void fake_destroy(struct provider *p)
 }
 
 static const struct provider_ops fake_ops = {
-	.list_page = fake_list_page,
-	.lookup = fake_lookup,
-	.destroy = fake_destroy,
+    .list_page = fake_list_page,
+    .lookup = fake_lookup,
+    .destroy = fake_destroy,
 };
 
 struct fixture {
@@ -136,8 +135,8 @@ static int setup(void **state)
 {
 	struct fixture *x = calloc(1, sizeof(*x));
 	struct provider *p = &x->f.base;
-	struct tree_opts o = {.dir_ttl = 60, .attr_ttl = 30, .neg_ttl = 10, .parallel = 4,
-			      .now = fake_now};
+	struct tree_opts o = {
+	    .dir_ttl = 60, .attr_ttl = 30, .neg_ttl = 10, .parallel = 4, .now = fake_now};
 
 	x->f.base.ops = &fake_ops;
 	x->f.base.name = "fake";
@@ -224,7 +223,7 @@ static void test_first_page_only_for_a_reader_that_stops(void **state)
 		fake_add(&x->f, id, id, 10 + i);
 	}
 	assert_int_equal(tree_readdir(x->t, "/fake/ws", 0, collect, c), 0);
-	assert_int_equal(c->n, 2 + 10); /* ".", "..", page 1 */
+	assert_int_equal(c->n, 2 + 10);	      /* ".", "..", page 1 */
 	assert_int_equal(x->f.list_calls, 2); /* the root, then one page */
 	assert_int_equal(tree_readdir(x->t, "/fake/ws", c->next, collect, c), 0);
 	assert_int_equal(c->n, 2 + 35);
@@ -392,18 +391,18 @@ static void test_flush_forgets(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_root_lists_providers, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_full_listing_paged_and_named, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_first_page_only_for_a_reader_that_stops, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_ttl_expiry_with_fake_clock, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_lookup_uses_filter_once, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_negative_cache, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_stale_on_error_and_eio, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_changing_listing_is_fetched_again, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_files_and_read, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_flush_forgets, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_root_lists_providers, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_full_listing_paged_and_named, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_first_page_only_for_a_reader_that_stops, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_ttl_expiry_with_fake_clock, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_lookup_uses_filter_once, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_negative_cache, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_stale_on_error_and_eio, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_changing_listing_is_fetched_again, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_files_and_read, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_flush_forgets, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
