@@ -109,15 +109,19 @@ class Bench:
         self.rss = max(self.rss, peak_rss_kib(self.fs.pid))
 
     def peer(self, name, argv):
-        """The same tree through a peer mounting the emulator's plain HTTP listings."""
+        """The same tree through a peer mounting the emulator's plain HTTP listings. argv
+        ends where the mount point goes; a row that times out is reported as such."""
         mnt = os.path.join(self.work, name)
         os.mkdir(mnt)
-        proc = subprocess.Popen(argv + [mnt] if name == "httpdirfs" else argv[:-1] + [mnt] +
-                                argv[-1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(argv + [mnt], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
         for _ in range(400):
             if os.path.ismount(mnt):
                 break
             time.sleep(0.05)
+        if not os.path.ismount(mnt):
+            proc.kill()
+            return {}
         d = os.path.join(mnt, "pai", self.ws)
         rows = {}
         for label, cmd in (("cold ls", f"ls {d}"), ("warm ls -l", f"ls -l {d}"),
@@ -127,7 +131,8 @@ class Bench:
                            ("grep -r", f"grep -r -q zzz-no-match {d}")):
             emu_call(self.url, "/_emu/reset-stats", {})
             secs = timed(f"timeout {self.args.peer_timeout} sh -c '{cmd}'")
-            rows[label] = (secs, self.requests())
+            timed_out = secs >= self.args.peer_timeout
+            rows[label] = (secs, self.requests(), timed_out)
         subprocess.run(["fusermount3", "-u", mnt], check=False)
         try:
             proc.wait(timeout=30)
@@ -142,7 +147,7 @@ class Bench:
             "httpdirfs": self.peer("httpdirfs", ["httpdirfs", "-f", tree]),
             "rclone": self.peer("rclone", ["rclone", "mount", "--http-url", tree, "--read-only",
                                            "--cache-dir", cache, "--dir-cache-time", "1h",
-                                           ":http:", "--attr-timeout", "1h"]),
+                                           "--attr-timeout", "1h", ":http:"]),
         }
 
     def close(self):
@@ -167,7 +172,12 @@ def table(b):
         peers = []
         for p in ("httpdirfs", "rclone"):
             got = b.peer_rows.get(p, {}).get(name)
-            peers.append(f"{got[0] * 1000:.1f} ms ({got[1]})" if got else "n/a")
+            if not got:
+                peers.append("n/a")
+            elif got[2]:
+                peers.append(f"> {got[0]:.0f} s, stopped ({got[1]})")
+            else:
+                peers.append(f"{got[0] * 1000:.1f} ms ({got[1]})")
         out.append(f"| {name} | {secs * 1000:.1f} ms | {reqs} | {i} | {ri} | {f} | {rf} | "
                    f"{peers[0]} | {peers[1]} |")
     out += ["", f"Daemon peak RSS: {b.rss / 1024:.1f} MiB "
