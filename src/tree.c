@@ -41,6 +41,8 @@ struct node {
 	struct prov_page *first; /* that page, kept so the whole listing need not ask again */
 	uint64_t gen;		 /* bumped at every install: what the kernel may have cached */
 	uint64_t kernel_gen;	 /* the generation last read to its end through readdir */
+	size_t rank;	/* 1 + place in a first page a reader was given, while re-ordering */
+	size_t dropped; /* entries of that first page gone from the whole listing */
 	int64_t list_expires;
 	int64_t seed_expires; /* a child found by a name look-up is trusted until then */
 	int loading;
@@ -59,6 +61,15 @@ struct tree {
 };
 
 static const char *const tree_files[] = {"meta.json", "url", "branch", NULL};
+
+/* What a failed provider call means to the reader (DESIGN §3): rejected credentials stay
+ * EACCES, a missing entry ENOENT; every other failure, a time-out included, is EIO. */
+static int prov_errno(int r)
+{
+	if (r >= 0 || r == -EACCES || r == -ENOENT || r == -ENOMEM)
+		return r;
+	return -EIO;
+}
 
 static int64_t tree_now(const struct tree *t)
 {
@@ -251,7 +262,7 @@ static int node_complete(struct tree *t, struct node *n)
 	if (r < 0)
 		goto release;
 	pthread_mutex_unlock(&t->lock);
-	r = n->prov->ops->complete(n->prov, &copy);
+	r = prov_errno(n->prov->ops->complete(n->prov, &copy));
 	pthread_mutex_lock(&t->lock);
 	if (r == 0) {
 		prov_record_free(&n->rec);
@@ -559,6 +570,40 @@ static void detach_children(struct node *dir, struct byid **old)
 	}
 }
 
+/* Mark (or unmark) the entries of a first page a reader has been given, so the whole
+ * listing can keep them in front in the same order: the reader's offsets stay valid even
+ * when entries moved on the server meanwhile. */
+static void keep_first_page_order(struct node *dir, int whole, int mark)
+{
+	for (size_t i = 0; whole && dir->partial && i < dir->norder; i++)
+		dir->order[i]->rank = mark ? i + 1 : 0;
+}
+
+static int rank_cmp(const void *a, const void *b)
+{
+	const struct node *x = *(struct node *const *)a, *y = *(struct node *const *)b;
+
+	return (x->rank > y->rank) - (x->rank < y->rank);
+}
+
+/* Move the first page's survivors to the front of order, in their old order; the rest keep
+ * theirs. Returns how many of the old first page's nold entries are gone. */
+static size_t first_page_prefix(struct node **order, size_t n, size_t nold)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct node *c = order[i];
+
+		if (!c->rank)
+			continue;
+		memmove(&order[kept + 1], &order[kept], (i - kept) * sizeof(*order));
+		order[kept++] = c;
+	}
+	qsort(order, kept, sizeof(*order), rank_cmp);
+	return nold - kept;
+}
+
 /* Replace dir's children by the records of all. Called with the lock held. */
 static int install_listing(struct tree *t, struct node *dir, struct prov_page *all, int whole)
 {
@@ -581,9 +626,13 @@ static int install_listing(struct tree *t, struct node *dir, struct prov_page *a
 	r = names_assign(ne, all->n, reserved);
 	if (r < 0)
 		goto out;
+	keep_first_page_order(dir, whole, 1);
 	detach_children(dir, &old);
 	for (size_t i = 0; i < all->n && r == 0; i++)
 		r = install_child(dir, &old, &all->recs[i], ne[i].name, order, &norder);
+	if (r == 0 && whole && dir->partial)
+		dir->dropped = first_page_prefix(order, norder, dir->norder);
+	keep_first_page_order(dir, whole, 0);
 	free(dir->order);
 	dir->order = order;
 	dir->norder = norder;
@@ -633,7 +682,7 @@ static int tree_load(struct tree *t, struct node *dir)
 		dir->first = NULL;
 	}
 	pthread_mutex_unlock(&t->lock);
-	r = fetch_listing(t, dir->prov, dir->prov_root ? NULL : &copy, &first, &all);
+	r = prov_errno(fetch_listing(t, dir->prov, dir->prov_root ? NULL : &copy, &first, &all));
 	pthread_mutex_lock(&t->lock);
 	if (r == 0) {
 		r = install_listing(t, dir, &all, 1);
@@ -696,7 +745,8 @@ static int tree_load_first(struct tree *t, struct node *dir)
 		r = prov_record_copy(&copy, &dir->rec);
 	pthread_mutex_unlock(&t->lock);
 	if (r == 0)
-		r = dir->prov->ops->list_page(dir->prov, dir->prov_root ? NULL : &copy, 1, &pg);
+		r = prov_errno(
+		    dir->prov->ops->list_page(dir->prov, dir->prov_root ? NULL : &copy, 1, &pg));
 	if (r == 0 && !pg.last)
 		r = page_copy(&keep, &pg);
 	pthread_mutex_lock(&t->lock);
@@ -840,7 +890,7 @@ static int seek(struct tree *t, struct node *dir, const char *name, const char *
 	pthread_mutex_unlock(&t->lock);
 	if (r < 0)
 		return r;
-	r = dir->prov->ops->lookup(dir->prov, &copy, term, &pg);
+	r = prov_errno(dir->prov->ops->lookup(dir->prov, &copy, term, &pg));
 	if (r < 0)
 		goto out;
 	r = seek_pick(&pg, name, reserved, &pick);
@@ -1137,6 +1187,10 @@ int tree_readdir(struct tree *t, const char *path, off_t off, tree_fill_fn fill,
 	if (r < 0)
 		goto out;
 	pthread_mutex_lock(&t->lock);
+	/* First-page entries gone meanwhile hold no place any more: continue where this
+	 * reader stands in the re-ordered listing. */
+	end -= (off_t)n->dropped < end ? (off_t)n->dropped : 0;
+	n->dropped = 0;
 	emit_entries(t, n, end, fill, ctx, &end);
 	pthread_mutex_unlock(&t->lock);
 out:

@@ -405,7 +405,7 @@ def test_debug_output_has_no_secret(emulator, mount):
 
 
 def test_listing_is_exact_under_throttling_and_5xx(emulator, mount):
-    emu = emulator("--generate-pai", "400", "--seed", "7")
+    emu = emulator("--generate-pai", "2000", "--seed", "7")
     ws = pai_workspaces(emu)[0]
     m = mount(emu, pai_config(emu, workspaces=[ws["WorkspaceId"]]), opts=["retries=8"])
     emu.configure(fail_5xx=0.2, throttle=0.1, retry_after=0)
