@@ -661,6 +661,13 @@ out:
 	return r;
 }
 
+/* What a fetch for dir passes the provider: a copy of its record, taken under the lock so
+ * the call can run without it; nothing for a provider's root. */
+static int node_fetch_arg(const struct node *dir, struct prov_record *copy)
+{
+	return dir->prov_root ? 0 : prov_record_copy(copy, &dir->rec);
+}
+
 /* Make dir's listing fresh. A failed refresh keeps serving the old listing. */
 static int tree_load(struct tree *t, struct node *dir)
 {
@@ -672,11 +679,9 @@ static int tree_load(struct tree *t, struct node *dir)
 	node_claim(t, dir);
 	if (dir->listed && tree_now(t) < dir->list_expires)
 		goto release;
-	if (!dir->prov_root) {
-		r = prov_record_copy(&copy, &dir->rec);
-		if (r < 0)
-			goto release;
-	}
+	r = node_fetch_arg(dir, &copy);
+	if (r < 0)
+		goto release;
 	if (dir->partial && tree_now(t) < dir->list_expires) {
 		first = dir->first;
 		dir->first = NULL;
@@ -741,8 +746,7 @@ static int tree_load_first(struct tree *t, struct node *dir)
 	node_claim(t, dir);
 	if ((dir->listed || dir->partial) && tree_now(t) < dir->list_expires)
 		goto release;
-	if (!dir->prov_root)
-		r = prov_record_copy(&copy, &dir->rec);
+	r = node_fetch_arg(dir, &copy);
 	pthread_mutex_unlock(&t->lock);
 	if (r == 0)
 		r = prov_errno(
