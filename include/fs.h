@@ -1,9 +1,9 @@
-/* fs: the FUSE operations over a tree; knows nothing of clouds, HTTP or JSON. */
+/* fs: the FUSE low-level operations over a tree; knows nothing of clouds, HTTP or JSON. */
 #ifndef CODESRCFS_FS_H
 #define CODESRCFS_FS_H
 
 #define FUSE_USE_VERSION 312
-#include <fuse.h>
+#include <fuse_lowlevel.h>
 
 #include "tree.h"
 
@@ -15,7 +15,7 @@ struct fs {
 	gid_t gid;
 };
 
-/* The operations table; fuse_new's private_data must be a struct fs. */
-const struct fuse_operations *fs_operations(void);
+/* The operations table; fuse_session_new's userdata must be a struct fs. */
+const struct fuse_lowlevel_ops *fs_operations(void);
 
 #endif

@@ -1,5 +1,5 @@
-/* tree: the cache of what the providers listed, addressed by path. Owns names, TTLs,
- * paging and locking; knows nothing of FUSE or HTTP. Every call is thread-safe. */
+/* tree: the cache of what the providers listed, addressed by inode number. Owns names, TTLs,
+ * paging, lookup counts and locking; knows nothing of FUSE or HTTP. Every call is thread-safe. */
 #ifndef CODESRCFS_TREE_H
 #define CODESRCFS_TREE_H
 
@@ -20,6 +20,7 @@ struct tree_opts {
 };
 
 struct tree_stat {
+	uint64_t ino; /* inode number */
 	int is_dir;
 	size_t size;
 	int64_t mtime; /* seconds since the epoch */
@@ -31,25 +32,35 @@ typedef int (*tree_fill_fn)(void *ctx, const char *name, const struct tree_stat 
 
 struct tree;
 
+/* The root's inode number (FUSE's). Every other is a node, or one of a node's files. */
+#define TREE_ROOT 1
+
 /* A tree over n providers (kept, not owned). NULL on failure. */
 struct tree *tree_new(struct provider **provs, size_t n, const struct tree_opts *opts);
-/* Attributes of path. 0 or -ENOENT, -ENOTDIR, -EIO, -EACCES. */
-int tree_getattr(struct tree *t, const char *path, struct tree_stat *st);
-/* Entries of directory path from offset off ("." and ".." included). 0 or -errno. */
-int tree_readdir(struct tree *t, const char *path, off_t off, tree_fill_fn fill, void *ctx);
-/* Open directory path: *keep_cache says whether what the kernel read of it last time is
- * still this listing (then it may serve readdir itself). 0 or -errno. */
-int tree_opendir(struct tree *t, const char *path, int *keep_cache);
-/* Up to size bytes of file path from off. Bytes read or -errno. */
-int tree_read(struct tree *t, const char *path, char *buf, size_t size, off_t off);
-/* Extended attribute name of directory path (user.codesrcfs.provider, .id, .web_url) into
- * buf; size 0 asks for the length. Length, or -ENODATA, -ERANGE, -errno. */
-int tree_getxattr(struct tree *t, const char *path, const char *name, char *buf, size_t size);
-/* The NUL-separated names of path's extended attributes; size 0 asks for the length. */
-int tree_listxattr(struct tree *t, const char *path, char *buf, size_t size);
+/* Look up name in directory dir: its attributes, inode number included; that inode then
+ * holds one lookup until tree_forget. 0 or -ENOENT, -ENOTDIR, -ENAMETOOLONG, -EIO, -EACCES. */
+int tree_lookup(struct tree *t, uint64_t dir, const char *name, struct tree_stat *st);
+/* The kernel lets go of nlookup lookups of ino. */
+void tree_forget(struct tree *t, uint64_t ino, uint64_t nlookup);
+/* Attributes of ino. 0 or -ENOENT (a refresh took a file away). */
+int tree_getattr(struct tree *t, uint64_t ino, struct tree_stat *st);
+/* Entries of directory ino from offset off ("." and ".." included). With plus, every
+ * entry fill takes other than "." and ".." is one lookup of its inode. 0 or -errno. */
+int tree_readdir(struct tree *t, uint64_t ino, off_t off, int plus, tree_fill_fn fill, void *ctx);
+/* Open directory ino: *keep_cache says whether what the kernel read of it last time is
+ * still its listing (then it may serve readdir itself). 0 or -ENOTDIR. */
+int tree_opendir(struct tree *t, uint64_t ino, int *keep_cache);
+/* Up to size bytes of file ino from off. Bytes read or -EISDIR, -ENOENT. */
+int tree_read(struct tree *t, uint64_t ino, char *buf, size_t size, off_t off);
+/* Extended attribute name of ino (user.codesrcfs.provider, .id, .web_url of a directory)
+ * into buf; size 0 asks for the length. Length, or -ENODATA, -ERANGE, -EOPNOTSUPP for a
+ * name outside user.* */
+int tree_getxattr(struct tree *t, uint64_t ino, const char *name, char *buf, size_t size);
+/* The NUL-separated names of ino's extended attributes; size 0 asks for the length. */
+int tree_listxattr(struct tree *t, uint64_t ino, char *buf, size_t size);
 /* Forget every listing and every remembered miss (SIGHUP). */
 void tree_flush(struct tree *t);
-/* Free t and every node. */
+/* Free t and every node, those the kernel still held included. */
 void tree_free(struct tree *t);
 
 #endif

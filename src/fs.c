@@ -1,21 +1,35 @@
-/* fs: FUSE requests turned into tree calls. Read-only: everything that would change
- * the tree answers EROFS. */
+/* fs: FUSE low-level requests turned into tree calls.
+ *
+ * The low-level API, because libfuse's high-level one (3.14, Debian 12's) drops keep_cache
+ * and cache_readdir on their way from opendir to the kernel, so the kernel could never
+ * keep a directory; it also spares every request a walk of its path. Read-only: the
+ * mount is "ro", so the kernel refuses every change (EROFS) before it reaches us. */
 #include <errno.h>
-#include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
 #include "fs.h"
 
-static struct fs *fs_get(void)
+static struct fs *fs_of(fuse_req_t req)
 {
-	return fuse_get_context()->private_data;
+	return fuse_req_userdata(req);
+}
+
+/* Every batch of a listing as readdirplus, not only the first: the kernel's cache of a
+ * directory answers later reads with names alone, and what reads this mount (ls -l, find,
+ * cat of every url) wants every entry's attributes, which a plus entry carries at no cost. */
+static void fs_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
 }
 
 static void fs_stat(const struct fs *fs, const struct tree_stat *ts, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
+	st->st_ino = ts->ino;
 	st->st_mode = ts->is_dir ? S_IFDIR | 0555 : S_IFREG | 0444;
 	st->st_nlink = ts->is_dir ? 2 : 1;
 	st->st_uid = fs->uid;
@@ -28,232 +42,243 @@ static void fs_stat(const struct fs *fs, const struct tree_stat *ts, struct stat
 	st->st_ctim.tv_sec = ts->ctime;
 }
 
-static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+static void fs_entry(const struct fs *fs, const struct tree_stat *ts, struct fuse_entry_param *e)
 {
-	struct fs *fs = fs_get();
-
-	(void)conn;
-	cfg->entry_timeout = fs->attr_ttl;
-	cfg->attr_timeout = fs->attr_ttl;
-	cfg->negative_timeout = fs->neg_ttl;
-	/* Contents change only on refresh, which changes size or mtime: keep pages until then. */
-	cfg->auto_cache = 1;
-	return fs;
+	memset(e, 0, sizeof(*e));
+	e->ino = ts->ino;
+	e->attr_timeout = fs->attr_ttl;
+	e->entry_timeout = fs->attr_ttl;
+	fs_stat(fs, ts, &e->attr);
 }
 
-static int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
+static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	struct fs *fs = fs_get();
+	struct fs *fs = fs_of(req);
+	struct fuse_entry_param e;
 	struct tree_stat ts;
-	int r;
+	int r = tree_lookup(fs->tree, parent, name, &ts);
 
-	(void)fi;
-	r = tree_getattr(fs->tree, path, &ts);
-	if (r == 0)
-		fs_stat(fs, &ts, st);
-	return r;
+	if (r == -ENOENT) {
+		/* Inode 0 with a timeout: the kernel itself remembers the miss for neg_ttl. */
+		memset(&e, 0, sizeof(e));
+		e.entry_timeout = fs->neg_ttl;
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fs_entry(fs, &ts, &e);
+	if (fuse_reply_entry(req, &e) != 0)
+		tree_forget(fs->tree, ts.ino, 1); /* interrupted: the kernel never took it */
 }
 
-struct fs_fill {
-	const struct fs *fs;
-	void *buf;
-	fuse_fill_dir_t filler;
-	enum fuse_fill_dir_flags flags;
-};
-
-static int fs_fill_one(void *ctx, const char *name, const struct tree_stat *ts, off_t next)
+static void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	struct fs_fill *f = ctx;
+	tree_forget(fs_of(req)->tree, ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void fs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	for (size_t i = 0; i < count; i++)
+		tree_forget(fs_of(req)->tree, forgets[i].ino, forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct tree_stat ts;
 	struct stat st;
-
-	fs_stat(f->fs, ts, &st);
-	return f->filler(f->buf, name, &st, next, f->flags);
-}
-
-static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
-		      struct fuse_file_info *fi, enum fuse_readdir_flags flags)
-{
-	struct fs_fill f = {.fs = fs_get(), .buf = buf, .filler = filler};
+	int r = tree_getattr(fs->tree, ino, &ts);
 
 	(void)fi;
-	/* Attributes ride along with every entry, so `ls -l` costs no further request. */
-	if (flags & FUSE_READDIR_PLUS)
-		f.flags = FUSE_FILL_DIR_PLUS;
-	return tree_readdir(f.fs->tree, path, off, fs_fill_one, &f);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fs_stat(fs, &ts, &st);
+	fuse_reply_attr(req, &st, fs->attr_ttl);
 }
 
-static int fs_opendir(const char *path, struct fuse_file_info *fi)
+static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	int keep, r = tree_opendir(fs_get()->tree, path, &keep);
+	int keep, r = tree_opendir(fs_of(req)->tree, ino, &keep);
 
-	/* The kernel keeps what readdir gave; reused only while the listing is unchanged. */
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	/* The kernel keeps what readdir gave, and reuses it only while it is the listing. */
 	fi->cache_readdir = 1;
 	fi->keep_cache = keep;
-	return r;
+	fuse_reply_open(req, fi);
 }
 
-static int fs_open(const char *path, struct fuse_file_info *fi)
-{
-	struct tree_stat ts;
-	int r;
+/* A readdir answer being filled, and the lookups its readdirplus entries hold. */
+struct fs_dirbuf {
+	fuse_req_t req;
+	const struct fs *fs;
+	int plus;
+	char *buf;
+	size_t size, used;
+	uint64_t *held;
+	size_t nheld, cap;
+};
 
-	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
-		return -EROFS;
-	r = tree_getattr(fs_get()->tree, path, &ts);
-	if (r < 0)
-		return r;
-	if (ts.is_dir)
-		return -EISDIR;
-	fi->keep_cache = 1;
+static int fs_is_dot(const char *name)
+{
+	return name[0] == '.' && (!name[1] || (name[1] == '.' && !name[2]));
+}
+
+/* tree_fill_fn: one entry into the answer; non-zero when it does not fit. */
+static int fs_dirbuf_add(void *ctx, const char *name, const struct tree_stat *ts, off_t next)
+{
+	struct fs_dirbuf *d = ctx;
+	size_t room = d->size - d->used, len;
+	struct fuse_entry_param e;
+
+	if (!d->plus) {
+		fs_stat(d->fs, ts, &e.attr);
+		len = fuse_add_direntry(d->req, d->buf + d->used, room, name, &e.attr, next);
+	} else {
+		if (d->nheld == d->cap) {
+			size_t cap = d->cap ? 2 * d->cap : 64;
+			uint64_t *held = realloc(d->held, cap * sizeof(*held));
+
+			if (!held)
+				return 1; /* a shorter answer; the reader comes back for the rest */
+			d->held = held;
+			d->cap = cap;
+		}
+		fs_entry(d->fs, ts, &e);
+		len = fuse_add_direntry_plus(d->req, d->buf + d->used, room, name, &e, next);
+	}
+	if (len > room)
+		return 1;
+	d->used += len;
+	if (d->plus && !fs_is_dot(name)) /* the kernel counts no lookup of "." and ".." */
+		d->held[d->nheld++] = ts->ino;
 	return 0;
 }
 
-static int fs_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
+static void fs_readdir_any(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, int plus)
 {
-	(void)fi;
-	return tree_read(fs_get()->tree, path, buf, size, off);
-}
+	struct fs_dirbuf d = {.req = req, .fs = fs_of(req), .plus = plus, .size = size};
+	int r = -ENOMEM;
 
-static int fs_statfs(const char *path, struct statvfs *sv)
-{
-	(void)path;
-	memset(sv, 0, sizeof(*sv));
-	sv->f_bsize = 4096;
-	sv->f_frsize = 4096;
-	sv->f_namemax = 255;
-	sv->f_flag = ST_RDONLY | ST_NOSUID;
-	return 0;
-}
-
-static int fs_access(const char *path, int mask)
-{
-	struct tree_stat ts;
-	int r = tree_getattr(fs_get()->tree, path, &ts);
-
+	d.buf = malloc(size ? size : 1);
+	if (d.buf)
+		r = tree_readdir(d.fs->tree, ino, off, plus, fs_dirbuf_add, &d);
 	if (r < 0)
-		return r;
-	return (mask & W_OK) ? -EROFS : 0;
+		fuse_reply_err(req, -r);
+	else if (fuse_reply_buf(req, d.buf, d.used) == 0)
+		d.nheld = 0; /* the kernel holds those lookups now */
+	for (size_t i = 0; i < d.nheld; i++)
+		tree_forget(d.fs->tree, d.held[i], 1);
+	free(d.held);
+	free(d.buf);
 }
 
-static int fs_getxattr(const char *path, const char *name, char *value, size_t size)
-{
-	return tree_getxattr(fs_get()->tree, path, name, value, size);
-}
-
-static int fs_listxattr(const char *path, char *list, size_t size)
-{
-	return tree_listxattr(fs_get()->tree, path, list, size);
-}
-
-static int fs_rofs_path(const char *path, mode_t mode)
-{
-	(void)path, (void)mode;
-	return -EROFS;
-}
-
-static int fs_rofs_one(const char *path)
-{
-	(void)path;
-	return -EROFS;
-}
-
-static int fs_rofs_two(const char *from, const char *to)
-{
-	(void)from, (void)to;
-	return -EROFS;
-}
-
-static int fs_rofs_rename(const char *from, const char *to, unsigned int flags)
-{
-	(void)flags;
-	return fs_rofs_two(from, to);
-}
-
-static int fs_rofs_mknod(const char *path, mode_t mode, dev_t dev)
-{
-	(void)dev;
-	return fs_rofs_path(path, mode);
-}
-
-static int fs_rofs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
+static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
 {
 	(void)fi;
-	return fs_rofs_path(path, mode);
+	fs_readdir_any(req, ino, size, off, 0);
 }
 
-static int fs_rofs_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi)
-{
-	(void)uid, (void)gid, (void)fi;
-	return fs_rofs_one(path);
-}
-
-static int fs_rofs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
-{
-	(void)size, (void)fi;
-	return fs_rofs_one(path);
-}
-
-static int fs_rofs_write(const char *path, const char *buf, size_t size, off_t off,
-			 struct fuse_file_info *fi)
-{
-	(void)buf, (void)size, (void)off, (void)fi;
-	return fs_rofs_one(path);
-}
-
-static int fs_rofs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
+/* Attributes ride along with every entry, so `ls -l` costs no further request. */
+static void fs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			   struct fuse_file_info *fi)
 {
 	(void)fi;
-	return fs_rofs_path(path, mode);
+	fs_readdir_any(req, ino, size, off, 1);
 }
 
-static int fs_rofs_utimens(const char *path, const struct timespec tv[2], struct fuse_file_info *fi)
+/* ENOSYS is no failure here: it puts the kernel in no-open mode, where no later open or
+ * close of a file reaches the daemon and file pages are kept until the file's size or
+ * mtime changes (auto_inval_data). */
+static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	(void)tv, (void)fi;
-	return fs_rofs_one(path);
+	(void)ino, (void)fi;
+	fuse_reply_err(req, ENOSYS);
 }
 
-static int fs_rofs_setxattr(const char *path, const char *name, const char *value, size_t size,
-			    int flags)
+static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
 {
-	(void)name, (void)value, (void)size, (void)flags;
-	return fs_rofs_one(path);
+	char *buf = malloc(size ? size : 1);
+	int r = buf ? tree_read(fs_of(req)->tree, ino, buf, size, off) : -ENOMEM;
+
+	(void)fi;
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_buf(req, buf, (size_t)r);
+	free(buf);
 }
 
-static int fs_rofs_removexattr(const char *path, const char *name)
+static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
 {
-	(void)name;
-	return fs_rofs_one(path);
+	struct statvfs sv;
+
+	(void)ino;
+	memset(&sv, 0, sizeof(sv));
+	sv.f_bsize = 4096;
+	sv.f_frsize = 4096;
+	sv.f_namemax = 255;
+	sv.f_flag = ST_RDONLY | ST_NOSUID;
+	fuse_reply_statfs(req, &sv);
 }
 
-static const struct fuse_operations fs_ops = {
+/* getxattr(2) and listxattr(2) answers: size 0 asks for the length only. */
+static void fs_reply_xattr(fuse_req_t req, int r, const char *buf, size_t size)
+{
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)r);
+	else
+		fuse_reply_buf(req, buf, (size_t)r);
+}
+
+static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	char *buf = size ? malloc(size) : NULL;
+	int r = size && !buf ? -ENOMEM : tree_getxattr(fs_of(req)->tree, ino, name, buf, size);
+
+	fs_reply_xattr(req, r, buf, size);
+	free(buf);
+}
+
+static void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	char *buf = size ? malloc(size) : NULL;
+	int r = size && !buf ? -ENOMEM : tree_listxattr(fs_of(req)->tree, ino, buf, size);
+
+	fs_reply_xattr(req, r, buf, size);
+	free(buf);
+}
+
+static const struct fuse_lowlevel_ops fs_ops = {
     .init = fs_init,
+    .lookup = fs_lookup,
+    .forget = fs_forget,
+    .forget_multi = fs_forget_multi,
     .getattr = fs_getattr,
     .opendir = fs_opendir,
     .readdir = fs_readdir,
+    .readdirplus = fs_readdirplus,
     .open = fs_open,
     .read = fs_read,
     .statfs = fs_statfs,
-    .access = fs_access,
-    .mknod = fs_rofs_mknod,
-    .mkdir = fs_rofs_path,
-    .unlink = fs_rofs_one,
-    .rmdir = fs_rofs_one,
-    .symlink = fs_rofs_two,
-    .rename = fs_rofs_rename,
-    .link = fs_rofs_two,
-    .chmod = fs_rofs_chmod,
-    .chown = fs_rofs_chown,
-    .truncate = fs_rofs_truncate,
-    .write = fs_rofs_write,
-    .create = fs_rofs_create,
-    .utimens = fs_rofs_utimens,
     .getxattr = fs_getxattr,
     .listxattr = fs_listxattr,
-    .setxattr = fs_rofs_setxattr,
-    .removexattr = fs_rofs_removexattr,
 };
 
-const struct fuse_operations *fs_operations(void)
+const struct fuse_lowlevel_ops *fs_operations(void)
 {
 	return &fs_ops;
 }

@@ -183,7 +183,7 @@ struct mount {
 	size_t nprovs;
 	struct tree *tree;
 	struct fs fs;
-	struct fuse *fuse;
+	struct fuse_session *se;
 };
 
 static int open_providers(struct mount *m, const struct settings *s, int show_secrets)
@@ -236,8 +236,8 @@ static int check_providers(struct mount *m)
 
 static void close_mount(struct mount *m)
 {
-	if (m->fuse)
-		fuse_destroy(m->fuse);
+	if (m->se)
+		fuse_session_destroy(m->se);
 	tree_free(m->tree);
 	for (size_t i = 0; i < m->nprovs; i++)
 		m->provs[i]->ops->destroy(m->provs[i]);
@@ -266,7 +266,7 @@ static void *hup_thread(void *arg)
 
 static int run_loop(struct mount *m, const struct fuse_cmdline_opts *fo)
 {
-	struct fuse_session *se = fuse_get_session(m->fuse);
+	struct fuse_session *se = m->se;
 	struct fuse_loop_config *lc;
 	pthread_t hup;
 	int r, hup_ok;
@@ -275,12 +275,12 @@ static int run_loop(struct mount *m, const struct fuse_cmdline_opts *fo)
 		return 1;
 	hup_ok = pthread_create(&hup, NULL, hup_thread, m->tree) == 0;
 	if (fo->singlethread) {
-		r = fuse_loop(m->fuse);
+		r = fuse_session_loop(se);
 	} else {
 		lc = fuse_loop_cfg_create();
 		fuse_loop_cfg_set_clone_fd(lc, fo->clone_fd);
 		fuse_loop_cfg_set_max_threads(lc, fo->max_threads);
-		r = fuse_loop_mt(m->fuse, lc);
+		r = fuse_session_loop_mt(se, lc);
 		fuse_loop_cfg_destroy(lc);
 	}
 	if (hup_ok) {
@@ -288,7 +288,7 @@ static int run_loop(struct mount *m, const struct fuse_cmdline_opts *fo)
 		pthread_join(hup, NULL);
 	}
 	fuse_remove_signal_handlers(se);
-	fuse_unmount(m->fuse);
+	fuse_session_unmount(se);
 	/* libfuse reports the signal that ended the loop; SIGTERM and SIGINT are a clean end. */
 	return r == 0 || r == SIGTERM || r == SIGINT ? 0 : 1;
 }
@@ -347,15 +347,15 @@ static int setup(struct mount *m, struct fuse_args *args, const struct cli *cli,
 			    .uid = to.uid,
 			    .gid = to.gid};
 	fuse_opt_add_arg(args, "-ofsname=codesrcfs,subtype=codesrcfs,default_permissions,ro");
-	m->fuse = fuse_new(args, fs_operations(), sizeof(struct fuse_operations), &m->fs);
-	if (!m->fuse)
+	m->se = fuse_session_new(args, fs_operations(), sizeof(struct fuse_lowlevel_ops), &m->fs);
+	if (!m->se)
 		return -EINVAL; /* libfuse said why */
 	if (cli->allow_other)
 		log_msg(LOG_WARNING, "allow_other: every user of this machine can read what these "
 				     "credentials can list");
 	if (!cli->delay_connect && check_providers(m) < 0)
 		return -EACCES;
-	if (fuse_mount(m->fuse, fo->mountpoint) != 0)
+	if (fuse_session_mount(m->se, fo->mountpoint) != 0)
 		return -EIO;
 	return 0;
 }
@@ -400,7 +400,7 @@ int main(int argc, char *argv[])
 	ret = run_loop(&m, &fo);
 	goto out;
 unmount:
-	fuse_unmount(m.fuse);
+	fuse_session_unmount(m.se);
 out:
 	close_mount(&m);
 	free(fo.mountpoint);

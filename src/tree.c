@@ -3,9 +3,18 @@
  * One mutex guards every node field; no network call is made while holding it. A node
  * that is being fetched has `loading` set and other threads wait on the condition
  * variable instead of fetching it again. Nodes are reference-counted so a refresh can
- * replace a directory's children while another thread still uses an old one. */
+ * replace a directory's children while another thread, or the kernel, still uses an old
+ * one.
+ *
+ * Inode numbers: the root is TREE_ROOT; any other is a node's address mixed with a key
+ * drawn at start (so no heap address reaches user space), with the low two bits naming
+ * one of the node's files (1 + index in tree_files) or the node itself (0). Every lookup
+ * the kernel holds is one reference on the node. */
 #include <errno.h>
 #include <limits.h>
+#include <stdalign.h>
+#include <stddef.h>
+#include <sys/random.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,9 +26,14 @@
 #include "names.h"
 #include "tree.h"
 
-#define TREE_MAX_PAGES 100000 /* guards against a server that never says "last" */
-#define TREE_RELIST    3      /* fetches of a listing whose total moved while paging */
-#define TREE_MAX_NEG   4096   /* remembered misses per directory before they are dropped */
+#define TREE_MAX_PAGES 100000	    /* guards against a server that never says "last" */
+#define TREE_RELIST    3	    /* fetches of a listing whose total moved while paging */
+#define TREE_MAX_NEG   4096	    /* remembered misses per directory before they are dropped */
+#define TREE_FILE_MASK 3u	    /* low bits of an inode number: which file of the node */
+#define TREE_INO_HIGH  (1ULL << 62) /* above any address: no inode number is 0 or TREE_ROOT */
+
+/* Those bits are free in a node's address only with malloc's alignment. */
+_Static_assert(alignof(max_align_t) > TREE_FILE_MASK, "malloc alignment too small");
 
 struct neg {
 	char *name;
@@ -32,15 +46,16 @@ struct node {
 	struct prov_record rec;
 	struct provider *prov; /* NULL for the root */
 	int prov_root;	       /* the provider's own directory: lists with dir == NULL */
-	int refs;
+	uint64_t refs;	       /* the parent's, the kernel's lookups, calls in flight */
 	struct node *children; /* by name */
 	struct node **order;   /* children in listing order: readdir offsets index it */
 	size_t norder;
 	int listed;		 /* children hold a whole listing */
 	int partial;		 /* children hold the first page only (page-through) */
 	struct prov_page *first; /* that page, kept so the whole listing need not ask again */
-	uint64_t gen;		 /* bumped at every install: what the kernel may have cached */
+	uint64_t gen;		 /* bumped when its entries change: what the kernel may cache */
 	uint64_t kernel_gen;	 /* the generation last read to its end through readdir */
+	struct node *all_prev, *all_next; /* every live node, attached or not: tree_free */
 	size_t rank;	/* 1 + place in a first page a reader was given, while re-ordering */
 	size_t dropped; /* entries of that first page gone from the whole listing */
 	int64_t list_expires;
@@ -56,6 +71,8 @@ struct tree {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct node *root;
+	struct node *all; /* every live node, so that nodes only the kernel held are freed too */
+	uint64_t ino_key;
 	struct tree_opts o;
 	int64_t mount_time;
 };
@@ -81,7 +98,7 @@ static int64_t tree_now(const struct tree *t)
 	return ts.tv_sec;
 }
 
-static struct node *node_new(const char *name, struct provider *prov)
+static struct node *node_new(struct tree *t, const char *name, struct provider *prov)
 {
 	struct node *n = calloc(1, sizeof(*n));
 
@@ -94,6 +111,12 @@ static struct node *node_new(const char *name, struct provider *prov)
 	}
 	n->prov = prov;
 	n->refs = 1;
+	/* Ahead of kernel_gen: what the kernel read last is nothing of this node's. */
+	n->gen = 1;
+	n->all_next = t->all;
+	if (t->all)
+		t->all->all_prev = n;
+	t->all = n;
 	return n;
 }
 
@@ -118,23 +141,60 @@ static void page_drop(struct prov_page **pg)
 	*pg = NULL;
 }
 
-static void node_unref(struct node *n)
+/* Free what n owns; its children table must be empty or cleared. */
+static void node_free(struct node *n)
 {
-	struct node *c, *tmp;
-
-	if (!n || --n->refs > 0)
-		return;
-	HASH_ITER(hh, n->children, c, tmp)
-	{
-		HASH_DEL(n->children, c);
-		node_unref(c);
-	}
 	neg_clear(n);
 	free(n->order);
 	page_drop(&n->first);
 	prov_record_free(&n->rec);
 	free(n->name);
 	free(n);
+}
+
+/* Drop count references to n; the last one frees it and lets go of its children. */
+static void node_unref_n(struct tree *t, struct node *n, uint64_t count)
+{
+	struct node *c, *tmp;
+
+	if (!n)
+		return;
+	if (n->refs > count) {
+		n->refs -= count;
+		return;
+	}
+	HASH_ITER(hh, n->children, c, tmp)
+	{
+		HASH_DEL(n->children, c);
+		node_unref_n(t, c, 1);
+	}
+	if (n->all_prev)
+		n->all_prev->all_next = n->all_next;
+	else
+		t->all = n->all_next;
+	if (n->all_next)
+		n->all_next->all_prev = n->all_prev;
+	node_free(n);
+}
+
+static void node_unref(struct tree *t, struct node *n)
+{
+	node_unref_n(t, n, 1);
+}
+
+static uint64_t node_ino(const struct tree *t, const struct node *n)
+{
+	return n == t->root ? TREE_ROOT : (uint64_t)(uintptr_t)n ^ t->ino_key;
+}
+
+/* The node of inode ino and, in *file, which of its files (0: the node itself). */
+static struct node *ino_node(const struct tree *t, uint64_t ino, unsigned *file)
+{
+	*file = 0;
+	if (ino == TREE_ROOT)
+		return t->root;
+	*file = (unsigned)(ino & TREE_FILE_MASK);
+	return (struct node *)(uintptr_t)((ino & ~(uint64_t)TREE_FILE_MASK) ^ t->ino_key);
 }
 
 static int node_is_dir_container(const struct node *n)
@@ -160,11 +220,30 @@ static const char *node_file(const struct node *n, const char *fname, size_t *le
 	return s;
 }
 
-static int is_file_name(const char *name)
+/* Which of tree_files n serves, one bit each: a directory's entries besides its children. */
+static unsigned node_file_set(const struct node *n)
 {
-	for (size_t i = 0; tree_files[i]; i++)
+	return (n->rec.meta ? 1u : 0) | (n->rec.url ? 2u : 0) | (n->rec.branch ? 4u : 0);
+}
+
+/* Replace n's record by rec (taken); a changed file set is a changed directory. */
+static void node_set_record(struct node *n, struct prov_record *rec)
+{
+	unsigned before = node_file_set(n);
+
+	prov_record_free(&n->rec);
+	n->rec = *rec;
+	memset(rec, 0, sizeof(*rec));
+	if (node_file_set(n) != before)
+		n->gen++;
+}
+
+/* 1 + the index of name in tree_files, or 0 when it names none of them. */
+static unsigned file_index(const char *name)
+{
+	for (unsigned i = 0; tree_files[i]; i++)
 		if (!strcmp(name, tree_files[i]))
-			return 1;
+			return i + 1;
 	return 0;
 }
 
@@ -196,9 +275,12 @@ struct tree *tree_new(struct provider **provs, size_t n, const struct tree_opts 
 		return NULL;
 	t->o = *opts;
 	t->mount_time = time(NULL);
+	if (getrandom(&t->ino_key, sizeof(t->ino_key), GRND_NONBLOCK) != sizeof(t->ino_key))
+		t->ino_key = 0; /* inode numbers still work; they merely show addresses */
+	t->ino_key = (t->ino_key & (TREE_INO_HIGH - 1) & ~(uint64_t)TREE_FILE_MASK) | TREE_INO_HIGH;
 	pthread_mutex_init(&t->lock, NULL);
 	pthread_cond_init(&t->cond, NULL);
-	t->root = node_new("/", NULL);
+	t->root = node_new(t, "/", NULL);
 	if (!t->root)
 		goto fail;
 	t->root->listed = 1;
@@ -207,7 +289,7 @@ struct tree *tree_new(struct provider **provs, size_t n, const struct tree_opts 
 	if (!t->root->order)
 		goto fail;
 	for (size_t i = 0; i < n; i++) {
-		struct node *c = node_new(provs[i]->name, provs[i]);
+		struct node *c = node_new(t, provs[i]->name, provs[i]);
 
 		if (!c)
 			goto fail;
@@ -226,7 +308,16 @@ void tree_free(struct tree *t)
 {
 	if (!t)
 		return;
-	node_unref(t->root);
+	/* Nodes the kernel still held at unmount may be nobody's child: free them all from the
+	 * list, after every table that links them (reached through its members) is gone. */
+	for (struct node *n = t->all; n; n = n->all_next)
+		HASH_CLEAR(hh, n->children);
+	while (t->all) {
+		struct node *n = t->all;
+
+		t->all = n->all_next;
+		node_free(n);
+	}
 	pthread_mutex_destroy(&t->lock);
 	pthread_cond_destroy(&t->cond);
 	free(t);
@@ -264,11 +355,8 @@ static int node_complete(struct tree *t, struct node *n)
 	pthread_mutex_unlock(&t->lock);
 	r = prov_errno(n->prov->ops->complete(n->prov, &copy));
 	pthread_mutex_lock(&t->lock);
-	if (r == 0) {
-		prov_record_free(&n->rec);
-		n->rec = copy;
-		memset(&copy, 0, sizeof(copy));
-	}
+	if (r == 0)
+		node_set_record(n, &copy);
 release:
 	node_release(t, n);
 out:
@@ -516,13 +604,12 @@ static void node_take_record(struct node *n, struct prov_record *rec)
 		prov_record_free(rec);
 		return;
 	}
-	prov_record_free(&n->rec);
-	n->rec = *rec;
-	memset(rec, 0, sizeof(*rec));
+	node_set_record(n, rec);
 }
 
-static int install_child(struct node *dir, struct byid **old, struct prov_record *rec,
-			 const char *name, struct node **order, size_t *norder)
+static int install_child(struct tree *t, struct node *dir, struct byid **old,
+			 struct prov_record *rec, const char *name, struct node **order,
+			 size_t *norder)
 {
 	struct byid *b;
 	struct node *c;
@@ -535,11 +622,11 @@ static int install_child(struct node *dir, struct byid **old, struct prov_record
 		free(c->name);
 		c->name = strdup(name);
 		if (!c->name) {
-			node_unref(c);
+			node_unref(t, c);
 			return -ENOMEM;
 		}
 	} else {
-		c = node_new(name, dir->prov);
+		c = node_new(t, name, dir->prov);
 		if (!c)
 			return -ENOMEM;
 	}
@@ -550,7 +637,7 @@ static int install_child(struct node *dir, struct byid **old, struct prov_record
 }
 
 /* Detach dir's children into a map by id so the new listing can reuse them. */
-static void detach_children(struct node *dir, struct byid **old)
+static void detach_children(struct tree *t, struct node *dir, struct byid **old)
 {
 	struct node *c, *tmp;
 
@@ -562,7 +649,7 @@ static void detach_children(struct node *dir, struct byid **old)
 		HASH_FIND_STR(*old, c->rec.id ? c->rec.id : "", dup);
 		if (!b || dup || !c->rec.id) {
 			free(b);
-			node_unref(c);
+			node_unref(t, c);
 			continue;
 		}
 		b->node = c;
@@ -627,9 +714,9 @@ static int install_listing(struct tree *t, struct node *dir, struct prov_page *a
 	if (r < 0)
 		goto out;
 	keep_first_page_order(dir, whole, 1);
-	detach_children(dir, &old);
+	detach_children(t, dir, &old);
 	for (size_t i = 0; i < all->n && r == 0; i++)
-		r = install_child(dir, &old, &all->recs[i], ne[i].name, order, &norder);
+		r = install_child(t, dir, &old, &all->recs[i], ne[i].name, order, &norder);
 	if (r == 0 && whole && dir->partial)
 		dir->dropped = first_page_prefix(order, norder, dir->norder);
 	keep_first_page_order(dir, whole, 0);
@@ -651,7 +738,7 @@ out:
 	HASH_ITER(hh, old, b, tmp)
 	{
 		HASH_DEL(old, b);
-		node_unref(b->node);
+		node_unref(t, b->node);
 		free(b);
 	}
 	for (size_t i = 0; ne && i < all->n; i++)
@@ -829,13 +916,13 @@ static int seed_child(struct tree *t, struct node *dir, const char *name, struct
 	HASH_FIND_STR(dir->children, name, c);
 	if (c) {
 		HASH_DEL(dir->children, c);
-		node_unref(c);
+		node_unref(t, c);
 	}
 	if (!rec) {
 		neg_add(t, dir, name);
 		return 0;
 	}
-	c = node_new(name, dir->prov);
+	c = node_new(t, name, dir->prov);
 	if (!c)
 		return -ENOMEM;
 	node_take_record(c, rec);
@@ -967,19 +1054,23 @@ static int child_get(struct tree *t, struct node *dir, const char *name, struct 
 	return r;
 }
 
-/* ---- paths ------------------------------------------------------------------------------ */
+/* ---- inodes: what the kernel asks ------------------------------------------------ */
 
-static void node_ref(struct tree *t, struct node *n)
+/* The node of ino, referenced while a call that may unlock is in flight: node_put it. */
+static struct node *node_get(struct tree *t, uint64_t ino, unsigned *file)
 {
+	struct node *n = ino_node(t, ino, file);
+
 	pthread_mutex_lock(&t->lock);
 	n->refs++;
 	pthread_mutex_unlock(&t->lock);
+	return n;
 }
 
 static void node_put(struct tree *t, struct node *n)
 {
 	pthread_mutex_lock(&t->lock);
-	node_unref(n);
+	node_unref(t, n);
 	pthread_mutex_unlock(&t->lock);
 }
 
@@ -1000,108 +1091,102 @@ static int node_has_file(struct tree *t, struct node *n, const char *fname)
 	return has;
 }
 
-/* Walk path to its node (referenced: node_put it) and, when it ends in a file, the
- * file's name in file. */
-static int resolve(struct tree *t, const char *path, struct node **out, char *file)
+/* Attributes of file `file` of n (0: n itself), inode number included. -ENOENT when a
+ * refresh took the file away. Lock held. */
+static int node_stat(const struct tree *t, const struct node *n, unsigned file,
+		     struct tree_stat *st)
 {
-	struct node *n = t->root, *c;
-	char comp[NAMES_MAX + 1];
-	int r = 0;
+	size_t len;
+	int nl;
 
-	file[0] = '\0';
-	node_ref(t, n);
-	for (const char *p = path;;) {
-		size_t len;
-
-		while (*p == '/')
-			p++;
-		if (!*p)
-			break;
-		len = strcspn(p, "/");
-		if (len > NAMES_MAX) {
-			r = -ENAMETOOLONG;
-			break;
-		}
-		memcpy(comp, p, len);
-		comp[len] = '\0';
-		p += len;
-		if (is_file_name(comp)) {
-			r = node_has_file(t, n, comp);
-			if (r < 0)
-				break;
-			if (r > 0) {
-				r = p[strspn(p, "/")] ? -ENOTDIR : 0;
-				strcpy(file, comp);
-				break;
-			}
-		}
-		if (!node_is_dir_container(n)) {
-			r = -ENOENT;
-			break;
-		}
-		r = child_get(t, n, comp, &c);
-		if (r < 0)
-			break;
-		node_put(t, n);
-		n = c;
-	}
-	if (r < 0) {
-		node_put(t, n);
-		return r;
-	}
-	*out = n;
+	if (!file)
+		stat_dir(t, n, st);
+	else if (node_file(n, tree_files[file - 1], &len, &nl))
+		stat_file(t, n, len, st);
+	else
+		return -ENOENT;
+	st->ino = node_ino(t, n) | file;
 	return 0;
 }
 
-int tree_getattr(struct tree *t, const char *path, struct tree_stat *st)
+int tree_lookup(struct tree *t, uint64_t dir, const char *name, struct tree_stat *st)
 {
-	struct node *n;
-	char file[NAMES_MAX + 1];
-	size_t len;
-	int nl, r = resolve(t, path, &n, file);
+	unsigned file, idx = file_index(name);
+	struct node *n = node_get(t, dir, &file), *c;
+	int r = file ? -ENOTDIR : strlen(name) > NAMES_MAX ? -ENAMETOOLONG : 0;
 
-	if (r < 0)
-		return r;
+	if (r == 0 && idx)
+		r = node_has_file(t, n, name);
+	if (r > 0) {
+		pthread_mutex_lock(&t->lock);
+		r = node_stat(t, n, idx, st);
+		if (r == 0)
+			n->refs++; /* the kernel's lookup of the file holds its node */
+		pthread_mutex_unlock(&t->lock);
+		goto out;
+	}
+	if (r == 0 && !node_is_dir_container(n))
+		r = -ENOENT;
+	if (r == 0)
+		r = child_get(t, n, name, &c);
+	if (r == 0) {
+		pthread_mutex_lock(&t->lock);
+		node_stat(t, c, 0, st); /* child_get's reference is now the kernel's lookup */
+		pthread_mutex_unlock(&t->lock);
+	}
+out:
+	node_put(t, n);
+	return r;
+}
+
+void tree_forget(struct tree *t, uint64_t ino, uint64_t nlookup)
+{
+	unsigned file;
+	struct node *n;
+
+	if (ino == TREE_ROOT)
+		return;
+	n = ino_node(t, ino, &file);
 	pthread_mutex_lock(&t->lock);
-	if (!file[0])
-		stat_dir(t, n, st);
-	else if (node_file(n, file, &len, &nl))
-		stat_file(t, n, len, st);
-	else
-		r = -ENOENT; /* a refresh took the file away meanwhile */
-	node_unref(n);
+	node_unref_n(t, n, nlookup);
+	pthread_mutex_unlock(&t->lock);
+}
+
+int tree_getattr(struct tree *t, uint64_t ino, struct tree_stat *st)
+{
+	unsigned file;
+	struct node *n = ino_node(t, ino, &file);
+	int r;
+
+	pthread_mutex_lock(&t->lock);
+	r = node_stat(t, n, file, st);
 	pthread_mutex_unlock(&t->lock);
 	return r;
 }
 
-int tree_read(struct tree *t, const char *path, char *buf, size_t size, off_t off)
+int tree_read(struct tree *t, uint64_t ino, char *buf, size_t size, off_t off)
 {
-	struct node *n;
-	char file[NAMES_MAX + 1];
+	unsigned file;
+	struct node *n = ino_node(t, ino, &file);
 	const char *s;
 	size_t len, done = 0;
-	int nl, r = resolve(t, path, &n, file);
+	int nl, r;
 
-	if (r < 0)
-		return r;
+	if (!file)
+		return -EISDIR;
 	pthread_mutex_lock(&t->lock);
-	s = file[0] ? node_file(n, file, &len, &nl) : NULL;
-	if (!s) {
-		r = -EISDIR;
-		goto out;
+	s = node_file(n, tree_files[file - 1], &len, &nl);
+	r = s ? 0 : -ENOENT; /* a refresh took the file away */
+	if (s && off >= 0 && (size_t)off < len) {
+		done = len - off < size ? len - off : size;
+		if (nl && (size_t)off + done == len) {
+			memcpy(buf, s + off, done - 1);
+			buf[done - 1] = '\n';
+		} else {
+			memcpy(buf, s + off, done);
+		}
+		r = (int)done;
 	}
-	if (off < 0 || (size_t)off >= len)
-		goto out;
-	done = len - off < size ? len - off : size;
-	if (nl && (size_t)off + done == len) {
-		memcpy(buf, s + off, done - 1);
-		buf[done - 1] = '\n';
-	} else {
-		memcpy(buf, s + off, done);
-	}
-	r = (int)done;
-out:
-	node_unref(n);
 	pthread_mutex_unlock(&t->lock);
 	return r;
 }
@@ -1123,66 +1208,76 @@ static int node_list(struct tree *t, struct node *n, off_t off)
 	return never && off == 0 && n->prov ? tree_load_first(t, n) : tree_load(t, n);
 }
 
+struct emitter {
+	tree_fill_fn fill;
+	void *ctx;
+	int plus;
+};
+
+/* One entry to the reader. With plus, an entry it takes is a lookup of held (NULL for "."
+ * and ".."). Non-zero when the reader's buffer is full. Lock held. */
+static int emit_one(const struct emitter *em, struct node *held, const char *name,
+		    const struct tree_stat *st, off_t next)
+{
+	if (em->fill(em->ctx, name, st, next))
+		return 1;
+	if (em->plus && held)
+		held->refs++;
+	return 0;
+}
+
 /* Emit entries from offset off: ".", "..", the node's files, then its children. Returns 1
  * when the caller's buffer filled, 0 when every entry was given; *end is the offset
  * reached. Lock held. */
-static int emit_entries(struct tree *t, struct node *n, off_t off, tree_fill_fn fill, void *ctx,
+static int emit_entries(struct tree *t, struct node *n, off_t off, const struct emitter *em,
 			off_t *end)
 {
 	struct tree_stat st;
 	off_t idx = 0;
-	size_t len;
-	int nl, full = 1;
+	int full = 1;
 
-	stat_dir(t, n, &st);
-	if (idx++ >= off && fill(ctx, ".", &st, idx))
+	node_stat(t, n, 0, &st);
+	if (idx++ >= off && emit_one(em, NULL, ".", &st, idx))
 		goto out;
-	if (idx++ >= off && fill(ctx, "..", &st, idx))
+	if (idx++ >= off && emit_one(em, NULL, "..", &st, idx))
 		goto out;
-	for (size_t i = 0; n->prov && !n->prov_root && tree_files[i]; i++) {
-		if (!node_file(n, tree_files[i], &len, &nl))
+	for (unsigned i = 1; n->prov && !n->prov_root && tree_files[i - 1]; i++) {
+		if (node_stat(t, n, i, &st) < 0)
 			continue;
-		stat_file(t, n, len, &st);
-		if (idx++ >= off && fill(ctx, tree_files[i], &st, idx))
+		if (idx++ >= off && emit_one(em, n, tree_files[i - 1], &st, idx))
 			goto out;
 	}
 	for (size_t i = 0; node_is_dir_container(n) && i < n->norder; i++) {
-		stat_dir(t, n->order[i], &st);
-		if (idx++ >= off && fill(ctx, n->order[i]->name, &st, idx))
+		node_stat(t, n->order[i], 0, &st);
+		if (idx++ >= off && emit_one(em, n->order[i], n->order[i]->name, &st, idx))
 			goto out;
 	}
 	full = 0;
-	if (n->listed) /* the kernel now holds the whole of this generation */
+	if (n->listed || !node_is_dir_container(n)) /* the kernel holds all of this generation */
 		n->kernel_gen = n->gen;
 out:
 	*end = idx > off ? idx : off;
 	return full;
 }
 
-int tree_readdir(struct tree *t, const char *path, off_t off, tree_fill_fn fill, void *ctx)
+int tree_readdir(struct tree *t, uint64_t ino, off_t off, int plus, tree_fill_fn fill, void *ctx)
 {
-	struct node *n;
-	char file[NAMES_MAX + 1];
+	const struct emitter em = {.fill = fill, .ctx = ctx, .plus = plus};
+	unsigned file;
+	struct node *n = node_get(t, ino, &file);
 	off_t end;
-	int full, more, r = resolve(t, path, &n, file);
+	int full, more, r = file ? -ENOTDIR : 0;
 
-	if (r < 0)
-		return r;
-	if (file[0]) {
-		r = -ENOTDIR;
-		goto out;
-	}
-	r = node_list(t, n, off);
-	if (r < 0)
-		goto out;
-	if (node_is_dir_container(n) && n->prov)
+	if (r == 0)
+		r = node_list(t, n, off);
+	if (r == 0 && node_is_dir_container(n) && n->prov)
 		r = node_complete(t, n);
 	if (r < 0)
 		goto out;
 	pthread_mutex_lock(&t->lock);
-	full = emit_entries(t, n, off, fill, ctx, &end);
+	full = emit_entries(t, n, off, &em, &end);
 	/* A short answer is no end of directory: the reader comes back for more, and only a
-	 * reader that does so pays for the rest of the listing. */
+	 * reader that does so (nothing given this time) pays for the rest of the listing. */
 	more = !full && n->partial && !n->listed && end == off;
 	pthread_mutex_unlock(&t->lock);
 	if (!more)
@@ -1195,31 +1290,28 @@ int tree_readdir(struct tree *t, const char *path, off_t off, tree_fill_fn fill,
 	 * reader stands in the re-ordered listing. */
 	end -= (off_t)n->dropped < end ? (off_t)n->dropped : 0;
 	n->dropped = 0;
-	emit_entries(t, n, end, fill, ctx, &end);
+	emit_entries(t, n, end, &em, &end);
 	pthread_mutex_unlock(&t->lock);
 out:
 	node_put(t, n);
 	return r;
 }
 
-int tree_opendir(struct tree *t, const char *path, int *keep_cache)
+int tree_opendir(struct tree *t, uint64_t ino, int *keep_cache)
 {
-	struct node *n;
-	char file[NAMES_MAX + 1];
-	int r = resolve(t, path, &n, file);
+	unsigned file;
+	struct node *n = ino_node(t, ino, &file);
 
 	*keep_cache = 0;
-	if (r < 0)
-		return r;
+	if (file)
+		return -ENOTDIR;
 	pthread_mutex_lock(&t->lock);
-	if (file[0])
-		r = -ENOTDIR;
-	else
-		*keep_cache = node_is_dir_container(n) && n->listed &&
-			      tree_now(t) < n->list_expires && n->gen == n->kernel_gen;
-	node_unref(n);
+	/* A code source's entries are its files, as fresh as the parent listing its last
+	 * look-up went through. */
+	*keep_cache = n->gen == n->kernel_gen &&
+		      (!node_is_dir_container(n) || (n->listed && tree_now(t) < n->list_expires));
 	pthread_mutex_unlock(&t->lock);
-	return r;
+	return 0;
 }
 
 /* ---- extended attributes ------------------------------------------------------------- */
@@ -1253,42 +1345,39 @@ static int xattr_copy(const char *s, size_t len, char *buf, size_t size)
 	return (int)len;
 }
 
-int tree_getxattr(struct tree *t, const char *path, const char *name, char *buf, size_t size)
+int tree_getxattr(struct tree *t, uint64_t ino, const char *name, char *buf, size_t size)
 {
-	struct node *n;
-	char file[NAMES_MAX + 1];
+	unsigned file;
+	struct node *n = ino_node(t, ino, &file);
 	const char *v = NULL;
-	int r = resolve(t, path, &n, file);
+	int r;
 
-	if (r < 0)
-		return r;
+	/* Only user.* is served. Saying so (rather than "no such attribute") lets ls and cp
+	 * stop asking for security.selinux and the ACLs of every file on this mount. */
+	if (strncmp(name, "user.", 5))
+		return -EOPNOTSUPP;
 	pthread_mutex_lock(&t->lock);
-	if (!file[0] && !strncmp(name, XATTR_PREFIX, strlen(XATTR_PREFIX)))
+	if (!file && !strncmp(name, XATTR_PREFIX, strlen(XATTR_PREFIX)))
 		v = node_xattr(n, name + strlen(XATTR_PREFIX));
 	r = v ? xattr_copy(v, strlen(v), buf, size) : -ENODATA;
-	node_unref(n);
 	pthread_mutex_unlock(&t->lock);
 	return r;
 }
 
-int tree_listxattr(struct tree *t, const char *path, char *buf, size_t size)
+int tree_listxattr(struct tree *t, uint64_t ino, char *buf, size_t size)
 {
 	static const char *const keys[] = {"provider", "id", "web_url", NULL};
+	unsigned file;
+	struct node *n = ino_node(t, ino, &file);
 	char list[256];
 	size_t len = 0;
-	struct node *n;
-	char file[NAMES_MAX + 1];
-	int r = resolve(t, path, &n, file);
 
-	if (r < 0)
-		return r;
 	pthread_mutex_lock(&t->lock);
-	for (size_t i = 0; !file[0] && keys[i]; i++)
+	for (size_t i = 0; !file && keys[i]; i++)
 		if (node_xattr(n, keys[i]))
 			len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s",
 						XATTR_PREFIX, keys[i]) +
 			       1;
-	node_unref(n);
 	pthread_mutex_unlock(&t->lock);
 	return xattr_copy(list, len, buf, size);
 }

@@ -1,6 +1,10 @@
-"""Request counts of the lazy paths (DESIGN §3): what each operation costs the cloud."""
+"""Request counts of the lazy paths (DESIGN §3): what each operation costs the cloud, and
+what warm re-reads cost the daemon (the kernel's caches answer them)."""
+import collections
 import os
+import re
 import subprocess
+import time
 
 from test_pai import pai_config, pai_workspaces
 
@@ -46,3 +50,54 @@ def test_a_page_is_shared_between_first_entry_and_listing(emulator, mount):
     names = os.listdir(wsdir)
     assert len(names) == 250 and len(set(names)) == 250
     assert emu.stats()["pai.ListCodeSources"] == 3
+
+
+WARM_ROUND = ["ls -lR {d}", "cat {d}/*/url", "grep -rq nothing-matches-this {d}", "find {d}"]
+
+
+def fuse_requests(m):
+    """FUSE requests the daemon served so far, by opcode (libfuse's -o debug trace)."""
+    return collections.Counter(re.findall(r"opcode: (\w+)", m.log()))
+
+
+def test_warm_rereads_stay_in_the_kernel(emulator, mount):
+    """Within the TTLs the kernel answers a warm round itself: no look-up, attribute, read
+    or listing request per entry reaches the daemon; only each directory's open and close
+    (where the daemon says whether the kernel's copy of it is still the listing)."""
+    emu, m, wsdir = fresh_mount(emulator, mount, 300, "debug")
+    for cmd in WARM_ROUND:
+        subprocess.run(cmd.format(d=wsdir), shell=True, capture_output=True, timeout=60)
+    before = fuse_requests(m)
+    for cmd in WARM_ROUND:
+        subprocess.run(cmd.format(d=wsdir), shell=True, capture_output=True, timeout=60)
+    warm = fuse_requests(m) - before
+    for op in ("LOOKUP", "GETATTR", "READ", "READDIR", "READDIRPLUS", "OPEN", "LISTXATTR"):
+        assert warm[op] == 0, (op, warm)
+    # ls asks for security.selinux and the ACL once, learns "not supported", stops asking.
+    assert warm["GETXATTR"] <= 3, warm
+    assert warm["OPENDIR"] <= len(WARM_ROUND) * 301, warm  # once per directory and command
+
+
+def test_refresh_shows_through_the_kernel_caches(emulator, mount):
+    """After dir_ttl (and attr_ttl) a changed listing is what ls, find and a look-up see:
+    the kernel's copies of the directory and of its entries are not served past them."""
+    emu = emulator("--generate-pai", "30")
+    ws = pai_workspaces(emu)[0]["WorkspaceId"]
+    m = mount(emu, pai_config(emu, workspaces=[ws]), opts=["dir_ttl=1", "attr_ttl=1"])
+    wsdir = os.path.join(m.path, "pai", ws)
+    for cmd in WARM_ROUND:
+        subprocess.run(cmd.format(d=wsdir), shell=True, capture_output=True, timeout=60)
+    old = set(os.listdir(wsdir))
+    emu.configure(mutate={"provider": "pai", "workspace": ws, "add": 1, "remove": 1,
+                          "after_requests": 0})
+    time.sleep(2.5)
+    now = set(os.listdir(wsdir))
+    added, removed = now - old, old - now
+    assert len(added) == 1 and len(removed) == 1, (added, removed)
+    found = subprocess.run(["find", wsdir, "-name", "url"], capture_output=True, text=True,
+                           timeout=60).stdout
+    assert f"/{next(iter(added))}/url" in found
+    assert f"/{next(iter(removed))}/" not in found
+    with open(os.path.join(wsdir, next(iter(added)), "url")) as f:
+        assert f.read().startswith("https://")
+    assert not os.path.exists(os.path.join(wsdir, next(iter(removed))))

@@ -19,6 +19,7 @@ struct fake_entry {
 	char id[32];
 	char name[64];
 	int64_t ctime;
+	int branch; /* the record names a branch: the directory serves a branch file */
 };
 
 struct fake {
@@ -48,6 +49,7 @@ static void fake_record(const struct fake_entry *e, struct prov_record *r)
 	r->url = malloc(strlen(e->id) + 32);
 	sprintf(r->url, "https://git.example/%s.git", e->id);
 	r->meta = strdup("{}\n");
+	r->branch = e->branch ? strdup("main") : NULL;
 	r->ctime = e->ctime;
 }
 
@@ -158,6 +160,56 @@ static int teardown(void **state)
 	return 0;
 }
 
+/* The inode at path, looked up one component at a time as the kernel does. Unless it is
+ * the root, it then holds one lookup: give it back with tree_forget. */
+static int path_lookup(struct tree *t, const char *path, struct tree_stat *st)
+{
+	char buf[1024], *save = NULL;
+	uint64_t dir = TREE_ROOT;
+	int r = tree_getattr(t, TREE_ROOT, st);
+
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *c = strtok_r(buf, "/", &save); c && r == 0; c = strtok_r(NULL, "/", &save)) {
+		r = tree_lookup(t, dir, c, st);
+		tree_forget(t, dir, 1); /* the kernel keeps only the last inode here */
+		dir = r == 0 ? st->ino : TREE_ROOT;
+	}
+	return r;
+}
+
+static int path_stat(struct tree *t, const char *path, struct tree_stat *st)
+{
+	int r = path_lookup(t, path, st);
+
+	if (r == 0)
+		tree_forget(t, st->ino, 1);
+	return r;
+}
+
+static int path_read(struct tree *t, const char *path, char *buf, size_t size, off_t off)
+{
+	struct tree_stat st;
+	int r = path_lookup(t, path, &st);
+
+	if (r < 0)
+		return r;
+	r = tree_read(t, st.ino, buf, size, off);
+	tree_forget(t, st.ino, 1);
+	return r;
+}
+
+static int path_readdir(struct tree *t, const char *path, off_t off, tree_fill_fn fill, void *ctx)
+{
+	struct tree_stat st;
+	int r = path_lookup(t, path, &st);
+
+	if (r < 0)
+		return r;
+	r = tree_readdir(t, st.ino, off, 0, fill, ctx);
+	tree_forget(t, st.ino, 1);
+	return r;
+}
+
 struct names {
 	char list[FAKE_MAX + 8][300];
 	int n;
@@ -183,9 +235,46 @@ static int read_dir(struct tree *t, const char *path, struct names *c)
 	c->next = 0;
 	do {
 		before = c->n;
-		r = tree_readdir(t, path, c->next, collect, c);
+		r = path_readdir(t, path, c->next, collect, c);
 	} while (r == 0 && c->n > before);
 	return r;
+}
+
+/* Like read_dir, as readdirplus: every entry but "." and ".." taken holds one lookup, and
+ * its inode is kept in inos (give them back with forget_all). */
+struct plus {
+	struct names names;
+	uint64_t inos[FAKE_MAX + 8];
+	int n;
+};
+
+static int collect_plus(void *ctx, const char *name, const struct tree_stat *st, off_t next)
+{
+	struct plus *p = ctx;
+
+	collect(&p->names, name, st, next);
+	if (strcmp(name, ".") && strcmp(name, ".."))
+		p->inos[p->n++] = st->ino;
+	return 0;
+}
+
+static int read_dir_plus(struct tree *t, uint64_t ino, struct plus *p)
+{
+	int before, r;
+
+	p->names.next = 0;
+	do {
+		before = p->names.n;
+		r = tree_readdir(t, ino, p->names.next, 1, collect_plus, p);
+	} while (r == 0 && p->names.n > before);
+	return r;
+}
+
+static void forget_all(struct tree *t, struct plus *p)
+{
+	for (int i = 0; i < p->n; i++)
+		tree_forget(t, p->inos[i], 1);
+	p->n = 0;
 }
 
 static int has(const struct names *c, const char *name)
@@ -205,9 +294,9 @@ static void test_root_lists_providers(void **state)
 	assert_int_equal(read_dir(x->t, "/", c), 0);
 	assert_int_equal(c->n, 3);
 	assert_true(has(c, "fake"));
-	assert_int_equal(tree_getattr(x->t, "/fake", &st), 0);
+	assert_int_equal(path_stat(x->t, "/fake", &st), 0);
 	assert_true(st.is_dir);
-	assert_int_equal(tree_getattr(x->t, "/nope", &st), -ENOENT);
+	assert_int_equal(path_stat(x->t, "/nope", &st), -ENOENT);
 	assert_int_equal(x->f.list_calls, 0); /* nothing listed for the root */
 	free(c);
 }
@@ -222,10 +311,10 @@ static void test_first_page_only_for_a_reader_that_stops(void **state)
 		snprintf(id, sizeof(id), "%d", 100 + i);
 		fake_add(&x->f, id, id, 10 + i);
 	}
-	assert_int_equal(tree_readdir(x->t, "/fake/ws", 0, collect, c), 0);
+	assert_int_equal(path_readdir(x->t, "/fake/ws", 0, collect, c), 0);
 	assert_int_equal(c->n, 2 + 10);	      /* ".", "..", page 1 */
 	assert_int_equal(x->f.list_calls, 2); /* the root, then one page */
-	assert_int_equal(tree_readdir(x->t, "/fake/ws", c->next, collect, c), 0);
+	assert_int_equal(path_readdir(x->t, "/fake/ws", c->next, collect, c), 0);
 	assert_int_equal(c->n, 2 + 35);
 	assert_int_equal(x->f.list_calls, 5); /* page 1 was not asked for again */
 	free(c);
@@ -264,12 +353,12 @@ static void test_ttl_expiry_with_fake_clock(void **state)
 	int calls = x->f.list_calls;
 
 	fake_clock += 59;
-	assert_int_equal(tree_getattr(x->t, "/fake/ws/alpha/url", &st), 0);
+	assert_int_equal(path_stat(x->t, "/fake/ws/alpha/url", &st), 0);
 	assert_int_equal(x->f.list_calls, calls); /* still fresh */
 	fake_add(&x->f, "2", "beta", 2);
-	assert_int_equal(tree_getattr(x->t, "/fake/ws/beta", &st), -ENOENT);
+	assert_int_equal(path_stat(x->t, "/fake/ws/beta", &st), -ENOENT);
 	fake_clock += 2; /* past dir_ttl */
-	assert_int_equal(tree_getattr(x->t, "/fake/ws/beta", &st), 0);
+	assert_int_equal(path_stat(x->t, "/fake/ws/beta", &st), 0);
 	assert_true(x->f.list_calls > calls);
 	free(c);
 }
@@ -285,10 +374,10 @@ static void test_lookup_uses_filter_once(void **state)
 	fake_add(&x->f, "2", "my/repo", 3); /* older: keeps the sanitised name */
 	fake_add(&x->f, "3", "other", 1);
 	x->f.list_calls = 0;
-	assert_int_equal(tree_getattr(x->t, "/fake/ws", &st), 0); /* root listing only */
+	assert_int_equal(path_stat(x->t, "/fake/ws", &st), 0); /* root listing only */
 	int base = x->f.list_calls;
 
-	n = tree_read(x->t, "/fake/ws/my_repo/url", buf, sizeof(buf), 0);
+	n = path_read(x->t, "/fake/ws/my_repo/url", buf, sizeof(buf), 0);
 	assert_true(n > 0);
 	buf[n] = '\0';
 	assert_string_equal(buf, "https://git.example/2.git\n");
@@ -302,12 +391,12 @@ static void test_negative_cache(void **state)
 	struct tree_stat st;
 
 	fake_add(&x->f, "1", "alpha", 1);
-	assert_int_equal(tree_getattr(x->t, "/fake/ws/missing", &st), -ENOENT);
+	assert_int_equal(path_stat(x->t, "/fake/ws/missing", &st), -ENOENT);
 	assert_int_equal(x->f.lookup_calls, 1);
-	assert_int_equal(tree_getattr(x->t, "/fake/ws/missing", &st), -ENOENT);
+	assert_int_equal(path_stat(x->t, "/fake/ws/missing", &st), -ENOENT);
 	assert_int_equal(x->f.lookup_calls, 1); /* remembered */
 	fake_clock += 11;
-	assert_int_equal(tree_getattr(x->t, "/fake/ws/missing", &st), -ENOENT);
+	assert_int_equal(path_stat(x->t, "/fake/ws/missing", &st), -ENOENT);
 	assert_int_equal(x->f.lookup_calls, 2); /* neg_ttl passed */
 }
 
@@ -359,15 +448,15 @@ static void test_files_and_read(void **state)
 	assert_true(has(c, "url"));
 	assert_true(has(c, "meta.json"));
 	assert_false(has(c, "branch"));
-	assert_int_equal(tree_getattr(x->t, "/fake/ws/seven/url", &st), 0);
+	assert_int_equal(path_stat(x->t, "/fake/ws/seven/url", &st), 0);
 	assert_false(st.is_dir);
 	assert_int_equal(st.size, strlen("https://git.example/7.git\n"));
 	/* a read at the end gives the newline alone */
-	assert_int_equal(tree_read(x->t, "/fake/ws/seven/url", buf, sizeof(buf), st.size - 1), 1);
+	assert_int_equal(path_read(x->t, "/fake/ws/seven/url", buf, sizeof(buf), st.size - 1), 1);
 	assert_int_equal(buf[0], '\n');
-	assert_int_equal(tree_read(x->t, "/fake/ws/seven/url", buf, sizeof(buf), st.size), 0);
-	assert_int_equal(tree_getattr(x->t, "/fake/ws/seven/branch", &st), -ENOENT);
-	assert_int_equal(tree_getattr(x->t, "/fake/ws/seven/url/x", &st), -ENOTDIR);
+	assert_int_equal(path_read(x->t, "/fake/ws/seven/url", buf, sizeof(buf), st.size), 0);
+	assert_int_equal(path_stat(x->t, "/fake/ws/seven/branch", &st), -ENOENT);
+	assert_int_equal(path_stat(x->t, "/fake/ws/seven/url/x", &st), -ENOTDIR);
 	free(c);
 }
 
@@ -388,6 +477,100 @@ static void test_flush_forgets(void **state)
 	free(c);
 }
 
+/* What the kernel holds outlives a refresh that drops it: its inode still answers, and
+ * tree_free (under ASan's leak check) frees what was never given back. */
+static void test_lookups_outlive_a_refresh(void **state)
+{
+	struct fixture *x = *state;
+	struct plus *p = calloc(1, sizeof(*p));
+	struct tree_stat ws, st, url;
+
+	fake_add(&x->f, "1", "alpha", 1);
+	fake_add(&x->f, "2", "beta", 2);
+	assert_int_equal(path_lookup(x->t, "/fake/ws", &ws), 0);
+	assert_int_equal(read_dir_plus(x->t, ws.ino, p), 0);
+	assert_int_equal(p->n, 2);
+	assert_int_equal(tree_lookup(x->t, p->inos[1], "url", &url), 0);
+	x->f.n = 1; /* beta is deleted in the cloud */
+	fake_clock += 61;
+	assert_int_equal(path_stat(x->t, "/fake/ws/beta", &st), -ENOENT);
+	assert_int_equal(tree_getattr(x->t, p->inos[1], &st), 0); /* still held */
+	assert_true(st.is_dir);
+	assert_int_equal(tree_getattr(x->t, url.ino, &st), 0);
+	assert_int_equal(tree_read(x->t, url.ino, (char[64]){0}, 64, 0), (int)st.size);
+	forget_all(x->t, p); /* alpha stays, beta is freed; url still holds beta */
+	assert_int_equal(tree_getattr(x->t, url.ino, &st), 0);
+	tree_forget(x->t, url.ino, 1);
+	tree_forget(x->t, ws.ino, 1);
+	/* Held at "unmount": the kernel sends no forget then. */
+	assert_int_equal(path_lookup(x->t, "/fake/ws/alpha/meta.json", &st), 0);
+	free(p);
+}
+
+/* opendir lets the kernel keep a listing only once it read all of it, and only until it
+ * changes: for a workspace its children, for a code source its files. */
+static void test_kernel_keeps_a_listing_until_it_changes(void **state)
+{
+	struct fixture *x = *state;
+	struct names *c = calloc(1, sizeof(*c));
+	struct tree_stat ws, cs;
+	int keep;
+
+	fake_add(&x->f, "1", "alpha", 1);
+	assert_int_equal(path_lookup(x->t, "/fake/ws", &ws), 0);
+	assert_int_equal(tree_opendir(x->t, ws.ino, &keep), 0);
+	assert_false(keep);
+	assert_int_equal(read_dir(x->t, "/fake/ws", c), 0);
+	assert_int_equal(tree_opendir(x->t, ws.ino, &keep), 0);
+	assert_true(keep);
+	assert_int_equal(path_lookup(x->t, "/fake/ws/alpha", &cs), 0);
+	assert_int_equal(tree_opendir(x->t, cs.ino, &keep), 0);
+	assert_false(keep);
+	assert_int_equal(read_dir(x->t, "/fake/ws/alpha", c), 0);
+	assert_int_equal(tree_opendir(x->t, cs.ino, &keep), 0);
+	assert_true(keep);
+
+	fake_clock += 61; /* expired: the kernel must ask, and the same listing comes back */
+	assert_int_equal(tree_opendir(x->t, ws.ino, &keep), 0);
+	assert_false(keep);
+	assert_int_equal(read_dir(x->t, "/fake/ws", c), 0);
+	assert_int_equal(tree_opendir(x->t, cs.ino, &keep), 0);
+	assert_true(keep); /* alpha's files did not change */
+
+	x->f.e[0].branch = 1; /* alpha gains a branch file */
+	fake_clock += 61;
+	assert_int_equal(read_dir(x->t, "/fake/ws", c), 0);
+	assert_int_equal(tree_opendir(x->t, cs.ino, &keep), 0);
+	assert_false(keep);
+	c->n = 0;
+	assert_int_equal(read_dir(x->t, "/fake/ws/alpha", c), 0);
+	assert_true(has(c, "branch"));
+	assert_int_equal(tree_opendir(x->t, cs.ino, &keep), 0);
+	assert_true(keep);
+	assert_int_equal(tree_opendir(x->t, cs.ino + 2, &keep), -ENOTDIR); /* its url file */
+	tree_forget(x->t, cs.ino, 1);
+	tree_forget(x->t, ws.ino, 1);
+	free(c);
+}
+
+static void test_xattrs_outside_user_are_unsupported(void **state)
+{
+	struct fixture *x = *state;
+	struct tree_stat cs;
+	char buf[64];
+
+	fake_add(&x->f, "42", "alpha", 1);
+	assert_int_equal(path_lookup(x->t, "/fake/ws/alpha", &cs), 0);
+	assert_int_equal(tree_getxattr(x->t, cs.ino, "user.codesrcfs.id", buf, sizeof(buf)), 2);
+	assert_memory_equal(buf, "42", 2);
+	assert_int_equal(tree_getxattr(x->t, cs.ino, "user.other", buf, sizeof(buf)), -ENODATA);
+	assert_int_equal(tree_getxattr(x->t, cs.ino, "security.selinux", buf, sizeof(buf)),
+			 -EOPNOTSUPP);
+	assert_int_equal(tree_getxattr(x->t, cs.ino, "system.posix_acl_access", NULL, 0),
+			 -EOPNOTSUPP);
+	tree_forget(x->t, cs.ino, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -403,6 +586,11 @@ int main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_files_and_read, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_flush_forgets, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_lookups_outlive_a_refresh, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_kernel_keeps_a_listing_until_it_changes, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_xattrs_outside_user_are_unsupported, setup,
+					    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
