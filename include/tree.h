@@ -24,6 +24,7 @@ struct tree_stat {
 	int is_dir;
 	size_t size;
 	int64_t mtime; /* seconds since the epoch */
+	long mtime_ns; /* a directory's: moves when its entries change (or are due to) */
 	int64_t ctime;
 };
 
@@ -47,9 +48,6 @@ int tree_getattr(struct tree *t, uint64_t ino, struct tree_stat *st);
 /* Entries of directory ino from offset off ("." and ".." included). With plus, every
  * entry fill takes other than "." and ".." is one lookup of its inode. 0 or -errno. */
 int tree_readdir(struct tree *t, uint64_t ino, off_t off, int plus, tree_fill_fn fill, void *ctx);
-/* Open directory ino: *keep_cache says whether what the kernel read of it last time is
- * still its listing (then it may serve readdir itself). 0 or -ENOTDIR. */
-int tree_opendir(struct tree *t, uint64_t ino, int *keep_cache);
 /* Up to size bytes of file ino from off. Bytes read or -EISDIR, -ENOENT. */
 int tree_read(struct tree *t, uint64_t ino, char *buf, size_t size, off_t off);
 /* Extended attribute name of ino (user.codesrcfs.provider, .id, .web_url of a directory)
@@ -58,8 +56,9 @@ int tree_read(struct tree *t, uint64_t ino, char *buf, size_t size, off_t off);
 int tree_getxattr(struct tree *t, uint64_t ino, const char *name, char *buf, size_t size);
 /* The NUL-separated names of ino's extended attributes; size 0 asks for the length. */
 int tree_listxattr(struct tree *t, uint64_t ino, char *buf, size_t size);
-/* Forget every listing and every remembered miss (SIGHUP). */
-void tree_flush(struct tree *t);
+/* Forget every listing and every remembered miss (SIGHUP); then, without the lock, call
+ * invalidate (when not NULL) with the inode of every listing the kernel may keep. */
+void tree_flush(struct tree *t, void (*invalidate)(void *ctx, uint64_t ino), void *ctx);
 /* Free t and every node, those the kernel still held included. */
 void tree_free(struct tree *t);
 

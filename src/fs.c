@@ -38,6 +38,7 @@ static void fs_stat(const struct fs *fs, const struct tree_stat *ts, struct stat
 	st->st_blksize = 4096;
 	st->st_blocks = (blkcnt_t)((ts->size + 511) / 512);
 	st->st_mtim.tv_sec = ts->mtime;
+	st->st_mtim.tv_nsec = ts->mtime_ns;
 	st->st_atim.tv_sec = ts->mtime;
 	st->st_ctim.tv_sec = ts->ctime;
 }
@@ -46,7 +47,7 @@ static void fs_entry(const struct fs *fs, const struct tree_stat *ts, struct fus
 {
 	memset(e, 0, sizeof(*e));
 	e->ino = ts->ino;
-	e->attr_timeout = fs->attr_ttl;
+	e->attr_timeout = ts->is_dir ? fs->dir_attr_ttl : fs->attr_ttl;
 	e->entry_timeout = fs->attr_ttl;
 	fs_stat(fs, ts, &e->attr);
 }
@@ -100,21 +101,17 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		return;
 	}
 	fs_stat(fs, &ts, &st);
-	fuse_reply_attr(req, &st, fs->attr_ttl);
+	fuse_reply_attr(req, &st, ts.is_dir ? fs->dir_attr_ttl : fs->attr_ttl);
 }
 
+/* ENOSYS puts the kernel in no-opendir mode: no open or close of a directory reaches the
+ * daemon, and the kernel keeps what readdir gave. At offset 0 it refreshes the
+ * directory's attributes once they expire (dir_attr_ttl) and reads it again when the
+ * mtime moved, which the tree makes it do whenever the entries changed or are due to. */
 static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	int keep, r = tree_opendir(fs_of(req)->tree, ino, &keep);
-
-	if (r < 0) {
-		fuse_reply_err(req, -r);
-		return;
-	}
-	/* The kernel keeps what readdir gave, and reuses it only while it is the listing. */
-	fi->cache_readdir = 1;
-	fi->keep_cache = keep;
-	fuse_reply_open(req, fi);
+	(void)ino, (void)fi;
+	fuse_reply_err(req, ENOSYS);
 }
 
 /* A readdir answer being filled, and the lookups its readdirplus entries hold. */
@@ -277,6 +274,15 @@ static const struct fuse_lowlevel_ops fs_ops = {
     .getxattr = fs_getxattr,
     .listxattr = fs_listxattr,
 };
+
+void fs_invalidate(void *fs, uint64_t ino)
+{
+	struct fs *f = fs;
+
+	/* Attributes only (offset < 0): the next read of the directory asks for them. */
+	if (f->se)
+		fuse_lowlevel_notify_inval_inode(f->se, ino, -1, 0);
+}
 
 const struct fuse_lowlevel_ops *fs_operations(void)
 {

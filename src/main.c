@@ -245,10 +245,11 @@ static void close_mount(struct mount *m)
 	config_free(&m->conf);
 }
 
-/* SIGHUP drops every cache; it is blocked everywhere and taken here, not in a handler. */
+/* SIGHUP drops every cache, the kernel's copies of listings included; it is blocked
+ * everywhere and taken here, not in a handler nor in a FUSE request's thread. */
 static void *hup_thread(void *arg)
 {
-	struct tree *t = arg;
+	struct fs *fs = arg;
 	sigset_t set;
 	int sig;
 
@@ -258,7 +259,7 @@ static void *hup_thread(void *arg)
 		if (sigwait(&set, &sig) == 0 && sig == SIGHUP) {
 			log_reopen();
 			log_msg(LOG_INFO, "SIGHUP: dropping every cached listing");
-			tree_flush(t);
+			tree_flush(fs->tree, fs_invalidate, fs);
 		}
 	}
 	return NULL;
@@ -273,7 +274,7 @@ static int run_loop(struct mount *m, const struct fuse_cmdline_opts *fo)
 
 	if (fuse_set_signal_handlers(se) != 0)
 		return 1;
-	hup_ok = pthread_create(&hup, NULL, hup_thread, m->tree) == 0;
+	hup_ok = pthread_create(&hup, NULL, hup_thread, &m->fs) == 0;
 	if (fo->singlethread) {
 		r = fuse_session_loop(se);
 	} else {
@@ -341,13 +342,16 @@ static int setup(struct mount *m, struct fuse_args *args, const struct cli *cli,
 	m->tree = tree_new(m->provs, m->nprovs, &to);
 	if (!m->tree)
 		return -ENOMEM;
-	m->fs = (struct fs){.tree = m->tree,
-			    .attr_ttl = (double)s.attr_ttl,
-			    .neg_ttl = (double)s.neg_ttl,
-			    .uid = to.uid,
-			    .gid = to.gid};
+	m->fs =
+	    (struct fs){.tree = m->tree,
+			.attr_ttl = (double)s.attr_ttl,
+			.dir_attr_ttl = (double)(s.dir_ttl < s.attr_ttl ? s.dir_ttl : s.attr_ttl),
+			.neg_ttl = (double)s.neg_ttl,
+			.uid = to.uid,
+			.gid = to.gid};
 	fuse_opt_add_arg(args, "-ofsname=codesrcfs,subtype=codesrcfs,default_permissions,ro");
 	m->se = fuse_session_new(args, fs_operations(), sizeof(struct fuse_lowlevel_ops), &m->fs);
+	m->fs.se = m->se;
 	if (!m->se)
 		return -EINVAL; /* libfuse said why */
 	if (cli->allow_other)

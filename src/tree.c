@@ -53,8 +53,7 @@ struct node {
 	int listed;		 /* children hold a whole listing */
 	int partial;		 /* children hold the first page only (page-through) */
 	struct prov_page *first; /* that page, kept so the whole listing need not ask again */
-	uint64_t gen;		 /* bumped when its entries change: what the kernel may cache */
-	uint64_t kernel_gen;	 /* the generation last read to its end through readdir */
+	uint64_t gen;		 /* bumped when its entries change: its mtime's nanoseconds */
 	struct node *all_prev, *all_next; /* every live node, attached or not: tree_free */
 	size_t rank;	/* 1 + place in a first page a reader was given, while re-ordering */
 	size_t dropped; /* entries of that first page gone from the whole listing */
@@ -111,7 +110,6 @@ static struct node *node_new(struct tree *t, const char *name, struct provider *
 	}
 	n->prov = prov;
 	n->refs = 1;
-	/* Ahead of kernel_gen: what the kernel read last is nothing of this node's. */
 	n->gen = 1;
 	n->all_next = t->all;
 	if (t->all)
@@ -252,11 +250,23 @@ static int64_t tree_time(const struct tree *t, int64_t a, int64_t b)
 	return a ? a : b ? b : t->mount_time;
 }
 
+/* A listing past dir_ttl: the next reader makes it fresh. */
+static int node_expired(const struct tree *t, const struct node *n)
+{
+	return node_is_dir_container(n) && n->prov && (n->listed || n->partial) &&
+	       tree_now(t) >= n->list_expires;
+}
+
+/* The kernel keeps every directory it read and reads one again only when its mtime moved,
+ * so a directory's mtime nanoseconds carry the generation of its entries. A listing past
+ * dir_ttl already shows the generation its refresh will install: the kernel then asks,
+ * and keeps the fresh listing. */
 static void stat_dir(const struct tree *t, const struct node *n, struct tree_stat *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->is_dir = 1;
 	st->mtime = tree_time(t, n->rec.mtime, n->rec.ctime);
+	st->mtime_ns = (long)((n->gen + (node_expired(t, n) ? 1 : 0)) % 1000000000);
 	st->ctime = tree_time(t, n->rec.ctime, n->rec.mtime);
 }
 
@@ -264,6 +274,7 @@ static void stat_file(const struct tree *t, const struct node *n, size_t len, st
 {
 	stat_dir(t, n, st);
 	st->is_dir = 0;
+	st->mtime_ns = 0;
 	st->size = len;
 }
 
@@ -1253,8 +1264,6 @@ static int emit_entries(struct tree *t, struct node *n, off_t off, const struct 
 			goto out;
 	}
 	full = 0;
-	if (n->listed || !node_is_dir_container(n)) /* the kernel holds all of this generation */
-		n->kernel_gen = n->gen;
 out:
 	*end = idx > off ? idx : off;
 	return full;
@@ -1295,23 +1304,6 @@ int tree_readdir(struct tree *t, uint64_t ino, off_t off, int plus, tree_fill_fn
 out:
 	node_put(t, n);
 	return r;
-}
-
-int tree_opendir(struct tree *t, uint64_t ino, int *keep_cache)
-{
-	unsigned file;
-	struct node *n = ino_node(t, ino, &file);
-
-	*keep_cache = 0;
-	if (file)
-		return -ENOTDIR;
-	pthread_mutex_lock(&t->lock);
-	/* A code source's entries are its files, as fresh as the parent listing its last
-	 * look-up went through. */
-	*keep_cache = n->gen == n->kernel_gen &&
-		      (!node_is_dir_container(n) || (n->listed && tree_now(t) < n->list_expires));
-	pthread_mutex_unlock(&t->lock);
-	return 0;
 }
 
 /* ---- extended attributes ------------------------------------------------------------- */
@@ -1394,11 +1386,34 @@ static void node_expire(struct node *n)
 	node_expire(c);
 }
 
-void tree_flush(struct tree *t)
+/* The inodes of every listing the kernel may keep (*n of them), or NULL. Lock held. */
+static uint64_t *listing_inos(const struct tree *t, size_t *n)
 {
+	size_t cap = 0;
+	uint64_t *inos;
+
+	*n = 0;
+	for (const struct node *c = t->all; c; c = c->all_next)
+		cap++;
+	inos = calloc(cap ? cap : 1, sizeof(*inos));
+	for (const struct node *c = t->all; inos && c; c = c->all_next)
+		if (node_is_dir_container(c) && c->prov)
+			inos[(*n)++] = node_ino(t, c);
+	return inos;
+}
+
+void tree_flush(struct tree *t, void (*invalidate)(void *ctx, uint64_t ino), void *ctx)
+{
+	uint64_t *inos;
+	size_t n;
+
 	pthread_mutex_lock(&t->lock);
 	node_expire(t->root);
+	inos = invalidate ? listing_inos(t, &n) : NULL;
 	pthread_mutex_unlock(&t->lock);
+	for (size_t i = 0; inos && i < n; i++)
+		invalidate(ctx, inos[i]);
+	free(inos);
 	for (size_t i = 0; i < t->root->norder; i++) {
 		struct provider *p = t->root->order[i]->prov;
 

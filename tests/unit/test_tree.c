@@ -471,7 +471,7 @@ static void test_flush_forgets(void **state)
 
 	assert_int_equal(read_dir(x->t, "/fake/ws", c), 0);
 	assert_int_equal(x->f.list_calls, calls);
-	tree_flush(x->t);
+	tree_flush(x->t, NULL, NULL);
 	assert_int_equal(read_dir(x->t, "/fake/ws", c), 0);
 	assert_true(x->f.list_calls > calls);
 	free(c);
@@ -507,49 +507,76 @@ static void test_lookups_outlive_a_refresh(void **state)
 	free(p);
 }
 
-/* opendir lets the kernel keep a listing only once it read all of it, and only until it
- * changes: for a workspace its children, for a code source its files. */
-static void test_kernel_keeps_a_listing_until_it_changes(void **state)
+/* The kernel keeps every directory it read and reads one again when its mtime moved: the
+ * nanoseconds move with a directory's entries, and move ahead once its listing expired,
+ * to where the refresh then lands. */
+static void test_directory_mtime_moves_with_its_entries(void **state)
 {
 	struct fixture *x = *state;
 	struct names *c = calloc(1, sizeof(*c));
-	struct tree_stat ws, cs;
-	int keep;
+	struct tree_stat ws, cs, st;
+	long ws_ns, cs_ns;
 
 	fake_add(&x->f, "1", "alpha", 1);
 	assert_int_equal(path_lookup(x->t, "/fake/ws", &ws), 0);
-	assert_int_equal(tree_opendir(x->t, ws.ino, &keep), 0);
-	assert_false(keep);
 	assert_int_equal(read_dir(x->t, "/fake/ws", c), 0);
-	assert_int_equal(tree_opendir(x->t, ws.ino, &keep), 0);
-	assert_true(keep);
+	assert_int_equal(tree_getattr(x->t, ws.ino, &st), 0);
+	ws_ns = st.mtime_ns;
 	assert_int_equal(path_lookup(x->t, "/fake/ws/alpha", &cs), 0);
-	assert_int_equal(tree_opendir(x->t, cs.ino, &keep), 0);
-	assert_false(keep);
 	assert_int_equal(read_dir(x->t, "/fake/ws/alpha", c), 0);
-	assert_int_equal(tree_opendir(x->t, cs.ino, &keep), 0);
-	assert_true(keep);
+	assert_int_equal(tree_getattr(x->t, cs.ino, &st), 0);
+	cs_ns = st.mtime_ns;
+	assert_int_equal(st.mtime, 1); /* the seconds are the record's */
 
-	fake_clock += 61; /* expired: the kernel must ask, and the same listing comes back */
-	assert_int_equal(tree_opendir(x->t, ws.ino, &keep), 0);
-	assert_false(keep);
-	assert_int_equal(read_dir(x->t, "/fake/ws", c), 0);
-	assert_int_equal(tree_opendir(x->t, cs.ino, &keep), 0);
-	assert_true(keep); /* alpha's files did not change */
+	fake_clock += 59; /* fresh: the same */
+	assert_int_equal(tree_getattr(x->t, ws.ino, &st), 0);
+	assert_int_equal(st.mtime_ns, ws_ns);
+	fake_clock += 2; /* expired: moved, before anything was fetched */
+	int calls = x->f.list_calls;
+	assert_int_equal(tree_getattr(x->t, ws.ino, &st), 0);
+	assert_int_not_equal(st.mtime_ns, ws_ns);
+	assert_int_equal(x->f.list_calls, calls);
+	ws_ns = st.mtime_ns;
+	assert_int_equal(read_dir(x->t, "/fake/ws", c), 0); /* the refresh lands there */
+	assert_int_equal(tree_getattr(x->t, ws.ino, &st), 0);
+	assert_int_equal(st.mtime_ns, ws_ns);
+	assert_int_equal(tree_getattr(x->t, cs.ino, &st), 0);
+	assert_int_equal(st.mtime_ns, cs_ns); /* alpha's files did not change */
 
 	x->f.e[0].branch = 1; /* alpha gains a branch file */
 	fake_clock += 61;
 	assert_int_equal(read_dir(x->t, "/fake/ws", c), 0);
-	assert_int_equal(tree_opendir(x->t, cs.ino, &keep), 0);
-	assert_false(keep);
+	assert_int_equal(tree_getattr(x->t, cs.ino, &st), 0);
+	assert_int_not_equal(st.mtime_ns, cs_ns);
 	c->n = 0;
 	assert_int_equal(read_dir(x->t, "/fake/ws/alpha", c), 0);
 	assert_true(has(c, "branch"));
-	assert_int_equal(tree_opendir(x->t, cs.ino, &keep), 0);
-	assert_true(keep);
-	assert_int_equal(tree_opendir(x->t, cs.ino + 2, &keep), -ENOTDIR); /* its url file */
+	assert_int_equal(tree_getattr(x->t, cs.ino + 2, &st), 0); /* its url file */
+	assert_false(st.is_dir);
+	assert_int_equal(st.mtime_ns, 0);
+	assert_int_equal(tree_readdir(x->t, cs.ino + 2, 0, 0, collect, c), -ENOTDIR);
 	tree_forget(x->t, cs.ino, 1);
 	tree_forget(x->t, ws.ino, 1);
+	free(c);
+}
+
+static void count_invalidate(void *ctx, uint64_t ino)
+{
+	(void)ino;
+	++*(int *)ctx;
+}
+
+/* SIGHUP: every listing the kernel may keep is named, so it can be told to drop it. */
+static void test_flush_names_every_listing(void **state)
+{
+	struct fixture *x = *state;
+	struct names *c = calloc(1, sizeof(*c));
+	int n = 0;
+
+	fake_add(&x->f, "1", "alpha", 1);
+	assert_int_equal(read_dir(x->t, "/fake/ws", c), 0);
+	tree_flush(x->t, count_invalidate, &n);
+	assert_int_equal(n, 2); /* the provider's own directory and the workspace */
 	free(c);
 }
 
@@ -587,8 +614,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_files_and_read, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_flush_forgets, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lookups_outlive_a_refresh, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_kernel_keeps_a_listing_until_it_changes, setup,
+	    cmocka_unit_test_setup_teardown(test_directory_mtime_moves_with_its_entries, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(test_flush_names_every_listing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_xattrs_outside_user_are_unsupported, setup,
 					    teardown),
 	};
