@@ -29,8 +29,9 @@ DEB_BUILD := gcc make pkg-config libfuse3-dev libcurl4-openssl-dev libjson-c-dev
 	     uthash-dev libcmocka-dev
 DEB_TEST  := fuse3 python3 python3-pytest git clang libclang-rt-14-dev valgrind
 DEB_DEMO  := fuse3 python3 git
+DEB_BENCH := fuse3 python3 httpdirfs rclone
 
-.PHONY: all unit integration check check-plain check-asan demo deps deps-test deps-demo \
+.PHONY: all unit integration check check-plain check-asan demo deps deps-test deps-demo deps-bench \
 	install uninstall clean format bench fuzz fuzz-short check-tsan check-valgrind
 
 all: $(BUILD)/codesrcfs
@@ -73,6 +74,9 @@ deps-test:
 
 deps-demo:
 	@./contrib/deps.sh $(DEB_BUILD) $(DEB_DEMO)
+
+deps-bench:
+	@./contrib/deps.sh $(DEB_BUILD) $(DEB_BENCH)
 
 install: all
 	install -D -m 0755 $(BUILD)/codesrcfs $(DESTDIR)$(BINDIR)/codesrcfs
@@ -145,7 +149,7 @@ fuzz: deps-test $(FUZZ_BIN)
 fuzz-short:
 	$(MAKE) fuzz FUZZ_SECONDS=10
 
-bench: all
+bench: deps-bench all
 	$(PYTHON) contrib/bench.py --binary $(abspath $(BUILD)/codesrcfs) $(BENCH_ARGS)
 
 # ThreadSanitizer on what is shared between threads: the tree cache (test_tree), the HTTP
