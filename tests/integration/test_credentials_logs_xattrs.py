@@ -153,3 +153,51 @@ def test_extended_attributes(emulator, mount):
         os.getxattr(d, "user.other")
     with pytest.raises(OSError):
         os.setxattr(d, "user.codesrcfs.id", b"x")
+
+
+def test_daemonised_logs_go_to_syslog(emulator, tmp_path):
+    """Without -f the daemon logs through syslog(3), which writes to /dev/log: a socket of
+    this test's takes its place (a symlink where the machine has none, else a bind mount in
+    a private mount namespace), and a SIGHUP's line arrives there with name and pid."""
+    import socket
+    import subprocess
+
+    from conftest import BINARY, WRAPPER, clean_env, is_mount
+
+    emu = emulator("--generate-pai", "3")
+    cfg = tmp_path / "config"
+    cfg.write_text(pai_config(emu))
+    cfg.chmod(0o600)
+    mp = tmp_path / "mnt"
+    mp.mkdir()
+    sock_path = str(tmp_path / "log")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(sock_path)
+    sock.settimeout(10)
+    script = (f"{' '.join(WRAPPER)} {BINARY} -o config={cfg} {mp}\n"
+              f"pid=$(pgrep -f -x '.*{BINARY} -o config={cfg} {mp}' | head -n 1)\n"
+              f"kill -HUP $pid\necho $pid\nsleep 1\nfusermount3 -u {mp}\n")
+    made_link = not os.path.lexists("/dev/log")
+    if made_link:
+        os.symlink(sock_path, "/dev/log")
+        argv = ["sh", "-ec", script]
+    else:
+        argv = ["unshare", "-m", "--propagation", "private", "sh", "-ec",
+                f"mount --bind {sock_path} /dev/log\n" + script]
+    try:
+        r = subprocess.run(argv, env=clean_env(home=tmp_path / "home"), capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        pid = r.stdout.split()[-1]
+        lines = []
+        while not any("SIGHUP: dropping every cached listing" in ln for ln in lines):
+            lines.append(sock.recv(4096).decode(errors="replace"))
+    finally:
+        if made_link:
+            os.unlink("/dev/log")
+        sock.close()
+        if is_mount(str(mp)):
+            subprocess.run(["fusermount3", "-uz", str(mp)], check=False)
+    line = next(ln for ln in lines if "SIGHUP" in ln)
+    assert f"codesrcfs[{pid}]:" in line, line
+    assert "testsecret" not in "".join(lines)

@@ -1,13 +1,18 @@
-"""The README's session and the man page's first example, run as written against the
-emulator, so the docs cannot rot. Three substitutions only: /mnt/src becomes a temporary
-directory, the configuration gets the emulator's endpoint, and git is told (insteadOf)
-that https://github.com/example/ lives in local bare repositories."""
+"""Every example of the README and the man page, run as written against the emulator, so
+the docs cannot rot. The substitutions: /mnt/src (and the man page's /home/alice/src)
+becomes a temporary directory, a configuration path this test's file, the configuration
+gets the emulator's endpoint, make install gets the DESTDIR its comment names, and git is
+told (insteadOf) that https://github.com/example/ lives in local bare repositories. One
+line cannot run here: `systemctl --user enable --now codesrcfs` needs a systemd user
+manager, which neither this machine nor CI has (test_install checks the unit instead)."""
 import json
 import os
 import re
 import subprocess
 
 import pytest
+
+from test_install import stage  # noqa: F401  (a fixture)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -124,3 +129,93 @@ def test_man_page_example_runs_as_written(world):
     run_session(world, steps)
     assert (world["work"] / "dlc-examples" / "README").read_text() == "dlc-examples\n"
     assert not os.path.ismount(world["mnt"])
+
+
+# ---- the other examples: install, fstab, mount -t and SIGHUP, clone-all.sh --------------
+
+MAN = os.path.join(ROOT, "docs", "codesrcfs.1")
+
+
+def man_blocks(section):
+    """The example blocks (.nf .RS … .RE .fi) of a section of the man page, as shown."""
+    text = open(MAN, encoding="utf-8").read()
+    body = text.split(f".SH {section}\n", 1)[1].split("\n.SH ", 1)[0]
+    blocks = re.findall(r"\.nf\n\.RS\n(.*?)\n\.RE\n\.fi", body, re.S)
+    return [b.replace("\\-", "-").replace("\\e", "\\") for b in blocks]
+
+
+def readme_install_lines():
+    text = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    section = text.split("## Install", 1)[1].split("\n## ", 1)[0]
+    return [ln[4:] for ln in section.splitlines() if ln.startswith("    ")]
+
+
+def local(text, mp, cfg):
+    """The one change to an example: its mount points and configuration are this test's."""
+    for old, new in (("/home/alice/.config/codesrcfs/config", cfg),
+                     ("/etc/codesrcfs/config", cfg), ("/home/alice/src", mp), ("/mnt/src", mp)):
+        text = text.replace(old, str(new))
+    return text
+
+
+def test_install_and_fstab_examples_run_as_written(stage, tmp_path, emulator):
+    """README: make install (into a staging root, as its comment says) and its fstab line;
+    man page: both fstab lines, and mount -t with kill -HUP; each mounted through the
+    installed helper in a private mount namespace, where /sbin is the staged one."""
+    from test_install import in_namespace, namespaces_work
+    from test_pai import pai_config
+
+    install = readme_install_lines()[0]
+    assert install.split("#")[0].split() == ["make", "install", "PREFIX=/usr"]
+    assert "DESTDIR" in install  # the stage fixture ran it with DESTDIR=<stage>
+    assert namespaces_work(stage), "no private mount namespace with overlayfs"
+    emu = emulator("--generate-pai", "4")
+    ws = sorted(w["WorkspaceId"] for w in emu.data()["pai"]["workspaces"])
+    cfg = tmp_path / "config"
+    cfg.write_text(pai_config(emu))
+    cfg.chmod(0o600)
+    mp = tmp_path / "mnt"
+    mp.mkdir()
+    fstab_lines = [ln for ln in readme_install_lines() if "fuse.codesrcfs" in ln]
+    fstab_lines += man_blocks("FSTAB")[0].splitlines()
+    assert len(fstab_lines) == 3
+    for line in fstab_lines:
+        fstab = tmp_path / "fstab"
+        fstab.write_text(local(line, mp, cfg) + "\n")
+        r = in_namespace(stage, f"trap 'umount -l {mp} 2>/dev/null || true' EXIT\n"
+                                f"mount -T {fstab} {mp}\nls {mp}/pai\numount {mp}\n")
+        assert r.returncode == 0 and r.stdout.split() == ws, (line, r.stdout + r.stderr)
+
+    mount_hup = [ln[2:] for ln in man_blocks("EXAMPLES")[2].splitlines() if ln.startswith("# ")]
+    assert mount_hup[0].startswith("mount -t fuse.codesrcfs") and "kill -HUP" in mount_hup[1]
+    emu.reset_stats()
+    r = in_namespace(stage, f"trap 'umount -l {mp} 2>/dev/null || true' EXIT\n"
+                            f"{local(mount_hup[0], mp, cfg)}\nls {mp}/pai/{ws[0]} >/dev/null\n"
+                            f"{mount_hup[1]}\nsleep 0.5\nls {mp}/pai/{ws[0]} >/dev/null\n"
+                            f"umount {mp}\n")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert emu.stats()["pai.ListCodeSources"] == 2  # the second ls came after SIGHUP
+
+
+def test_clone_all_example_runs_as_written(tmp_path, emulator, mount):
+    """The man page's clone-all.sh line, over a Codeup organization of that id whose urls
+    are local bare repositories."""
+    from test_contrib import clones, emulator_with_repos, repositories_in
+    from test_volc_codeup import codeup_config
+
+    (line,) = [ln[2:] for ln in man_blocks("EXAMPLES")[1].splitlines() if ln.startswith("$ ")]
+    org = re.search(r"/mnt/src/codeup/(\S+)", line).group(1)
+    gen, urls = emulator_with_repos(tmp_path, emulator, [], 8)
+    data = tmp_path / "org.json"
+    data.write_text(json.dumps(gen.data()).replace("org-1", org))
+    emu = emulator("--data", str(data))
+    m = mount(emu, codeup_config(emu, orgs=(org,)))
+    home = tmp_path / "user"
+    home.mkdir()
+    env = {**os.environ, "HOME": str(home),
+           "PATH": f"{os.path.join(ROOT, 'contrib')}:{os.environ['PATH']}"}
+    r = subprocess.run(["bash", "-c", line.replace("/mnt/src", m.path)], env=env,
+                       capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stderr
+    want = repositories_in(os.path.join(m.path, "codeup", org), urls)
+    assert len(want) == 8 and clones(home / "code") == want
