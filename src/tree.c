@@ -410,17 +410,22 @@ static void *pager_run(void *arg)
 	}
 }
 
-/* Pages 2..npages with up to `parallel` requests in flight. */
-static int fetch_rest_parallel(struct tree *t, struct pager *pg)
+static int tree_parallel(const struct tree *t)
+{
+	return t->o.parallel < 1 ? 1 : t->o.parallel > 64 ? 64 : t->o.parallel;
+}
+
+/* Pages first..npages with up to `parallel` requests in flight. */
+static int fetch_pages(struct tree *t, struct pager *pg, long first)
 {
 	pthread_t th[64];
-	long want = pg->npages - 1;
-	int nth = t->o.parallel < 1 ? 1 : t->o.parallel > 64 ? 64 : t->o.parallel;
+	long want = pg->npages - first + 1;
+	int nth = tree_parallel(t);
 	int started = 0;
 
 	if (want < nth)
 		nth = (int)want;
-	pg->next = 2;
+	pg->next = first;
 	for (int i = 0; i < nth; i++)
 		if (pthread_create(&th[i], NULL, pager_run, pg) == 0)
 			started++;
@@ -431,23 +436,39 @@ static int fetch_rest_parallel(struct tree *t, struct pager *pg)
 	return pg->err;
 }
 
-/* Pages until one says it is the last, for listings that give no total. */
-static int fetch_rest_serial(struct pager *pg, struct prov_page **pages, long *npages)
+/* Pages from 2 on for a listing that gives no total: fetched ahead in a window that opens
+ * at 2 pages and doubles up to `parallel`, until a page says it is the last or comes back
+ * empty; what the window fetched past it is dropped. */
+static int fetch_rest_window(struct tree *t, struct pager *pg, struct prov_page **pages,
+			     long *npages)
 {
-	for (long k = 2; k <= TREE_MAX_PAGES; k++) {
-		struct prov_page *grown = realloc(*pages, k * sizeof(**pages));
+	for (long first = 2, width = 2; first <= TREE_MAX_PAGES; first += width, width *= 2) {
+		struct prov_page *grown;
+		long last;
 		int r;
 
+		if (width > tree_parallel(t))
+			width = tree_parallel(t);
+		last = first + width - 1 < TREE_MAX_PAGES ? first + width - 1 : TREE_MAX_PAGES;
+		grown = realloc(*pages, last * sizeof(**pages));
 		if (!grown)
 			return -ENOMEM;
 		*pages = grown;
-		memset(&grown[k - 1], 0, sizeof(grown[0]));
-		*npages = k;
-		r = pg->prov->ops->list_page(pg->prov, pg->dir, k, &grown[k - 1]);
+		memset(&grown[first - 1], 0, (last - first + 1) * sizeof(grown[0]));
+		*npages = last;
+		pg->pages = grown;
+		pg->npages = last;
+		r = fetch_pages(t, pg, first);
 		if (r < 0)
 			return r;
-		if (grown[k - 1].last || grown[k - 1].n == 0)
+		for (long k = first; k <= last; k++) {
+			if (!grown[k - 1].last && grown[k - 1].n > 0)
+				continue;
+			for (long j = k + 1; j <= last; j++)
+				prov_page_free(&grown[j - 1]);
+			*npages = k;
 			return 0;
+		}
 	}
 	log_msg(LOG_WARNING, "%s: stopped paging after %d pages", pg->prov->name, TREE_MAX_PAGES);
 	return 0;
@@ -538,7 +559,7 @@ static int fetch_once(struct tree *t, struct provider *p, const struct prov_reco
 	if (r < 0)
 		goto out;
 	if (!pages[0].last && pages[0].n > 0 && pages[0].total < 0) {
-		r = fetch_rest_serial(&pg, &pages, &npages);
+		r = fetch_rest_window(t, &pg, &pages, &npages);
 	} else if (page_count(&pages[0]) > 1) {
 		struct prov_page *grown;
 
@@ -552,7 +573,7 @@ static int fetch_once(struct tree *t, struct provider *p, const struct prov_reco
 		memset(&pages[1], 0, (npages - 1) * sizeof(*pages));
 		pg.pages = pages;
 		pg.npages = npages;
-		r = fetch_rest_parallel(t, &pg);
+		r = fetch_pages(t, &pg, 2);
 	}
 	if (r < 0)
 		goto out;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -29,7 +30,10 @@ struct fake {
 	int n;
 	long page_size;
 	int list_calls, lookup_calls;
-	int fail;	    /* list_page answers this error when non-zero */
+	int fail;     /* list_page answers this error when non-zero */
+	int no_total; /* pages say no total: only a short page is the last */
+	int delay_us; /* each page takes this long, so requests overlap */
+	int inflight, max_inflight;
 	int mutate_on_call; /* add an entry when this list call is made (0: never) */
 };
 
@@ -67,9 +71,15 @@ static int fake_list_page(struct provider *p, const struct prov_record *dir, lon
 {
 	struct fake *f = (struct fake *)p;
 	struct prov_record r;
-	int err;
+	int err, got = 0;
 
 	pthread_mutex_lock(&f->lock);
+	f->inflight++;
+	f->max_inflight = f->inflight > f->max_inflight ? f->inflight : f->max_inflight;
+	pthread_mutex_unlock(&f->lock);
+	usleep(f->delay_us);
+	pthread_mutex_lock(&f->lock);
+	f->inflight--;
 	f->list_calls++;
 	err = f->fail;
 	if (f->mutate_on_call && f->list_calls == f->mutate_on_call)
@@ -87,13 +97,14 @@ static int fake_list_page(struct provider *p, const struct prov_record *dir, lon
 		}
 		return prov_page_add(out, &ws);
 	}
-	out->total = f->n;
+	out->total = f->no_total ? -1 : f->n;
 	out->page_size = f->page_size;
 	for (long i = (page - 1) * f->page_size; !err && i < page * f->page_size && i < f->n; i++) {
 		fake_record(&f->e[i], &r);
 		prov_page_add(out, &r);
+		got++;
 	}
-	out->last = page * f->page_size >= f->n;
+	out->last = f->no_total ? got < f->page_size : page * f->page_size >= f->n;
 	pthread_mutex_unlock(&f->lock);
 	return err;
 }
@@ -477,6 +488,29 @@ static void test_flush_forgets(void **state)
 	free(c);
 }
 
+/* With no total, pages are fetched ahead in a window that opens at 2 pages and doubles up
+ * to parallel (4): 95 entries in pages of 10 cost pages 1, 2-3, 4-7 and 8-11, one past
+ * the end, with 4 requests in flight at once. */
+static void test_no_total_fetches_ahead_in_a_window(void **state)
+{
+	struct fixture *x = *state;
+	struct names *c = calloc(1, sizeof(*c));
+	char id[16];
+
+	for (int i = 0; i < 95; i++) {
+		snprintf(id, sizeof(id), "%d", 100 + i);
+		fake_add(&x->f, id, id, 10 + i);
+	}
+	x->f.no_total = 1;
+	x->f.delay_us = 20000;
+	assert_int_equal(read_dir(x->t, "/fake/ws", c), 0);
+	assert_int_equal(c->n, 2 + 95);
+	assert_true(has(c, "194"));
+	assert_int_equal(x->f.list_calls, 1 + 1 + 2 + 4 + 4); /* the root listing first */
+	assert_int_equal(x->f.max_inflight, 4);
+	free(c);
+}
+
 /* What the kernel holds outlives a refresh that drops it: its inode still answers, and
  * tree_free (under ASan's leak check) frees what was never given back. */
 static void test_lookups_outlive_a_refresh(void **state)
@@ -614,6 +648,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_files_and_read, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_flush_forgets, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lookups_outlive_a_refresh, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_no_total_fetches_ahead_in_a_window, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(test_directory_mtime_moves_with_its_entries, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_flush_names_every_listing, setup, teardown),
