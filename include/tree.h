@@ -43,6 +43,8 @@ struct tree *tree_new(struct provider **provs, size_t n, const struct tree_opts 
 int tree_lookup(struct tree *t, uint64_t dir, const char *name, struct tree_stat *st);
 /* The kernel lets go of nlookup lookups of ino. */
 void tree_forget(struct tree *t, uint64_t ino, uint64_t nlookup);
+/* One more reference on ino (which must be held already), given back with tree_forget. */
+void tree_hold(struct tree *t, uint64_t ino);
 /* Attributes of ino. 0 or -ENOENT (a refresh took a file away). */
 int tree_getattr(struct tree *t, uint64_t ino, struct tree_stat *st);
 /* Entries of directory ino from offset off ("." and ".." included). With plus, every

@@ -115,3 +115,21 @@ def test_a_listing_is_not_kept_past_dir_ttl_by_the_attribute_timeout(emulator, m
     emu.configure(mutate={"provider": "pai", "workspace": ws, "add": 1, "after_requests": 0})
     time.sleep(1.5)
     assert len(set(os.listdir(wsdir)) - old) == 1
+
+
+def test_files_of_a_listed_directory_are_read_without_a_request(emulator, mount):
+    """Once the kernel listed a code source directory, the daemon pushes its files' bytes
+    into the kernel's page cache: their first read makes no request, and reads true. The
+    kernel keeps nearly every pushed page (a page or two in a few hundred, at random, is
+    read again the usual way: not understood yet), hence the bound."""
+    emu, m, wsdir = fresh_mount(emulator, mount, 200, "debug")
+    subprocess.run(["ls", "-lR", wsdir], check=True, capture_output=True, timeout=60)
+    time.sleep(2)  # the pushes run on a thread of their own
+    before = fuse_requests(m)
+    urls = subprocess.run(f"cat {wsdir}/*/url", shell=True, check=True, capture_output=True,
+                          text=True, timeout=60).stdout.split()
+    subprocess.run(f"cat {wsdir}/*/meta.json >/dev/null", shell=True, check=True, timeout=60)
+    reads = (fuse_requests(m) - before)["READ"]
+    assert reads <= 0.05 * 2 * len(urls), reads  # the daemon served at most 5% of them
+    want = [cs["CodeRepo"] for cs in pai_workspaces(emu)[0]["code_sources"]]
+    assert sorted(urls) == sorted(want)
