@@ -146,7 +146,10 @@ class Bench:
         return None
 
     def peer_unmount(self, proc, mnt):
-        subprocess.run(["fusermount3", "-u", mnt], check=False)
+        """Unmount; a row that was stopped may leave a reader inside: then lazily."""
+        if subprocess.run(["fusermount3", "-u", mnt], check=False).returncode != 0:
+            proc.kill()
+            subprocess.run(["fusermount3", "-uz", mnt], check=False)
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
@@ -251,7 +254,7 @@ def main():
                    help="seconds before a peer's row is stopped")
     p.add_argument("--out", default=os.path.join(ROOT, "docs", "benchmarks.md"))
     a = p.parse_args()
-    with tempfile.TemporaryDirectory() as work:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as work:
         b = Bench(a, work)
         try:
             b.run()

@@ -7,12 +7,12 @@
 
 #include "tree.h"
 
-struct fs_push;
+struct push;
 
 struct fs {
 	struct tree *tree;
 	struct fuse_session *se; /* for notifications to the kernel; NULL: none */
-	struct fs_push *push;	 /* file contents pushed to the kernel; NULL: none */
+	struct push *push;	 /* file contents pushed to the kernel; NULL: none */
 	double attr_ttl;	 /* kernel entry and attribute timeout */
 	double dir_attr_ttl;	 /* a directory's: no longer than a listing is trusted */
 	double neg_ttl;		 /* kernel negative-entry timeout */
@@ -22,11 +22,6 @@ struct fs {
 
 /* The operations table; fuse_session_new's userdata must be a struct fs. */
 const struct fuse_lowlevel_ops *fs_operations(void);
-/* Start pushing file contents to the kernel as it learns files (fs->se must be set).
- * 0 or -errno (then files are simply read). */
-int fs_push_start(struct fs *fs);
-/* Stop pushing and let go of what waited; before the session ends. */
-void fs_push_stop(struct fs *fs);
 /* Make the kernel drop its attributes of inode ino (a struct fs *): tree_flush's callback.
  * Never from a FUSE request's thread. */
 void fs_invalidate(void *fs, uint64_t ino);

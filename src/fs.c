@@ -5,36 +5,13 @@
  * keep a directory; it also spares every request a walk of its path. Read-only: the
  * mount is "ro", so the kernel refuses every change (EROFS) before it reaches us. */
 #include <errno.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
 #include "fs.h"
-#include "log.h"
-
-#define FS_PUSH_QUEUE 4096	/* files waiting to be pushed; past that, read as usual */
-#define FS_PUSH_MAX   (1 << 20) /* larger files are left to be read */
-#define FS_PUSH_DELAY 1000000L	/* ns a push waits: the kernel makes the inode after our reply */
-#define FS_PUSH_TRIES 8 /* the n-th try waits 2^(n-1) delays: the reader may wait for a core */
-
-/* Files whose bytes go to the kernel's page cache as soon as the kernel knows them, so
- * that their first read needs no round trip (fuse_lowlevel_notify_store, from a thread of
- * its own: a notification never comes from a request's thread). */
-struct fs_push {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	struct {
-		uint64_t ino; /* holds a reference (tree_hold) */
-		struct timespec due;
-		int tries;
-	} ring[FS_PUSH_QUEUE];
-	size_t head, n;
-	int stop;
-	pthread_t thread;
-};
+#include "push.h"
 
 static struct fs *fs_of(fuse_req_t req)
 {
@@ -76,140 +53,6 @@ static void fs_entry(const struct fs *fs, const struct tree_stat *ts, struct fus
 	fs_stat(fs, ts, &e->attr);
 }
 
-/* Queue ino (referenced: the queue takes that reference) for its tries-th push. 0, or
- * -ENOSPC when the queue is full or stopping (the reference is then still the caller's). */
-static int fs_push_queue(struct fs_push *p, uint64_t ino, int tries)
-{
-	size_t k;
-
-	pthread_mutex_lock(&p->lock);
-	if (p->n == FS_PUSH_QUEUE || p->stop) {
-		pthread_mutex_unlock(&p->lock);
-		return -ENOSPC;
-	}
-	k = (p->head + p->n++) % FS_PUSH_QUEUE;
-	p->ring[k].ino = ino;
-	p->ring[k].tries = tries;
-	clock_gettime(CLOCK_MONOTONIC, &p->ring[k].due);
-	p->ring[k].due.tv_nsec += FS_PUSH_DELAY << (tries - 1);
-	p->ring[k].due.tv_sec += p->ring[k].due.tv_nsec / 1000000000L;
-	p->ring[k].due.tv_nsec %= 1000000000L;
-	pthread_cond_signal(&p->cond);
-	pthread_mutex_unlock(&p->lock);
-	return 0;
-}
-
-/* Queue file ino, which the kernel has just learned, to be pushed. */
-static void fs_push(struct fs *fs, uint64_t ino)
-{
-	if (!fs->push)
-		return;
-	tree_hold(fs->tree, ino);
-	if (fs_push_queue(fs->push, ino, 1) < 0)
-		tree_forget(fs->tree, ino, 1);
-}
-
-/* Store the bytes of file ino in the kernel's page cache. The kernel marks the page
- * up to date only when they end at the size it knows, so a push that raced a refresh
- * leaves the page to a read. -ENOENT when the kernel has no such inode (yet, or any
- * more). */
-static int fs_push_one(struct fs *fs, uint64_t ino)
-{
-	struct tree_stat ts;
-	struct fuse_bufvec bv;
-	char *buf;
-	int n;
-
-	if (tree_getattr(fs->tree, ino, &ts) < 0 || ts.is_dir || ts.size > FS_PUSH_MAX)
-		return 0;
-	buf = malloc(ts.size ? ts.size : 1);
-	n = buf ? tree_read(fs->tree, ino, buf, ts.size, 0) : -ENOMEM;
-	if (n >= 0) {
-		bv = (struct fuse_bufvec)FUSE_BUFVEC_INIT((size_t)n);
-		bv.buf[0].mem = buf;
-		n = fuse_lowlevel_notify_store(fs->se, ino, 0, &bv, 0);
-	}
-	free(buf);
-	return n < 0 ? n : 0;
-}
-
-static void *fs_push_run(void *arg)
-{
-	struct fs *fs = arg;
-	struct fs_push *p = fs->push;
-	uint64_t ino;
-	int tries, r;
-
-	pthread_mutex_lock(&p->lock);
-	for (;;) {
-		while (!p->n && !p->stop)
-			pthread_cond_wait(&p->cond, &p->lock);
-		if (p->stop)
-			break;
-		/* Not before it is due: a signal of a newer entry only shortens the wait. */
-		if (pthread_cond_timedwait(&p->cond, &p->lock, &p->ring[p->head].due) == 0)
-			continue;
-		ino = p->ring[p->head].ino;
-		tries = p->ring[p->head].tries;
-		p->head = (p->head + 1) % FS_PUSH_QUEUE;
-		p->n--;
-		pthread_mutex_unlock(&p->lock);
-		/* Refused: the kernel may not have made the inode yet; try again, later. */
-		r = fs_push_one(fs, ino);
-		if (r == -ENOENT && tries < FS_PUSH_TRIES && fs_push_queue(p, ino, tries + 1) == 0)
-			goto next;
-		if (r < 0)
-			log_msg(LOG_DEBUG, "push of inode %llx after %d tries: %s",
-				(unsigned long long)ino, tries, strerror(-r));
-		tree_forget(fs->tree, ino, 1);
-	next:
-		pthread_mutex_lock(&p->lock);
-	}
-	pthread_mutex_unlock(&p->lock);
-	return NULL;
-}
-
-int fs_push_start(struct fs *fs)
-{
-	struct fs_push *p = calloc(1, sizeof(*p));
-	pthread_condattr_t ca;
-
-	if (!p)
-		return -ENOMEM;
-	pthread_mutex_init(&p->lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* the clock of the entries' due times */
-	pthread_cond_init(&p->cond, &ca);
-	pthread_condattr_destroy(&ca);
-	fs->push = p;
-	if (pthread_create(&p->thread, NULL, fs_push_run, fs) == 0)
-		return 0;
-	fs->push = NULL;
-	pthread_cond_destroy(&p->cond);
-	pthread_mutex_destroy(&p->lock);
-	free(p);
-	return -EAGAIN;
-}
-
-void fs_push_stop(struct fs *fs)
-{
-	struct fs_push *p = fs->push;
-
-	if (!p)
-		return;
-	pthread_mutex_lock(&p->lock);
-	p->stop = 1;
-	pthread_cond_signal(&p->cond);
-	pthread_mutex_unlock(&p->lock);
-	pthread_join(p->thread, NULL);
-	fs->push = NULL;
-	for (; p->n; p->n--, p->head = (p->head + 1) % FS_PUSH_QUEUE)
-		tree_forget(fs->tree, p->ring[p->head].ino, 1);
-	pthread_cond_destroy(&p->cond);
-	pthread_mutex_destroy(&p->lock);
-	free(p);
-}
-
 static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fs *fs = fs_of(req);
@@ -232,7 +75,7 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (fuse_reply_entry(req, &e) != 0)
 		tree_forget(fs->tree, ts.ino, 1); /* interrupted: the kernel never took it */
 	else if (!ts.is_dir)
-		fs_push(fs, ts.ino);
+		push_file(fs->push, ts.ino);
 }
 
 static void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -340,7 +183,7 @@ static void fs_readdir_any(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 	} else if (fuse_reply_buf(req, d.buf, d.used) == 0) {
 		for (size_t i = 0; i < d.nheld; i++)
 			if (d.held[i].is_file)
-				fs_push(d.fs, d.held[i].ino);
+				push_file(d.fs->push, d.held[i].ino);
 		d.nheld = 0; /* the kernel holds those lookups now */
 	}
 	for (size_t i = 0; i < d.nheld; i++)

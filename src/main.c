@@ -18,6 +18,7 @@
 #include "http.h"
 #include "log.h"
 #include "provider.h"
+#include "push.h"
 #include "tree.h"
 
 #define MAX_BODY (64L << 20) /* no listing page comes near this */
@@ -275,7 +276,8 @@ static int run_loop(struct mount *m, const struct fuse_cmdline_opts *fo)
 	if (fuse_set_signal_handlers(se) != 0)
 		return 1;
 	hup_ok = pthread_create(&hup, NULL, hup_thread, &m->fs) == 0;
-	if (fs_push_start(&m->fs) < 0)
+	m->fs.push = push_start(se, m->tree);
+	if (!m->fs.push)
 		log_msg(LOG_WARNING, "cannot start pushing file contents; files are read");
 	if (fo->singlethread) {
 		r = fuse_session_loop(se);
@@ -286,7 +288,8 @@ static int run_loop(struct mount *m, const struct fuse_cmdline_opts *fo)
 		r = fuse_session_loop_mt(se, lc);
 		fuse_loop_cfg_destroy(lc);
 	}
-	fs_push_stop(&m->fs);
+	push_stop(m->fs.push);
+	m->fs.push = NULL;
 	if (hup_ok) {
 		pthread_cancel(hup);
 		pthread_join(hup, NULL);
