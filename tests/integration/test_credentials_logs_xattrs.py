@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from test_pai import pai_config, pai_workspaces
+from test_pai import pai_config, pai_files, pai_workspaces
 
 
 def write_private(path, text, mode=0o600):
@@ -164,12 +164,7 @@ def test_daemonised_logs_go_to_syslog(emulator, tmp_path):
 
     from conftest import BINARY, WRAPPER, clean_env, is_mount
 
-    emu = emulator("--generate-pai", "3")
-    cfg = tmp_path / "config"
-    cfg.write_text(pai_config(emu))
-    cfg.chmod(0o600)
-    mp = tmp_path / "mnt"
-    mp.mkdir()
+    cfg, mp = pai_files(emulator("--generate-pai", "3"), tmp_path)
     sock_path = str(tmp_path / "log")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(sock_path)

@@ -163,7 +163,7 @@ def test_install_and_fstab_examples_run_as_written(stage, tmp_path, emulator):
     man page: both fstab lines, and mount -t with kill -HUP; each mounted through the
     installed helper in a private mount namespace, where /sbin is the staged one."""
     from test_install import in_namespace, namespaces_work
-    from test_pai import pai_config
+    from test_pai import pai_files
 
     install = readme_install_lines()[0]
     assert install.split("#")[0].split() == ["make", "install", "PREFIX=/usr"]
@@ -171,11 +171,7 @@ def test_install_and_fstab_examples_run_as_written(stage, tmp_path, emulator):
     assert namespaces_work(stage), "no private mount namespace with overlayfs"
     emu = emulator("--generate-pai", "4")
     ws = sorted(w["WorkspaceId"] for w in emu.data()["pai"]["workspaces"])
-    cfg = tmp_path / "config"
-    cfg.write_text(pai_config(emu))
-    cfg.chmod(0o600)
-    mp = tmp_path / "mnt"
-    mp.mkdir()
+    cfg, mp = pai_files(emu, tmp_path)
     fstab_lines = [ln for ln in readme_install_lines() if "fuse.codesrcfs" in ln]
     fstab_lines += man_blocks("FSTAB")[0].splitlines()
     assert len(fstab_lines) == 3

@@ -21,6 +21,16 @@ def pai_config(emu, secret="testsecret", workspaces=None, extra=""):
     return "\n".join(lines) + "\n" + extra
 
 
+def pai_files(emu, tmp_path):
+    """A PAI configuration file only its owner can read, and an empty mount point."""
+    cfg = tmp_path / "config"
+    cfg.write_text(pai_config(emu))
+    cfg.chmod(0o600)
+    mp = tmp_path / "mnt"
+    mp.mkdir()
+    return cfg, mp
+
+
 def pai_workspaces(emu):
     return emu.data()["pai"]["workspaces"]
 
@@ -289,12 +299,7 @@ def test_bad_config_mounts_nothing(emulator, tmp_path, run_codesrcfs, text, mode
 @pytest.mark.parametrize("opt", ["dir_ttl=abc", "parallel=0", "retries=-1", "timeout=",
                                  "nosuchoption"])
 def test_bad_options_mount_nothing(emulator, tmp_path, run_codesrcfs, opt):
-    emu = emulator("--generate-pai", "5")
-    cfg = tmp_path / "config"
-    cfg.write_text(pai_config(emu))
-    cfg.chmod(0o600)
-    mp = tmp_path / "mnt"
-    mp.mkdir()
+    cfg, mp = pai_files(emulator("--generate-pai", "5"), tmp_path)
     r = run_codesrcfs(["-f", "-o", f"config={cfg},{opt}", str(mp)])
     assert r.returncode != 0
     assert r.stderr.strip()
