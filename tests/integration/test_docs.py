@@ -188,7 +188,7 @@ def test_install_and_fstab_examples_run_as_written(stage, tmp_path, emulator):
     r = in_namespace(stage, f"trap 'umount -l {mp} 2>/dev/null || true' EXIT\n"
                             f"{local(mount_hup[0], mp, cfg)}\nls {mp}/pai/{ws[0]} >/dev/null\n"
                             f"{mount_hup[1]}\nsleep 0.5\nls {mp}/pai/{ws[0]} >/dev/null\n"
-                            f"umount {mp}\n")
+                            f"umount {mp}\n", own_pids=True)  # kill -HUP reaches only it
     assert r.returncode == 0, r.stdout + r.stderr
     assert emu.stats()["pai.ListCodeSources"] == 2  # the second ls came after SIGHUP
 

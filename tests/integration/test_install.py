@@ -128,15 +128,17 @@ def test_staged_helper_refuses_a_bad_mount_with_status_1(stage, pai_emu, tmp_pat
     assert r.returncode == 1 and "usage" in r.stderr
 
 
-def in_namespace(stage, script, timeout=90):
+def in_namespace(stage, script, timeout=90, own_pids=False):
     """Run script in a private mount namespace where the staged sbin and bin are laid over
     /usr/sbin and /usr/bin, so mount(8) finds the staged helper where it looks (/sbin).
-    Whatever the script mounts is unmounted before the namespace goes away."""
+    Whatever the script mounts is unmounted before the namespace goes away. With own_pids,
+    also in a PID namespace of its own: pgrep and kill there reach only its processes."""
     prologue = (
         "set -e\n"
         f"mount -t overlay overlay -o lowerdir={stage}/sbin:/usr/sbin /usr/sbin\n"
         f"mount -t overlay overlay -o lowerdir={stage}/usr/bin:/usr/bin /usr/bin\n")
-    return subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
+    pids = ["-p", "-f", "--mount-proc"] if own_pids else []
+    return subprocess.run(["unshare", "-m", "--propagation", "private", *pids, "sh", "-c",
                            prologue + script], env=clean_env(), capture_output=True, text=True,
                           timeout=timeout)
 
