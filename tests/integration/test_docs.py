@@ -3,8 +3,9 @@ the docs cannot rot. The substitutions: /mnt/src (and the man page's /home/alice
 becomes a temporary directory, a configuration path this test's file, the configuration
 gets the emulator's endpoint, make install gets the DESTDIR its comment names, and git is
 told (insteadOf) that https://github.com/example/ lives in local bare repositories. One
-line cannot run here: `systemctl --user enable --now codesrcfs` needs a systemd user
-manager, which neither this machine nor CI has (test_install checks the unit instead)."""
+line cannot run as written: `systemctl --user enable --now codesrcfs` needs a systemd user
+manager, which neither this machine nor CI has; the installed unit's own ExecStart,
+ExecReload and ExecStop lines are run instead, as systemd runs them."""
 import json
 import os
 import re
@@ -215,3 +216,45 @@ def test_clone_all_example_runs_as_written(tmp_path, emulator, mount):
     assert r.returncode == 0, r.stderr
     want = repositories_in(os.path.join(m.path, "codeup", org), urls)
     assert len(want) == 8 and clones(home / "code") == want
+
+
+def test_systemd_user_unit_runs_as_systemd_would(stage, tmp_path, emulator):
+    """The README's `systemctl --user enable --now codesrcfs` needs a systemd user manager,
+    which neither this machine nor CI has: the installed unit's own ExecStart, ExecReload
+    and ExecStop lines are run instead, as systemd runs them (%h the home directory,
+    $MAINPID the daemon), with /usr/bin the staged one."""
+    from test_install import in_namespace
+    from test_pai import pai_config, pai_workspaces
+
+    (line,) = [ln for ln in readme_install_lines() if "systemctl --user" in ln]
+    assert line.split("&&")[0].strip() == "$ mkdir -p ~/src"
+    unit = (stage / "usr/lib/systemd/user/codesrcfs.service").read_text()
+    cmd = {k: v for k, v in re.findall(r"^(Exec\w+)=(.*)$", unit, re.M)}
+    emu = emulator("--generate-pai", "4")
+    ws = pai_workspaces(emu)[0]["WorkspaceId"]
+    home = tmp_path / "home"
+    (home / ".config" / "codesrcfs").mkdir(parents=True)
+    cfg = home / ".config" / "codesrcfs" / "config"
+    cfg.write_text(pai_config(emu, workspaces=[ws]))
+    cfg.chmod(0o600)
+
+    def systemd(text):
+        return text.replace("%h", "$HOME")
+
+    emu.reset_stats()
+    r = in_namespace(stage, f"""export HOME={home}
+mkdir -p ~/src
+{systemd(cmd['ExecStart'])} &
+MAINPID=$!
+i=0; until grep -q " $HOME/src " /proc/self/mounts; do i=$((i+1)); [ $i -lt 100 ]; sleep 0.1; done
+ls ~/src/pai/{ws} >/dev/null
+{systemd(cmd['ExecReload'])}
+sleep 0.5
+ls ~/src/pai/{ws} | wc -l
+{systemd(cmd['ExecStop'])}
+wait $MAINPID
+echo "exit $?"
+""", own_pids=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.split()[-3:] == ["4", "exit", "0"], r.stdout + r.stderr
+    assert emu.stats()["pai.ListCodeSources"] == 2  # ExecReload dropped the listing
