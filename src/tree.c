@@ -1187,11 +1187,8 @@ void tree_forget(struct tree *t, uint64_t ino, uint64_t nlookup)
 void tree_hold(struct tree *t, uint64_t ino)
 {
 	unsigned file;
-	struct node *n = ino_node(t, ino, &file);
 
-	pthread_mutex_lock(&t->lock);
-	n->refs++;
-	pthread_mutex_unlock(&t->lock);
+	node_get(t, ino, &file);
 }
 
 int tree_getattr(struct tree *t, uint64_t ino, struct tree_stat *st)
