@@ -7,23 +7,19 @@
 
 #include "tree.h"
 
-struct push;
+struct notify;
 
 struct fs {
 	struct tree *tree;
-	struct fuse_session *se; /* for notifications to the kernel; NULL: none */
-	struct push *push;	 /* file contents pushed to the kernel; NULL: none */
-	double attr_ttl;	 /* kernel entry and attribute timeout */
-	double dir_attr_ttl;	 /* a directory's: no longer than a listing is trusted */
-	double neg_ttl;		 /* kernel negative-entry timeout */
+	struct notify *notify; /* what the kernel is told unasked; NULL: nothing */
+	double attr_ttl;       /* kernel entry and attribute timeout */
+	double dir_attr_ttl;   /* a directory's: no longer than a listing is trusted */
+	double neg_ttl;	       /* kernel negative-entry timeout */
 	uid_t uid;
 	gid_t gid;
 };
 
 /* The operations table; fuse_session_new's userdata must be a struct fs. */
 const struct fuse_lowlevel_ops *fs_operations(void);
-/* Make the kernel drop its attributes of inode ino (a struct fs *): tree_flush's callback.
- * Never from a FUSE request's thread. */
-void fs_invalidate(void *fs, uint64_t ino);
 
 #endif

@@ -58,9 +58,21 @@ int tree_read(struct tree *t, uint64_t ino, char *buf, size_t size, off_t off);
 int tree_getxattr(struct tree *t, uint64_t ino, const char *name, char *buf, size_t size);
 /* The NUL-separated names of ino's extended attributes; size 0 asks for the length. */
 int tree_listxattr(struct tree *t, uint64_t ino, char *buf, size_t size);
-/* Forget every listing and every remembered miss (SIGHUP); then, without the lock, call
- * invalidate (when not NULL) with the inode of every listing the kernel may keep. */
-void tree_flush(struct tree *t, void (*invalidate)(void *ctx, uint64_t ino), void *ctx);
+/* Who keeps copies of the tree (the kernel) and is told when they go stale. Both calls come
+ * with the tree's lock held: note and return, never call back into the tree. */
+struct tree_watch {
+	/* Entry name of directory dir: gone (or no longer missing), or to be checked again. */
+	void (*entry)(void *ctx, uint64_t dir, const char *name, int gone);
+	/* The attributes and contents of ino are to be asked for again. */
+	void (*inode)(void *ctx, uint64_t ino);
+	void *ctx;
+};
+
+/* Tell w (NULL: nobody) from now on what a refresh changes of what the kernel holds. */
+void tree_watch(struct tree *t, const struct tree_watch *w);
+/* Forget every listing and every remembered miss (SIGHUP), and tell the watch that every
+ * listing, entry and file the kernel holds is to be checked again. */
+void tree_flush(struct tree *t);
 /* Free t and every node, those the kernel still held included. */
 void tree_free(struct tree *t);
 

@@ -11,7 +11,7 @@
 #include <sys/statvfs.h>
 
 #include "fs.h"
-#include "push.h"
+#include "notify.h"
 
 static struct fs *fs_of(fuse_req_t req)
 {
@@ -75,7 +75,7 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (fuse_reply_entry(req, &e) != 0)
 		tree_forget(fs->tree, ts.ino, 1); /* interrupted: the kernel never took it */
 	else if (!ts.is_dir)
-		push_file(fs->push, ts.ino);
+		notify_file(fs->notify, ts.ino);
 }
 
 static void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -183,7 +183,7 @@ static void fs_readdir_any(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 	} else if (fuse_reply_buf(req, d.buf, d.used) == 0) {
 		for (size_t i = 0; i < d.nheld; i++)
 			if (d.held[i].is_file)
-				push_file(d.fs->push, d.held[i].ino);
+				notify_file(d.fs->notify, d.held[i].ino);
 		d.nheld = 0; /* the kernel holds those lookups now */
 	}
 	for (size_t i = 0; i < d.nheld; i++)
@@ -287,15 +287,6 @@ static const struct fuse_lowlevel_ops fs_ops = {
     .getxattr = fs_getxattr,
     .listxattr = fs_listxattr,
 };
-
-void fs_invalidate(void *fs, uint64_t ino)
-{
-	struct fs *f = fs;
-
-	/* Attributes only (offset < 0): the next read of the directory asks for them. */
-	if (f->se)
-		fuse_lowlevel_notify_inval_inode(f->se, ino, -1, 0);
-}
 
 const struct fuse_lowlevel_ops *fs_operations(void)
 {

@@ -18,7 +18,7 @@
 #include "http.h"
 #include "log.h"
 #include "provider.h"
-#include "push.h"
+#include "notify.h"
 #include "tree.h"
 
 #define MAX_BODY (64L << 20) /* no listing page comes near this */
@@ -185,6 +185,7 @@ struct mount {
 	struct tree *tree;
 	struct fs fs;
 	struct fuse_session *se;
+	int signals_set; /* libfuse complains when asked to remove handlers it never set */
 };
 
 static int open_providers(struct mount *m, const struct settings *s, int show_secrets)
@@ -237,6 +238,8 @@ static int check_providers(struct mount *m)
 
 static void close_mount(struct mount *m)
 {
+	if (m->signals_set)
+		fuse_remove_signal_handlers(m->se);
 	if (m->se)
 		fuse_session_destroy(m->se);
 	tree_free(m->tree);
@@ -246,22 +249,25 @@ static void close_mount(struct mount *m)
 	config_free(&m->conf);
 }
 
-/* SIGHUP drops every cache, the kernel's copies of listings included; it is blocked
- * everywhere and taken here, not in a handler nor in a FUSE request's thread. */
+/* SIGHUP drops every cache, the kernel's copies included; it is blocked everywhere and
+ * taken here, not in a handler nor in a FUSE request's thread. Cancelled only while it
+ * waits, never holding the tree's lock. */
 static void *hup_thread(void *arg)
 {
 	struct fs *fs = arg;
 	sigset_t set;
-	int sig;
+	int sig, old;
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGHUP);
 	for (;;) {
-		if (sigwait(&set, &sig) == 0 && sig == SIGHUP) {
-			log_reopen();
-			log_msg(LOG_INFO, "SIGHUP: dropping every cached listing");
-			tree_flush(fs->tree, fs_invalidate, fs);
-		}
+		if (sigwait(&set, &sig) != 0 || sig != SIGHUP)
+			continue;
+		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+		log_reopen();
+		log_msg(LOG_INFO, "SIGHUP: dropping every cache");
+		tree_flush(fs->tree);
+		pthread_setcancelstate(old, NULL);
 	}
 	return NULL;
 }
@@ -273,12 +279,11 @@ static int run_loop(struct mount *m, const struct fuse_cmdline_opts *fo)
 	pthread_t hup;
 	int r, hup_ok;
 
-	if (fuse_set_signal_handlers(se) != 0)
-		return 1;
+	m->fs.notify = notify_start(se, m->tree);
+	if (!m->fs.notify)
+		log_msg(LOG_WARNING, "cannot start notifying the kernel: files are read, and "
+				     "what it keeps lasts until its timeouts");
 	hup_ok = pthread_create(&hup, NULL, hup_thread, &m->fs) == 0;
-	m->fs.push = push_start(se, m->tree);
-	if (!m->fs.push)
-		log_msg(LOG_WARNING, "cannot start pushing file contents; files are read");
 	if (fo->singlethread) {
 		r = fuse_session_loop(se);
 	} else {
@@ -288,13 +293,12 @@ static int run_loop(struct mount *m, const struct fuse_cmdline_opts *fo)
 		r = fuse_session_loop_mt(se, lc);
 		fuse_loop_cfg_destroy(lc);
 	}
-	push_stop(m->fs.push);
-	m->fs.push = NULL;
 	if (hup_ok) {
 		pthread_cancel(hup);
 		pthread_join(hup, NULL);
 	}
-	fuse_remove_signal_handlers(se);
+	notify_stop(m->fs.notify);
+	m->fs.notify = NULL;
 	fuse_session_unmount(se);
 	/* libfuse reports the signal that ended the loop; SIGTERM and SIGINT are a clean end. */
 	return r == 0 || r == SIGTERM || r == SIGINT ? 0 : 1;
@@ -357,7 +361,6 @@ static int setup(struct mount *m, struct fuse_args *args, const struct cli *cli,
 			.gid = to.gid};
 	fuse_opt_add_arg(args, "-ofsname=codesrcfs,subtype=codesrcfs,default_permissions,ro");
 	m->se = fuse_session_new(args, fs_operations(), sizeof(struct fuse_lowlevel_ops), &m->fs);
-	m->fs.se = m->se;
 	if (!m->se)
 		return -EINVAL; /* libfuse said why */
 	if (cli->allow_other)
@@ -365,6 +368,11 @@ static int setup(struct mount *m, struct fuse_args *args, const struct cli *cli,
 				     "credentials can list");
 	if (!cli->delay_connect && check_providers(m) < 0)
 		return -EACCES;
+	/* Before the mount shows: whoever sees it may stop us at once, and a default
+	 * SIGTERM would leave the mount point dead. */
+	if (fuse_set_signal_handlers(m->se) != 0)
+		return -EIO;
+	m->signals_set = 1;
 	if (fuse_session_mount(m->se, fo->mountpoint) != 0)
 		return -EIO;
 	return 0;

@@ -74,6 +74,7 @@ struct tree {
 	uint64_t ino_key;
 	struct tree_opts o;
 	int64_t mount_time;
+	struct tree_watch watch; /* all NULL: nobody keeps copies */
 };
 
 static const char *const tree_files[] = {"meta.json", "url", "branch", NULL};
@@ -195,27 +196,51 @@ static struct node *ino_node(const struct tree *t, uint64_t ino, unsigned *file)
 	return (struct node *)(uintptr_t)((ino & ~(uint64_t)TREE_FILE_MASK) ^ t->ino_key);
 }
 
+static void watch_entry(const struct tree *t, const struct node *dir, const char *name, int gone)
+{
+	if (t->watch.entry)
+		t->watch.entry(t->watch.ctx, node_ino(t, dir), name, gone);
+}
+
+static void watch_inode(const struct tree *t, uint64_t ino)
+{
+	if (t->watch.inode)
+		t->watch.inode(t->watch.ctx, ino);
+}
+
+/* Held beyond its parent's reference: by the kernel (or a call in flight). */
+static int node_held(const struct node *n)
+{
+	return n->refs > 1;
+}
+
 static int node_is_dir_container(const struct node *n)
 {
 	return n->rec.container || n->prov_root || !n->prov;
 }
 
-/* The contents of file fname of n, or NULL when n has no such file. */
-static const char *node_file(const struct node *n, const char *fname, size_t *len, int *nl)
+/* The contents of file fname of a record, or NULL when it has no such file. */
+static const char *record_file(const struct prov_record *rec, const char *fname, size_t *len,
+			       int *nl)
 {
 	const char *s = NULL;
 
 	*nl = 0;
 	if (!strcmp(fname, "meta.json"))
-		s = n->rec.meta;
+		s = rec->meta;
 	else if (!strcmp(fname, "url"))
-		s = n->rec.url, *nl = 1;
+		s = rec->url, *nl = 1;
 	else if (!strcmp(fname, "branch"))
-		s = n->rec.branch, *nl = 1;
+		s = rec->branch, *nl = 1;
 	if (!s)
 		return NULL;
 	*len = strlen(s) + *nl;
 	return s;
+}
+
+static const char *node_file(const struct node *n, const char *fname, size_t *len, int *nl)
+{
+	return record_file(&n->rec, fname, len, nl);
 }
 
 /* Which of tree_files n serves, one bit each: a directory's entries besides its children. */
@@ -629,13 +654,42 @@ struct byid {
 	UT_hash_handle hh;
 };
 
+/* A refresh brings node n, which the kernel holds, the record rec: tell the watch which of
+ * its copies of n and of n's files went stale. Lock held. */
+static void watch_record(const struct tree *t, const struct node *n, const struct prov_record *rec)
+{
+	uint64_t ino = node_ino(t, n);
+	int changed = n->rec.mtime != rec->mtime || n->rec.ctime != rec->ctime;
+	size_t l1, l2;
+	int nl;
+
+	for (unsigned i = 0; tree_files[i]; i++) {
+		const char *was = node_file(n, tree_files[i], &l1, &nl);
+		const char *now = record_file(rec, tree_files[i], &l2, &nl);
+
+		if (!was != !now)
+			watch_entry(t, n, tree_files[i], 1); /* a file came or went */
+		if (!was != !now || (was && strcmp(was, now)))
+			changed = 1;
+	}
+	if (!changed)
+		return;
+	watch_inode(t, ino);
+	for (unsigned i = 0; tree_files[i]; i++)
+		if (node_file(n, tree_files[i], &l1, &nl) &&
+		    record_file(rec, tree_files[i], &l2, &nl))
+			watch_inode(t, ino | (i + 1));
+}
+
 /* A reused child keeps what complete() fetched when the fresh listing lacks it again. */
-static void node_take_record(struct node *n, struct prov_record *rec)
+static void node_take_record(struct tree *t, struct node *n, struct prov_record *rec)
 {
 	if (rec->incomplete && !n->rec.incomplete && n->rec.url) {
 		prov_record_free(rec);
 		return;
 	}
+	if (node_held(n))
+		watch_record(t, n, rec);
 	node_set_record(n, rec);
 }
 
@@ -651,6 +705,8 @@ static int install_child(struct tree *t, struct node *dir, struct byid **old,
 		c = b->node;
 		HASH_DEL(*old, b);
 		free(b);
+		if (node_held(c) && strcmp(c->name, name))
+			watch_entry(t, dir, c->name, 1); /* renamed: the old name is gone */
 		free(c->name);
 		c->name = strdup(name);
 		if (!c->name) {
@@ -662,7 +718,7 @@ static int install_child(struct tree *t, struct node *dir, struct byid **old,
 		if (!c)
 			return -ENOMEM;
 	}
-	node_take_record(c, rec);
+	node_take_record(t, c, rec);
 	HASH_ADD_KEYPTR(hh, dir->children, c->name, strlen(c->name), c);
 	order[(*norder)++] = c;
 	return 0;
@@ -723,6 +779,20 @@ static size_t first_page_prefix(struct node **order, size_t n, size_t nold)
 	return nold - kept;
 }
 
+/* Misses of dir the kernel may remember that its fresh listing has: they go. Lock held. */
+static void watch_found(const struct tree *t, const struct node *dir)
+{
+	struct neg *e, *tmp;
+	struct node *c;
+
+	HASH_ITER(hh, dir->neg, e, tmp)
+	{
+		HASH_FIND_STR(dir->children, e->name, c);
+		if (c)
+			watch_entry(t, dir, e->name, 1);
+	}
+}
+
 /* Replace dir's children by the records of all. Called with the lock held. */
 static int install_listing(struct tree *t, struct node *dir, struct prov_page *all, int whole)
 {
@@ -765,11 +835,14 @@ static int install_listing(struct tree *t, struct node *dir, struct prov_page *a
 		dir->order[i]->seed_expires = dir->list_expires;
 	if (whole)
 		page_drop(&dir->first);
+	watch_found(t, dir);
 	neg_clear(dir);
 out:
 	HASH_ITER(hh, old, b, tmp)
 	{
 		HASH_DEL(old, b);
+		if (r == 0 && whole && node_held(b->node))
+			watch_entry(t, dir, b->node->name, 1); /* gone from the cloud */
 		node_unref(t, b->node);
 		free(b);
 	}
@@ -899,7 +972,8 @@ static int neg_fresh(struct tree *t, struct node *dir, const char *name)
 	return e && tree_now(t) < e->expires;
 }
 
-static void neg_add(struct tree *t, struct node *dir, const char *name)
+/* Remember that name is missing from dir, until `until` at the latest. */
+static void neg_add(struct tree *t, struct node *dir, const char *name, int64_t until)
 {
 	struct neg *e;
 
@@ -916,6 +990,8 @@ static void neg_add(struct tree *t, struct node *dir, const char *name)
 		dir->nneg++;
 	}
 	e->expires = tree_now(t) + t->o.neg_ttl;
+	if (until < e->expires)
+		e->expires = until;
 }
 
 /* The filter term for name: its longest run free of '_' (which sanitising may have
@@ -951,13 +1027,13 @@ static int seed_child(struct tree *t, struct node *dir, const char *name, struct
 		node_unref(t, c);
 	}
 	if (!rec) {
-		neg_add(t, dir, name);
+		neg_add(t, dir, name, INT64_MAX);
 		return 0;
 	}
 	c = node_new(t, name, dir->prov);
 	if (!c)
 		return -ENOMEM;
-	node_take_record(c, rec);
+	node_take_record(t, c, rec);
 	c->seed_expires = tree_now(t) + t->o.attr_ttl;
 	HASH_ADD_KEYPTR(hh, dir->children, c->name, strlen(c->name), c);
 	return 0;
@@ -1036,8 +1112,12 @@ static int child_cached(struct tree *t, struct node *dir, const char *name, stru
 
 	HASH_FIND_STR(dir->children, name, c);
 	if (dir->listed && now < dir->list_expires) {
-		if (!c)
+		if (!c) {
+			/* The kernel remembers it, so a refresh may have to undo that; we
+			 * trust it no longer than the listing. */
+			neg_add(t, dir, name, dir->list_expires);
 			return -ENOENT;
+		}
 	} else if (!c || dir->listed || now >= c->seed_expires) {
 		return neg_fresh(t, dir, name) ? -ENOENT : 0;
 	}
@@ -1414,34 +1494,42 @@ static void node_expire(struct node *n)
 	node_expire(c);
 }
 
-/* The inodes of every listing the kernel may keep (*n of them), or NULL. Lock held. */
-static uint64_t *listing_inos(const struct tree *t, size_t *n)
+/* SIGHUP: whatever the kernel holds of n is to be checked again. Lock held. A listing's
+ * inode goes (its kept entries with it) and every entry held expires: the next path walk
+ * looks it up again, and its fresh attributes make the kernel drop pages that changed. */
+static void watch_flush(const struct tree *t, const struct node *n)
 {
-	size_t cap = 0;
-	uint64_t *inos;
+	struct node *c, *tmp;
+	struct neg *e, *etmp;
 
-	*n = 0;
-	for (const struct node *c = t->all; c; c = c->all_next)
-		cap++;
-	inos = calloc(cap ? cap : 1, sizeof(*inos));
-	for (const struct node *c = t->all; inos && c; c = c->all_next)
-		if (node_is_dir_container(c) && c->prov)
-			inos[(*n)++] = node_ino(t, c);
-	return inos;
+	if (node_is_dir_container(n)) {
+		if (n->prov)
+			watch_inode(t, node_ino(t, n));
+		HASH_ITER(hh, n->children, c, tmp)
+		if (node_held(c))
+			watch_entry(t, n, c->name, 0);
+		HASH_ITER(hh, n->neg, e, etmp)
+		watch_entry(t, n, e->name, 1);
+	} else if (node_held(n)) {
+		for (unsigned i = 0; tree_files[i]; i++)
+			watch_entry(t, n, tree_files[i], 0);
+	}
 }
 
-void tree_flush(struct tree *t, void (*invalidate)(void *ctx, uint64_t ino), void *ctx)
+void tree_watch(struct tree *t, const struct tree_watch *w)
 {
-	uint64_t *inos;
-	size_t n;
-
 	pthread_mutex_lock(&t->lock);
-	node_expire(t->root);
-	inos = invalidate ? listing_inos(t, &n) : NULL;
+	t->watch = w ? *w : (struct tree_watch){0};
 	pthread_mutex_unlock(&t->lock);
-	for (size_t i = 0; inos && i < n; i++)
-		invalidate(ctx, inos[i]);
-	free(inos);
+}
+
+void tree_flush(struct tree *t)
+{
+	pthread_mutex_lock(&t->lock);
+	for (const struct node *n = t->all; n; n = n->all_next)
+		watch_flush(t, n);
+	node_expire(t->root);
+	pthread_mutex_unlock(&t->lock);
 	for (size_t i = 0; i < t->root->norder; i++) {
 		struct provider *p = t->root->order[i]->prov;
 

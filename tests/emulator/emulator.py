@@ -1464,18 +1464,19 @@ def main(argv=None):
     # the first request of 100,000 entries does not pay for it.
     for ws in server.store.pai_workspaces():
         server.store.pai_sorted(ws["WorkspaceId"], "GmtCreateTime", False)
-    port = server.server_address[1]
-    if args.port_file:
-        with open(args.port_file, "w") as f:
-            f.write(f"{port}\n")
-    print(f"PORT {port}", flush=True)
 
     def stop(signum, frame):
         # shutdown() waits for serve_forever to return: never call it on its own thread.
         threading.Thread(target=server.shutdown, daemon=True).start()
 
+    # Whoever reads the port may stop us at once: be ready for it before announcing.
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    port = server.server_address[1]
+    if args.port_file:
+        with open(args.port_file, "w") as f:
+            f.write(f"{port}\n")
+    print(f"PORT {port}", flush=True)
     server.serve_forever(poll_interval=0.2)
     server.server_close()
     return 0

@@ -185,7 +185,7 @@ def test_daemonised_logs_go_to_syslog(emulator, tmp_path):
         assert r.returncode == 0, r.stderr
         pid = r.stdout.split()[-1]
         lines = []
-        while not any("SIGHUP: dropping every cached listing" in ln for ln in lines):
+        while not any("SIGHUP: dropping every cache" in ln for ln in lines):
             lines.append(sock.recv(4096).decode(errors="replace"))
     finally:
         if made_link:

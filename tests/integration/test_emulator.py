@@ -614,6 +614,22 @@ def test_port_file_and_clean_exit_on_sigterm(tmp_path):
         p.stdout.close()
 
 
+def test_sigterm_the_moment_the_port_is_announced(tmp_path):
+    # A supervisor may stop the emulator as soon as the port file appears: the handler
+    # must be in place by then, or the stop is an unclean death by signal.
+    for i in range(20):
+        pf = tmp_path / f"port{i}"
+        p = subprocess.Popen([sys.executable, EMULATOR, "--port", "0", "--port-file", str(pf)],
+                             stdout=subprocess.DEVNULL)
+        try:
+            while not pf.exists():  # bounded by the test alarm
+                pass
+            p.send_signal(signal.SIGTERM)
+            assert p.wait(timeout=10) == 0
+        finally:
+            p.kill()
+
+
 def test_tree_listing_files_ranges_and_head(emulator):
     emu = emulator("--generate-pai", 30)
     status, h, body = call(emu, "GET", "/_tree/pai/1002/")

@@ -6,6 +6,7 @@ import subprocess
 
 import pytest
 
+from conftest import is_mount
 from names_rules import assign
 
 
@@ -339,6 +340,21 @@ def test_sigterm_unmounts_cleanly(emulator, mount):
     m.proc.send_signal(signal.SIGTERM)
     assert m.proc.wait(timeout=10) == 0
     assert not os.path.ismount(m.path)
+
+
+def test_sigterm_the_moment_the_mount_appears(emulator, mount):
+    # Whoever sees the mount may stop the daemon at once: it must not die with the
+    # mount left behind as "Transport endpoint is not connected".
+    import signal
+
+    emu = emulator("--generate-pai", "5")
+    for _ in range(10):
+        m = mount(emu, pai_config(emu), wait=False)
+        while not is_mount(m.path):  # bounded by the test alarm
+            assert m.proc.poll() is None, m.log()
+        m.proc.send_signal(signal.SIGTERM)
+        assert m.proc.wait(timeout=10) == 0, m.log()
+        assert not is_mount(m.path)
 
 
 def test_server_pages_shorter_than_asked(emulator, mount):

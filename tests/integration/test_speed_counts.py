@@ -3,6 +3,7 @@ what warm re-reads cost the daemon (the kernel's caches answer them)."""
 import collections
 import os
 import re
+import signal
 import subprocess
 import time
 
@@ -133,3 +134,75 @@ def test_files_of_a_listed_directory_are_read_without_a_request(emulator, mount)
     assert reads <= 0.05 * 2 * len(urls), reads  # the daemon served at most 5% of them
     want = [cs["CodeRepo"] for cs in pai_workspaces(emu)[0]["code_sources"]]
     assert sorted(urls) == sorted(want)
+
+
+def ids_by_dir(wsdir):
+    """{code source id: its directory's name}, read from the xattrs."""
+    return {os.getxattr(os.path.join(wsdir, d), "user.codesrcfs.id").decode(): d
+            for d in os.listdir(wsdir)}
+
+
+def removed_ids(emu, ws, before):
+    now = {cs["CodeSourceId"] for w in emu.data()["pai"]["workspaces"]
+           if w["WorkspaceId"] == ws for cs in w["code_sources"]}
+    return set(before) - now
+
+
+def test_a_refresh_takes_removed_entries_out_of_the_kernel(emulator, mount):
+    """attr_ttl far longer than dir_ttl: once a refresh finds a code source gone, neither
+    its directory nor its files answer any more, though the kernel had them."""
+    emu = emulator("--generate-pai", "30")
+    ws = pai_workspaces(emu)[0]["WorkspaceId"]
+    m = mount(emu, pai_config(emu, workspaces=[ws]), opts=["dir_ttl=1", "attr_ttl=3600"])
+    wsdir = os.path.join(m.path, "pai", ws)
+    before = ids_by_dir(wsdir)
+    subprocess.run(f"cat {wsdir}/*/url >/dev/null", shell=True, check=True, timeout=60)
+    emu.configure(mutate={"provider": "pai", "workspace": ws, "remove": 12,
+                          "after_requests": 0})
+    gone = removed_ids(emu, ws, before)
+    assert len(gone) == 12
+    assert all(os.path.exists(os.path.join(wsdir, before[i], "url")) for i in gone)
+    time.sleep(1.5)
+    now = ids_by_dir(wsdir)  # the refresh
+    assert not gone & set(now)
+    time.sleep(0.5)  # the kernel is told from a thread of the daemon's own
+    assert_gone(wsdir, before, gone, now.values())
+
+
+def assert_gone(wsdir, before, gone, names_now):
+    """No path leads to the code sources of ids gone any more ({id: name} before)."""
+    for i in gone:
+        path = os.path.join(wsdir, before[i])
+        if before[i] in names_now:  # the name passed to another of the same name
+            assert os.getxattr(path, "user.codesrcfs.id").decode() != i
+        else:
+            assert not os.path.exists(path), path
+            assert not os.path.exists(os.path.join(path, "url")), path
+    assert {before[i] for i in gone} - set(names_now), "no name really went"
+
+
+def test_sighup_drops_the_kernels_entries(emulator, mount):
+    """Every TTL an hour: after SIGHUP a code source removed in the cloud is gone and one
+    added is found, with no listing read in between, though the kernel had the first and
+    remembered the second as missing."""
+    emu = emulator("--generate-pai", "30")
+    ws = pai_workspaces(emu)[0]["WorkspaceId"]
+    m = mount(emu, pai_config(emu, workspaces=[ws]),
+              opts=["dir_ttl=3600", "attr_ttl=3600", "neg_ttl=3600"])
+    wsdir = os.path.join(m.path, "pai", ws)
+    before = ids_by_dir(wsdir)
+    subprocess.run(f"cat {wsdir}/*/url >/dev/null", shell=True, check=True, timeout=60)
+    new = os.path.join(wsdir, "new-1-0")  # the name the emulator's first mutation adds
+    assert not os.path.exists(new)
+    emu.configure(mutate={"provider": "pai", "workspace": ws, "add": 1, "remove": 12,
+                          "after_requests": 0})
+    assert any(cs["DisplayName"] == "new-1-0" for w in emu.data()["pai"]["workspaces"]
+               for cs in w["code_sources"])
+    gone = removed_ids(emu, ws, before)
+    assert all(os.path.exists(os.path.join(wsdir, before[i], "url")) for i in gone)
+    m.proc.send_signal(signal.SIGHUP)
+    time.sleep(0.5)
+    assert os.path.exists(os.path.join(new, "url"))
+    names_now = {cs["DisplayName"] for w in emu.data()["pai"]["workspaces"]
+                 if w["WorkspaceId"] == ws for cs in w["code_sources"]}
+    assert_gone(wsdir, before, gone, names_now)

@@ -21,6 +21,7 @@ struct fake_entry {
 	char name[64];
 	int64_t ctime;
 	int branch; /* the record names a branch: the directory serves a branch file */
+	int moved;  /* the repository moved: its url changes */
 };
 
 struct fake {
@@ -51,7 +52,7 @@ static void fake_record(const struct fake_entry *e, struct prov_record *r)
 	r->name = strdup(e->name);
 	r->name_len = strlen(e->name);
 	r->url = malloc(strlen(e->id) + 32);
-	sprintf(r->url, "https://git.example/%s.git", e->id);
+	sprintf(r->url, "https://git.example/%s%s.git", e->moved ? "moved/" : "", e->id);
 	r->meta = strdup("{}\n");
 	r->branch = e->branch ? strdup("main") : NULL;
 	r->ctime = e->ctime;
@@ -482,7 +483,7 @@ static void test_flush_forgets(void **state)
 
 	assert_int_equal(read_dir(x->t, "/fake/ws", c), 0);
 	assert_int_equal(x->f.list_calls, calls);
-	tree_flush(x->t, NULL, NULL);
+	tree_flush(x->t);
 	assert_int_equal(read_dir(x->t, "/fake/ws", c), 0);
 	assert_true(x->f.list_calls > calls);
 	free(c);
@@ -594,24 +595,141 @@ static void test_directory_mtime_moves_with_its_entries(void **state)
 	free(c);
 }
 
-static void count_invalidate(void *ctx, uint64_t ino)
+/* What a watch was told, one line each: "entry <dir> <name> gone|check" or "inode <ino>". */
+struct told {
+	char line[4096][96];
+	int n;
+};
+
+static void told_entry(void *ctx, uint64_t dir, const char *name, int gone)
 {
-	(void)ino;
-	++*(int *)ctx;
+	struct told *w = ctx;
+
+	snprintf(w->line[w->n++], sizeof(w->line[0]), "entry %llx %s %s", (unsigned long long)dir,
+		 name, gone ? "gone" : "check");
 }
 
-/* SIGHUP: every listing the kernel may keep is named, so it can be told to drop it. */
-static void test_flush_names_every_listing(void **state)
+static void told_inode(void *ctx, uint64_t ino)
+{
+	struct told *w = ctx;
+
+	snprintf(w->line[w->n++], sizeof(w->line[0]), "inode %llx", (unsigned long long)ino);
+}
+
+static struct told *watch(struct tree *t)
+{
+	struct told *w = calloc(1, sizeof(*w));
+
+	tree_watch(t, &(struct tree_watch){.entry = told_entry, .inode = told_inode, .ctx = w});
+	return w;
+}
+
+static int was_told(const struct told *w, const char *fmt, ...)
+{
+	char want[96];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(want, sizeof(want), fmt, ap);
+	va_end(ap);
+	for (int i = 0; i < w->n; i++)
+		if (!strcmp(w->line[i], want))
+			return 1;
+	return 0;
+}
+
+static unsigned long long ino_of(struct tree *t, const char *path)
+{
+	struct tree_stat st;
+
+	assert_int_equal(path_stat(t, path, &st), 0);
+	return (unsigned long long)st.ino;
+}
+
+/* A refresh tells the kernel what it changed of what the kernel holds, and only that: a
+ * code source gone, a name that passed to another, a remembered miss now found, a file
+ * that came, one whose bytes changed. */
+static void test_a_refresh_tells_what_it_changed(void **state)
+{
+	struct fixture *x = *state;
+	struct plus *p = calloc(1, sizeof(*p));
+	struct tree_stat ws, st;
+	struct told *w = watch(x->t);
+	unsigned long long alpha, beta, gamma;
+
+	fake_add(&x->f, "1", "alpha", 1);
+	fake_add(&x->f, "2", "beta", 2);
+	fake_add(&x->f, "3", "gamma", 3);
+	fake_add(&x->f, "4", "delta", 4);
+	assert_int_equal(path_lookup(x->t, "/fake/ws", &ws), 0);
+	assert_int_equal(read_dir_plus(x->t, ws.ino, p), 0); /* the kernel holds all four */
+	alpha = ino_of(x->t, "/fake/ws/alpha");
+	beta = ino_of(x->t, "/fake/ws/beta");
+	gamma = ino_of(x->t, "/fake/ws/gamma");
+	assert_int_equal(path_stat(x->t, "/fake/ws/epsilon", &st), -ENOENT); /* a miss */
+	assert_int_equal(w->n, 0);
+
+	x->f.e[0].moved = 1;   /* alpha's url changes */
+	x->f.e[1] = x->f.e[3]; /* beta is gone; delta moves up */
+	snprintf(x->f.e[2].name, sizeof(x->f.e[2].name), "gamma2"); /* gamma renamed */
+	x->f.e[2].branch = 1;					    /* and gains a branch */
+	snprintf(x->f.e[3].id, sizeof(x->f.e[3].id), "5");
+	snprintf(x->f.e[3].name, sizeof(x->f.e[3].name), "epsilon"); /* epsilon is new */
+	fake_clock += 61;
+	struct names *c = calloc(1, sizeof(*c));
+	assert_int_equal(read_dir(x->t, "/fake/ws", c), 0);
+
+	assert_true(was_told(w, "entry %llx beta gone", (unsigned long long)ws.ino));
+	assert_true(was_told(w, "entry %llx gamma gone", (unsigned long long)ws.ino));
+	assert_true(was_told(w, "entry %llx epsilon gone", (unsigned long long)ws.ino));
+	assert_true(was_told(w, "entry %llx branch gone", gamma));
+	assert_true(was_told(w, "inode %llx", gamma));
+	assert_true(was_told(w, "inode %llx", alpha | 2));  /* url */
+	assert_false(was_told(w, "inode %llx", alpha | 3)); /* alpha has no branch */
+	assert_false(was_told(w, "entry %llx delta gone", (unsigned long long)ws.ino));
+	(void)beta;
+
+	forget_all(x->t, p);
+	w->n = 0;
+	fake_clock += 61;
+	x->f.n = 1;
+	assert_int_equal(read_dir(x->t, "/fake/ws", c), 0);
+	assert_int_equal(w->n, 0); /* nothing the kernel held went */
+	tree_watch(x->t, NULL);
+	tree_forget(x->t, ws.ino, 1);
+	free(c);
+	free(w);
+	free(p);
+}
+
+/* SIGHUP: every listing, every entry and file the kernel holds, and every miss it may
+ * remember, is to be checked again. */
+static void test_flush_tells_everything_the_kernel_holds(void **state)
 {
 	struct fixture *x = *state;
 	struct names *c = calloc(1, sizeof(*c));
-	int n = 0;
+	struct tree_stat ws, cs, st;
+	struct told *w = watch(x->t);
 
 	fake_add(&x->f, "1", "alpha", 1);
+	fake_add(&x->f, "2", "beta", 2);
 	assert_int_equal(read_dir(x->t, "/fake/ws", c), 0);
-	tree_flush(x->t, count_invalidate, &n);
-	assert_int_equal(n, 2); /* the provider's own directory and the workspace */
+	assert_int_equal(path_lookup(x->t, "/fake/ws", &ws), 0);
+	assert_int_equal(path_lookup(x->t, "/fake/ws/alpha", &cs), 0);
+	assert_int_equal(path_stat(x->t, "/fake/ws/nothing", &st), -ENOENT);
+	tree_flush(x->t);
+	assert_true(was_told(w, "inode %llx", (unsigned long long)ws.ino));
+	assert_true(was_told(w, "entry %llx alpha check", (unsigned long long)ws.ino));
+	assert_true(was_told(w, "entry %llx nothing gone", (unsigned long long)ws.ino));
+	assert_true(was_told(w, "entry %llx url check", (unsigned long long)cs.ino));
+	assert_true(was_told(w, "entry %llx branch check", (unsigned long long)cs.ino));
+	for (int i = 0; i < w->n; i++)
+		assert_null(strstr(w->line[i], "beta")); /* the kernel does not hold it */
+	tree_watch(x->t, NULL);
+	tree_forget(x->t, cs.ino, 1);
+	tree_forget(x->t, ws.ino, 1);
 	free(c);
+	free(w);
 }
 
 static void test_xattrs_outside_user_are_unsupported(void **state)
@@ -652,7 +770,9 @@ int main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_directory_mtime_moves_with_its_entries, setup,
 					    teardown),
-	    cmocka_unit_test_setup_teardown(test_flush_names_every_listing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_a_refresh_tells_what_it_changed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_flush_tells_everything_the_kernel_holds, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(test_xattrs_outside_user_are_unsupported, setup,
 					    teardown),
 	};
