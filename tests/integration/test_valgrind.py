@@ -3,6 +3,8 @@ generated tree, unmount, and fail on any memory error or definite leak. Skipped 
 CODESRCFS_VALGRIND=1, which only that target sets, because valgrind makes it slow; the
 normal suite leaves this file out (--ignore) rather than counting a skip."""
 import os
+import signal
+import time
 
 import pytest
 
@@ -35,6 +37,18 @@ def test_tree_walk_is_clean_under_valgrind(emulator, mount):
     # A missing name and a listing again: the negative cache and the cached tree's paths.
     assert not os.path.exists(os.path.join(m.path, "pai", "no-such-workspace"))
     os.listdir(os.path.join(m.path, "pai"))
+    # Code sources go in the cloud, SIGHUP, and a walk again: what the kernel is told
+    # (expired entries, entries gone) and the nodes it then lets go of.
+    ws = os.path.join(m.path, "pai", emu.data()["pai"]["workspaces"][0]["WorkspaceId"])
+    before = len(os.listdir(ws))
+    emu.configure(mutate={"provider": "pai", "remove": 5, "add": 2, "after_requests": 0})
+    m.proc.send_signal(signal.SIGHUP)
+    time.sleep(2)
+    for root, dirs, names in os.walk(m.path):
+        for name in names:
+            with open(os.path.join(root, name), "rb") as f:
+                f.read()
+    assert len(os.listdir(ws)) == before - 5 + 2
 
     rc = m.unmount()
     log = m.log()
