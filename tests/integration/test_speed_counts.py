@@ -165,8 +165,15 @@ def test_a_refresh_takes_removed_entries_out_of_the_kernel(emulator, mount):
     time.sleep(1.5)
     now = ids_by_dir(wsdir)  # the refresh
     assert not gone & set(now)
-    time.sleep(0.5)  # the kernel is told from a thread of the daemon's own
     assert_gone(wsdir, before, gone, now.values())
+
+
+def eventually(check, timeout=10):
+    """Wait for check() to hold: the kernel is told from a thread of the daemon's own."""
+    deadline = time.monotonic() + timeout
+    while not check() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return check()
 
 
 def assert_gone(wsdir, before, gone, names_now):
@@ -174,9 +181,9 @@ def assert_gone(wsdir, before, gone, names_now):
     for i in gone:
         path = os.path.join(wsdir, before[i])
         if before[i] in names_now:  # the name passed to another of the same name
-            assert os.getxattr(path, "user.codesrcfs.id").decode() != i
+            assert eventually(lambda: os.getxattr(path, "user.codesrcfs.id").decode() != i)
         else:
-            assert not os.path.exists(path), path
+            assert eventually(lambda: not os.path.exists(path)), path
             assert not os.path.exists(os.path.join(path, "url")), path
     assert {before[i] for i in gone} - set(names_now), "no name really went"
 
@@ -201,8 +208,7 @@ def test_sighup_drops_the_kernels_entries(emulator, mount):
     gone = removed_ids(emu, ws, before)
     assert all(os.path.exists(os.path.join(wsdir, before[i], "url")) for i in gone)
     m.proc.send_signal(signal.SIGHUP)
-    time.sleep(0.5)
-    assert os.path.exists(os.path.join(new, "url"))
+    assert eventually(lambda: os.path.exists(os.path.join(new, "url")))
     names_now = {cs["DisplayName"] for w in emu.data()["pai"]["workspaces"]
                  if w["WorkspaceId"] == ws for cs in w["code_sources"]}
     assert_gone(wsdir, before, gone, names_now)
