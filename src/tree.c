@@ -660,24 +660,27 @@ static void watch_record(const struct tree *t, const struct node *n, const struc
 {
 	uint64_t ino = node_ino(t, n);
 	int changed = n->rec.mtime != rec->mtime || n->rec.ctime != rec->ctime;
-	size_t l1, l2;
+	unsigned kept = 0; /* files served before and after, one bit each */
+	size_t len;
 	int nl;
 
 	for (unsigned i = 0; tree_files[i]; i++) {
-		const char *was = node_file(n, tree_files[i], &l1, &nl);
-		const char *now = record_file(rec, tree_files[i], &l2, &nl);
+		const char *was = node_file(n, tree_files[i], &len, &nl);
+		const char *now = record_file(rec, tree_files[i], &len, &nl);
 
-		if (!was != !now)
+		if (!was != !now) {
 			watch_entry(t, n, tree_files[i], 1); /* a file came or went */
-		if (!was != !now || (was && strcmp(was, now)))
 			changed = 1;
+		} else if (was) {
+			kept |= 1u << i;
+			changed |= strcmp(was, now) != 0;
+		}
 	}
 	if (!changed)
 		return;
 	watch_inode(t, ino);
 	for (unsigned i = 0; tree_files[i]; i++)
-		if (node_file(n, tree_files[i], &l1, &nl) &&
-		    record_file(rec, tree_files[i], &l2, &nl))
+		if (kept & (1u << i))
 			watch_inode(t, ino | (i + 1));
 }
 

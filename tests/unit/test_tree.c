@@ -67,6 +67,17 @@ static void fake_add(struct fake *f, const char *id, const char *name, int64_t c
 	e->ctime = ctime;
 }
 
+/* n entries named by their ids, 100 onwards, created in that order. */
+static void fake_fill(struct fake *f, int n)
+{
+	char id[16];
+
+	for (int i = 0; i < n; i++) {
+		snprintf(id, sizeof(id), "%d", 100 + i);
+		fake_add(f, id, id, 10 + i);
+	}
+}
+
 static int fake_list_page(struct provider *p, const struct prov_record *dir, long page,
 			  struct prov_page *out)
 {
@@ -317,12 +328,8 @@ static void test_first_page_only_for_a_reader_that_stops(void **state)
 {
 	struct fixture *x = *state;
 	struct names *c = calloc(1, sizeof(*c));
-	char id[16];
 
-	for (int i = 0; i < 35; i++) {
-		snprintf(id, sizeof(id), "%d", 100 + i);
-		fake_add(&x->f, id, id, 10 + i);
-	}
+	fake_fill(&x->f, 35);
 	assert_int_equal(path_readdir(x->t, "/fake/ws", 0, collect, c), 0);
 	assert_int_equal(c->n, 2 + 10);	      /* ".", "..", page 1 */
 	assert_int_equal(x->f.list_calls, 2); /* the root, then one page */
@@ -496,12 +503,8 @@ static void test_no_total_fetches_ahead_in_a_window(void **state)
 {
 	struct fixture *x = *state;
 	struct names *c = calloc(1, sizeof(*c));
-	char id[16];
 
-	for (int i = 0; i < 95; i++) {
-		snprintf(id, sizeof(id), "%d", 100 + i);
-		fake_add(&x->f, id, id, 10 + i);
-	}
+	fake_fill(&x->f, 95);
 	x->f.no_total = 1;
 	x->f.delay_us = 20000;
 	assert_int_equal(read_dir(x->t, "/fake/ws", c), 0);
