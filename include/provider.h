@@ -72,7 +72,8 @@ struct provider *provider_new(enum prov_kind kind, const struct prov_conf *conf,
 			      const struct provider_env *env, char *err, size_t errlen);
 
 /* Pretty-printed meta.json of obj with a trailing newline, secrets redacted unless
- * show_secrets. Caller frees. */
+ * show_secrets; obj's values are left as they were, but json-c keeps the printed text
+ * inside obj, so obj must not be in use by another thread. Caller frees. */
 char *provider_meta_json(struct json_object *obj, int show_secrets);
 /* Seconds since the epoch of an ISO 8601 time ("2021-01-18T12:52:15Z", "+08:00"), 0 if bad. */
 int64_t provider_parse_time(const char *s);

@@ -244,6 +244,20 @@ static int codeup_group_record(struct json_object *it, const char *org, int show
 	return 0;
 }
 
+/* meta.json of a memoised item: the memo is shared with other threads, and printing an
+ * object writes into it, so a private copy is printed. */
+static char *codeup_meta_json(struct json_object *it, int show_secrets)
+{
+	struct json_object *own = NULL;
+	char *meta;
+
+	if (json_object_deep_copy(it, &own, NULL) != 0)
+		return NULL;
+	meta = provider_meta_json(own, show_secrets);
+	json_object_put(own);
+	return meta;
+}
+
 static int codeup_repo_record(struct json_object *it, const char *org, int show_secrets,
 			      struct prov_page *out)
 {
@@ -259,7 +273,7 @@ static int codeup_repo_record(struct json_object *it, const char *org, int show_
 		return 0;
 	r.id = strdup(id);
 	r.name = provider_strndup(name, r.name_len);
-	r.meta = provider_meta_json(it, show_secrets);
+	r.meta = codeup_meta_json(it, show_secrets);
 	r.url = codeup_dup(url);
 	r.branch = codeup_dup(branch);
 	r.incomplete = !r.url || !r.branch; /* GetRepository has them */

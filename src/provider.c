@@ -40,26 +40,21 @@ struct provider *provider_new(enum prov_kind kind, const struct prov_conf *conf,
 	return p;
 }
 
-/* Does key hold word, ignoring case? Keys may be of any length: no fixed buffer. */
-static int key_has(const char *key, const char *word)
-{
-	size_t n = strlen(word);
-
-	for (; *key; key++)
-		if (!strncasecmp(key, word, n))
-			return 1;
-	return 0;
-}
-
-/* Keys whose values are credentials, wherever they appear. */
+/* Keys whose values are credentials: one of these words anywhere in the key, in any case.
+ * A word is compared only where its first letter stands, which keeps the walk over every
+ * listed item cheap. */
 static int secret_key(const char *key)
 {
 	static const char *const words[] = {"token",	 "password",   "passwd",     "secret",
 					    "accesskey", "privatekey", "credential", NULL};
 
-	for (size_t i = 0; words[i]; i++)
-		if (key_has(key, words[i]))
-			return 1;
+	for (; *key; key++) {
+		int c = tolower((unsigned char)*key);
+
+		for (size_t i = 0; words[i]; i++)
+			if (c == words[i][0] && !strncasecmp(key, words[i], strlen(words[i])))
+				return 1;
+	}
 	return 0;
 }
 
@@ -81,23 +76,27 @@ static int secret_present(struct json_object *v)
 	}
 }
 
-static void redact(struct json_object *obj)
+/* The credentials in obj, replaced by "******" when apply is set, else only counted. */
+static int redact(struct json_object *obj, int apply)
 {
+	int n = 0;
+
 	if (json_object_is_type(obj, json_type_array)) {
 		for (size_t i = 0; i < json_object_array_length(obj); i++)
-			redact(json_object_array_get_idx(obj, i));
-		return;
+			n += redact(json_object_array_get_idx(obj, i), apply);
+		return n;
 	}
 	if (!json_object_is_type(obj, json_type_object))
-		return;
+		return 0;
 	/* Replacing the value of an existing key keeps its entry, so iteration is safe. */
 	json_object_object_foreach(obj, key, val)
 	{
-		if (secret_key(key) && secret_present(val))
+		if (!secret_key(key) || !secret_present(val))
+			n += redact(val, apply);
+		else if (++n && apply)
 			json_object_object_add(obj, key, json_object_new_string("******"));
-		else
-			redact(val);
 	}
+	return n;
 }
 
 char *provider_meta_json(struct json_object *obj, int show_secrets)
@@ -107,13 +106,18 @@ char *provider_meta_json(struct json_object *obj, int show_secrets)
 	char *out = NULL;
 	size_t len;
 
-	/* The caller's object may be shared (Codeup's memo): redact a copy. */
-	if (!obj || json_object_deep_copy(obj, &copy, NULL) != 0)
+	if (!obj)
 		return NULL;
-	if (!show_secrets)
-		redact(copy);
-	s = json_object_to_json_string_ext(copy, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
-						     JSON_C_TO_STRING_NOSLASHESCAPE);
+	/* The caller's object may be shared (Codeup's memo): redact a copy, made only when
+	 * there is something to redact. */
+	if (!show_secrets && redact(obj, 0)) {
+		if (json_object_deep_copy(obj, &copy, NULL) != 0)
+			return NULL;
+		redact(copy, 1);
+		obj = copy;
+	}
+	s = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+						    JSON_C_TO_STRING_NOSLASHESCAPE);
 	len = s ? strlen(s) : 0;
 	out = s ? malloc(len + 2) : NULL;
 	if (out) {

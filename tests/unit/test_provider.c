@@ -109,6 +109,25 @@ static void test_meta_redacts_at_any_depth(void **state)
 	json_object_put(o);
 }
 
+/* Keys that only start like a secret word stay, and with nothing to redact the item
+ * prints as it is. */
+static void test_meta_near_misses_are_kept(void **state)
+{
+	struct json_object *o = json_tokener_parse(
+	    "{\"Tokamak\":\"v1\",\"pass\":\"v2\",\"SECRE\":\"v3\",\"accessKe\":\"v4\","
+	    "\"CodeRepoAccessToken\":\"\",\"n\":[{\"creden\":\"v5\"}]}");
+	char *m = provider_meta_json(o, 0);
+
+	(void)state;
+	assert_non_null(m);
+	for (const char *s = "v1\0v2\0v3\0v4\0v5\0"; *s; s += strlen(s) + 1)
+		assert_non_null(strstr(m, s));
+	assert_null(strstr(m, "******"));
+	assert_non_null(strstr(m, "\"CodeRepoAccessToken\": \"\""));
+	free_meta(m);
+	json_object_put(o);
+}
+
 static void test_meta_show_secrets(void **state)
 {
 	struct json_object *o =
@@ -730,6 +749,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_meta_redacts_at_any_depth),
+	    cmocka_unit_test(test_meta_near_misses_are_kept),
 	    cmocka_unit_test(test_meta_show_secrets),
 	    cmocka_unit_test(test_times),
 	    cmocka_unit_test(test_page_done),
