@@ -236,7 +236,8 @@ def table(b):
                 peers.append(f"> {got[0]:.0f} s, stopped ({got[1]})")
             else:
                 peers.append(f"{got[0] * 1000:.1f} ms ({got[1]})")
-        out.append(f"| {name} | {secs * 1000:.1f} ms | {reqs} | {i} | {ri} | {f} | {rf} | "
+        label = name.replace("|", "\\|")  # "find | wc -l" is one cell
+        out.append(f"| {label} | {secs * 1000:.1f} ms | {reqs} | {i} | {ri} | {f} | {rf} | "
                    f"{peers[0]} | {peers[1]} |")
     out += ["", f"Daemon peak RSS: {b.rss / 1024:.1f} MiB "
             f"({b.rss * 1024 / a.entries:.0f} bytes per code source, everything listed).", ""]

@@ -5,7 +5,9 @@ gets the emulator's endpoint, make install gets the DESTDIR its comment names, a
 told (insteadOf) that https://github.com/example/ lives in local bare repositories. One
 line cannot run as written: `systemctl --user enable --now codesrcfs` needs a systemd user
 manager, which neither this machine nor CI has; the installed unit's own ExecStart,
-ExecReload and ExecStop lines are run instead, as systemd runs them."""
+ExecReload and ExecStop lines are run instead, as systemd runs them. The docs' tables and
+the ones `make bench` writes are checked for shape."""
+import glob
 import json
 import os
 import re
@@ -258,3 +260,39 @@ echo "exit $?"
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.split()[-3:] == ["4", "exit", "0"], r.stdout + r.stderr
     assert emu.stats()["pai.ListCodeSources"] == 2  # ExecReload dropped the listing
+
+
+def assert_tables_keep_their_columns(text):
+    """Every row of each markdown table has as many cells as the table's header row;
+    cells are split on unescaped pipes."""
+    width = None
+    for line in text.splitlines():
+        if not line.startswith("|"):
+            width = None
+            continue
+        cells = re.split(r"(?<!\\)\|", line.strip())[1:-1]
+        width = width or len(cells)
+        assert len(cells) == width, line
+
+
+def test_markdown_tables_keep_their_columns():
+    """A '|' inside a cell (`find | wc -l`) must be escaped, or the row gains a column."""
+    docs = [os.path.join(ROOT, "README.md")] + sorted(glob.glob(os.path.join(ROOT, "docs",
+                                                                            "*.md")))
+    for doc in docs:
+        with open(doc) as f:
+            assert_tables_keep_their_columns(f.read())
+
+
+def test_bench_writes_tables_that_keep_their_columns():
+    import importlib.util
+    import types
+    spec = importlib.util.spec_from_file_location("bench", os.path.join(ROOT, "contrib",
+                                                                        "bench.py"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    b = types.SimpleNamespace(
+        args=types.SimpleNamespace(entries=10, latency=20.0, parallel=8), rss=1024,
+        rows=[("cold ls", 0.5, 1, 0.02, None), ("find | wc -l", 0.1, 0, None, 0.05)],
+        peer_rows={"rclone": {"find | wc -l": (61.0, 9, True)}})
+    assert_tables_keep_their_columns(bench.table(b))
