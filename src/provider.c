@@ -91,9 +91,12 @@ static int redact(struct json_object *obj, int apply)
 	/* Replacing the value of an existing key keeps its entry, so iteration is safe. */
 	json_object_object_foreach(obj, key, val)
 	{
-		if (!secret_key(key) || !secret_present(val))
+		if (!secret_key(key) || !secret_present(val)) {
 			n += redact(val, apply);
-		else if (++n && apply)
+			continue;
+		}
+		n++;
+		if (apply)
 			json_object_object_add(obj, key, json_object_new_string("******"));
 	}
 	return n;
@@ -108,8 +111,8 @@ char *provider_meta_json(struct json_object *obj, int show_secrets)
 
 	if (!obj)
 		return NULL;
-	/* The caller's object may be shared (Codeup's memo): redact a copy, made only when
-	 * there is something to redact. */
+	/* The caller's values stay as they were: redact a copy, made only when there is
+	 * something to redact. */
 	if (!show_secrets && redact(obj, 0)) {
 		if (json_object_deep_copy(obj, &copy, NULL) != 0)
 			return NULL;
