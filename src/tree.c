@@ -10,6 +10,7 @@
  * drawn at start (so no heap address reaches user space), with the low two bits naming
  * one of the node's files (1 + index in tree_files) or the node itself (0). Every lookup
  * the kernel holds is one reference on the node. */
+#include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdalign.h>
@@ -179,6 +180,36 @@ static void node_unref_n(struct tree *t, struct node *n, uint64_t count)
 static void node_unref(struct tree *t, struct node *n)
 {
 	node_unref_n(t, n, 1);
+}
+
+/* Put repl (NULL: nothing) where c stands in dir's listing order. A child leaves order
+ * whenever it leaves dir->children: order holds no reference of its own. Lock held. */
+static void order_replace(struct node *dir, const struct node *c, struct node *repl)
+{
+	for (size_t i = 0; i < dir->norder; i++) {
+		if (dir->order[i] != c)
+			continue;
+		if (repl) {
+			dir->order[i] = repl;
+		} else {
+			memmove(&dir->order[i], &dir->order[i + 1],
+				(dir->norder - i - 1) * sizeof(*dir->order));
+			dir->norder--;
+		}
+		return;
+	}
+}
+
+/* Every entry a reader can be given is a live child under its own name. Lock held. */
+static void order_check(const struct node *dir)
+{
+	for (size_t i = 0; i < dir->norder; i++) {
+		struct node *c;
+
+		HASH_FIND_STR(dir->children, dir->order[i]->name, c);
+		assert(c == dir->order[i]);
+		(void)c;
+	}
 }
 
 static uint64_t node_ino(const struct tree *t, const struct node *n)
@@ -740,6 +771,7 @@ static void detach_children(struct tree *t, struct node *dir, struct byid **old)
 		HASH_FIND_STR(*old, c->rec.id ? c->rec.id : "", dup);
 		if (!b || dup || !c->rec.id) {
 			free(b);
+			order_replace(dir, c, NULL);
 			node_unref(t, c);
 			continue;
 		}
@@ -840,6 +872,7 @@ static int install_listing(struct tree *t, struct node *dir, struct prov_page *a
 		page_drop(&dir->first);
 	watch_found(t, dir);
 	neg_clear(dir);
+	order_check(dir);
 out:
 	HASH_ITER(hh, old, b, tmp)
 	{
@@ -933,7 +966,7 @@ static int page_copy(struct prov_page **dst, const struct prov_page *src)
  * the rest is fetched when the reader goes past it. */
 static int tree_load_first(struct tree *t, struct node *dir)
 {
-	struct prov_page pg = {0}, *keep = NULL;
+	struct prov_page pg = {0}, uniq = {0}, *keep = NULL;
 	struct prov_record copy = {0};
 	int r = 0;
 
@@ -948,9 +981,12 @@ static int tree_load_first(struct tree *t, struct node *dir)
 		    dir->prov->ops->list_page(dir->prov, dir->prov_root ? NULL : &copy, 1, &pg));
 	if (r == 0 && !pg.last)
 		r = page_copy(&keep, &pg);
+	/* A first page is a listing too: one entry per id, as merge_pages makes them. */
+	if (r == 0)
+		r = merge_pages(&pg, 1, &uniq);
 	pthread_mutex_lock(&t->lock);
 	if (r == 0)
-		r = install_listing(t, dir, &pg, pg.last);
+		r = install_listing(t, dir, &uniq, pg.last);
 	if (r == 0 && !dir->listed) {
 		page_drop(&dir->first);
 		dir->first = keep;
@@ -960,6 +996,7 @@ release:
 	node_release(t, dir);
 	pthread_mutex_unlock(&t->lock);
 	prov_page_free(&pg);
+	prov_page_free(&uniq);
 	page_drop(&keep);
 	prov_record_free(&copy);
 	return r;
@@ -1024,21 +1061,25 @@ static int seed_child(struct tree *t, struct node *dir, const char *name, struct
 {
 	struct node *c;
 
-	HASH_FIND_STR(dir->children, name, c);
-	if (c) {
-		HASH_DEL(dir->children, c);
-		node_unref(t, c);
+	struct node *old;
+
+	HASH_FIND_STR(dir->children, name, old);
+	c = rec ? node_new(t, name, dir->prov) : NULL;
+	if (old) {
+		HASH_DEL(dir->children, old);
+		order_replace(dir, old, c); /* a first page keeps the name in its place */
+		node_unref(t, old);
 	}
 	if (!rec) {
 		neg_add(t, dir, name, INT64_MAX);
 		return 0;
 	}
-	c = node_new(t, name, dir->prov);
 	if (!c)
 		return -ENOMEM;
 	node_take_record(t, c, rec);
 	c->seed_expires = tree_now(t) + t->o.attr_ttl;
 	HASH_ADD_KEYPTR(hh, dir->children, c->name, strlen(c->name), c);
+	order_check(dir);
 	return 0;
 }
 

@@ -735,6 +735,47 @@ static void test_flush_tells_everything_the_kernel_holds(void **state)
 	free(w);
 }
 
+/* A first-page name looked up again once expired is replaced by a fresh node: the first
+ * page's order must follow, or the whole listing that comes next writes into the old one
+ * (a use-after-free). */
+static void test_expired_first_page_name_looked_up_then_listed(void **state)
+{
+	struct fixture *x = *state;
+	struct names *c = calloc(1, sizeof(*c));
+	struct tree_stat st;
+
+	fake_fill(&x->f, 35);
+	assert_int_equal(path_readdir(x->t, "/fake/ws", 0, collect, c), 0);
+	assert_int_equal(c->n, 2 + 10);
+	fake_clock += 61; /* the first page expires */
+	assert_int_equal(path_stat(x->t, "/fake/ws/100", &st), 0);
+	assert_int_equal(x->f.lookup_calls, 1);
+	assert_int_equal(path_stat(x->t, "/fake/ws/x~y", &st), -ENOENT); /* lists it all */
+	c->n = 0;
+	assert_int_equal(read_dir(x->t, "/fake/ws", c), 0);
+	assert_int_equal(c->n, 2 + 35);
+	assert_true(has(c, "100") && has(c, "134"));
+	free(c);
+}
+
+/* Two records of a first page with one id are one entry, as in a whole listing; the copy
+ * dropped when the rest arrives must not stay in the order a reader was given. */
+static void test_first_page_with_a_repeated_id(void **state)
+{
+	struct fixture *x = *state;
+	struct names *c = calloc(1, sizeof(*c));
+
+	fake_add(&x->f, "7", "seven", 1);
+	fake_add(&x->f, "7", "seven-again", 2);
+	fake_fill(&x->f, 30);
+	assert_int_equal(path_readdir(x->t, "/fake/ws", 0, collect, c), 0);
+	assert_int_equal(c->n, 2 + 9); /* page 1: ten records, nine ids */
+	assert_true(has(c, "seven") && !has(c, "seven-again"));
+	assert_int_equal(path_readdir(x->t, "/fake/ws", c->next, collect, c), 0);
+	assert_int_equal(c->n, 2 + 31);
+	free(c);
+}
+
 static void test_xattrs_outside_user_are_unsupported(void **state)
 {
 	struct fixture *x = *state;
@@ -776,6 +817,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_a_refresh_tells_what_it_changed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_flush_tells_everything_the_kernel_holds, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(test_expired_first_page_name_looked_up_then_listed,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_first_page_with_a_repeated_id, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_xattrs_outside_user_are_unsupported, setup,
 					    teardown),
 	};
