@@ -19,7 +19,7 @@ if [ "$changelog" != "$version" ]; then
 fi
 arch=$(dpkg-architecture -qDEB_HOST_ARCH)
 
-rm -rf "$out/src" "$out"/codesrcfs*_"$version"_*
+rm -rf "$out/src" "$out"/codesrcfs[_-]* "$out/lintian.txt"
 mkdir "$out/src"
 tar --exclude=./build --exclude-vcs --exclude=__pycache__ -cf - . | tar -xf - -C "$out/src"
 (cd "$out/src" && dpkg-buildpackage --no-sign -b -J)
