@@ -9,6 +9,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "clock.h"
 #include "names.h"
 #include "tree_i.h"
 
@@ -175,7 +176,7 @@ static int node_list(struct tree *t, struct node *n, off_t off)
 	if (!node_is_dir_container(n))
 		return node_complete(t, n);
 	pthread_mutex_lock(&t->lock);
-	fresh = (n->listed || n->partial) && tree_now(t) < n->list_expires;
+	fresh = (n->listed || n->partial) && clock_now() < n->list_expires;
 	never = !n->listed;
 	pthread_mutex_unlock(&t->lock);
 	if (fresh)
@@ -189,14 +190,17 @@ struct emitter {
 	int plus;
 };
 
-/* One entry to the reader. With plus, an entry it takes is a lookup of held (NULL for "."
- * and ".."). Non-zero when the reader's buffer is full. Lock held. */
+/* One entry to the reader. With plus, an entry it takes is a lookup of held; "." and ".."
+ * (held NULL) take none, as the kernel counts none for them: the one place that rule
+ * lives, passed to fill. Non-zero when the reader's buffer is full. Lock held. */
 static int emit_one(const struct emitter *em, struct node *held, const char *name,
 		    const struct tree_stat *st, off_t next)
 {
-	if (em->fill(em->ctx, name, st, next))
+	int holds = em->plus && held;
+
+	if (em->fill(em->ctx, name, st, next, holds))
 		return 1;
-	if (em->plus && held)
+	if (holds)
 		held->refs++;
 	return 0;
 }

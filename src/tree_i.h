@@ -100,8 +100,6 @@ extern const char *const tree_files[];
 
 /* ---- tree_node.c ---- */
 
-/* Seconds on the tree's clock. */
-int64_t tree_now(const struct tree *t);
 /* A node holding one reference (its parent's, once attached). NULL on failure. Lock held. */
 struct node *node_new(struct tree *t, const char *name, struct provider *prov);
 /* Free what n owns; its children table must be empty or cleared. */

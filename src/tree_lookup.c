@@ -5,17 +5,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "names.h"
 #include "tree_i.h"
 
 #define TREE_MAX_NEG 4096 /* remembered misses per directory before they are dropped */
 
-static int neg_fresh(struct tree *t, struct node *dir, const char *name)
+static int neg_fresh(const struct node *dir, const char *name)
 {
 	struct neg *e;
 
 	HASH_FIND_STR(dir->neg, name, e);
-	return e && tree_now(t) < e->expires;
+	return e && clock_now() < e->expires;
 }
 
 /* Remember that name is missing from dir, until `until` at the latest. */
@@ -35,7 +36,7 @@ static void neg_add(struct tree *t, struct node *dir, const char *name, int64_t 
 		HASH_ADD_KEYPTR(hh, dir->neg, e->name, strlen(e->name), e);
 		dir->nneg++;
 	}
-	e->expires = tree_now(t) + t->o.neg_ttl;
+	e->expires = clock_now() + t->o.neg_ttl;
 	if (until < e->expires)
 		e->expires = until;
 }
@@ -81,7 +82,7 @@ static int seed_child(struct tree *t, struct node *dir, const char *name, struct
 	if (!c)
 		return -ENOMEM;
 	node_take_record(t, c, rec);
-	c->seed_expires = tree_now(t) + t->o.attr_ttl;
+	c->seed_expires = clock_now() + t->o.attr_ttl;
 	HASH_ADD_KEYPTR(hh, dir->children, c->name, strlen(c->name), c);
 	node_order_check(dir);
 	return 0;
@@ -155,7 +156,7 @@ out:
 /* What dir already knows of name. 1 found, 0 unknown, -ENOENT known missing. Lock held. */
 static int child_cached(struct tree *t, struct node *dir, const char *name, struct node **out)
 {
-	int64_t now = tree_now(t);
+	int64_t now = clock_now();
 	struct node *c;
 
 	HASH_FIND_STR(dir->children, name, c);
@@ -167,7 +168,7 @@ static int child_cached(struct tree *t, struct node *dir, const char *name, stru
 			return -ENOENT;
 		}
 	} else if (!c || dir->listed || now >= c->seed_expires) {
-		return neg_fresh(t, dir, name) ? -ENOENT : 0;
+		return neg_fresh(dir, name) ? -ENOENT : 0;
 	}
 	c->refs++;
 	*out = c;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "log.h"
 #include "names.h"
 #include "tree_i.h"
@@ -185,7 +186,7 @@ static void listing_set(struct tree *t, struct node *dir, struct node **order, s
 	dir->listed = whole;
 	dir->partial = !whole;
 	dir->gen++;
-	dir->list_expires = tree_now(t) + t->o.dir_ttl;
+	dir->list_expires = clock_now() + t->o.dir_ttl;
 	/* A first page answers look-ups of its names as a name look-up would. */
 	for (size_t i = 0; !whole && i < norder; i++)
 		dir->order[i]->seed_expires = dir->list_expires;
@@ -251,7 +252,7 @@ static int load_failed(struct tree *t, struct node *dir, int r)
 		log_msg(LOG_WARNING, "%s: refreshing '%s' failed (%s); serving the last listing",
 			dir->prov->name, dir->name, strerror(-r));
 	dir->err_logged = 1;
-	dir->list_expires = tree_now(t) + t->o.dir_ttl;
+	dir->list_expires = clock_now() + t->o.dir_ttl;
 	return 0;
 }
 
@@ -263,12 +264,12 @@ int tree_load(struct tree *t, struct node *dir)
 
 	pthread_mutex_lock(&t->lock);
 	node_claim(t, dir);
-	if (dir->listed && tree_now(t) < dir->list_expires)
+	if (dir->listed && clock_now() < dir->list_expires)
 		goto release;
 	r = node_fetch_arg(dir, &copy);
 	if (r < 0)
 		goto release;
-	if (dir->partial && tree_now(t) < dir->list_expires) {
+	if (dir->partial && clock_now() < dir->list_expires) {
 		first = dir->first;
 		dir->first = NULL;
 	}
@@ -298,7 +299,7 @@ int tree_load_first(struct tree *t, struct node *dir)
 
 	pthread_mutex_lock(&t->lock);
 	node_claim(t, dir);
-	if ((dir->listed || dir->partial) && tree_now(t) < dir->list_expires)
+	if ((dir->listed || dir->partial) && clock_now() < dir->list_expires)
 		goto release;
 	r = node_fetch_arg(dir, &copy);
 	pthread_mutex_unlock(&t->lock);

@@ -8,21 +8,11 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "tree_i.h"
 
 const char *const tree_files[] = {"meta.json", "url", "branch", NULL};
-
-int64_t tree_now(const struct tree *t)
-{
-	struct timespec ts;
-
-	if (t->o.now)
-		return t->o.now();
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
-}
 
 struct node *node_new(struct tree *t, const char *name, struct provider *prov)
 {
@@ -237,10 +227,10 @@ static int64_t tree_time(const struct tree *t, int64_t a, int64_t b)
 }
 
 /* A listing past dir_ttl: the next reader makes it fresh. */
-static int node_expired(const struct tree *t, const struct node *n)
+static int node_expired(const struct node *n)
 {
 	return node_is_dir_container(n) && n->prov && (n->listed || n->partial) &&
-	       tree_now(t) >= n->list_expires;
+	       clock_now() >= n->list_expires;
 }
 
 /* The kernel keeps every directory it read and reads one again only when its mtime moved,
@@ -252,7 +242,7 @@ static void stat_dir(const struct tree *t, const struct node *n, struct tree_sta
 	memset(st, 0, sizeof(*st));
 	st->is_dir = 1;
 	st->mtime = tree_time(t, n->rec.mtime, n->rec.ctime);
-	st->mtime_ns = (long)((n->gen + (node_expired(t, n) ? 1 : 0)) % 1000000000);
+	st->mtime_ns = (long)((n->gen + (node_expired(n) ? 1 : 0)) % 1000000000);
 	st->ctime = tree_time(t, n->rec.ctime, n->rec.mtime);
 }
 

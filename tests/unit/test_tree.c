@@ -12,6 +12,8 @@
 
 #include <cmocka.h>
 
+#include "clock.h"
+#include "provider.h"
 #include "tree.h"
 
 #define FAKE_MAX 1000
@@ -160,14 +162,14 @@ static int setup(void **state)
 {
 	struct fixture *x = calloc(1, sizeof(*x));
 	struct provider *p = &x->f.base;
-	struct tree_opts o = {
-	    .dir_ttl = 60, .attr_ttl = 30, .neg_ttl = 10, .parallel = 4, .now = fake_now};
+	struct tree_opts o = {.dir_ttl = 60, .attr_ttl = 30, .neg_ttl = 10, .parallel = 4};
 
 	x->f.base.ops = &fake_ops;
 	x->f.base.name = "fake";
 	x->f.page_size = 10;
 	pthread_mutex_init(&x->f.lock, NULL);
 	fake_clock = 1000;
+	clock_set_test(fake_now);
 	x->t = tree_new(&p, 1, &o);
 	*state = x;
 	return x->t ? 0 : -1;
@@ -178,6 +180,7 @@ static int teardown(void **state)
 	struct fixture *x = *state;
 
 	tree_free(x->t);
+	clock_set_test(NULL);
 	pthread_mutex_destroy(&x->f.lock);
 	free(x);
 	return 0;
@@ -239,11 +242,11 @@ struct names {
 	off_t next;
 };
 
-static int collect(void *ctx, const char *name, const struct tree_stat *st, off_t next)
+static int collect(void *ctx, const char *name, const struct tree_stat *st, off_t next, int holds)
 {
 	struct names *c = ctx;
 
-	(void)st;
+	(void)st, (void)holds;
 	snprintf(c->list[c->n++], sizeof(c->list[0]), "%s", name);
 	c->next = next;
 	return 0;
@@ -263,20 +266,21 @@ static int read_dir(struct tree *t, const char *path, struct names *c)
 	return r;
 }
 
-/* Like read_dir, as readdirplus: every entry but "." and ".." taken holds one lookup, and
- * its inode is kept in inos (give them back with forget_all). */
+/* Like read_dir, as readdirplus: an entry the tree says holds a lookup has its inode kept
+ * in inos (give them back with forget_all). */
 struct plus {
 	struct names names;
 	uint64_t inos[FAKE_MAX + 8];
 	int n;
 };
 
-static int collect_plus(void *ctx, const char *name, const struct tree_stat *st, off_t next)
+static int collect_plus(void *ctx, const char *name, const struct tree_stat *st, off_t next,
+			int holds)
 {
 	struct plus *p = ctx;
 
-	collect(&p->names, name, st, next);
-	if (strcmp(name, ".") && strcmp(name, ".."))
+	collect(&p->names, name, st, next, holds);
+	if (holds)
 		p->inos[p->n++] = st->ino;
 	return 0;
 }
@@ -776,6 +780,50 @@ static void test_first_page_with_a_repeated_id(void **state)
 	free(c);
 }
 
+/* Each entry's "holds a lookup" as the tree told it, one line each: "<name> <holds>". */
+static int collect_holds(void *ctx, const char *name, const struct tree_stat *st, off_t next,
+			 int holds)
+{
+	struct names *c = ctx;
+
+	(void)st;
+	snprintf(c->list[c->n++], sizeof(c->list[0]), "%s %d", name, holds);
+	c->next = next;
+	return 0;
+}
+
+/* Which entries a readdirplus answer makes lookups of is the tree's to say, not its
+ * reader's: every child and file, never "." or ".."; nothing without plus. Each one said
+ * is one reference, which forget gives back (ASan's leak check sees the rest freed). */
+static void test_readdir_says_which_entries_hold_a_lookup(void **state)
+{
+	struct fixture *x = *state;
+	struct names *c = calloc(1, sizeof(*c));
+	struct tree_stat ws, cs;
+
+	fake_add(&x->f, "1", "alpha", 1);
+	assert_int_equal(path_lookup(x->t, "/fake/ws", &ws), 0);
+	assert_int_equal(tree_readdir(x->t, ws.ino, 0, 1, collect_holds, c), 0);
+	assert_int_equal(c->n, 3);
+	assert_string_equal(c->list[0], ". 0");
+	assert_string_equal(c->list[1], ".. 0");
+	assert_string_equal(c->list[2], "alpha 1");
+	assert_int_equal(tree_lookup(x->t, ws.ino, "alpha", &cs), 0);
+	tree_forget(x->t, cs.ino, 2); /* the readdirplus entry's and the lookup's */
+	assert_int_equal(path_lookup(x->t, "/fake/ws/alpha", &cs), 0);
+	c->n = 0;
+	assert_int_equal(tree_readdir(x->t, cs.ino, 0, 1, collect_holds, c), 0);
+	assert_int_equal(c->n, 4);
+	assert_string_equal(c->list[2], "meta.json 1");
+	assert_string_equal(c->list[3], "url 1");
+	tree_forget(x->t, cs.ino, 2);
+	c->n = 0;
+	assert_int_equal(tree_readdir(x->t, ws.ino, 0, 0, collect_holds, c), 0);
+	assert_string_equal(c->list[2], "alpha 0");
+	tree_forget(x->t, ws.ino, 1);
+	free(c);
+}
+
 static void test_xattrs_outside_user_are_unsupported(void **state)
 {
 	struct fixture *x = *state;
@@ -820,6 +868,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_expired_first_page_name_looked_up_then_listed,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_first_page_with_a_repeated_id, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_readdir_says_which_entries_hold_a_lookup, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(test_xattrs_outside_user_are_unsupported, setup,
 					    teardown),
 	};
