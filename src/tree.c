@@ -1,6 +1,7 @@
 /* tree: the calls the kernel makes, over nodes filled from the providers on demand.
  *
  * The tree's files and their lock rules are described in tree_i.h. */
+#include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -90,7 +91,7 @@ int tree_lookup(struct tree *t, uint64_t dir, const char *name, struct tree_stat
 		pthread_mutex_lock(&t->lock);
 		r = node_stat(t, n, idx, st);
 		if (r == 0)
-			n->refs++; /* the kernel's lookup of the file holds its node */
+			node_ref_kernel(n); /* the kernel's lookup of the file holds its node */
 		pthread_mutex_unlock(&t->lock);
 		goto out;
 	}
@@ -100,7 +101,8 @@ int tree_lookup(struct tree *t, uint64_t dir, const char *name, struct tree_stat
 		r = tree_child_get(t, n, name, &c);
 	if (r == 0) {
 		pthread_mutex_lock(&t->lock);
-		node_stat(t, c, 0, st); /* child_get's reference is now the kernel's lookup */
+		node_stat(t, c, 0, st);
+		c->lookups++; /* child_get's reference is now the kernel's lookup */
 		pthread_mutex_unlock(&t->lock);
 	}
 out:
@@ -117,6 +119,8 @@ void tree_forget(struct tree *t, uint64_t ino, uint64_t nlookup)
 		return;
 	n = node_of_ino(t, ino, &file);
 	pthread_mutex_lock(&t->lock);
+	assert(n->lookups >= nlookup); /* no more than the kernel was given */
+	n->lookups -= nlookup;
 	node_unref_n(t, n, nlookup);
 	pthread_mutex_unlock(&t->lock);
 }
@@ -124,8 +128,11 @@ void tree_forget(struct tree *t, uint64_t ino, uint64_t nlookup)
 void tree_hold(struct tree *t, uint64_t ino)
 {
 	unsigned file;
+	struct node *n = node_of_ino(t, ino, &file);
 
-	node_get(t, ino, &file);
+	pthread_mutex_lock(&t->lock);
+	node_ref_kernel(n);
+	pthread_mutex_unlock(&t->lock);
 }
 
 int tree_getattr(struct tree *t, uint64_t ino, struct tree_stat *st)
@@ -201,7 +208,7 @@ static int emit_one(const struct emitter *em, struct node *held, const char *nam
 	if (em->fill(em->ctx, name, st, next, holds))
 		return 1;
 	if (holds)
-		held->refs++;
+		node_ref_kernel(held);
 	return 0;
 }
 

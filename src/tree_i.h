@@ -23,11 +23,14 @@
  *   another thread that would fetch it, or look a name up in it, waits on t->cond until
  *   node_release. Only the claimer installs into the node.
  * - refs counts the parent's reference (while the node is in its parent's children), each
- *   lookup the kernel holds (tree_lookup, a readdirplus entry, tree_hold), and each call
- *   in flight that may unlock (node_get ... node_put). The last one frees the node; refs
- *   change only under t->lock. `order` holds no reference: a child leaves dir->order
- *   whenever it leaves dir->children (node_order_replace; node_order_check after every
- *   change).
+ *   lookup the kernel holds (tree_lookup, a readdirplus entry, tree_hold for a push notify.c
+ * queued), and each call in flight that may unlock (node_get ... node_put). The last one frees the
+ * node. refs change only under t->lock, through node_ref and node_unref_n, which abort on a node
+ *   that is not alive (its magic) and on giving back more than is held. The kernel's
+ *   share is counted apart too (lookups), so tree_forget aborts on a forget of more
+ *   lookups than the kernel was given, which refs alone cannot tell from the parent's.
+ * - `order` holds no reference: a child leaves dir->order whenever it leaves
+ *   dir->children (node_order_replace; node_order_check after every change).
  * - An inode number is turned into its node without the lock: the caller (the kernel)
  *   holds a lookup on it, so it is alive.
  * - The watch is called with t->lock held, so the order is tree lock, then the watch's
@@ -47,6 +50,8 @@
 #include "tree.h"
 
 #define TREE_FILE_MASK 3u	    /* low bits of an inode number: which file of the node */
+#define NODE_MAGIC     0x6e6f6465u  /* a live node */
+#define NODE_FREED     0xdeadf1eeu  /* a freed one, until its memory is reused */
 #define TREE_INO_HIGH  (1ULL << 62) /* above any address: no inode number is 0 or TREE_ROOT */
 
 /* Those bits are free in a node's address only with malloc's alignment. */
@@ -64,7 +69,9 @@ struct node {
 	struct prov_record rec;
 	struct provider *prov; /* NULL for the root */
 	int prov_root;	       /* the provider's own directory: lists with dir == NULL */
+	uint32_t magic;	       /* NODE_MAGIC while alive; past malloc's own words when freed */
 	uint64_t refs;	       /* the parent's, the kernel's lookups, calls in flight */
+	uint64_t lookups;      /* of those, the kernel's: what tree_forget may give back */
 	struct node *children; /* by name */
 	struct node **order;   /* children in listing order: readdir offsets index it */
 	size_t norder;
@@ -108,6 +115,10 @@ void node_free(struct node *n);
 void node_unref_n(struct tree *t, struct node *n, uint64_t count);
 /* Drop one reference to n. Lock held. */
 void node_unref(struct tree *t, struct node *n);
+/* One more reference to n, which must be alive. Lock held. */
+void node_ref(struct node *n);
+/* One more reference to n that the kernel holds, given back by tree_forget. Lock held. */
+void node_ref_kernel(struct node *n);
 /* Forget every miss remembered in n. Lock held. */
 void node_neg_clear(struct node *n);
 /* Put repl (NULL: nothing) where c stands in dir's listing order. Lock held. */

@@ -170,7 +170,7 @@ static int child_cached(struct tree *t, struct node *dir, const char *name, stru
 	} else if (!c || dir->listed || now >= c->seed_expires) {
 		return neg_fresh(dir, name) ? -ENOENT : 0;
 	}
-	c->refs++;
+	node_ref(c);
 	*out = c;
 	return 1;
 }
@@ -183,7 +183,7 @@ static int child_after_fetch(struct node *dir, const char *name, struct node **o
 	HASH_FIND_STR(dir->children, name, c);
 	if (!c || (!dir->listed && c->seed_expires == 0))
 		return -ENOENT;
-	c->refs++;
+	node_ref(c);
 	*out = c;
 	return 0;
 }

@@ -26,6 +26,7 @@ struct node *node_new(struct tree *t, const char *name, struct provider *prov)
 		return NULL;
 	}
 	n->prov = prov;
+	n->magic = NODE_MAGIC;
 	n->refs = 1;
 	n->gen = 1;
 	n->all_next = t->all;
@@ -50,6 +51,8 @@ void node_neg_clear(struct node *n)
 
 void node_free(struct node *n)
 {
+	assert(n->magic == NODE_MAGIC); /* not freed twice */
+	n->magic = NODE_FREED;
 	node_neg_clear(n);
 	free(n->order);
 	pager_page_drop(&n->first);
@@ -64,6 +67,8 @@ void node_unref_n(struct tree *t, struct node *n, uint64_t count)
 
 	if (!n)
 		return;
+	assert(n->magic == NODE_MAGIC);
+	assert(n->refs >= count); /* given back no more than was held */
 	if (n->refs > count) {
 		n->refs -= count;
 		return;
@@ -85,6 +90,18 @@ void node_unref_n(struct tree *t, struct node *n, uint64_t count)
 void node_unref(struct tree *t, struct node *n)
 {
 	node_unref_n(t, n, 1);
+}
+
+void node_ref(struct node *n)
+{
+	assert(n->magic == NODE_MAGIC);
+	n->refs++;
+}
+
+void node_ref_kernel(struct node *n)
+{
+	node_ref(n);
+	n->lookups++;
 }
 
 /* A child leaves order whenever it leaves dir->children: order holds no reference of its
@@ -123,11 +140,15 @@ uint64_t node_ino(const struct tree *t, const struct node *n)
 
 struct node *node_of_ino(const struct tree *t, uint64_t ino, unsigned *file)
 {
+	struct node *n;
+
 	*file = 0;
 	if (ino == TREE_ROOT)
 		return t->root;
 	*file = (unsigned)(ino & TREE_FILE_MASK);
-	return (struct node *)(uintptr_t)((ino & ~(uint64_t)TREE_FILE_MASK) ^ t->ino_key);
+	n = (struct node *)(uintptr_t)((ino & ~(uint64_t)TREE_FILE_MASK) ^ t->ino_key);
+	assert(n->magic == NODE_MAGIC); /* an inode the kernel still holds */
+	return n;
 }
 
 struct node *node_get(struct tree *t, uint64_t ino, unsigned *file)
@@ -135,7 +156,7 @@ struct node *node_get(struct tree *t, uint64_t ino, unsigned *file)
 	struct node *n = node_of_ino(t, ino, file);
 
 	pthread_mutex_lock(&t->lock);
-	n->refs++;
+	node_ref(n);
 	pthread_mutex_unlock(&t->lock);
 	return n;
 }

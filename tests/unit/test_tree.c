@@ -3,11 +3,13 @@
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -824,6 +826,63 @@ static void test_readdir_says_which_entries_hold_a_lookup(void **state)
 	free(c);
 }
 
+/* Run fn(t, ino) in a child process; the signal that ended it (0: none) and the start of
+ * what it wrote to stderr. */
+static int in_child(struct tree *t, uint64_t ino, void (*fn)(struct tree *, uint64_t), char *err,
+		    size_t size)
+{
+	int fd[2], status;
+	ssize_t got;
+	pid_t pid;
+
+	assert_int_equal(pipe(fd), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(fd[1], 2);
+		fn(t, ino);
+		_exit(0);
+	}
+	close(fd[1]);
+	got = read(fd[0], err, size - 1);
+	err[got > 0 ? got : 0] = '\0';
+	close(fd[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	return WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+}
+
+static void forget_twice(struct tree *t, uint64_t ino)
+{
+	tree_forget(t, ino, 2);
+}
+
+static void forget_once(struct tree *t, uint64_t ino)
+{
+	tree_forget(t, ino, 1);
+}
+
+/* Reference counts cannot lie: giving back more lookups than the kernel held aborts (an
+ * assertion, kept in every build) instead of freeing a node still in use. */
+static void test_an_over_forget_aborts(void **state)
+{
+	struct fixture *x = *state;
+	struct tree_stat cs, url;
+	char err[512];
+
+	fake_add(&x->f, "1", "alpha", 1);
+	assert_int_equal(path_lookup(x->t, "/fake/ws/alpha", &cs), 0); /* held once */
+	assert_int_equal(in_child(x->t, cs.ino, forget_once, err, sizeof(err)), 0);
+	assert_int_equal(in_child(x->t, cs.ino, forget_twice, err, sizeof(err)), SIGABRT);
+	assert_non_null(strstr(err, "lookups >= nlookup"));
+	/* A file's lookup is one on its node: the node itself and its file hold two. */
+	assert_int_equal(tree_lookup(x->t, cs.ino, "url", &url), 0);
+	assert_int_equal(in_child(x->t, url.ino, forget_twice, err, sizeof(err)), 0);
+	tree_forget(x->t, url.ino, 1);
+	assert_int_equal(in_child(x->t, url.ino, forget_twice, err, sizeof(err)), SIGABRT);
+	assert_non_null(strstr(err, "lookups >= nlookup"));
+	tree_forget(x->t, cs.ino, 1);
+}
+
 static void test_xattrs_outside_user_are_unsupported(void **state)
 {
 	struct fixture *x = *state;
@@ -870,6 +929,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_first_page_with_a_repeated_id, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_readdir_says_which_entries_hold_a_lookup, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(test_an_over_forget_aborts, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_xattrs_outside_user_are_unsupported, setup,
 					    teardown),
 	};
