@@ -14,6 +14,7 @@
 
 #include <curl/curl.h>
 
+#include "clock.h"
 #include "http.h"
 #include "log.h"
 
@@ -176,14 +177,6 @@ static void http_pool_put(struct http *h, CURL *c)
 	pthread_mutex_unlock(&h->pool_lock);
 	if (c)
 		curl_easy_cleanup(c);
-}
-
-static long http_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void http_sleep_ms(long ms)
@@ -457,7 +450,7 @@ static void http_attempt(struct http *h, CURL *c, struct http_request *req,
 	struct http_xfer x = {.resp = resp, .max_body = h->max_body};
 	struct curl_slist *hdrs = NULL;
 	char *url = NULL;
-	long start = http_now_ms();
+	int64_t start = clock_ms();
 
 	memset(o, 0, sizeof(*o));
 	o->rc = -ENOMEM;
@@ -468,7 +461,7 @@ static void http_attempt(struct http *h, CURL *c, struct http_request *req,
 	o->code = http_setup(h, c, url, hdrs, &x, req);
 	if (o->code == CURLE_OK)
 		o->code = curl_easy_perform(c);
-	o->ms = http_now_ms() - start;
+	o->ms = (long)(clock_ms() - start);
 	if (x.nomem || o->code == CURLE_OUT_OF_MEMORY) {
 		o->rc = -ENOMEM;
 	} else if (x.too_big) {
@@ -586,7 +579,8 @@ int http_perform(struct http *h, struct http_request *req, struct http_response 
 {
 	struct http_response cur = {0};
 	struct http_outcome o = {.rc = -EIO};
-	unsigned int seed = (unsigned int)(http_now_ms() ^ (uintptr_t)req ^ (uintptr_t)&cur);
+	unsigned int seed =
+	    (unsigned int)((uintptr_t)clock_ms() ^ (uintptr_t)req ^ (uintptr_t)&cur);
 	int attempt, answered = 0;
 	long wait;
 	CURL *c;
