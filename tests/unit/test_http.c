@@ -862,9 +862,10 @@ static void test_cancel_while_stalled(void **state)
 	req.cancelled = cancel_after;
 	req.cancel_ctx = &c;
 	assert_int_equal(http_perform(h, &req, &resp), -EINTR);
-	/* Asked at least every 50 ms, and out within 0.1 s of saying so. */
+	/* Out within 0.1 s of saying so, and asked every 50 ms or sooner (one wake-up late
+	 * on a busy machine allowed for). */
 	assert_true(now_ms() - c.at_ms < 100);
-	assert_true(c.polls >= 300 / 50);
+	assert_true(c.polls >= 300 / 50 - 1);
 	assert_int_equal(resp.status, 0);
 	assert_null(resp.body);
 	assert_non_null(strstr(http_last_error(), "interrupted"));
