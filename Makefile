@@ -27,7 +27,8 @@ ASAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-
 
 DEB_BUILD := gcc make pkg-config libfuse3-dev libcurl4-openssl-dev libjson-c-dev libssl-dev \
 	     uthash-dev libcmocka-dev
-DEB_TEST  := fuse3 python3 python3-pytest git clang libclang-rt-14-dev valgrind
+DEB_TEST  := fuse3 python3 python3-pytest git clang libclang-rt-14-dev valgrind openssl \
+	     tinyproxy nghttp2-proxy
 DEB_DEMO  := fuse3 python3 git
 DEB_BENCH := fuse3 python3 httpdirfs rclone
 DEB_DEB   := build-essential dpkg-dev debhelper lintian
