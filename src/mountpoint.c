@@ -176,6 +176,8 @@ static void guard_detach(int fd, char **argv)
 {
 	int null;
 
+	prctl(PR_SET_NAME, "codesrcfs-guard");
+	guard_title(argv);
 	if (fd < 3)
 		fd = fcntl(fd, F_DUPFD, 3);
 	null = open("/dev/null", O_RDWR);
@@ -193,8 +195,6 @@ static void guard_detach(int fd, char **argv)
 	signal(SIGTERM, SIG_IGN); /* it ends when the daemon does, not before */
 	signal(SIGINT, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
-	prctl(PR_SET_NAME, "codesrcfs-guard");
-	guard_title(argv);
 }
 
 static void guard_run(const char *mp, const char *dev, int fd, char **argv)

@@ -158,19 +158,19 @@ def test_a_directory_something_is_mounted_on_is_refused(emulator, tmp_path, moun
     assert os.listdir(m.path) == ["pai"]
 
 
-def find_daemon(argv):
-    """The pid of the codesrcfs whose command line is argv (the guard renames itself)."""
+def find_daemons(argv):
+    """The pids of the processes whose command line is argv: the daemon, and for a moment
+    after its fork the guard, until it renames itself."""
     want = "\0".join(argv) + "\0"
+    pids = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            if comm(pid) != "codesrcfs":
-                continue
             with open(f"/proc/{pid}/cmdline") as f:
-                if f.read() == want:
-                    return int(pid)
+                if f.read() == want and proc_state(pid) != "Z":
+                    pids.append(int(pid))
         except OSError:
             continue
-    return None
+    return pids
 
 
 def test_relative_paths_outlive_the_daemons_chdir(emulator, tmp_path):
@@ -186,8 +186,9 @@ def test_relative_paths_outlive_the_daemons_chdir(emulator, tmp_path):
     try:
         assert r.returncode == 0, r.stderr
         assert is_mount(str(tmp_path / "mnt"))
-        pid = find_daemon(argv[len(WRAPPER):])
-        assert pid and os.readlink(f"/proc/{pid}/cwd") == "/"
+        assert wait_for(lambda: len(find_daemons(argv[len(WRAPPER):])) == 1)
+        (pid,) = find_daemons(argv[len(WRAPPER):])
+        assert comm(pid) == "codesrcfs" and os.readlink(f"/proc/{pid}/cwd") == "/"
         assert os.listdir(tmp_path / "mnt" / "pai")
         log = tmp_path / log_name
         assert log.exists()
@@ -199,7 +200,7 @@ def test_relative_paths_outlive_the_daemons_chdir(emulator, tmp_path):
         if os.path.exists("/" + log_name):
             os.unlink("/" + log_name)
         subprocess.run(["fusermount3", "-u", str(tmp_path / "mnt")], capture_output=True)
-    assert wait_for(lambda: find_daemon(argv[len(WRAPPER):]) is None)
+    assert wait_for(lambda: find_daemons(argv[len(WRAPPER):]) == [])
 
 
 SYSLOG_GONE = """
