@@ -1,6 +1,8 @@
 #define _GNU_SOURCE /* memmem */
 /* main: options, configuration, the check at mount, then the FUSE loop. */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -339,6 +341,27 @@ static int add_mount_options(struct fuse_args *args, const struct cli *cli)
 	return 0;
 }
 
+/* With auto_unmount, the fusermount3 that libfuse runs lives as long as the daemon and
+ * inherits every descriptor not marked close-on-exec: the connections the check at mount
+ * opened would stay open in it after the daemon closed them. */
+static void cloexec_all(void)
+{
+	DIR *d;
+	struct dirent *e;
+
+	if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+		return;
+	d = opendir("/proc/self/fd"); /* kernels before 5.11 */
+	while (d && (e = readdir(d))) {
+		int fd = atoi(e->d_name);
+
+		if (fd > 2 && fd != dirfd(d))
+			fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
+	}
+	if (d)
+		closedir(d);
+}
+
 static int setup(struct mount *m, struct fuse_args *args, const struct cli *cli,
 		 const struct fuse_cmdline_opts *fo)
 {
@@ -379,6 +402,7 @@ static int setup(struct mount *m, struct fuse_args *args, const struct cli *cli,
 	if (fuse_set_signal_handlers(m->se) != 0)
 		return -EIO;
 	m->signals_set = 1;
+	cloexec_all();
 	if (fuse_session_mount(m->se, fo->mountpoint) != 0)
 		return -EIO;
 	return 0;

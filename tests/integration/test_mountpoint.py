@@ -90,6 +90,27 @@ def test_the_guard_is_no_daemon_to_ps_and_leaves_with_it(emulator, mount):
     assert not is_mount(m.path)
 
 
+def tcp_inodes():
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            inodes |= {line.split()[9] for line in list(f)[1:]} - {"0"}
+    return inodes
+
+
+def test_fusermount3_keeps_no_connection_of_the_daemon(emulator, mount):
+    """The fusermount3 that auto_unmount leaves beside the daemon inherits what is not
+    close-on-exec: it must not hold the daemon's connections to the cloud open."""
+    emu = emulator("--generate-pai", "3")
+    m = mount(emu, pai_config(emu))
+    daemon = {os.readlink(f"/proc/{m.proc.pid}/fd/{fd}")
+              for fd in os.listdir(f"/proc/{m.proc.pid}/fd")}
+    assert {f"socket:[{i}]" for i in tcp_inodes()} & daemon  # the check's connection
+    (fm,) = [c for c in children(m.proc.pid) if comm(c) == "fusermount3"]
+    held = {os.readlink(f"/proc/{fm}/fd/{fd}") for fd in os.listdir(f"/proc/{fm}/fd")}
+    assert not {f"socket:[{i}]" for i in tcp_inodes()} & held, held
+
+
 def test_a_dead_mount_is_named_with_the_command_that_clears_it(emulator, mount,
                                                                run_codesrcfs):
     """noauto_unmount keeps the old behaviour: kill -9 leaves "Transport endpoint is not
