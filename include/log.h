@@ -10,6 +10,8 @@ void log_open(int debug, int foreground);
 int log_set_file(const char *path);
 /* Reopen the log file (after logrotate moved it; SIGHUP). 0 or -errno. */
 int log_reopen(void);
+/* Non-zero when a syslog daemon listens on _PATH_LOG (/dev/log). */
+int log_syslog_reachable(void);
 /* Non-zero when -d asked for debug lines. */
 int log_debug_enabled(void);
 /* Keep stderr lines back until log_release (a failed mount then prints one line). */

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -66,6 +68,30 @@ void log_open(int debug, int foreground)
 	if (log_syslog)
 		openlog("codesrcfs", LOG_PID, LOG_DAEMON);
 	pthread_mutex_unlock(&log_lock);
+}
+
+/* syslog(3) drops lines silently when nothing listens, so ask the socket as it would:
+ * datagram first, then stream. */
+int log_syslog_reachable(void)
+{
+	static const int types[] = {SOCK_DGRAM, SOCK_STREAM};
+	struct sockaddr_un sa = {.sun_family = AF_UNIX, .sun_path = _PATH_LOG};
+
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+		int fd = socket(AF_UNIX, types[i] | SOCK_CLOEXEC, 0);
+		int r, err;
+
+		if (fd < 0)
+			return 0;
+		r = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+		err = errno;
+		close(fd);
+		if (r == 0)
+			return 1;
+		if (err != EPROTOTYPE)
+			return 0;
+	}
+	return 0;
 }
 
 int log_debug_enabled(void)
