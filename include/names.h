@@ -25,4 +25,7 @@ int names_id_cmp(const char *a, const char *b);
  * may be NULL) count as taken. 0 or -ENOMEM. */
 int names_assign(struct names_entry *e, size_t n, const char *const *reserved);
 
+/* Names this thread's names_assign calls looked up so far: a measure of their work. */
+unsigned long names_probes(void);
+
 #endif
