@@ -683,6 +683,30 @@ static int cfg_apply_env(struct config *c, char *err, size_t errlen)
 	return 0;
 }
 
+/* Every copy of name in the environment, removed, then wiped where it lay: the initial
+ * environment is what /proc/<pid>/environ shows and what a child would inherit. */
+static void cfg_env_clear(const char *name)
+{
+	size_t len = strlen(name), n = 0;
+	char *found[8];
+
+	for (char **e = environ; *e && n < sizeof(found) / sizeof(found[0]); e++)
+		if (!strncmp(*e, name, len) && (*e)[len] == '=')
+			found[n++] = *e;
+	unsetenv(name);
+	while (n--)
+		explicit_bzero(found[n], strlen(found[n]));
+}
+
+void config_clear_env(void)
+{
+	for (size_t i = 0; i < CFG_NENVS; i++)
+		for (size_t j = 0; j < sizeof(cfg_envs[i].vars) / sizeof(cfg_envs[i].vars[0]) &&
+				   cfg_envs[i].vars[j];
+		     j++)
+			cfg_env_clear(cfg_envs[i].vars[j]);
+}
+
 /* ---- defaults and final checks ---- */
 
 static int cfg_region_ok(const char *r)
