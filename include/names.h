@@ -1,4 +1,4 @@
-/* names: turn cloud display names into safe, unique directory entry names (DESIGN §1). */
+/* names: safe, unique directory entry names from display names (docs/design.md §1). */
 #ifndef CODESRCFS_NAMES_H
 #define CODESRCFS_NAMES_H
 

@@ -1,4 +1,4 @@
-/* names: safe, unique directory entry names from cloud display names (DESIGN §1).
+/* names: safe, unique directory entry names from cloud display names (docs/design.md §1).
  *
  * Entries are named in age order (oldest first), so an entry's name depends only on
  * entries older than it: adding a newer entry never renames an existing one. */

@@ -1,4 +1,4 @@
-/* names: every rule of DESIGN §1 for entry names. */
+/* names: every rule of docs/design.md §1 for entry names. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
