@@ -289,9 +289,10 @@ static int pick_repeated(struct name_set *set, const char *base, const char *suf
 	return 0;
 }
 
-/* Last resort when no number of "~<id>" copies fits or all are taken (an id of 234 bytes or
- * more, or a long name whose every cut is taken): base cut, "~<id>" cut to 234 bytes, then
- * "~<n>" for n = 2, 3, … Terminates: the set is finite. 0 or -ENOMEM. */
+/* Last resort when no copy of "~<id>" fits or all are taken (an id of 255 bytes or more,
+ * or a long name whose every cut is taken): base cut, "~<id>" cut to 234 bytes, then "~<n>"
+ * for n = 2, 3, … so that the whole fits 255 bytes. Terminates: the set is finite. 0 or
+ * -ENOMEM. */
 static int pick_counted(struct name_set *set, const char *base, const char *suf, size_t suflen,
 			char *out, size_t *len)
 {
