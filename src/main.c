@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -356,8 +357,16 @@ static int load_config(struct mount *m, const struct cli *cli)
 
 	r = config_load_profile(&m->conf, path, cli->config != NULL, cli->profile, err,
 				sizeof(err));
+	/* From here on the credentials live in m->conf alone: no child inherits them. */
+	config_clear_env();
 	if (r < 0)
 		fprintf(stderr, "codesrcfs: %s\n", err[0] ? err : "cannot read the configuration");
+	for (int k = 0; r == 0 && k < PROV_COUNT; k++)
+		if (log_add_secret(m->conf.prov[k].secret) < 0 ||
+		    log_add_secret(m->conf.prov[k].token) < 0) {
+			fprintf(stderr, "codesrcfs: out of memory\n");
+			r = -ENOMEM;
+		}
 	free(path);
 	return r;
 }
@@ -400,6 +409,11 @@ static int setup(struct mount *m, struct fuse_args *args, struct cli *cli,
 	struct settings s;
 	struct tree_opts to = {0};
 
+	if (cli->show_secrets && cli->allow_other) {
+		fprintf(stderr, "codesrcfs: show_secrets with allow_other would show every "
+				"credential in meta.json to every user of this machine: refused\n");
+		return -EINVAL;
+	}
 	if (parse_settings(cli, &s) < 0 || mountpoint_check(fo->mountpoint, cli->nonempty) < 0 ||
 	    resolve_cafile(cli) < 0 || load_config(m, cli) < 0 || open_providers(m, &s, cli) < 0)
 		return -EINVAL;
@@ -504,6 +518,8 @@ int main(int argc, char *argv[])
 	sigset_t hup;
 	int ret = 1;
 
+	/* No core dump and no ptrace by the same user: the memory holds the credentials. */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	/* Blocked before any thread exists, so every thread inherits the mask. */
 	sigemptyset(&hup);
 	sigaddset(&hup, SIGHUP);
@@ -554,5 +570,6 @@ out:
 	free(cli.logfile);
 	free(cli.cafile);
 	fuse_opt_free_args(&args);
+	log_forget_secrets();
 	return ret;
 }
