@@ -7,7 +7,8 @@
 
 #include <stddef.h>
 
-#define HTTP_MAX_FIELDS 32
+#define HTTP_MAX_FIELDS	     32	 /* query parameters and request headers */
+#define HTTP_MAX_RESP_FIELDS 128 /* response header fields; an answer with more fails */
 
 struct http_field {
 	char *name;
@@ -18,7 +19,7 @@ struct http_response {
 	long status; /* 0 when no answer arrived */
 	char *body;  /* NUL-terminated, len bytes */
 	size_t len;
-	struct http_field headers[HTTP_MAX_FIELDS]; /* names lower-cased; extras dropped */
+	struct http_field headers[HTTP_MAX_RESP_FIELDS]; /* names lower-cased */
 	size_t nheaders;
 };
 

@@ -65,6 +65,7 @@ struct http_xfer {
 	size_t max_body;
 	size_t cap;
 	int too_big;
+	int too_many; /* more header fields than a response holds */
 	int nomem;
 	CURL *easy;		    /* engine thread only */
 	enum http_xfer_state state; /* under h->lock */
@@ -188,8 +189,13 @@ static size_t http_on_header(char *buf, size_t size, size_t nmemb, void *ud)
 		return total;
 	}
 	colon = memchr(buf, ':', len);
-	if (!colon || colon == buf || http_is_space(buf[0]) || r->nheaders >= HTTP_MAX_FIELDS)
+	if (!colon || colon == buf || http_is_space(buf[0]))
 		return total;
+	/* Dropping fields past the last slot could drop the one a provider pages by. */
+	if (r->nheaders >= HTTP_MAX_RESP_FIELDS) {
+		x->too_many = 1;
+		return 0;
+	}
 	nlen = (size_t)(colon - buf);
 	while (nlen && http_is_space(buf[nlen - 1]))
 		nlen--;
@@ -676,6 +682,9 @@ static void http_judge(struct http *h, const struct http_request *req, struct ht
 	} else if (x->nomem || x->code == CURLE_OUT_OF_MEMORY) {
 		o->rc = -ENOMEM;
 		snprintf(o->text, sizeof(o->text), "%s: out of memory", req->host);
+	} else if (x->too_many) {
+		snprintf(o->text, sizeof(o->text), "%s: answer with more than %d header fields",
+			 req->host, HTTP_MAX_RESP_FIELDS);
 	} else if (x->too_big) {
 		o->rc = -EFBIG;
 		snprintf(o->text, sizeof(o->text), "%s: answer larger than %zu bytes", req->host,
@@ -755,6 +764,8 @@ static long http_retry_after_ms(const struct http_response *resp)
 
 	if (!v || !*v)
 		return -1;
+	while (v[0] == '0' && v[1] >= '0' && v[1] <= '9')
+		v++; /* "0003" is three seconds, not a number too long to read */
 	for (p = v; *p >= '0' && *p <= '9'; p++)
 		;
 	if (!*p) {

@@ -140,7 +140,7 @@ static void send_body(int fd, const struct step *st, size_t len)
 /* Act out one step; 0 to keep the connection, -1 to close it. */
 static int play(int fd, const struct step *st)
 {
-	char head[1024];
+	char head[8192]; /* room for an answer with many header fields */
 	size_t blen = st->body_len ? st->body_len : (st->body ? strlen(st->body) : 0);
 	struct pollfd pfd = {.fd = fd, .events = POLLIN};
 
@@ -402,6 +402,45 @@ static void test_429_retry_after_60_stops(void **state)
 	assert_int_equal(resp.status, 429);
 	assert_int_equal(server_nreq(), 1);
 	assert_true(now_ms() - t0 < 1000);
+	http_resp_free(&resp);
+	http_free(h);
+}
+
+/* Leading zeros do not make a Retry-After long: "0000000000001" is one second. */
+static void test_retry_after_leading_zeros(void **state)
+{
+	static const struct step s[] = {
+	    {STEP_ANSWER, 429, "Retry-After: 0000000000001\r\n", "slow", 0},
+	    {STEP_ANSWER, 200, NULL, "ok", 0}};
+	struct http *h = client(2, 2, 0);
+	struct http_response resp;
+
+	(void)state;
+	server_script(2, s);
+	assert_int_equal(get(h, &resp), 0);
+	assert_int_equal(resp.status, 200);
+	assert_int_equal(server_nreq(), 2);
+	http_resp_free(&resp);
+	http_free(h);
+}
+
+/* An answer with more header fields than a response holds fails whole: keeping the first
+ * ones would silently lose a paging header that came after them. */
+static void test_too_many_header_fields_fail_the_answer(void **state)
+{
+	static char many[HTTP_MAX_RESP_FIELDS * 24 + 64];
+	static struct step s[] = {{STEP_ANSWER, 200, many, "[]", 0}};
+	struct http *h = client(2, 0, 0);
+	struct http_response resp;
+	size_t len = 0;
+
+	(void)state;
+	for (int i = 0; i < HTTP_MAX_RESP_FIELDS; i++)
+		len += (size_t)snprintf(many + len, sizeof(many) - len, "X-Junk-%d: v\r\n", i);
+	snprintf(many + len, sizeof(many) - len, "X-Next-Page: 2\r\n");
+	server_script(1, s);
+	assert_int_equal(get(h, &resp), -EIO);
+	assert_non_null(strstr(http_last_error(), "header fields"));
 	http_resp_free(&resp);
 	http_free(h);
 }
@@ -1138,6 +1177,8 @@ int main(void)
 	    cmocka_unit_test(test_429_retry_after_1),
 	    cmocka_unit_test(test_429_retry_after_60_stops),
 	    cmocka_unit_test(test_retry_after_date),
+	    cmocka_unit_test(test_retry_after_leading_zeros),
+	    cmocka_unit_test(test_too_many_header_fields_fail_the_answer),
 	    cmocka_unit_test(test_4xx_not_retried),
 	    cmocka_unit_test(test_closed_then_200),
 	    cmocka_unit_test(test_short_body_then_200),
