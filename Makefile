@@ -12,13 +12,15 @@ SANITIZE  ?=
 PYTHON    := /usr/bin/python3
 
 CFLAGS    ?= -O2 -g
-ALL_CFLAGS = $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror -Wshadow -Iinclude \
+ALL_CFLAGS = $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror -Wshadow -Iinclude -Isrc \
 	     $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
 	     -DCODESRCFS_VERSION=\"$(VERSION)\" $(SANITIZE)
 ALL_LDFLAGS = $(LDFLAGS) $(SANITIZE)
 LDLIBS    += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 
-SRC       := $(wildcard src/*.c)
+# src/providers/: one file per cloud, and the table of them (docs/hacking.md).
+SRC       := $(wildcard src/*.c src/providers/*.c)
+HDR       := $(wildcard include/*.h src/*.h src/providers/*.h)
 OBJ       := $(SRC:src/%.c=$(BUILD)/obj/%.o)
 LIB_OBJ   := $(filter-out $(BUILD)/obj/main.o,$(OBJ))
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
@@ -39,13 +41,14 @@ all: $(BUILD)/codesrcfs
 $(BUILD)/codesrcfs: $(OBJ)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/obj/%.o: src/%.c $(wildcard include/*.h) | $(BUILD)/obj
+$(BUILD)/obj/%.o: src/%.c $(HDR)
+	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-$(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJ) | $(BUILD)/tests
+$(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJ) $(HDR) | $(BUILD)/tests
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS) -lcmocka
 
-$(BUILD)/obj $(BUILD)/tests:
+$(BUILD)/tests:
 	mkdir -p $@
 
 unit: $(UNIT_BIN)
@@ -120,14 +123,12 @@ FUZZ_NAMES   := $(FUZZ_SRC:tests/fuzz/%.c=%)
 FUZZ_BIN     := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/%)
 FUZZ_LIB_OBJ := $(filter-out %/main.o,$(SRC:src/%.c=$(FUZZ_BUILD)/obj/%.o))
 
-$(FUZZ_BUILD)/obj/%.o: src/%.c $(wildcard include/*.h) | $(FUZZ_BUILD)/obj
+$(FUZZ_BUILD)/obj/%.o: src/%.c $(HDR)
+	@mkdir -p $(@D)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 
-$(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_LIB_OBJ)
+$(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_LIB_OBJ) $(HDR)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB_OBJ) $(LDLIBS)
-
-$(FUZZ_BUILD)/obj:
-	mkdir -p $@
 
 # Reached only through the pattern rule above, so make would delete them after each link.
 .SECONDARY: $(FUZZ_LIB_OBJ)
