@@ -7,7 +7,7 @@
  *
  * Key ids (access_key_id, access_key) are not secrets: a file holding only those may be
  * readable by others. Secrets and STS tokens make the file private. */
-#define _GNU_SOURCE /* explicit_bzero, strcasecmp */
+#define _GNU_SOURCE /* asprintf, getline */
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
@@ -23,6 +23,7 @@
 
 #include "config.h"
 #include "credfile.h"
+#include "secret.h"
 
 #define CFG_MAX_LINE  8192
 #define CFG_MAX_VALUE 4096 /* STS tokens run to a couple of thousand bytes */
@@ -117,14 +118,6 @@ static int cfg_nomem(char *err, size_t errlen)
 {
 	cfg_fail(err, errlen, "out of memory");
 	return -ENOMEM;
-}
-
-static void cfg_wipe_free(char *s)
-{
-	if (s) {
-		explicit_bzero(s, strlen(s));
-		free(s);
-	}
 }
 
 /* ---- small string helpers ---- */
@@ -376,7 +369,7 @@ static int cfg_store(struct prov_conf *pc, enum cfg_field f, const char *value)
 	copy = *value ? strdup(value) : NULL;
 	if (*value && !copy)
 		return -ENOMEM;
-	cfg_wipe_free(*slot);
+	secret_free(*slot);
 	*slot = copy;
 	return 0;
 }
@@ -534,7 +527,7 @@ static int cfg_read_lines(struct cfg_parse *p, FILE *f)
 			/* A UTF-8 byte order mark is what some editors put first. */
 			rc = cfg_parse_line(
 			    p, p->line == 1 && !strncmp(line, "\xef\xbb\xbf", 3) ? line + 3 : line);
-		explicit_bzero(line, cap);
+		secret_wipe(line, cap);
 	}
 	if (!rc && ferror(f))
 		rc = cfg_fail(p->err, p->errlen, "%s: read error", p->path);
@@ -627,7 +620,7 @@ static void cfg_env_drop_token(struct config *c, const int from_env[PROV_COUNT])
 
 	for (k = 0; k < PROV_COUNT; k++)
 		if ((from_env[k] & 1) && !(from_env[k] & 2)) {
-			cfg_wipe_free(c->prov[k].token);
+			secret_free(c->prov[k].token);
 			c->prov[k].token = NULL;
 		}
 }
@@ -798,8 +791,8 @@ void config_free(struct config *c)
 		struct prov_conf *pc = &c->prov[k];
 
 		free(pc->key_id);
-		cfg_wipe_free(pc->secret);
-		cfg_wipe_free(pc->token);
+		secret_free(pc->secret);
+		secret_free(pc->token);
 		free(pc->region);
 		free(pc->endpoint);
 		cfg_scopes_free(pc);

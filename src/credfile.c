@@ -15,6 +15,7 @@
 #include <json-c/json.h>
 
 #include "credfile.h"
+#include "secret.h"
 
 #define CREDFILE_MAX (1 << 20)
 
@@ -81,7 +82,7 @@ static struct json_object *cred_read(const char *path, int *rc, char *err, size_
 	}
 out:
 	if (buf)
-		explicit_bzero(buf, (size_t)st.st_size);
+		secret_wipe(buf, (size_t)st.st_size);
 	free(buf);
 	close(fd);
 	return obj;

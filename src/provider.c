@@ -14,6 +14,7 @@
 
 #include "log.h"
 #include "provider.h"
+#include "secret.h"
 
 typedef struct provider *(*provider_ctor)(const struct prov_conf *, const struct provider_env *);
 
@@ -301,21 +302,14 @@ int provider_common_init(struct prov_common *c, const struct prov_conf *conf,
 	return 0;
 }
 
-static void free_secret(char *s)
-{
-	if (s)
-		explicit_bzero(s, strlen(s));
-	free(s);
-}
-
 void provider_common_free(struct prov_common *c)
 {
 	for (size_t i = 0; c->scopes && c->scopes[i]; i++)
 		free(c->scopes[i]);
 	free(c->scopes);
 	free(c->key_id);
-	free_secret(c->secret);
-	free_secret(c->token);
+	secret_free(c->secret);
+	secret_free(c->token);
 	free(c->region);
 	free(c->endpoint);
 	memset(c, 0, sizeof(*c));
