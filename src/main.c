@@ -180,7 +180,7 @@ static const char *check_failure(int err)
 struct mount {
 	struct config conf;
 	struct http *http;
-	struct provider *provs[PROV_COUNT];
+	struct provider **provs; /* one per cloud with credentials */
 	size_t nprovs;
 	struct tree *tree;
 	struct fs fs;
@@ -197,7 +197,8 @@ static int open_providers(struct mount *m, const struct settings *s, int show_se
 	    .user_agent = "codesrcfs/" CODESRCFS_VERSION,
 	};
 	struct provider_env env = {.show_secrets = show_secrets, .dir_ttl = s->dir_ttl};
-	char err[512];
+	char err[768];
+	int r;
 
 	m->http = http_new(&ho);
 	if (!m->http) {
@@ -205,20 +206,10 @@ static int open_providers(struct mount *m, const struct settings *s, int show_se
 		return -ENOMEM;
 	}
 	env.http = m->http;
-	for (int k = 0; k < PROV_COUNT; k++) {
-		struct provider *p;
-
-		if (!m->conf.prov[k].enabled)
-			continue;
-		err[0] = '\0';
-		p = provider_new(k, &m->conf.prov[k], &env, err, sizeof(err));
-		if (!p) {
-			fprintf(stderr, "codesrcfs: %s: %s\n", config_prov_name(k), err);
-			return -EINVAL;
-		}
-		m->provs[m->nprovs++] = p;
-	}
-	return 0;
+	r = provider_new_all(&m->conf, &env, &m->provs, &m->nprovs, err, sizeof(err));
+	if (r < 0)
+		fprintf(stderr, "codesrcfs: %s\n", err);
+	return r;
 }
 
 /* One cheap authenticated call per provider, as sshfs connects before it mounts. */
@@ -245,6 +236,7 @@ static void close_mount(struct mount *m)
 	tree_free(m->tree);
 	for (size_t i = 0; i < m->nprovs; i++)
 		m->provs[i]->ops->destroy(m->provs[i]);
+	free(m->provs);
 	http_free(m->http);
 	config_free(&m->conf);
 }

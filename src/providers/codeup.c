@@ -14,7 +14,7 @@
 #include <json-c/json.h>
 
 #include "log.h"
-#include "provider.h"
+#include "providers_i.h"
 
 #define CODEUP_PAGE	 100
 #define CODEUP_PAGE_S	 "100"
@@ -235,9 +235,10 @@ static int codeup_group_record(struct json_object *it, const char *org, int show
 	r.url = strdup(web ? web : "");
 	r.web_url = codeup_dup(web);
 	/* What listing the group takes besides its id: the organization and its full path. */
-	if (asprintf(&r.aux, "%s\n%s", org, full ? full : "") < 0)
-		r.aux = NULL;
-	if (!r.id || !r.name || !r.meta || !r.url || !r.aux || prov_page_add(out, &r) < 0) {
+	r.scope = strdup(org);
+	r.path = codeup_dup(full);
+	if (!r.id || !r.name || !r.meta || !r.url || !r.scope || (full && *full && !r.path) ||
+	    prov_page_add(out, &r) < 0) {
 		prov_record_free(&r);
 		return -ENOMEM;
 	}
@@ -277,11 +278,11 @@ static int codeup_repo_record(struct json_object *it, const char *org, int show_
 	r.url = codeup_dup(url);
 	r.branch = codeup_dup(branch);
 	r.incomplete = !r.url || !r.branch; /* GetRepository has them */
-	r.aux = strdup(org);
+	r.scope = strdup(org);
 	r.web_url = codeup_dup(provider_json_str(it, "webUrl", NULL));
 	r.ctime = provider_parse_time(provider_json_str(it, "createdAt", NULL));
 	r.mtime = provider_parse_time(mtime ? mtime : provider_json_str(it, "updatedAt", NULL));
-	if (!r.id || !r.name || !r.meta || !r.aux || prov_page_add(out, &r) < 0) {
+	if (!r.id || !r.name || !r.meta || !r.scope || prov_page_add(out, &r) < 0) {
 		prov_record_free(&r);
 		return -ENOMEM;
 	}
@@ -420,29 +421,20 @@ static int codeup_repos(struct codeup *cu, const char *org, const char *search,
 
 /* A directory's organization, full path (groups) and the id its sub-groups name as parent. */
 struct codeup_dir {
-	char *buf;
 	const char *org, *full, *gid;
 };
 
 static int codeup_dir_of(const struct prov_record *dir, struct codeup_dir *d)
 {
-	char *nl;
-
 	memset(d, 0, sizeof(*d));
 	if (dir->kind == CODEUP_ORG) {
 		d->org = dir->id;
 		return 0;
 	}
-	if (dir->kind != CODEUP_GROUP || !dir->aux)
+	if (dir->kind != CODEUP_GROUP || !dir->scope)
 		return -ENOTDIR;
-	d->buf = strdup(dir->aux);
-	if (!d->buf)
-		return -ENOMEM;
-	nl = strchr(d->buf, '\n');
-	if (nl)
-		*nl++ = '\0';
-	d->org = d->buf;
-	d->full = nl ? nl : "";
+	d->org = dir->scope;
+	d->full = dir->path ? dir->path : "";
 	d->gid = dir->id;
 	return 0;
 }
@@ -488,7 +480,6 @@ static int codeup_list_dir(struct codeup *cu, const struct prov_record *dir, con
 		r = codeup_add_repos(repos, d.org, d.gid ? d.full : NULL, d.gid, cu->c.show_secrets,
 				     out);
 	codeup_memo_drop(cu, repos);
-	free(d.buf);
 	out->total = (long)out->n;
 	out->page_size = 0;
 	out->last = 1;
@@ -565,9 +556,9 @@ static int codeup_complete(struct provider *base, struct prov_record *rec)
 	char *path = NULL;
 	int r = -EIO;
 
-	if (rec->kind != CODEUP_REPO || !rec->aux || !rec->id)
+	if (rec->kind != CODEUP_REPO || !rec->scope || !rec->id)
 		return -EIO;
-	path = codeup_path(rec->aux, "repositories", rec->id);
+	path = codeup_path(rec->scope, "repositories", rec->id);
 	if (!path)
 		goto out;
 	r = codeup_get(cu, "GetRepository", path, NULL, &resp);
@@ -653,17 +644,21 @@ int codeup_parse_repositories(const char *body, size_t len, const char *org, con
 	return r;
 }
 
-struct provider *codeup_new(const struct prov_conf *conf, const struct provider_env *env)
+static struct provider *codeup_new(const struct prov_conf *conf, const struct provider_env *env,
+				   char *why, size_t whylen)
 {
 	struct codeup *cu;
 
-	if (!conf->nscopes)
-		return NULL; /* Codeup has no call that lists organizations */
+	if (!conf->nscopes) {
+		snprintf(why, whylen,
+			 "[%s] organizations is required: Codeup has no call that lists them",
+			 conf->desc->name);
+		return NULL;
+	}
 	cu = calloc(1, sizeof(*cu));
 	if (!cu)
 		return NULL;
 	cu->base.ops = &codeup_ops;
-	cu->base.name = "codeup";
 	pthread_mutex_init(&cu->lock, NULL);
 	if (provider_common_init(&cu->c, conf, env) < 0 ||
 	    !(cu->memo = calloc(conf->nscopes, sizeof(*cu->memo)))) {
@@ -672,3 +667,17 @@ struct provider *codeup_new(const struct prov_conf *conf, const struct provider_
 	}
 	return &cu->base;
 }
+
+static const struct prov_key codeup_keys[] = {
+    {"token", PROV_SECRET, 1, {"CODEUP_TOKEN", "ALIBABA_CLOUD_YUNXIAO_ACCESS_TOKEN"}},
+    {"endpoint", PROV_ENDPOINT, 0, {NULL}},
+    {"organizations", PROV_SCOPES, 0, {"ALIBABA_CLOUD_YUNXIAO_ORGANIZATION_ID"}},
+    {NULL, 0, 0, {NULL}},
+};
+
+const struct prov_desc codeup_desc = {
+    .name = "codeup",
+    .keys = codeup_keys,
+    .endpoint = "https://openapi-rdc.aliyuncs.com",
+    .create = codeup_new,
+};
