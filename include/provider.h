@@ -31,6 +31,10 @@ struct prov_record {
 	unsigned incomplete : 1; /* call complete() before url/branch/meta are served */
 };
 
+/* One page of a listing. The tree takes an empty page for the end of a listing without a
+ * total, so a page that is not the last holds a record, if need be one without an id:
+ * the tree skips records without an id (Codeup's page whose entries all lie on later pages
+ * of its organization's list is such a page). */
 struct prov_page {
 	struct prov_record *recs;
 	size_t n, cap;
