@@ -29,12 +29,13 @@ ASAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-
 
 DEB_BUILD := gcc make pkg-config libfuse3-dev libcurl4-openssl-dev libjson-c-dev libssl-dev \
 	     uthash-dev libcmocka-dev
-DEB_TEST  := fuse3 python3 python3-pytest git clang libclang-rt-14-dev valgrind
+DEB_TEST  := fuse3 python3 python3-pytest git clang libclang-rt-14-dev valgrind clang-format
+DEB_FORMAT := clang-format
 DEB_DEMO  := fuse3 python3 git
 DEB_BENCH := fuse3 python3 httpdirfs rclone
 
 .PHONY: all unit integration check check-plain check-asan demo deps deps-test deps-demo deps-bench \
-	install uninstall clean format bench fuzz fuzz-short check-tsan check-valgrind
+	install uninstall clean format format-check bench fuzz fuzz-short check-tsan check-valgrind
 
 all: $(BUILD)/codesrcfs
 
@@ -64,7 +65,8 @@ check-plain: deps-test
 check-asan: deps-test
 	$(MAKE) BUILD=build/asan SANITIZE="$(ASAN)" CFLAGS="-O1 -g" all unit integration
 
-check: check-plain check-asan check-tsan fuzz-short
+# The style check comes first: it is the cheapest, and builds nothing.
+check: format-check check-plain check-asan check-tsan fuzz-short
 
 demo: deps-demo all
 	./contrib/demo.sh $(abspath $(BUILD)/codesrcfs)
@@ -104,8 +106,16 @@ uninstall:
 		$(DESTDIR)$(PREFIX)/share/codesrcfs/fstab.example
 	rmdir $(DESTDIR)$(PREFIX)/share/codesrcfs 2>/dev/null || true
 
+# Every C file, with the project's .clang-format (docs/hacking.md).
+FORMAT_SRC = $(wildcard src/*.c src/*.h src/providers/*.c src/providers/*.h include/*.h \
+	     tests/unit/*.c tests/fuzz/*.c)
+
 format:
-	clang-format -i src/*.c include/*.h tests/unit/*.c tests/fuzz/*.c
+	clang-format -i $(FORMAT_SRC)
+
+format-check:
+	@./contrib/deps.sh $(DEB_FORMAT)
+	clang-format --dry-run -Werror $(FORMAT_SRC)
 
 clean:
 	rm -rf build

@@ -374,8 +374,7 @@ static void codeup_memo_expire(struct codeup *cu, struct codeup_memo *m, int for
 		json_object_put(m->pages[k]);
 		m->pages[k] = NULL;
 	}
-	HASH_ITER(hh, m->lanes, l, tmp)
-	{
+	HASH_ITER(hh, m->lanes, l, tmp) {
 		HASH_DEL(m->lanes, l);
 		free(l);
 	}
@@ -697,7 +696,7 @@ static int codeup_merge(struct prov_record *rec, struct json_object *got, int sh
 	if (!item)
 		return -ENOMEM;
 	json_object_object_foreach(got, key, val)
-	    json_object_object_add(item, key, json_object_get(val));
+		json_object_object_add(item, key, json_object_get(val));
 	meta = provider_meta_json(item, show_secrets);
 	url = provider_json_str(item, "httpUrlToRepo", NULL);
 	branch = provider_json_str(item, "defaultBranch", NULL);
