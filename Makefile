@@ -29,10 +29,12 @@ ASAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-
 
 DEB_BUILD := gcc make pkg-config libfuse3-dev libcurl4-openssl-dev libjson-c-dev libssl-dev \
 	     uthash-dev libcmocka-dev
-DEB_TEST  := fuse3 python3 python3-pytest git clang libclang-rt-14-dev valgrind clang-format
+DEB_TEST  := fuse3 python3 python3-pytest git clang libclang-rt-14-dev valgrind openssl \
+	     tinyproxy nghttp2-proxy clang-format
 DEB_FORMAT := clang-format
 DEB_DEMO  := fuse3 python3 git
 DEB_BENCH := fuse3 python3 httpdirfs rclone
+DEB_DEB   := build-essential dpkg-dev debhelper lintian
 
 .PHONY: all unit integration check check-plain check-asan demo deps deps-test deps-demo deps-bench \
 	install uninstall clean format format-check bench fuzz fuzz-short check-tsan check-valgrind
@@ -57,7 +59,8 @@ unit: $(UNIT_BIN)
 
 integration: $(BUILD)/codesrcfs
 	CODESRCFS_BIN=$(abspath $(BUILD)/codesrcfs) $(PYTHON) -m pytest -q -p no:cacheprovider \
-		--ignore=tests/integration/test_valgrind.py tests/integration
+		--ignore=tests/integration/test_valgrind.py \
+		--ignore=tests/integration/test_deb_package.py tests/integration
 
 check-plain: deps-test
 	$(MAKE) all unit integration
@@ -190,3 +193,19 @@ check-valgrind: deps-test
 	CODESRCFS_BIN=$(abspath build/valgrind/codesrcfs) CODESRCFS_VALGRIND=1 \
 		CODESRCFS_WRAPPER="$(VALGRIND)" $(PYTHON) -m pytest -q -p no:cacheprovider \
 		tests/integration/test_valgrind.py
+
+# ---- Debian package ---------------------------------------------------------------------
+# `make deb` builds build/deb/codesrcfs_$(VERSION)_<arch>.deb (debian/: dh over this
+# Makefile's install target) from a copy of the tree and runs lintian on it; `make
+# check-deb` builds it, installs it with apt-get in a throwaway overlay of /usr, /etc and
+# /var, mounts through mount(8) from the installed files and removes it (as root).
+.PHONY: deb deps-deb check-deb
+
+deps-deb:
+	@./contrib/deps.sh $(DEB_BUILD) $(DEB_DEB)
+
+deb: deps-deb
+	./contrib/build-deb.sh $(VERSION) build/deb
+
+check-deb: deps-deb deps-test
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration/test_deb_package.py

@@ -15,6 +15,11 @@ static int log_debug;
 static int log_syslog;
 static FILE *log_file;
 static char *log_path;
+static int log_holding;
+static char *log_held; /* lines kept back by log_hold, or NULL */
+static size_t log_held_len;
+
+#define LOG_HELD_MAX (64 * 1024)
 
 static int log_open_file_locked(void)
 {
@@ -91,6 +96,37 @@ static const char *log_level_name(int prio)
 	}
 }
 
+void log_hold(void)
+{
+	pthread_mutex_lock(&log_lock);
+	log_holding = 1;
+	pthread_mutex_unlock(&log_lock);
+}
+
+void log_release(int print)
+{
+	pthread_mutex_lock(&log_lock);
+	if (print && log_held)
+		fputs(log_held, stderr);
+	free(log_held);
+	log_held = NULL;
+	log_held_len = 0;
+	log_holding = 0;
+	pthread_mutex_unlock(&log_lock);
+}
+
+/* Append one stderr line to what is kept back (lock held); past the cap, lines are lost. */
+static void log_keep(const char *level, const char *line)
+{
+	size_t n = strlen("codesrcfs: : \n") + strlen(level) + strlen(line) + 1;
+	char *p;
+
+	if (log_held_len + n > LOG_HELD_MAX || !(p = realloc(log_held, log_held_len + n)))
+		return;
+	log_held = p;
+	log_held_len += (size_t)snprintf(p + log_held_len, n, "codesrcfs: %s: %s\n", level, line);
+}
+
 void log_msg(int prio, const char *fmt, ...)
 {
 	char line[1024];
@@ -114,6 +150,8 @@ void log_msg(int prio, const char *fmt, ...)
 			log_level_name(prio), line);
 	} else if (log_syslog)
 		syslog(prio, "%s", line);
+	else if (log_holding)
+		log_keep(log_level_name(prio), line);
 	else
 		fprintf(stderr, "codesrcfs: %s: %s\n", log_level_name(prio), line);
 	pthread_mutex_unlock(&log_lock);

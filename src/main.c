@@ -26,7 +26,7 @@
 struct cli {
 	char *config;
 	char *dir_ttl, *attr_ttl, *neg_ttl, *timeout, *retries, *parallel;
-	char *profile, *logfile;
+	char *profile, *logfile, *cafile;
 	int delay_connect;
 	int allow_other;
 	int show_secrets;
@@ -49,6 +49,7 @@ static const struct fuse_opt cli_opts[] = {
     CLI_OPT("parallel=%s", parallel),
     CLI_OPT("profile=%s", profile),
     CLI_OPT("logfile=%s", logfile),
+    CLI_OPT("cafile=%s", cafile),
     FUSE_OPT_KEY("allow_other", 1),
     CLI_OPT("delay_connect", delay_connect),
     CLI_OPT("show_secrets", show_secrets),
@@ -117,6 +118,8 @@ static void usage(const char *prog)
 	       "    -o show_secrets      do not redact credential fields in meta.json\n"
 	       "    -o profile=NAME      profile of ~/.aliyun/config.json to use for pai\n"
 	       "    -o logfile=PATH      append log lines to PATH (reopened on SIGHUP)\n"
+	       "    -o cafile=PATH       PEM bundle of the certificate authorities to trust\n"
+	       "                         for https:// (default: the system's)\n"
 	       "    -f                   stay in the foreground\n"
 	       "    -d                   debug output (implies -f)\n\n"
 	       "Credentials come from the configuration file and the environment\n"
@@ -188,15 +191,17 @@ struct mount {
 	int signals_set; /* libfuse complains when asked to remove handlers it never set */
 };
 
-static int open_providers(struct mount *m, const struct settings *s, int show_secrets)
+static int open_providers(struct mount *m, const struct settings *s, const struct cli *cli)
 {
 	struct http_opts ho = {
 	    .timeout_s = s->timeout,
 	    .retries = (int)s->retries,
 	    .max_body = MAX_BODY,
 	    .user_agent = "codesrcfs/" CODESRCFS_VERSION,
+	    .max_host_conns = (int)s->parallel,
+	    .cafile = cli->cafile,
 	};
-	struct provider_env env = {.show_secrets = show_secrets, .dir_ttl = s->dir_ttl};
+	struct provider_env env = {.show_secrets = cli->show_secrets, .dir_ttl = s->dir_ttl};
 	char err[768];
 	int r;
 
@@ -212,15 +217,24 @@ static int open_providers(struct mount *m, const struct settings *s, int show_se
 	return r;
 }
 
-/* One cheap authenticated call per provider, as sshfs connects before it mounts. */
-static int check_providers(struct mount *m)
+/* One cheap authenticated call per provider, as sshfs connects before it mounts. When no
+ * answer came, the one line names the host and the transport's reason, and what was
+ * logged on the way (retries) is dropped; -d shows everything. */
+static int check_providers(struct mount *m, int debug)
 {
 	for (size_t i = 0; i < m->nprovs; i++) {
-		int r = m->provs[i]->ops->check(m->provs[i]);
+		const char *net;
+		int r;
 
+		if (!debug)
+			log_hold();
+		r = m->provs[i]->ops->check(m->provs[i]);
+		net = r < 0 ? http_last_error() : "";
+		if (!debug)
+			log_release(!*net);
 		if (r < 0) {
 			fprintf(stderr, "codesrcfs: %s: cannot mount: %s\n", m->provs[i]->name,
-				check_failure(r));
+				*net ? net : check_failure(r));
 			return r;
 		}
 	}
@@ -312,6 +326,24 @@ static int check_mountpoint(const char *mp)
 	return 0;
 }
 
+/* cafile= as an absolute path, so the daemon still finds it after leaving the directory. */
+static int resolve_cafile(struct cli *cli)
+{
+	char *abs;
+
+	if (!cli->cafile)
+		return 0;
+	abs = realpath(cli->cafile, NULL);
+	if (!abs || access(abs, R_OK) < 0) {
+		fprintf(stderr, "codesrcfs: cafile=%s: %s\n", cli->cafile, strerror(errno));
+		free(abs);
+		return -EINVAL;
+	}
+	free(cli->cafile);
+	cli->cafile = abs;
+	return 0;
+}
+
 static int load_config(struct mount *m, const struct cli *cli)
 {
 	char err[1024] = "";
@@ -326,14 +358,14 @@ static int load_config(struct mount *m, const struct cli *cli)
 	return r;
 }
 
-static int setup(struct mount *m, struct fuse_args *args, const struct cli *cli,
+static int setup(struct mount *m, struct fuse_args *args, struct cli *cli,
 		 const struct fuse_cmdline_opts *fo)
 {
 	struct settings s;
 	struct tree_opts to = {0};
 
 	if (parse_settings(cli, &s) < 0 || check_mountpoint(fo->mountpoint) < 0 ||
-	    load_config(m, cli) < 0 || open_providers(m, &s, cli->show_secrets) < 0)
+	    resolve_cafile(cli) < 0 || load_config(m, cli) < 0 || open_providers(m, &s, cli) < 0)
 		return -EINVAL;
 	to.dir_ttl = s.dir_ttl;
 	to.attr_ttl = s.attr_ttl;
@@ -358,7 +390,7 @@ static int setup(struct mount *m, struct fuse_args *args, const struct cli *cli,
 	if (cli->allow_other)
 		log_msg(LOG_WARNING, "allow_other: every user of this machine can read what these "
 				     "credentials can list");
-	if (!cli->delay_connect && check_providers(m) < 0)
+	if (!cli->delay_connect && check_providers(m, fo->debug) < 0)
 		return -EACCES;
 	/* Before the mount shows: whoever sees it may stop us at once, and a default
 	 * SIGTERM would leave the mount point dead. */
@@ -404,6 +436,8 @@ int main(int argc, char *argv[])
 	}
 	if (setup(&m, &args, &cli, &fo) < 0)
 		goto out;
+	/* Its engine thread would not survive the fork; its connections do. */
+	http_pause(m.http);
 	if (fuse_daemonize(fo.foreground) != 0)
 		goto unmount;
 	log_open(fo.debug, fo.foreground);
@@ -423,6 +457,7 @@ out:
 	free(cli.parallel);
 	free(cli.profile);
 	free(cli.logfile);
+	free(cli.cafile);
 	fuse_opt_free_args(&args);
 	return ret;
 }
