@@ -5,6 +5,8 @@
 
 #include <stddef.h>
 
+#include <sys/stat.h>
+
 #include "config.h"
 
 /* The aliyun CLI's ~/.aliyun/config.json, profile `profile` (its current one when NULL),
@@ -13,5 +15,9 @@
 int credfile_aliyun(struct prov_conf *pc, const char *profile, char *err, size_t errlen);
 /* The Volcengine SDKs' ~/.volc/config for pc without a key; profile is not used. */
 int credfile_volc(struct prov_conf *pc, const char *profile, char *err, size_t errlen);
+
+/* 0 when the file path (stat st) belongs to the user or root and no one else can write it;
+ * else -EINVAL and one line in err naming the file and what to fix. */
+int credfile_trusted(const char *path, const struct stat *st, char *err, size_t errlen);
 
 #endif

@@ -6,8 +6,10 @@
  * key name (a stray secret on a line of its own must not end up on stderr).
  *
  * Key ids (access_key_id, access_key) are not secrets: a file holding only those may be
- * readable by others. Secrets and STS tokens make the file private. */
-#define _GNU_SOURCE /* asprintf, getline */
+ * readable by others. Secrets and STS tokens make the file private. Whatever it holds, the
+ * file must be the user's (or root's) and writable by no one else: an endpoint is where
+ * the credentials go. */
+#define _GNU_SOURCE /* asprintf, environ, strcasecmp */
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
@@ -23,6 +25,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "credfile.h"
 #include "provider.h"
 #include "secret.h"
 
@@ -272,6 +275,9 @@ static int cfg_scope_add(struct prov_conf *pc, const char *s, size_t len)
 
 	if (len > CFG_MAX_SCOPE)
 		return -E2BIG;
+	/* A path segment "." or ".." would leave the organization's URL. */
+	if ((len == 1 || len == 2) && !strncmp(s, "..", len))
+		return -EINVAL;
 	for (i = 0; i < pc->nscopes; i++)
 		if (strlen(pc->scopes[i]) == len && !memcmp(pc->scopes[i], s, len))
 			return 0; /* listed twice: one directory */
@@ -395,11 +401,20 @@ static int cfg_unknown_key(struct cfg_parse *p, const char *name)
 			name, cfg_section(p));
 }
 
-static int cfg_bad_value(struct cfg_parse *p, const char *name, int rc)
+/* Why a value was refused: cfg_value_check's or cfg_store's error. */
+static const char *cfg_why(int rc, enum prov_field f)
+{
+	if (rc == -E2BIG)
+		return f == PROV_SCOPES ? "holds an id that is too long" : "is too long";
+	if (rc == -EINVAL && f == PROV_SCOPES)
+		return "lists '.' or '..', which is no id";
+	return "contains control characters";
+}
+
+static int cfg_bad_value(struct cfg_parse *p, const char *name, int rc, enum prov_field f)
 {
 	return cfg_fail(p->err, p->errlen, "%s:%lu: value of '%s' in [%s] %s", p->path, p->line,
-			name, cfg_section(p),
-			rc == -E2BIG ? "is too long" : "contains control characters");
+			name, cfg_section(p), cfg_why(rc, f));
 }
 
 static int cfg_endpoint_value(struct cfg_parse *p, const char *v)
@@ -451,11 +466,14 @@ static int cfg_parse_key(struct cfg_parse *p, char *line, char *eq)
 	key = &p->c->prov[p->section].desc->keys[i];
 	rc = cfg_value_check(value, key->field);
 	if (rc)
-		return cfg_bad_value(p, name, rc);
+		return cfg_bad_value(p, name, rc, key->field);
 	if (key->field == PROV_ENDPOINT && (rc = cfg_endpoint_value(p, value)))
 		return rc;
-	if (cfg_store(&p->c->prov[p->section], key->field, value))
+	rc = cfg_store(&p->c->prov[p->section], key->field, value);
+	if (rc == -ENOMEM)
 		return cfg_nomem(p->err, p->errlen);
+	if (rc)
+		return cfg_bad_value(p, name, rc, key->field);
 	p->has_secret |= key->secret && *value;
 	return 0;
 }
@@ -550,6 +568,11 @@ static int cfg_read_file(struct config *c, const char *path, int explicit, char 
 	rc = cfg_open(path, explicit, &fd, &st, err, errlen);
 	if (rc)
 		return rc > 0 ? 0 : rc;
+	rc = credfile_trusted(path, &st, err, errlen);
+	if (rc) {
+		close(fd);
+		return rc;
+	}
 	f = fdopen(fd, "r");
 	p.seen = calloc(c->nprov + 1, sizeof(*p.seen));
 	if (!f || !p.seen) {
@@ -599,13 +622,15 @@ static int cfg_env_key(struct prov_conf *pc, const struct prov_key *key, int *fr
 	if (!v)
 		return 0;
 	rc = cfg_value_check(v, key->field);
+	if (!rc && key->field == PROV_ENDPOINT && config_check_endpoint(v, why, sizeof(why)))
+		return cfg_fail(err, errlen, "environment variable %s: %s", which, why);
+	if (!rc)
+		rc = cfg_store(pc, key->field, v);
+	if (rc == -ENOMEM)
+		return cfg_nomem(err, errlen);
 	if (rc)
 		return cfg_fail(err, errlen, "environment variable %s %s", which,
-				rc == -E2BIG ? "is too long" : "contains control characters");
-	if (key->field == PROV_ENDPOINT && config_check_endpoint(v, why, sizeof(why)))
-		return cfg_fail(err, errlen, "environment variable %s: %s", which, why);
-	if (cfg_store(pc, key->field, v))
-		return cfg_nomem(err, errlen);
+				cfg_why(rc, key->field));
 	if (key->field == PROV_KEY_ID || key->field == PROV_SECRET)
 		*from_env |= 1;
 	if (key->field == PROV_TOKEN)
@@ -649,6 +674,30 @@ static int cfg_credfiles(struct config *c, const char *profile, char *err, size_
 			return rc;
 	}
 	return 0;
+}
+
+/* Every copy of name in the environment, removed, then wiped where it lay: the initial
+ * environment is what /proc/<pid>/environ shows and what a child would inherit. */
+static void cfg_env_clear(const char *name)
+{
+	size_t len = strlen(name), n = 0;
+	char *found[8];
+
+	for (char **e = environ; *e && n < sizeof(found) / sizeof(found[0]); e++)
+		if (!strncmp(*e, name, len) && (*e)[len] == '=')
+			found[n++] = *e;
+	unsetenv(name);
+	while (n--)
+		secret_wipe(found[n], strlen(found[n]));
+}
+
+void config_clear_env(void)
+{
+	for (size_t k = 0; providers[k]; k++)
+		for (const struct prov_key *key = providers[k]->keys; key->name; key++)
+			for (size_t j = 0;
+			     j < sizeof(key->env) / sizeof(key->env[0]) && key->env[j]; j++)
+				cfg_env_clear(key->env[j]);
 }
 
 /* ---- defaults and final checks ---- */

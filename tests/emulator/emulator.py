@@ -426,7 +426,7 @@ def normalize(data):
 DEFAULT_KNOBS = {"latency_ms": 0, "fail_5xx": 0.0, "throttle": 0.0, "retry_after": 1,
                  "reset": 0.0, "truncate": 0.0, "malformed": 0.0, "stall": 0.0, "stall_s": 30,
                  "down": False, "max_page_size": 100, "codeup_headers": True,
-                 "codeup_list_full": True, "mutate": None}
+                 "codeup_list_full": True, "mutate": None, "error_message": None}
 FAULT_KNOBS = ("fail_5xx", "throttle", "reset", "truncate", "malformed", "stall")
 
 
@@ -451,6 +451,9 @@ def check_knobs(new):
         elif k == "mutate":
             if v is not None and not isinstance(v, dict):
                 raise ValueError("mutate is an object or null")
+        elif k == "error_message":
+            if v is not None and not isinstance(v, str):
+                raise ValueError("error_message is a string or null")
         elif not isinstance(v, bool):
             raise ValueError(f"{k} is true or false")
         out[k] = v
@@ -1268,6 +1271,8 @@ class Handler(BaseHTTPRequestHandler):
             body, extra = provider.answer_ok(body, action, rid)
         except ApiError as e:
             status = e.status
+            if knobs["error_message"] is not None:  # what a server that echoes input says
+                e.message = knobs["error_message"]
             body, extra = provider.answer_error(e, action, req, rid)
             headers = e.headers
         if self.server.verbose:
@@ -1436,7 +1441,7 @@ def parse_args(argv):
     p.add_argument("--seed", type=int, default=1, help="seeds data generation and faults")
     p.add_argument("--config", metavar="JSON", help="initial knobs, as for POST /_emu/config")
     for knob, default in DEFAULT_KNOBS.items():
-        if knob == "mutate":
+        if knob in ("mutate", "error_message"):  # set through --config or POST
             continue
         flag = "--" + knob.replace("_", "-")
         if isinstance(default, bool):
