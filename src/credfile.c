@@ -16,6 +16,8 @@
 #include <json-c/json.h>
 
 #include "credfile.h"
+#include "provider.h"
+#include "secret.h"
 
 #define CREDFILE_MAX (1 << 20)
 
@@ -101,7 +103,7 @@ static struct json_object *cred_read(const char *path, int *rc, char *err, size_
 	}
 out:
 	if (buf)
-		explicit_bzero(buf, (size_t)st.st_size);
+		secret_wipe(buf, (size_t)st.st_size);
 	free(buf);
 	close(fd);
 	return obj;
@@ -209,22 +211,24 @@ static int volc_fill(struct prov_conf *pc, char *err, size_t errlen)
 	return rc;
 }
 
-int credfile_fill(struct config *c, const char *profile, char *err, size_t errlen)
+/* A source is taken whole or not at all: never half a key pair from each. */
+static int cred_has_key(const struct prov_conf *pc)
 {
-	struct prov_conf *pai = &c->prov[PROV_PAI], *volc = &c->prov[PROV_VOLC];
-	int rc = 0;
+	return pc->key_id || pc->secret;
+}
 
-	/* A source is taken whole or not at all: never half a key pair from each. */
-	if ((!pai->key_id && !pai->secret) || profile)
-		rc = profile && (pai->key_id || pai->secret)
-			 ? cred_fail(err, errlen,
-				     "-o profile=%s conflicts with [pai] credentials "
-				     "from the configuration or the environment",
-				     profile)
-			 : aliyun_fill(pai, profile, err, errlen);
-	if (!rc && !volc->key_id && !volc->secret)
-		rc = volc_fill(volc, err, errlen);
-	if (rc == -ENOMEM)
-		cred_fail(err, errlen, "out of memory");
-	return rc;
+int credfile_aliyun(struct prov_conf *pc, const char *profile, char *err, size_t errlen)
+{
+	if (profile && cred_has_key(pc))
+		return cred_fail(err, errlen,
+				 "-o profile=%s conflicts with [%s] credentials "
+				 "from the configuration or the environment",
+				 profile, pc->desc->name);
+	return cred_has_key(pc) ? 0 : aliyun_fill(pc, profile, err, errlen);
+}
+
+int credfile_volc(struct prov_conf *pc, const char *profile, char *err, size_t errlen)
+{
+	(void)profile; /* a profile names one of ~/.aliyun/config.json's */
+	return cred_has_key(pc) ? 0 : volc_fill(pc, err, errlen);
 }

@@ -196,7 +196,7 @@ static const char *check_failure(int err)
 struct mount {
 	struct config conf;
 	struct http *http;
-	struct provider *provs[PROV_COUNT];
+	struct provider **provs; /* one per cloud with credentials */
 	size_t nprovs;
 	struct tree *tree;
 	struct fs fs;
@@ -215,7 +215,8 @@ static int open_providers(struct mount *m, const struct settings *s, const struc
 	    .cafile = cli->cafile,
 	};
 	struct provider_env env = {.show_secrets = cli->show_secrets, .dir_ttl = s->dir_ttl};
-	char err[512];
+	char err[768];
+	int r;
 
 	m->http = http_new(&ho);
 	if (!m->http) {
@@ -223,20 +224,10 @@ static int open_providers(struct mount *m, const struct settings *s, const struc
 		return -ENOMEM;
 	}
 	env.http = m->http;
-	for (int k = 0; k < PROV_COUNT; k++) {
-		struct provider *p;
-
-		if (!m->conf.prov[k].enabled)
-			continue;
-		err[0] = '\0';
-		p = provider_new(k, &m->conf.prov[k], &env, err, sizeof(err));
-		if (!p) {
-			fprintf(stderr, "codesrcfs: %s: %s\n", config_prov_name(k), err);
-			return -EINVAL;
-		}
-		m->provs[m->nprovs++] = p;
-	}
-	return 0;
+	r = provider_new_all(&m->conf, &env, &m->provs, &m->nprovs, err, sizeof(err));
+	if (r < 0)
+		fprintf(stderr, "codesrcfs: %s\n", err);
+	return r;
 }
 
 /* One cheap authenticated call per provider, as sshfs connects before it mounts. When no
@@ -272,6 +263,7 @@ static void close_mount(struct mount *m)
 	tree_free(m->tree);
 	for (size_t i = 0; i < m->nprovs; i++)
 		m->provs[i]->ops->destroy(m->provs[i]);
+	free(m->provs);
 	http_free(m->http);
 	config_free(&m->conf);
 }
@@ -361,7 +353,7 @@ static int load_config(struct mount *m, const struct cli *cli)
 	config_clear_env();
 	if (r < 0)
 		fprintf(stderr, "codesrcfs: %s\n", err[0] ? err : "cannot read the configuration");
-	for (int k = 0; r == 0 && k < PROV_COUNT; k++)
+	for (size_t k = 0; r == 0 && k < m->conf.nprov; k++)
 		if (log_add_secret(m->conf.prov[k].secret) < 0 ||
 		    log_add_secret(m->conf.prov[k].token) < 0) {
 			fprintf(stderr, "codesrcfs: out of memory\n");

@@ -1,6 +1,6 @@
 #define _GNU_SOURCE /* strptime, timegm, memmem */
-/* provider: the table of clouds, and what every provider shares: records, pages,
- * redacted meta.json and time parsing. */
+/* provider: making providers from their descriptors, and what every provider shares:
+ * records, pages, redacted meta.json and time parsing. */
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -14,30 +14,57 @@
 
 #include "log.h"
 #include "provider.h"
+#include "providers/providers_i.h"
+#include "secret.h"
 
-typedef struct provider *(*provider_ctor)(const struct prov_conf *, const struct provider_env *);
-
-/* A fourth cloud is one new file and one line here. */
-static const provider_ctor provider_table[PROV_COUNT] = {
-    [PROV_PAI] = pai_new,
-    [PROV_VOLC] = volc_new,
-    [PROV_CODEUP] = codeup_new,
-};
-
-struct provider *provider_new(enum prov_kind kind, const struct prov_conf *conf,
-			      const struct provider_env *env, char *err, size_t errlen)
+struct provider *provider_new(const struct prov_conf *conf, const struct provider_env *env,
+			      char *err, size_t errlen)
 {
-	struct provider *p = NULL;
+	const struct prov_desc *d = conf->desc;
+	struct provider *p;
+	char why[256] = "";
 
-	if ((int)kind < 0 || kind >= PROV_COUNT || !provider_table[kind])
-		snprintf(err, errlen, "unknown provider");
-	else if (!(p = provider_table[kind](conf, env)))
+	p = d->create(conf, env, why, sizeof(why));
+	if (!p) {
 		snprintf(err, errlen, "cannot set up the provider (%s)",
-			 kind == PROV_CODEUP && !conf->nscopes
-			     ? "[codeup] organizations is required: Codeup has no call that "
-			       "lists them"
-			     : "out of memory");
+			 why[0] ? why : "out of memory");
+		return NULL;
+	}
+	p->name = d->name;
 	return p;
+}
+
+int provider_new_all(const struct config *c, const struct provider_env *env, struct provider ***out,
+		     size_t *n, char *err, size_t errlen)
+{
+	struct provider **all = calloc(c->nprov + 1, sizeof(*all));
+	char why[512];
+	size_t k, made = 0;
+
+	*out = NULL;
+	*n = 0;
+	if (!all) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	for (k = 0; k < c->nprov; k++) {
+		if (!c->prov[k].enabled)
+			continue; /* a cloud without credentials has no directory */
+		all[made] = provider_new(&c->prov[k], env, why, sizeof(why));
+		if (!all[made])
+			break;
+		made++;
+	}
+	if (k < c->nprov) {
+		snprintf(err, errlen, "%s: %s", c->prov[k].desc->name, why);
+		while (made-- > 0)
+			all[made]->ops->destroy(all[made]);
+		free(all);
+		return -EINVAL;
+	}
+	*out = all;
+	*n = made;
+	return 0;
 }
 
 /* Keys whose values are credentials, compared with case, '_' and '-' ignored (so
@@ -166,8 +193,7 @@ static int redact(struct json_object *obj, int apply)
 	if (!json_object_is_type(obj, json_type_object))
 		return 0;
 	/* Replacing the value of an existing key keeps its entry, so iteration is safe. */
-	json_object_object_foreach(obj, key, val)
-	{
+	json_object_object_foreach(obj, key, val) {
 		if (!secret_key(key) || !secret_present(val)) {
 			n += redact(val, apply);
 			continue;
@@ -403,8 +429,7 @@ static void unmark(struct json_object *o, const char *mark)
 			unmark(json_object_array_get_idx(o, i), mark);
 	} else if (json_object_is_type(o, json_type_object)) {
 		/* The next entry is taken before the body runs: deleting this one is safe. */
-		json_object_object_foreach(o, key, val)
-		{
+		json_object_object_foreach(o, key, val) {
 			if (strstr(key, mark))
 				json_object_object_del(o, key);
 			else
@@ -524,21 +549,14 @@ int provider_common_init(struct prov_common *c, const struct prov_conf *conf,
 	return 0;
 }
 
-static void free_secret(char *s)
-{
-	if (s)
-		explicit_bzero(s, strlen(s));
-	free(s);
-}
-
 void provider_common_free(struct prov_common *c)
 {
 	for (size_t i = 0; c->scopes && c->scopes[i]; i++)
 		free(c->scopes[i]);
 	free(c->scopes);
 	free(c->key_id);
-	free_secret(c->secret);
-	free_secret(c->token);
+	secret_free(c->secret);
+	secret_free(c->token);
 	free(c->region);
 	free(c->endpoint);
 	memset(c, 0, sizeof(*c));
@@ -562,21 +580,21 @@ void provider_page_done(struct prov_page *out, long page, long asked, size_t bef
 
 #define PROVIDER_FILTER_PAGES 50 /* a name filter that needs more is no filter */
 
-int provider_filter_pages(struct provider *p, const char *scope, const char *term,
-			  provider_filter_fn fetch, struct prov_page *out)
+int provider_filter_pages(struct provider *p, const struct prov_record *dir, const char *term,
+			  provider_filter_fn fetch, void *ctx, struct prov_page *out)
 {
 	int r = 0;
 
 	for (long page = 1; page <= PROVIDER_FILTER_PAGES; page++) {
 		out->last = 0;
-		r = fetch(p, scope, term, page, out);
+		r = fetch(p, dir, term, page, out, ctx);
 		if (r < 0 || out->last)
 			return r;
 	}
 	log_msg(LOG_WARNING,
 		"%s: the name filter in %s still had more after %d pages; the "
 		"look-up uses what came",
-		p->name, scope, PROVIDER_FILTER_PAGES);
+		p->name, dir->id, PROVIDER_FILTER_PAGES);
 	return r;
 }
 
@@ -603,7 +621,8 @@ void prov_record_free(struct prov_record *r)
 	free(r->url);
 	free(r->branch);
 	free(r->web_url);
-	free(r->aux);
+	free(r->scope);
+	free(r->path);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -634,14 +653,16 @@ int prov_record_copy(struct prov_record *dst, const struct prov_record *src)
 	/* Scalars first; every pointer is then owned by dst alone, so freeing on failure is
 	 * safe. */
 	*dst = *src;
-	dst->id = dst->name = dst->meta = dst->url = dst->branch = dst->web_url = dst->aux = NULL;
+	dst->id = dst->name = dst->meta = dst->url = dst->branch = dst->web_url = NULL;
+	dst->scope = dst->path = NULL;
 	if (copy_str(&dst->id, src->id, src->id ? strlen(src->id) : 0) ||
 	    copy_str(&dst->name, src->name, src->name_len) ||
 	    copy_str(&dst->meta, src->meta, src->meta ? strlen(src->meta) : 0) ||
 	    copy_str(&dst->url, src->url, src->url ? strlen(src->url) : 0) ||
 	    copy_str(&dst->branch, src->branch, src->branch ? strlen(src->branch) : 0) ||
 	    copy_str(&dst->web_url, src->web_url, src->web_url ? strlen(src->web_url) : 0) ||
-	    copy_str(&dst->aux, src->aux, src->aux ? strlen(src->aux) : 0)) {
+	    copy_str(&dst->scope, src->scope, src->scope ? strlen(src->scope) : 0) ||
+	    copy_str(&dst->path, src->path, src->path ? strlen(src->path) : 0)) {
 		prov_record_free(dst);
 		return -ENOMEM;
 	}

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import html
 import json
+import os
 import random
 import signal
 import socket
@@ -25,6 +26,9 @@ import uuid
 from collections import Counter
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import names_rules  # noqa: E402  tests/names_rules.py, shared with the integration tests
 
 PAI_VERSION = "2021-02-04"
 VOLC_VERSION = "2023-05-01"
@@ -986,38 +990,13 @@ class Codeup:
 # ============================================================================ /_tree/
 
 
-def tree_sanitize(raw: bytes) -> bytes:
-    """DESIGN §1 name rules, for the /_tree/ view."""
-    if raw in (b"", b".", b".."):
-        return b"_" + raw
-    out = bytes(b if b >= 0x20 and b != 0x7F and b != 0x2F else 0x5F for b in raw)
-    return tree_cut(out, 255)
-
-
-def tree_cut(name: bytes, limit: int) -> bytes:
-    if len(name) <= limit:
-        return name
-    end = limit
-    while end > 0 and (name[end] & 0xC0) == 0x80:
-        end -= 1
-    return name[:end]
-
-
 def tree_names(sources):
-    """{CodeSourceId: name}: oldest first keeps its name, others get ~<id>."""
-    order = sorted(sources, key=lambda c: (epoch_of(c["GmtCreateTime"]) if c["GmtCreateTime"]
-                                           else -1, id_key(c["CodeSourceId"])))
-    taken, names = set(), {}
-    for cs in order:
-        base = name = tree_sanitize(cs["DisplayName"].encode("utf-8", "surrogatepass"))
-        suffix = ("~" + cs["CodeSourceId"]).encode().replace(b"/", b"_")
-        k = 1
-        while name in taken:
-            name = tree_cut(base, 255 - len(suffix) * k) + suffix * k
-            k += 1
-        taken.add(name)
-        names[cs["CodeSourceId"]] = name.decode("utf-8", "surrogateescape")
-    return names
+    """{CodeSourceId: name} by the name rules codesrcfs follows (tests/names_rules.py)."""
+    names = names_rules.assign([
+        (cs["DisplayName"].encode("utf-8", "surrogatepass"), cs["CodeSourceId"],
+         int(epoch_of(cs["GmtCreateTime"])) if cs["GmtCreateTime"] else 0)
+        for cs in sources])
+    return {ident: name.decode("utf-8", "surrogateescape") for ident, name in names.items()}
 
 
 def redacted(item):

@@ -50,6 +50,7 @@ VOLC_KEY = ("volcak", "volcsecret")
 CODEUP_TOKEN = "pt-testtoken"
 
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(HERE))  # tests/: names_rules.py
 
 
 def pytest_configure(config):

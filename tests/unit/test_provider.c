@@ -13,6 +13,7 @@
 #include <json-c/json.h>
 
 #include "provider.h"
+#include "providers/providers_i.h"
 
 #define LEN(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -718,7 +719,8 @@ static void test_codeup_namespaces(void **state)
 	assert_string_equal(pg.recs[0].id, "36932");
 	assert_string_equal(pg.recs[0].name, "test-group");
 	assert_string_equal(pg.recs[0].url, "https://codeup.example/org/test-group");
-	assert_string_equal(pg.recs[0].aux, "org\norg/test-group");
+	assert_string_equal(pg.recs[0].scope, "org");
+	assert_string_equal(pg.recs[0].path, "org/test-group");
 	assert_true(pg.recs[0].container);
 	assert_int_equal(pg.recs[0].ctime, 0);
 	assert_non_null(strstr(pg.recs[0].meta, "\"visibility\": \"private\""));
@@ -755,7 +757,8 @@ static void test_codeup_repositories(void **state)
 	assert_string_equal(pg.recs[0].branch, "main");
 	assert_false(pg.recs[0].incomplete);
 	assert_false(pg.recs[0].container);
-	assert_string_equal(pg.recs[0].aux, "org");
+	assert_string_equal(pg.recs[0].scope, "org");
+	assert_null(pg.recs[0].path);
 	assert_int_equal(pg.recs[0].ctime, 1704038400);
 	assert_int_equal(pg.recs[0].mtime, 1704153600);
 	prov_page_free(&pg);
@@ -856,7 +859,8 @@ static void test_record_copy_is_deep(void **state)
 	memcpy(a.name, "x\0y", 3);
 	a.name_len = 3;
 	a.url = strdup("u");
-	a.aux = strdup("org\nfull");
+	a.scope = strdup("org");
+	a.path = strdup("org/full");
 	a.ctime = 7;
 	a.container = 1;
 	assert_int_equal(prov_record_copy(&b, &a), 0);
@@ -866,7 +870,8 @@ static void test_record_copy_is_deep(void **state)
 	assert_memory_equal(b.name, "x\0y", 3);
 	assert_int_equal(b.name_len, 3);
 	assert_string_equal(b.url, "u");
-	assert_string_equal(b.aux, "org\nfull");
+	assert_string_equal(b.scope, "org");
+	assert_string_equal(b.path, "org/full");
 	assert_null(b.meta);
 	assert_null(b.branch);
 	assert_int_equal(b.ctime, 7);

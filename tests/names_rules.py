@@ -1,4 +1,6 @@
-"""DESIGN §1 name rules, restated in Python so tests can predict the tree from the data."""
+"""docs/design.md §1 name rules, restated in Python: the integration tests predict the tree
+from the data with them, and the emulator names its /_tree/ view with them. Standard
+library only (the emulator imports it)."""
 
 
 def sanitize(raw: bytes) -> bytes:
