@@ -24,6 +24,9 @@ struct prov_record {
 	char *web_url; /* the entry's page in the cloud's console, or NULL */
 	char *scope;   /* the workspace or organization it belongs to, or NULL */
 	char *path;    /* its full path in the cloud (a Codeup group's fullPath), or NULL */
+	char *label;   /* a workspace's or organization's display name, raw (may hold NUL
+			* bytes): a symbolic link of that name stands beside it; NULL for none */
+	size_t label_len;
 	int64_t ctime; /* creation/modification times, 0 when unknown */
 	int64_t mtime;
 	int kind;		 /* provider-private: what sort of entry this is */

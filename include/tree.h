@@ -21,7 +21,8 @@ struct tree_opts {
 struct tree_stat {
 	uint64_t ino; /* inode number */
 	int is_dir;
-	size_t size;
+	int is_link;   /* a symbolic link: a name beside an id (docs/design.md §1) */
+	size_t size;   /* a link's: its target's length */
 	int64_t mtime; /* seconds since the epoch */
 	long mtime_ns; /* a directory's: moves when its entries change (or are due to) */
 	int64_t ctime;
@@ -54,7 +55,11 @@ int tree_getattr(struct tree *t, uint64_t ino, struct tree_stat *st);
 int tree_readdir(struct tree *t, uint64_t ino, off_t off, int plus, tree_fill_fn fill, void *ctx);
 /* Up to size bytes of file ino from off. Bytes read or -EISDIR, -ENOENT. */
 int tree_read(struct tree *t, uint64_t ino, char *buf, size_t size, off_t off);
-/* Extended attribute name of ino (user.codesrcfs.provider, .id, .web_url of a directory)
+/* The target of symbolic link ino into buf (size bytes), NUL-terminated. Its length, or
+ * -EINVAL when ino is no link, -ENAMETOOLONG when buf is too small. */
+int tree_readlink(struct tree *t, uint64_t ino, char *buf, size_t size);
+/* Extended attribute name of ino (user.codesrcfs.provider, .id, .web_url of a directory or
+ * of a link beside one)
  * into buf; size 0 asks for the length. Length, or -ENODATA, -ERANGE, -EOPNOTSUPP for a
  * name outside user.* */
 int tree_getxattr(struct tree *t, uint64_t ino, const char *name, char *buf, size_t size);

@@ -5,6 +5,7 @@
  * keep a directory; it also spares every request a walk of its path. Read-only: the
  * mount is "ro", so the kernel refuses every change (EROFS) before it reaches us. */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -25,13 +26,25 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 {
 	(void)userdata;
 	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+	/* A link's target is its sibling's name, fixed for the link's inode: the kernel may
+	 * keep it, so a path through a name beside an id costs no readlink once walked. */
+	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
+		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
+}
+
+/* The mode of an entry: a directory, a symbolic link (a name beside an id) or a file. */
+static mode_t fs_mode(const struct tree_stat *ts)
+{
+	if (ts->is_dir)
+		return S_IFDIR | 0555;
+	return ts->is_link ? S_IFLNK | 0777 : S_IFREG | 0444;
 }
 
 static void fs_stat(const struct fs *fs, const struct tree_stat *ts, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ts->ino;
-	st->st_mode = ts->is_dir ? S_IFDIR | 0555 : S_IFREG | 0444;
+	st->st_mode = fs_mode(ts);
 	st->st_nlink = ts->is_dir ? 2 : 1;
 	st->st_uid = fs->uid;
 	st->st_gid = fs->gid;
@@ -74,7 +87,7 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	fs_entry(fs, &ts, &e);
 	if (fuse_reply_entry(req, &e) != 0)
 		tree_forget(fs->tree, ts.ino, 1); /* interrupted: the kernel never took it */
-	else if (!ts.is_dir)
+	else if (!ts.is_dir && !ts.is_link)
 		notify_file(fs->notify, ts.ino);
 }
 
@@ -171,7 +184,8 @@ static int fs_dirbuf_add(void *ctx, const char *name, const struct tree_stat *ts
 		return 1;
 	d->used += len;
 	if (holds)
-		d->held[d->nheld++] = (struct fs_held){.ino = ts->ino, .is_file = !ts->is_dir};
+		d->held[d->nheld++] =
+		    (struct fs_held){.ino = ts->ino, .is_file = !ts->is_dir && !ts->is_link};
 	return 0;
 }
 
@@ -235,6 +249,17 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	free(buf);
 }
 
+static void fs_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	char target[NAME_MAX + 1];
+	int r = tree_readlink(fs_of(req)->tree, ino, target, sizeof(target));
+
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_readlink(req, target);
+}
+
 static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct statvfs sv;
@@ -288,6 +313,7 @@ static const struct fuse_lowlevel_ops fs_ops = {
     .readdirplus = fs_readdirplus,
     .open = fs_open,
     .read = fs_read,
+    .readlink = fs_readlink,
     .statfs = fs_statfs,
     .getxattr = fs_getxattr,
     .listxattr = fs_listxattr,

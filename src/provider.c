@@ -491,14 +491,17 @@ char *provider_strndup(const char *s, size_t len)
 	return d;
 }
 
-int provider_add_container(struct prov_page *out, const char *id, int kind, int64_t ctime)
+int provider_add_container(struct prov_page *out, const char *id, int kind, int64_t ctime,
+			   const char *label, size_t label_len)
 {
 	struct prov_record r = {.kind = kind, .container = 1, .ctime = ctime};
 
 	r.id = strdup(id);
 	r.name = strdup(id);
 	r.name_len = strlen(id);
-	if (!r.id || !r.name || prov_page_add(out, &r) < 0) {
+	r.label = label ? provider_strndup(label, label_len) : NULL;
+	r.label_len = label ? label_len : 0;
+	if (!r.id || !r.name || (label && !r.label) || prov_page_add(out, &r) < 0) {
 		prov_record_free(&r);
 		return -ENOMEM;
 	}
@@ -508,11 +511,49 @@ int provider_add_container(struct prov_page *out, const char *id, int kind, int6
 int provider_scopes_page(char *const *scopes, size_t n, int kind, struct prov_page *out)
 {
 	for (size_t i = 0; i < n; i++)
-		if (provider_add_container(out, scopes[i], kind, 0) < 0)
+		if (provider_add_container(out, scopes[i], kind, 0, NULL, 0) < 0)
 			return -ENOMEM;
 	out->total = (long)n;
 	out->last = 1;
 	return 0;
+}
+
+/* Give each record of scopes that has none the label and creation time of the record of
+ * found with its id. 0 or -ENOMEM. */
+static int scopes_named(struct prov_page *scopes, const struct prov_page *found)
+{
+	for (size_t i = 0; i < scopes->n; i++) {
+		struct prov_record *s = &scopes->recs[i];
+
+		for (size_t k = 0; !s->label && k < found->n; k++) {
+			const struct prov_record *f = &found->recs[k];
+
+			if (!f->label || !f->id || strcmp(f->id, s->id))
+				continue;
+			s->label = provider_strndup(f->label, f->label_len);
+			if (!s->label)
+				return -ENOMEM;
+			s->label_len = f->label_len;
+			s->ctime = f->ctime;
+		}
+	}
+	return 0;
+}
+
+int provider_named_scopes(struct provider *p, char *const *scopes, size_t n, int kind,
+			  provider_ids_fn fetch, struct prov_page *out)
+{
+	struct prov_page found = {0};
+	int r = provider_scopes_page(scopes, n, kind, out);
+
+	/* The names are a convenience: whatever came is used, and a failed fetch (logged by
+	 * the cloud) leaves the directories unnamed, never hidden. */
+	if (r == 0) {
+		(void)fetch(p, scopes, n, &found);
+		r = scopes_named(out, &found);
+	}
+	prov_page_free(&found);
+	return r;
 }
 
 static char *dup_opt(const char *s, int *fail)
@@ -623,6 +664,7 @@ void prov_record_free(struct prov_record *r)
 	free(r->web_url);
 	free(r->scope);
 	free(r->path);
+	free(r->label);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -654,7 +696,7 @@ int prov_record_copy(struct prov_record *dst, const struct prov_record *src)
 	 * safe. */
 	*dst = *src;
 	dst->id = dst->name = dst->meta = dst->url = dst->branch = dst->web_url = NULL;
-	dst->scope = dst->path = NULL;
+	dst->scope = dst->path = dst->label = NULL;
 	if (copy_str(&dst->id, src->id, src->id ? strlen(src->id) : 0) ||
 	    copy_str(&dst->name, src->name, src->name_len) ||
 	    copy_str(&dst->meta, src->meta, src->meta ? strlen(src->meta) : 0) ||
@@ -662,7 +704,8 @@ int prov_record_copy(struct prov_record *dst, const struct prov_record *src)
 	    copy_str(&dst->branch, src->branch, src->branch ? strlen(src->branch) : 0) ||
 	    copy_str(&dst->web_url, src->web_url, src->web_url ? strlen(src->web_url) : 0) ||
 	    copy_str(&dst->scope, src->scope, src->scope ? strlen(src->scope) : 0) ||
-	    copy_str(&dst->path, src->path, src->path ? strlen(src->path) : 0)) {
+	    copy_str(&dst->path, src->path, src->path ? strlen(src->path) : 0) ||
+	    copy_str(&dst->label, src->label, src->label_len)) {
 		prov_record_free(dst);
 		return -ENOMEM;
 	}

@@ -174,6 +174,23 @@ int tree_read(struct tree *t, uint64_t ino, char *buf, size_t size, off_t off)
 	return r;
 }
 
+int tree_readlink(struct tree *t, uint64_t ino, char *buf, size_t size)
+{
+	unsigned file;
+	struct node *n = node_of_ino(t, ino, &file);
+	size_t len;
+	int r = -EINVAL;
+
+	pthread_mutex_lock(&t->lock);
+	len = n->link ? strlen(n->link) : 0;
+	if (!file && n->link)
+		r = len < size ? (int)len : -ENAMETOOLONG;
+	if (r >= 0)
+		memcpy(buf, n->link, len + 1);
+	pthread_mutex_unlock(&t->lock);
+	return r;
+}
+
 /* Entries for a reader at offset off: a fresh listing, a first page for a reader at the
  * start of a never-listed directory, or the whole listing; stale when a refresh fails. */
 static int node_list(struct tree *t, struct node *n, off_t off)
@@ -358,7 +375,7 @@ static void node_expire(struct node *n)
 	n->seed_expires = 0;
 	node_neg_clear(n);
 	HASH_ITER(hh, n->children, c, tmp)
-	node_expire(c);
+		node_expire(c);
 }
 
 /* SIGHUP: whatever the kernel holds of n is to be checked again. Lock held. A listing's
@@ -373,11 +390,11 @@ static void watch_flush(const struct tree *t, const struct node *n)
 		if (n->prov)
 			tree_watch_inode(t, node_ino(t, n));
 		HASH_ITER(hh, n->children, c, tmp)
-		if (node_held(c))
-			tree_watch_entry(t, n, c->name, 0);
+			if (node_held(c))
+				tree_watch_entry(t, n, c->name, 0);
 		HASH_ITER(hh, n->neg, e, etmp)
-		tree_watch_entry(t, n, e->name, 1);
-	} else if (node_held(n)) {
+			tree_watch_entry(t, n, e->name, 1);
+	} else if (node_held(n) && !n->link) {
 		for (unsigned i = 0; tree_files[i]; i++)
 			tree_watch_entry(t, n, tree_files[i], 0);
 	}

@@ -66,14 +66,15 @@ struct neg {
 
 struct node {
 	char *name;
-	struct prov_record rec;
-	struct provider *prov; /* NULL for the root */
-	int prov_root;	       /* the provider's own directory: lists with dir == NULL */
-	uint32_t magic;	       /* NODE_MAGIC while alive; past malloc's own words when freed */
-	uint64_t refs;	       /* the parent's, the kernel's lookups, calls in flight */
-	uint64_t lookups;      /* of those, the kernel's: what tree_forget may give back */
-	struct node *children; /* by name */
-	struct node **order;   /* children in listing order: readdir offsets index it */
+	struct prov_record rec; /* a link's: its target's id, web_url and times */
+	char *link;		/* a symbolic link's target (a sibling's name); NULL otherwise */
+	struct provider *prov;	/* NULL for the root */
+	int prov_root;		/* the provider's own directory: lists with dir == NULL */
+	uint32_t magic;		/* NODE_MAGIC while alive; past malloc's own words when freed */
+	uint64_t refs;		/* the parent's, the kernel's lookups, calls in flight */
+	uint64_t lookups;	/* of those, the kernel's: what tree_forget may give back */
+	struct node *children;	/* by name */
+	struct node **order;	/* children in listing order: readdir offsets index it */
 	size_t norder;
 	int listed;		 /* children hold a whole listing */
 	int partial;		 /* children hold the first page only (page-through) */
@@ -147,6 +148,9 @@ const char *node_file(const struct node *n, const char *fname, size_t *len, int 
 void node_reserved(const struct node *n, const char *out[4]);
 /* Replace n's record by rec (taken); a changed file set is a changed directory. Lock held. */
 void node_set_record(struct node *n, struct prov_record *rec);
+/* Make l a symbolic link to its sibling target, with target's id, web_url and times;
+ * the watch is told when the kernel held l pointing elsewhere. 0 or -ENOMEM. Lock held. */
+int node_set_link(struct tree *t, struct node *l, const struct node *target);
 /* Attributes of file `file` of n (0: n itself), inode number included; -ENOENT when a
  * refresh took the file away. Lock held. */
 int node_stat(const struct tree *t, const struct node *n, unsigned file, struct tree_stat *st);

@@ -1,9 +1,11 @@
 /* tree_merge: a fresh listing installed into the live nodes.
  *
  * Names are assigned over the whole listing; a child that keeps its id keeps its node (and
- * the kernel's lookups on it). A first page a reader was given keeps its order in front of
- * the whole listing that follows, so the reader's offsets stay valid. What the kernel
- * holds that a refresh changed is told to the watch. Lock rules: tree_i.h. */
+ * the kernel's lookups on it). An entry with a display name beside its id (a workspace or
+ * organization: its record's label) gets a symbolic link of that name beside its
+ * directory, named after every directory (docs/design.md §1). A first page a reader was given keeps
+ * its order in front of the whole listing that follows, so the reader's offsets stay valid. What
+ * the kernel holds that a refresh changed is told to the watch. Lock rules: tree_i.h. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +18,12 @@
 struct byid {
 	struct node *node;
 	UT_hash_handle hh;
+};
+
+/* A directory's children by id while a listing is installed: the links apart, as they
+ * share their target's id. */
+struct olds {
+	struct byid *nodes, *links;
 };
 
 /* A refresh brings node n, which the kernel holds, the record rec: tell the watch which of
@@ -59,45 +67,71 @@ void node_take_record(struct tree *t, struct node *n, struct prov_record *rec)
 	node_set_record(n, rec);
 }
 
-static int install_child(struct tree *t, struct node *dir, struct byid **old,
-			 struct prov_record *rec, const char *name, struct node **order,
-			 size_t *norder)
+/* The child of id in old, called name from now on (the watch told when the kernel held
+ * it under another name), or a new one. NULL when out of memory. Lock held. */
+static struct node *child_of_id(struct tree *t, struct node *dir, struct byid **old, const char *id,
+				const char *name)
 {
 	struct byid *b;
 	struct node *c;
 
-	HASH_FIND_STR(*old, rec->id, b);
-	if (b) {
-		c = b->node;
-		HASH_DEL(*old, b);
-		free(b);
-		if (node_held(c) && strcmp(c->name, name))
-			tree_watch_entry(t, dir, c->name, 1); /* renamed: the old name is gone */
-		free(c->name);
-		c->name = strdup(name);
-		if (!c->name) {
-			node_unref(t, c);
-			return -ENOMEM;
-		}
-	} else {
-		c = node_new(t, name, dir->prov);
-		if (!c)
-			return -ENOMEM;
+	HASH_FIND_STR(*old, id, b);
+	if (!b)
+		return node_new(t, name, dir->prov);
+	c = b->node;
+	HASH_DEL(*old, b);
+	free(b);
+	if (node_held(c) && strcmp(c->name, name))
+		tree_watch_entry(t, dir, c->name, 1); /* renamed: the old name is gone */
+	free(c->name);
+	c->name = strdup(name);
+	if (!c->name) {
+		node_unref(t, c);
+		return NULL;
 	}
+	return c;
+}
+
+static int install_child(struct tree *t, struct node *dir, struct byid **old,
+			 struct prov_record *rec, const char *name, struct node **order,
+			 size_t *norder)
+{
+	struct node *c = child_of_id(t, dir, old, rec->id, name);
+
+	if (!c)
+		return -ENOMEM;
 	node_take_record(t, c, rec);
 	HASH_ADD_KEYPTR(hh, dir->children, c->name, strlen(c->name), c);
 	order[(*norder)++] = c;
 	return 0;
 }
 
-/* Detach dir's children into a map by id so the new listing can reuse them. */
-static void detach_children(struct tree *t, struct node *dir, struct byid **old)
+/* The link name -> target, target just installed, after it in dir's order. */
+static int install_link(struct tree *t, struct node *dir, struct byid **old,
+			const struct node *target, const char *name, struct node **order,
+			size_t *norder)
+{
+	struct node *l = child_of_id(t, dir, old, target->rec.id, name);
+
+	if (!l)
+		return -ENOMEM;
+	if (node_set_link(t, l, target) < 0) {
+		node_unref(t, l);
+		return -ENOMEM;
+	}
+	HASH_ADD_KEYPTR(hh, dir->children, l->name, strlen(l->name), l);
+	order[(*norder)++] = l;
+	return 0;
+}
+
+/* Detach dir's children into maps by id so the new listing can reuse them. */
+static void detach_children(struct tree *t, struct node *dir, struct olds *olds)
 {
 	struct node *c, *tmp;
 
-	HASH_ITER(hh, dir->children, c, tmp)
-	{
+	HASH_ITER(hh, dir->children, c, tmp) {
 		struct byid *b = malloc(sizeof(*b)), *dup;
+		struct byid **old = c->link ? &olds->links : &olds->nodes;
 
 		HASH_DEL(dir->children, c);
 		HASH_FIND_STR(*old, c->rec.id ? c->rec.id : "", dup);
@@ -152,8 +186,7 @@ static void watch_found(const struct tree *t, const struct node *dir)
 	struct neg *e, *tmp;
 	struct node *c;
 
-	HASH_ITER(hh, dir->neg, e, tmp)
-	{
+	HASH_ITER(hh, dir->neg, e, tmp) {
 		HASH_FIND_STR(dir->children, e->name, c);
 		if (c)
 			tree_watch_entry(t, dir, e->name, 1);
@@ -174,6 +207,47 @@ static int listing_names(const struct node *dir, const struct prov_page *all,
 	}
 	node_reserved(dir, reserved);
 	return names_assign(ne, all->n, reserved);
+}
+
+/* The names of the links beside all's directories (named ne) into links[i], NULL where
+ * record i has no label: its label, by the same rules, with every directory's name taken
+ * as well as the names dir serves itself, so a directory keeps its id whatever the links
+ * are called. 0 or -ENOMEM; the caller frees the names. */
+static int link_names(const struct node *dir, const struct prov_page *all,
+		      const struct names_entry *ne, char **links)
+{
+	const char *reserved[4]; /* node_reserved's, its NULL included */
+	struct names_entry *le = calloc(all->n ? all->n : 1, sizeof(*le));
+	const char **taken = calloc(all->n + sizeof(reserved) / sizeof(*reserved), sizeof(*taken));
+	size_t *idx = calloc(all->n ? all->n : 1, sizeof(*idx));
+	size_t m = 0, k = 0;
+	int r = -ENOMEM;
+
+	if (!le || !taken || !idx)
+		goto out;
+	node_reserved(dir, reserved);
+	while (reserved[k])
+		taken[k] = reserved[k], k++;
+	for (size_t i = 0; i < all->n; i++) {
+		const struct prov_record *rec = &all->recs[i];
+
+		taken[k++] = ne[i].name;
+		if (!rec->label)
+			continue;
+		le[m] = (struct names_entry){.raw = rec->label,
+					     .raw_len = rec->label_len,
+					     .id = rec->id,
+					     .ctime = rec->ctime};
+		idx[m++] = i;
+	}
+	r = names_assign(le, m, taken);
+	for (size_t j = 0; r == 0 && j < m; j++)
+		links[idx[j]] = le[j].name;
+out:
+	free(le);
+	free(taken);
+	free(idx);
+	return r;
 }
 
 /* dir now holds order: a whole listing or its first page. Lock held. */
@@ -197,41 +271,60 @@ static void listing_set(struct tree *t, struct node *dir, struct node **order, s
 	node_order_check(dir);
 }
 
-/* Replace dir's children by the records of all. Called with the lock held. */
+/* Let go of the children of old that the new listing did not take. Lock held. */
+static void drop_olds(struct tree *t, struct node *dir, struct byid **old, int told)
+{
+	struct byid *b, *tmp;
+
+	HASH_ITER(hh, *old, b, tmp) {
+		HASH_DEL(*old, b);
+		if (told && node_held(b->node))
+			tree_watch_entry(t, dir, b->node->name, 1); /* gone from the cloud */
+		node_unref(t, b->node);
+		free(b);
+	}
+}
+
+/* Replace dir's children by the records of all (and the links beside those that have a
+ * label). Called with the lock held. */
 static int install_listing(struct tree *t, struct node *dir, struct prov_page *all, int whole)
 {
 	struct names_entry *ne = calloc(all->n ? all->n : 1, sizeof(*ne));
-	struct node **order = calloc(all->n ? all->n : 1, sizeof(*order));
-	struct byid *old = NULL, *b, *tmp;
+	char **links = calloc(all->n ? all->n : 1, sizeof(*links));
+	struct node **order = calloc(all->n ? 2 * all->n : 1, sizeof(*order));
+	struct olds old = {NULL, NULL};
 	size_t norder = 0;
 	int r = -ENOMEM;
 
-	if (!ne || !order)
+	if (!ne || !links || !order)
 		goto out;
 	r = listing_names(dir, all, ne);
+	if (r == 0)
+		r = link_names(dir, all, ne, links);
 	if (r < 0)
 		goto out;
 	keep_first_page_order(dir, whole, 1);
 	detach_children(t, dir, &old);
-	for (size_t i = 0; i < all->n && r == 0; i++)
-		r = install_child(t, dir, &old, &all->recs[i], ne[i].name, order, &norder);
+	for (size_t i = 0; i < all->n && r == 0; i++) {
+		r = install_child(t, dir, &old.nodes, &all->recs[i], ne[i].name, order, &norder);
+		if (r == 0 && links[i])
+			r = install_link(t, dir, &old.links, order[norder - 1], links[i], order,
+					 &norder);
+	}
 	if (r == 0 && whole && dir->partial)
 		dir->dropped = first_page_prefix(order, norder, dir->norder);
 	keep_first_page_order(dir, whole, 0);
 	listing_set(t, dir, order, norder, whole);
 	order = NULL;
 out:
-	HASH_ITER(hh, old, b, tmp)
-	{
-		HASH_DEL(old, b);
-		if (r == 0 && whole && node_held(b->node))
-			tree_watch_entry(t, dir, b->node->name, 1); /* gone from the cloud */
-		node_unref(t, b->node);
-		free(b);
+	drop_olds(t, dir, &old.nodes, r == 0 && whole);
+	drop_olds(t, dir, &old.links, r == 0 && whole);
+	for (size_t i = 0; i < all->n; i++) {
+		free(ne ? ne[i].name : NULL);
+		free(links ? links[i] : NULL);
 	}
-	for (size_t i = 0; ne && i < all->n; i++)
-		free(ne[i].name);
 	free(ne);
+	free(links);
 	free(order);
 	return r;
 }

@@ -40,8 +40,7 @@ void node_neg_clear(struct node *n)
 {
 	struct neg *e, *tmp;
 
-	HASH_ITER(hh, n->neg, e, tmp)
-	{
+	HASH_ITER(hh, n->neg, e, tmp) {
 		HASH_DEL(n->neg, e);
 		free(e->name);
 		free(e);
@@ -57,6 +56,7 @@ void node_free(struct node *n)
 	free(n->order);
 	pager_page_drop(&n->first);
 	prov_record_free(&n->rec);
+	free(n->link);
 	free(n->name);
 	free(n);
 }
@@ -73,8 +73,7 @@ void node_unref_n(struct tree *t, struct node *n, uint64_t count)
 		n->refs -= count;
 		return;
 	}
-	HASH_ITER(hh, n->children, c, tmp)
-	{
+	HASH_ITER(hh, n->children, c, tmp) {
 		HASH_DEL(n->children, c);
 		node_unref_n(t, c, 1);
 	}
@@ -242,6 +241,28 @@ void node_set_record(struct node *n, struct prov_record *rec)
 		n->gen++;
 }
 
+int node_set_link(struct tree *t, struct node *l, const struct node *target)
+{
+	const struct prov_record *tr = &target->rec;
+	struct prov_record rec = {.ctime = tr->ctime, .mtime = tr->mtime};
+	char *to = strdup(target->name);
+
+	rec.id = tr->id ? strdup(tr->id) : NULL;
+	rec.web_url = tr->web_url ? strdup(tr->web_url) : NULL;
+	if (!to || (tr->id && !rec.id) || (tr->web_url && !rec.web_url)) {
+		free(to);
+		prov_record_free(&rec);
+		return -ENOMEM;
+	}
+	if (node_held(l) && l->link && strcmp(l->link, to))
+		tree_watch_inode(t, node_ino(t, l)); /* its size and the target it keeps */
+	free(l->link);
+	l->link = to;
+	prov_record_free(&l->rec);
+	l->rec = rec;
+	return 0;
+}
+
 static int64_t tree_time(const struct tree *t, int64_t a, int64_t b)
 {
 	return a ? a : b ? b : t->mount_time;
@@ -275,12 +296,23 @@ static void stat_file(const struct tree *t, const struct node *n, size_t len, st
 	st->size = len;
 }
 
+/* A symbolic link: its size is its target's length; its times, its target's. */
+static void stat_link(const struct tree *t, const struct node *n, struct tree_stat *st)
+{
+	stat_file(t, n, strlen(n->link), st);
+	st->is_link = 1;
+}
+
 int node_stat(const struct tree *t, const struct node *n, unsigned file, struct tree_stat *st)
 {
 	size_t len;
 	int nl;
 
-	if (!file)
+	if (n->link && file)
+		return -ENOENT;
+	if (n->link)
+		stat_link(t, n, st);
+	else if (!file)
 		stat_dir(t, n, st);
 	else if (node_file(n, tree_files[file - 1], &len, &nl))
 		stat_file(t, n, len, st);

@@ -1,5 +1,7 @@
 #define _GNU_SOURCE /* asprintf */
-/* codeup: Alibaba Cloud DevOps Codeup OpenAPI (x-yunxiao-token). An organization holds
+/* codeup: Alibaba Cloud DevOps Codeup OpenAPI (x-yunxiao-token). The root holds the
+ * configured organizations, or every one the token's user joined (ListOrganizations),
+ * each named beside its id by ListOrganizations' name. An organization holds
  * its top-level groups and the repositories that belong to no group; a group holds its
  * sub-groups and its repositories. The API has no group filter for repositories, so the
  * organization's repositories are listed page by page, each page memoised for dir_ttl and
@@ -19,8 +21,10 @@
 #include "log.h"
 #include "providers_i.h"
 
-#define CODEUP_PAGE   100
-#define CODEUP_PAGE_S "100"
+#define CODEUP_PAGE	 100
+#define CODEUP_PAGE_S	 "100"
+#define CODEUP_ORG_PAGES 150 /* the docs advise no further: a list that long is no list */
+#define CODEUP_ORGS	 "/oapi/v1/platform/organizations"
 
 enum codeup_kind { CODEUP_ORG = 1, CODEUP_GROUP, CODEUP_REPO };
 
@@ -33,21 +37,24 @@ struct codeup_lane {
 };
 
 /* An organization's repositories as the server pages them, and its lanes. Dropped as a
- * whole dir_ttl after the first of them came. */
+ * whole dir_ttl after the first of them came; the memo itself lives as long as the
+ * provider. */
 struct codeup_memo {
+	UT_hash_handle hh;
 	struct json_object **pages; /* pages[k - 1]: the array of page k, or NULL */
 	long npages;		    /* room in pages */
 	long last;		    /* the last page, 0 while unknown */
 	int64_t fetched;	    /* when the first of them came; 0 while empty */
 	unsigned gen;		    /* counts the drops: a page asked for before one is not kept */
 	struct codeup_lane *lanes;
+	char org[]; /* the organization's id */
 };
 
 struct codeup {
 	struct provider base;
 	struct prov_common c;
 	pthread_mutex_t lock;	  /* guards memo, and every reference count of what it holds */
-	struct codeup_memo *memo; /* one per configured organization */
+	struct codeup_memo *memo; /* by organization id, made when first asked for */
 };
 
 static int64_t codeup_now(void)
@@ -358,12 +365,19 @@ static int codeup_add_repos(struct json_object *arr, const char *org, const char
 	return r;
 }
 
+/* org's memo, made when first asked for; NULL when out of memory. */
 static struct codeup_memo *codeup_memo_of(struct codeup *cu, const char *org)
 {
-	for (size_t i = 0; i < cu->c.nscopes; i++)
-		if (!strcmp(cu->c.scopes[i], org))
-			return &cu->memo[i];
-	return NULL;
+	struct codeup_memo *m;
+
+	pthread_mutex_lock(&cu->lock);
+	HASH_FIND_STR(cu->memo, org, m);
+	if (!m && (m = calloc(1, sizeof(*m) + strlen(org) + 1))) {
+		strcpy(m->org, org);
+		HASH_ADD_STR(cu->memo, org, m);
+	}
+	pthread_mutex_unlock(&cu->lock);
+	return m;
 }
 
 /* Empty m when force, or when dir_ttl passed since its first page came. Lock held. */
@@ -579,7 +593,7 @@ static int codeup_dir_page(struct codeup *cu, const struct codeup_dir *d, long k
 	long glast;
 
 	if (!m)
-		return -ENOENT;
+		return -ENOMEM;
 	glast = k > 1 ? codeup_lane_last(cu, m, parent) : 0;
 	if (!glast || k <= glast) {
 		r = codeup_groups_page(cu, d, NULL, k, out, &gdone);
@@ -599,6 +613,78 @@ static int codeup_dir_page(struct codeup *cu, const struct codeup_dir *d, long k
 	return r;
 }
 
+static int codeup_add_orgs(struct json_object *arr, struct prov_page *out)
+{
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < json_object_array_length(arr); i++) {
+		struct json_object *it = json_object_array_get_idx(arr, i);
+		char idbuf[32];
+		const char *id = codeup_id(it, "id", idbuf, sizeof(idbuf));
+		size_t len;
+		const char *name = provider_json_str(it, "name", &len);
+		const char *ctime = provider_json_str(it, "createdAt", NULL);
+
+		if (id)
+			r = provider_add_container(out, id, CODEUP_ORG, provider_parse_time(ctime),
+						   name && len ? name : NULL, len);
+	}
+	return r;
+}
+
+/* Page k of ListOrganizations (the organizations the token's user joined) into out. The
+ * total is unknown; a page that is not the last holds a record, as codeup_dir_page's. */
+static int codeup_orgs_page(struct codeup *cu, long k, struct prov_page *out)
+{
+	const char *query[8];
+	struct json_object *orgs = NULL;
+	struct prov_record none = {0};
+	size_t before = out->n;
+	int more = 0, r;
+
+	r = codeup_get_page(cu, "ListOrganizations", CODEUP_ORGS, query, 0, k, &orgs, &more);
+	if (r == 0)
+		r = codeup_add_orgs(orgs, out);
+	json_object_put(orgs);
+	out->total = -1;
+	out->page_size = 0;
+	out->last = !more;
+	if (r == 0 && more && out->n == before)
+		r = prov_page_add(out, &none);
+	return r;
+}
+
+/* Does found hold a record of each of ids? */
+static int codeup_all_found(char *const *ids, size_t n, const struct prov_page *found)
+{
+	for (size_t j = 0; j < n; j++) {
+		size_t i = 0;
+
+		while (i < found->n && (!found->recs[i].id || strcmp(found->recs[i].id, ids[j])))
+			i++;
+		if (i == found->n)
+			return 0;
+	}
+	return 1;
+}
+
+/* provider_ids_fn: the organizations ListOrganizations answers, paged until every one of
+ * ids came (one request, unless the user joined more than a page of them). */
+static int codeup_orgs_of(struct provider *base, char *const *ids, size_t n,
+			  struct prov_page *found)
+{
+	struct codeup *cu = (struct codeup *)base;
+	int r = 0;
+
+	found->last = 0;
+	for (long k = 1; r == 0 && !found->last && k <= CODEUP_ORG_PAGES; k++) {
+		r = codeup_orgs_page(cu, k, found);
+		if (codeup_all_found(ids, n, found))
+			break;
+	}
+	return r;
+}
+
 static int codeup_list_page(struct provider *base, const struct prov_record *dir, long page,
 			    struct prov_page *out)
 {
@@ -606,8 +692,11 @@ static int codeup_list_page(struct provider *base, const struct prov_record *dir
 	struct codeup_dir d;
 	int r;
 
+	if (!dir && !cu->c.nscopes)
+		return codeup_orgs_page(cu, page, out);
 	if (!dir)
-		return provider_scopes_page(cu->c.scopes, cu->c.nscopes, CODEUP_ORG, out);
+		return provider_named_scopes(base, cu->c.scopes, cu->c.nscopes, CODEUP_ORG,
+					     codeup_orgs_of, out);
 	r = codeup_dir_of(dir, &d);
 	return r < 0 ? r : codeup_dir_page(cu, &d, page, out);
 }
@@ -631,7 +720,7 @@ static int codeup_search_repos(struct codeup *cu, struct codeup_search *s, const
 	int more = 0, r = 0;
 
 	if (!m)
-		return -ENOENT;
+		return -ENOMEM;
 	if (k == 1 && codeup_repos_whole(cu, m, &pages, &n)) {
 		for (long i = 0; i < n; i++) {
 			if (r == 0)
@@ -676,7 +765,7 @@ static int codeup_lookup(struct provider *base, const struct prov_record *dir, c
 	int r;
 
 	if (!dir)
-		return -ENOENT; /* organizations are the configured ones */
+		return -ENOENT; /* organizations are found by listing the root */
 	r = codeup_dir_of(dir, &s.d);
 	if (r < 0)
 		return r;
@@ -768,20 +857,25 @@ static void codeup_flush(struct provider *base)
 {
 	struct codeup *cu = (struct codeup *)base;
 
+	struct codeup_memo *m, *tmp;
+
 	pthread_mutex_lock(&cu->lock);
-	for (size_t i = 0; cu->memo && i < cu->c.nscopes; i++)
-		codeup_memo_expire(cu, &cu->memo[i], 1);
+	HASH_ITER(hh, cu->memo, m, tmp)
+		codeup_memo_expire(cu, m, 1);
 	pthread_mutex_unlock(&cu->lock);
 }
 
 static void codeup_destroy(struct provider *base)
 {
 	struct codeup *cu = (struct codeup *)base;
+	struct codeup_memo *m, *tmp;
 
 	codeup_flush(base);
-	for (size_t i = 0; cu->memo && i < cu->c.nscopes; i++)
-		free(cu->memo[i].pages);
-	free(cu->memo);
+	HASH_ITER(hh, cu->memo, m, tmp) {
+		HASH_DEL(cu->memo, m);
+		free(m->pages);
+		free(m);
+	}
 	provider_common_free(&cu->c);
 	pthread_mutex_destroy(&cu->lock);
 	free(cu);
@@ -808,6 +902,17 @@ int codeup_parse_namespaces(const char *body, size_t len, const char *org, int t
 	return r;
 }
 
+int codeup_parse_organizations(const char *body, size_t len, struct prov_page *out)
+{
+	struct json_object *arr = provider_json_parse(body, len);
+	int r = -EIO;
+
+	if (json_object_is_type(arr, json_type_array))
+		r = codeup_add_orgs(arr, out);
+	json_object_put(arr);
+	return r;
+}
+
 int codeup_parse_repositories(const char *body, size_t len, const char *org, const char *full,
 			      const char *gid, int show_secrets, struct prov_page *out)
 {
@@ -823,21 +928,15 @@ int codeup_parse_repositories(const char *body, size_t len, const char *org, con
 static struct provider *codeup_new(const struct prov_conf *conf, const struct provider_env *env,
 				   char *why, size_t whylen)
 {
-	struct codeup *cu;
+	struct codeup *cu = calloc(1, sizeof(*cu));
 
-	if (!conf->nscopes) {
-		snprintf(why, whylen,
-			 "[%s] organizations is required: Codeup has no call that lists them",
-			 conf->desc->name);
-		return NULL;
-	}
-	cu = calloc(1, sizeof(*cu));
+	(void)why;
+	(void)whylen;
 	if (!cu)
 		return NULL;
 	cu->base.ops = &codeup_ops;
 	pthread_mutex_init(&cu->lock, NULL);
-	if (provider_common_init(&cu->c, conf, env) < 0 ||
-	    !(cu->memo = calloc(conf->nscopes, sizeof(*cu->memo)))) {
+	if (provider_common_init(&cu->c, conf, env) < 0) {
 		codeup_destroy(&cu->base);
 		return NULL;
 	}

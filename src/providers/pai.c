@@ -172,15 +172,18 @@ static long pai_total(struct json_object *body)
 static int pai_add_item(struct json_object *it, int workspaces, int show_secrets,
 			struct prov_page *out)
 {
-	const char *id, *ctime;
+	const char *id, *ctime, *label;
+	size_t len;
 
 	if (!workspaces)
 		return pai_codesource_record(it, show_secrets, out);
 	id = provider_json_str(it, "WorkspaceId", NULL);
 	ctime = provider_json_str(it, "GmtCreateTime", NULL);
+	label = provider_json_str(it, "WorkspaceName", &len);
 	if (!id || !*id)
 		return 0;
-	return provider_add_container(out, id, PAI_WORKSPACE, provider_parse_time(ctime));
+	return provider_add_container(out, id, PAI_WORKSPACE, provider_parse_time(ctime),
+				      label && len ? label : NULL, len);
 }
 
 static int pai_parse_items(struct json_object *body, int workspaces, int show_secrets,
@@ -226,36 +229,42 @@ int pai_parse_workspaces(const char *body, size_t len, struct prov_page *out)
 	return pai_parse(body, len, 1, 0, out);
 }
 
-/* The query of one page: ws NULL lists workspaces; name filters by DisplayName. */
-static int pai_query(struct http_request *req, const char *ws, const char *name, long page,
-		     long size)
+/* What one page asks: ws NULL lists workspaces; name filters code sources by DisplayName,
+ * ids workspaces by id (a comma list). */
+struct pai_ask {
+	const char *ws, *name, *ids;
+	long page, size;
+};
+
+static int pai_query(struct http_request *req, const struct pai_ask *a)
 {
 	char num[24], sz[24];
 	int r;
 
-	snprintf(num, sizeof(num), "%ld", page);
-	snprintf(sz, sizeof(sz), "%ld", size);
+	snprintf(num, sizeof(num), "%ld", a->page);
+	snprintf(sz, sizeof(sz), "%ld", a->size);
 	r = http_req_query(req, "PageNumber", num);
 	if (!r)
 		r = http_req_query(req, "PageSize", sz);
-	if (!r && ws)
-		r = http_req_query(req, "WorkspaceId", ws);
+	if (!r && a->ws)
+		r = http_req_query(req, "WorkspaceId", a->ws);
 	/* Oldest first: entries added while paging land at the end, shifting nothing. */
-	if (!r && ws)
+	if (!r && a->ws)
 		r = http_req_query(req, "SortBy", "GmtCreateTime");
-	if (!r && ws)
+	if (!r && a->ws)
 		r = http_req_query(req, "Order", "ASC");
-	if (!r && name)
-		r = http_req_query(req, "DisplayName", name);
+	if (!r && a->name)
+		r = http_req_query(req, "DisplayName", a->name);
+	if (!r && a->ids)
+		r = http_req_query(req, "WorkspaceIds", a->ids);
 	return r;
 }
 
-/* One page of ListCodeSources (ws set) or ListWorkspaces into out. */
-static int pai_fetch(struct pai *p, const char *ws, const char *name, long page, long size,
-		     struct prov_page *out)
+/* One page of ListCodeSources (a->ws set) or ListWorkspaces into out. */
+static int pai_fetch_ask(struct pai *p, const struct pai_ask *a, struct prov_page *out)
 {
-	const char *action = ws ? "ListCodeSources" : "ListWorkspaces";
-	const char *path = ws ? "/api/v1/codesources" : "/api/v1/workspaces";
+	const char *action = a->ws ? "ListCodeSources" : "ListWorkspaces";
+	const char *path = a->ws ? "/api/v1/codesources" : "/api/v1/workspaces";
 	struct http_request req;
 	struct http_response resp = {0};
 	size_t before = out->n;
@@ -265,20 +274,64 @@ static int pai_fetch(struct pai *p, const char *ws, const char *name, long page,
 	r = http_req_init(&req, "GET", p->c.endpoint, path);
 	if (r < 0)
 		return r;
-	snprintf(label, sizeof(label), "pai %s%s%s page %ld%s", action, ws ? " ws=" : "",
-		 ws ? ws : "", page, name ? " (name filter)" : "");
-	r = pai_query(&req, ws, name, page, size);
+	snprintf(label, sizeof(label), "pai %s%s%s page %ld%s", action, a->ws ? " ws=" : "",
+		 a->ws ? a->ws : "", a->page,
+		 a->name  ? " (name filter)"
+		 : a->ids ? " (id filter)"
+			  : "");
+	r = pai_query(&req, a);
 	if (r == 0)
 		r = pai_send(p, action, label, &req, &resp);
 	if (r == 0) {
-		r = pai_parse(resp.body, resp.len, !ws, p->c.show_secrets, out);
+		r = pai_parse(resp.body, resp.len, !a->ws, p->c.show_secrets, out);
 		if (r == -EIO)
 			pai_log(action, &resp, "the answer is not the expected JSON");
 	}
 	if (r == 0)
-		provider_page_done(out, page, size, before);
+		provider_page_done(out, a->page, a->size, before);
 	http_resp_free(&resp);
 	http_req_free(&req);
+	return r;
+}
+
+static int pai_fetch(struct pai *p, const char *ws, const char *name, long page, long size,
+		     struct prov_page *out)
+{
+	const struct pai_ask a = {.ws = ws, .name = name, .page = page, .size = size};
+
+	return pai_fetch_ask(p, &a, out);
+}
+
+/* "a,b,c" of n ids, or NULL. */
+static char *pai_join(char *const *ids, size_t n)
+{
+	size_t len = 1, at = 0;
+	char *s;
+
+	for (size_t i = 0; i < n; i++)
+		len += strlen(ids[i]) + 1;
+	s = malloc(len);
+	for (size_t i = 0; s && i < n; i++)
+		at += (size_t)sprintf(s + at, "%s%s", i ? "," : "", ids[i]);
+	if (s && !n)
+		s[0] = '\0';
+	return s;
+}
+
+/* provider_ids_fn: the workspaces of ids the cloud knows, by ListWorkspaces filtered by
+ * WorkspaceIds: one request for every PAI_PAGE ids. */
+static int pai_workspaces_of(struct provider *base, char *const *ids, size_t n,
+			     struct prov_page *found)
+{
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < n; i += PAI_PAGE) {
+		size_t k = n - i < PAI_PAGE ? n - i : PAI_PAGE;
+		struct pai_ask a = {.ids = pai_join(ids + i, k), .page = 1, .size = PAI_PAGE};
+
+		r = a.ids ? pai_fetch_ask((struct pai *)base, &a, found) : -ENOMEM;
+		free((char *)a.ids);
+	}
 	return r;
 }
 
@@ -300,7 +353,8 @@ static int pai_list_page(struct provider *base, const struct prov_record *dir, l
 		return pai_fetch(p, dir->id, NULL, page, PAI_PAGE, out);
 	if (!p->c.nscopes)
 		return pai_fetch(p, NULL, NULL, page, PAI_PAGE, out);
-	return provider_scopes_page(p->c.scopes, p->c.nscopes, PAI_WORKSPACE, out);
+	return provider_named_scopes(base, p->c.scopes, p->c.nscopes, PAI_WORKSPACE,
+				     pai_workspaces_of, out);
 }
 
 static int pai_filter_page(struct provider *base, const struct prov_record *ws, const char *term,

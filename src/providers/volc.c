@@ -168,10 +168,13 @@ static int volc_workspace_record(struct json_object *item, struct prov_page *out
 {
 	const char *id = provider_json_str(item, "Id", NULL);
 	const char *ctime = provider_json_str(item, "CreateTime", NULL);
+	size_t len;
+	const char *label = provider_json_str(item, "Name", &len);
 
 	if (!id || !*id)
 		return 0;
-	return provider_add_container(out, id, VOLC_WORKSPACE, provider_parse_time(ctime));
+	return provider_add_container(out, id, VOLC_WORKSPACE, provider_parse_time(ctime),
+				      label && len ? label : NULL, len);
 }
 
 static long volc_total(struct json_object *result)
@@ -237,22 +240,54 @@ int volc_parse_workspaces(const char *body, size_t len, struct prov_page *out)
 	return volc_parse(body, len, 1, 0, out);
 }
 
-/* {"WorkspaceId":ws, "PageNumber":page, "PageSize":size, "Filter":{"Name":name}}. */
-static struct json_object *volc_payload(const char *ws, const char *name, long page, int size)
+/* What one page asks: ws NULL lists workspaces; name filters by Name, ids (nids of
+ * them) by Id. */
+struct volc_ask {
+	const char *ws, *name;
+	char *const *ids;
+	size_t nids;
+	long page;
+	int size;
+};
+
+/* {"Name":name} or {"Ids":[ids]}, or NULL. */
+static struct json_object *volc_filter(const struct volc_ask *a)
+{
+	struct json_object *f = json_object_new_object(), *ids = NULL;
+	int bad = !f;
+
+	if (!bad && a->name)
+		bad = json_object_object_add(f, "Name", json_object_new_string(a->name));
+	if (!bad && a->ids) {
+		ids = json_object_new_array();
+		bad = !ids || json_object_object_add(f, "Ids", ids);
+		if (bad)
+			json_object_put(ids);
+	}
+	for (size_t i = 0; !bad && i < a->nids; i++)
+		bad = json_object_array_add(ids, json_object_new_string(a->ids[i]));
+	if (bad) {
+		json_object_put(f);
+		return NULL;
+	}
+	return f;
+}
+
+/* {"WorkspaceId":ws, "PageNumber":page, "PageSize":size, "Filter":{…}}. */
+static struct json_object *volc_payload(const struct volc_ask *a)
 {
 	struct json_object *o = json_object_new_object(), *f = NULL;
 	int bad = !o;
 
-	if (!bad && ws)
-		bad |= json_object_object_add(o, "WorkspaceId", json_object_new_string(ws));
+	if (!bad && a->ws)
+		bad |= json_object_object_add(o, "WorkspaceId", json_object_new_string(a->ws));
 	if (!bad)
-		bad |= json_object_object_add(o, "PageNumber", json_object_new_int64(page));
+		bad |= json_object_object_add(o, "PageNumber", json_object_new_int64(a->page));
 	if (!bad)
-		bad |= json_object_object_add(o, "PageSize", json_object_new_int(size));
-	if (!bad && name) {
-		f = json_object_new_object();
-		bad = !f || json_object_object_add(f, "Name", json_object_new_string(name)) ||
-		      json_object_object_add(o, "Filter", f);
+		bad |= json_object_object_add(o, "PageSize", json_object_new_int(a->size));
+	if (!bad && (a->name || a->ids)) {
+		f = volc_filter(a);
+		bad = !f || json_object_object_add(o, "Filter", f);
 		if (bad)
 			json_object_put(f);
 	}
@@ -285,12 +320,11 @@ static int volc_answer(const char *action, const struct http_response *resp, int
 	return r;
 }
 
-/* One page of ListResources (ws set) or ListWorkspaces into out. */
-static int volc_fetch(struct volc *v, const char *ws, const char *name, long page, int size,
-		      struct prov_page *out)
+/* One page of ListResources (a->ws set) or ListWorkspaces into out. */
+static int volc_fetch_ask(struct volc *v, const struct volc_ask *a, struct prov_page *out)
 {
-	struct json_object *payload = volc_payload(ws, name, page, size);
-	const char *action = ws ? "ListResources" : "ListWorkspaces";
+	struct json_object *payload = volc_payload(a);
+	const char *action = a->ws ? "ListResources" : "ListWorkspaces";
 	struct http_response resp = {0};
 	size_t before = out->n;
 	char label[160];
@@ -298,15 +332,44 @@ static int volc_fetch(struct volc *v, const char *ws, const char *name, long pag
 
 	if (!payload)
 		return -ENOMEM;
-	snprintf(label, sizeof(label), "volc %s%s%s page %ld%s", action, ws ? " ws=" : "",
-		 ws ? ws : "", page, name ? " (name filter)" : "");
+	snprintf(label, sizeof(label), "volc %s%s%s page %ld%s", action, a->ws ? " ws=" : "",
+		 a->ws ? a->ws : "", a->page,
+		 a->name  ? " (name filter)"
+		 : a->ids ? " (id filter)"
+			  : "");
 	r = volc_send(v, action, label, payload, &resp);
 	if (r == 0)
-		r = volc_answer(action, &resp, !ws, v->c.show_secrets, out);
+		r = volc_answer(action, &resp, !a->ws, v->c.show_secrets, out);
 	if (r == 0)
-		provider_page_done(out, page, size, before);
+		provider_page_done(out, a->page, a->size, before);
 	json_object_put(payload);
 	http_resp_free(&resp);
+	return r;
+}
+
+static int volc_fetch(struct volc *v, const char *ws, const char *name, long page, int size,
+		      struct prov_page *out)
+{
+	const struct volc_ask a = {.ws = ws, .name = name, .page = page, .size = size};
+
+	return volc_fetch_ask(v, &a, out);
+}
+
+/* provider_ids_fn: the workspaces of ids the cloud knows, by ListWorkspaces filtered by
+ * Filter.Ids: one request for every VOLC_PAGE ids. */
+static int volc_workspaces_of(struct provider *base, char *const *ids, size_t n,
+			      struct prov_page *found)
+{
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < n; i += VOLC_PAGE) {
+		const struct volc_ask a = {.ids = ids + i,
+					   .nids = n - i < VOLC_PAGE ? n - i : VOLC_PAGE,
+					   .page = 1,
+					   .size = VOLC_PAGE};
+
+		r = volc_fetch_ask((struct volc *)base, &a, found);
+	}
 	return r;
 }
 
@@ -326,7 +389,8 @@ static int volc_list_page(struct provider *base, const struct prov_record *dir, 
 
 	if (dir || !v->c.nscopes)
 		return volc_fetch(v, dir ? dir->id : NULL, NULL, page, VOLC_PAGE, out);
-	return provider_scopes_page(v->c.scopes, v->c.nscopes, VOLC_WORKSPACE, out);
+	return provider_named_scopes(base, v->c.scopes, v->c.nscopes, VOLC_WORKSPACE,
+				     volc_workspaces_of, out);
 }
 
 static int volc_filter_page(struct provider *base, const struct prov_record *ws, const char *term,

@@ -383,7 +383,20 @@ def gen_codeup(n, rng, git_base):
             "defaultBranch": rng.choice(["master", "main", "develop"]),
             "createdAt": iso_cn(created, True), "updatedAt": iso_cn(created + 99, True),
             "lastActivityAt": iso_cn(created + 99, True), "archived": i % 9 == 8})
-    return {"organizations": [{"id": org, "namespaces": groups, "repositories": repos}]}
+    return {"organizations": [codeup_org(org, "demo-org", groups, repos)]}
+
+
+ORG_FIELDS = ("id", "name", "description", "creatorId", "defaultRole", "createdAt",
+              "updateAt")
+
+
+def codeup_org(org, name, groups, repos):
+    """An organization as ListOrganizations shows it, with its groups and repositories."""
+    return {"id": org, "name": name, "description": f"organization {org}",
+            "creatorId": "u-1001", "defaultRole": "member",
+            "createdAt": iso_cn(GEN_EPOCH - 86400, True),
+            "updateAt": iso_cn(GEN_EPOCH - 86400, True),
+            "namespaces": groups, "repositories": repos}
 
 
 def epoch_of(text):
@@ -551,6 +564,27 @@ class Store:
             target(m.get("workspace"), add, remove)
             self.version += 1
             self.stats["mutations"] += 1
+
+    RENAMED = {"pai": ("WorkspaceId", ("WorkspaceName", "DisplayName")),
+               "volc": ("Id", ("Name",)), "codeup": ("id", ("name",))}
+
+    def rename(self, provider, ident, name):
+        """A workspace's or organization's display name changes, as in the console."""
+        if provider not in self.RENAMED or not isinstance(name, str):
+            raise ValueError("rename takes provider pai, volc or codeup, an id and a name")
+        key, fields = self.RENAMED[provider]
+        with self.lock:
+            part = self.data.get(provider, {})
+            items = part.get("organizations" if provider == "codeup" else "workspaces", [])
+            it = next((i for i in items if str(i.get(key)) == str(ident)), None)
+            if it is None:
+                raise ValueError(f"no {provider} workspace or organization {ident}")
+            for f in fields:
+                it[f] = name
+            self.version += 1
+            self.stats["mutations"] += 1
+            return {k: v for k, v in it.items()
+                    if k not in ("code_sources", "resources", "namespaces", "repositories")}
 
     def pick(self, items, key, ident):
         for it in items:
@@ -862,6 +896,8 @@ class Codeup:
         """(action, organization id, repository ident or None)."""
         if path == "/oapi/v1/platform/user":
             return "GetCurrentUser", None, None
+        if path == "/oapi/v1/platform/organizations":
+            return "ListOrganizations", None, None
         if not path.startswith(self.ORG_PREFIX):
             return "Unknown", None, None
         org, _, rest = path[len(self.ORG_PREFIX):].partition("/")
@@ -889,6 +925,8 @@ class Codeup:
         if action == "GetCurrentUser":
             return 200, {"id": "u-1001", "name": "Tester", "username": "tester",
                          "email": "tester@example.com", "lastOrganization": "org-1"}, {}
+        if action == "ListOrganizations":
+            return self.list_organizations(dict(split_query(req.query)), knobs)
         org = self.organization(org_id)
         q = dict(split_query(req.query))
         if action == "GetRepository":
@@ -906,6 +944,17 @@ class Codeup:
                         r.pop(k, None)
             self.store.after_list("codeup")
         headers = self.paging_headers(len(items), page, size) if knobs["codeup_headers"] else {}
+        return 200, body, headers
+
+    def list_organizations(self, q, knobs):
+        """The organizations the token's user joined: every one of the data set, in its
+        order, with the fields ListOrganizations shows (perPage defaults to 100)."""
+        page, size = int_param(q.get("page"), 1, low=1), int_param(q.get("perPage"), 100, low=1)
+        if page is None or size is None or size > 100:
+            raise ApiError(400, "BadRequest", "page must be 1 or more, perPage 1 to 100.")
+        orgs = self.store.data.get("codeup", {}).get("organizations", [])
+        body = [{k: org.get(k, "") for k in ORG_FIELDS} for org in page_of(orgs, page, size)]
+        headers = self.paging_headers(len(orgs), page, size) if knobs["codeup_headers"] else {}
         return 200, body, headers
 
     def organization(self, org_id):
@@ -1312,6 +1361,15 @@ class Handler(BaseHTTPRequestHandler):
             with store.lock:
                 data = json.dumps(store.data, ensure_ascii=False).encode("utf-8", "surrogatepass")
             return self.send_bytes(200, data)
+        if path == "/_emu/rename" and method == "POST":
+            try:
+                new = json.loads(body or b"{}")
+                if not isinstance(new, dict):
+                    raise ValueError("the body is a JSON object")
+                return self.send_json(200, store.rename(new.get("provider"), new.get("id"),
+                                                        new.get("name")))
+            except (ValueError, TypeError) as e:
+                return self.send_json(400, {"message": str(e)})
         if path == "/_emu/config" and method == "GET":
             return self.send_json(200, store.snapshot_knobs())
         if path == "/_emu/config" and method == "POST":

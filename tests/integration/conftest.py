@@ -192,6 +192,10 @@ class Emulator:
         """The data set served now (mutations included)."""
         return self._call("/_emu/data")
 
+    def rename(self, provider, ident, name):
+        """Give workspace or organization ident of provider the display name name."""
+        return self._call("/_emu/rename", {"provider": provider, "id": ident, "name": name})
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.terminate()
