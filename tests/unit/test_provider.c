@@ -447,10 +447,13 @@ static void test_pai_workspaces(void **state)
 	assert_int_equal(pg.total, 3);
 	assert_string_equal(pg.recs[0].id, "1234");
 	assert_string_equal(pg.recs[0].name, "1234");
+	assert_string_equal(pg.recs[0].label, "ws"); /* WorkspaceName: the link beside it */
+	assert_int_equal(pg.recs[0].label_len, 2);
 	assert_true(pg.recs[0].container);
 	assert_null(pg.recs[0].meta);
 	assert_null(pg.recs[0].url);
 	assert_string_equal(pg.recs[1].id, "5678");
+	assert_null(pg.recs[1].label);
 	prov_page_free(&pg);
 }
 
@@ -627,6 +630,7 @@ static void test_volc_workspaces(void **state)
 	assert_int_equal(pg.n, 1);
 	assert_string_equal(pg.recs[0].id, "ws-1");
 	assert_string_equal(pg.recs[0].name, "ws-1");
+	assert_string_equal(pg.recs[0].label, "one");
 	assert_true(pg.recs[0].container);
 	assert_int_equal(pg.total, 3);
 	prov_page_free(&pg);
@@ -818,7 +822,94 @@ static void test_codeup_hostile(void **state)
 					      0, &pg);
 		assert_int_equal(r, cases[i].r);
 		prov_page_free(&pg);
+		r = codeup_parse_organizations(cases[i].body, strlen(cases[i].body), &pg);
+		assert_int_equal(r, cases[i].r);
+		prov_page_free(&pg);
 	}
+}
+
+/* ListOrganizations, the documented shape: ids as strings (or numbers), names as labels. */
+static void test_codeup_organizations(void **state)
+{
+	static const char body[] =
+	    "[{\"id\":\"5f9a\",\"name\":\"Team A\",\"description\":\"\",\"creatorId\":\"u\","
+	    "\"defaultRole\":\"member\",\"createdAt\":\"2021-01-18T12:52:15.000+08:00\","
+	    "\"updateAt\":\"2021-01-19T12:52:15.000+08:00\"},{\"id\":123,\"name\":\"num\"},"
+	    "{\"name\":\"no id\"},{\"id\":\"x\"},{\"id\":\"y\",\"name\":\"\"},"
+	    "{\"id\":\"z\",\"name\":\"a\\u0000b\"},{\"id\":\"\",\"name\":\"empty id\"},null,7]";
+	struct prov_page pg = {0};
+
+	(void)state;
+	assert_int_equal(codeup_parse_organizations(body, strlen(body), &pg), 0);
+	assert_int_equal(pg.n, 5);
+	assert_string_equal(pg.recs[0].id, "5f9a");
+	assert_string_equal(pg.recs[0].name, "5f9a"); /* the directory is the id */
+	assert_string_equal(pg.recs[0].label, "Team A");
+	assert_int_equal(pg.recs[0].ctime, 1610945535);
+	assert_true(pg.recs[0].container);
+	assert_null(pg.recs[0].url);
+	assert_string_equal(pg.recs[1].id, "123");
+	assert_string_equal(pg.recs[1].label, "num");
+	assert_string_equal(pg.recs[2].id, "x");
+	assert_null(pg.recs[2].label);
+	assert_null(pg.recs[3].label); /* an empty name is none */
+	assert_int_equal(pg.recs[4].label_len, 3);
+	assert_memory_equal(pg.recs[4].label, "a\0b", 3);
+	prov_page_free(&pg);
+	assert_int_equal(codeup_parse_organizations("{}", 2, &pg), -EIO);
+	assert_int_equal(codeup_parse_organizations("[", 1, &pg), -EIO);
+	assert_int_equal(codeup_parse_organizations("[]", 2, &pg), 0);
+	assert_int_equal(pg.n, 0);
+}
+
+static int ids_calls;
+
+/* provider_ids_fn: what a cloud answers for configured ids b, c and an unknown one. */
+static int ids_found(struct provider *p, char *const *ids, size_t n, struct prov_page *found)
+{
+	(void)p;
+	ids_calls++;
+	assert_int_equal(n, 3);
+	assert_string_equal(ids[1], "b");
+	assert_int_equal(provider_add_container(found, "x", 1, 5, "ex", 2), 0);
+	assert_int_equal(provider_add_container(found, "b", 1, 7, "bee", 3), 0);
+	assert_int_equal(provider_add_container(found, "c", 1, 9, NULL, 0), 0);
+	return 0;
+}
+
+static int ids_fail(struct provider *p, char *const *ids, size_t n, struct prov_page *found)
+{
+	(void)p, (void)ids, (void)n;
+	ids_calls++;
+	assert_int_equal(provider_add_container(found, "a", 1, 5, "half", 4), 0);
+	return -EIO;
+}
+
+/* Configured workspaces are named by one call of the cloud's listing; a failed call leaves
+ * them unnamed, never hidden, and uses what came. */
+static void test_named_scopes(void **state)
+{
+	char *ids[] = {"a", "b", "c"};
+	struct prov_page pg = {0};
+
+	(void)state;
+	assert_int_equal(provider_named_scopes(NULL, ids, 3, 2, ids_found, &pg), 0);
+	assert_int_equal(ids_calls, 1);
+	assert_int_equal(pg.n, 3);
+	assert_true(pg.last);
+	assert_null(pg.recs[0].label);
+	assert_int_equal(pg.recs[0].ctime, 0);
+	assert_string_equal(pg.recs[1].id, "b");
+	assert_string_equal(pg.recs[1].label, "bee");
+	assert_int_equal(pg.recs[1].ctime, 7);
+	assert_int_equal(pg.recs[1].kind, 2);
+	assert_null(pg.recs[2].label);
+	prov_page_free(&pg);
+	assert_int_equal(provider_named_scopes(NULL, ids, 3, 2, ids_fail, &pg), 0);
+	assert_int_equal(pg.n, 3);
+	assert_string_equal(pg.recs[0].label, "half");
+	assert_null(pg.recs[1].label);
+	prov_page_free(&pg);
 }
 
 static void test_codeup_nul_name(void **state)
@@ -861,6 +952,9 @@ static void test_record_copy_is_deep(void **state)
 	a.url = strdup("u");
 	a.scope = strdup("org");
 	a.path = strdup("org/full");
+	a.label = malloc(3);
+	memcpy(a.label, "n\0m", 3);
+	a.label_len = 3;
 	a.ctime = 7;
 	a.container = 1;
 	assert_int_equal(prov_record_copy(&b, &a), 0);
@@ -872,6 +966,8 @@ static void test_record_copy_is_deep(void **state)
 	assert_string_equal(b.url, "u");
 	assert_string_equal(b.scope, "org");
 	assert_string_equal(b.path, "org/full");
+	assert_int_equal(b.label_len, 3);
+	assert_memory_equal(b.label, "n\0m", 3);
 	assert_null(b.meta);
 	assert_null(b.branch);
 	assert_int_equal(b.ctime, 7);
@@ -932,6 +1028,8 @@ int main(void)
 	    cmocka_unit_test(test_codeup_namespaces),
 	    cmocka_unit_test(test_codeup_repositories),
 	    cmocka_unit_test(test_codeup_hostile),
+	    cmocka_unit_test(test_codeup_organizations),
+	    cmocka_unit_test(test_named_scopes),
 	    cmocka_unit_test(test_codeup_nul_name),
 	    cmocka_unit_test(test_codeup_errors),
 	    cmocka_unit_test(test_record_copy_is_deep),

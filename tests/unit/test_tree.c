@@ -28,11 +28,20 @@ struct fake_entry {
 	int moved;  /* the repository moved: its url changes */
 };
 
+/* A workspace of the provider's root, with a display name (a link beside it) or none. */
+struct fake_ws {
+	char id[32];
+	char label[64]; /* "" for none */
+	int64_t ctime;
+};
+
 struct fake {
 	struct provider base;
 	pthread_mutex_t lock;
 	struct fake_entry e[FAKE_MAX];
 	int n;
+	struct fake_ws ws[8]; /* the root's workspaces; none: one called "ws" */
+	int nws;
 	long page_size;
 	int list_calls, lookup_calls;
 	int fail;     /* list_page answers this error when non-zero */
@@ -82,6 +91,32 @@ static void fake_fill(struct fake *f, int n)
 	}
 }
 
+/* The root's workspaces: f->ws, or one called "ws". Lock not held (f->ws is set before). */
+static int fake_root(struct fake *f, struct prov_page *out)
+{
+	static const struct fake_ws one = {"ws", "", 0};
+	int n = f->nws ? f->nws : 1;
+
+	out->total = n;
+	out->last = 1;
+	for (int i = 0; i < n; i++) {
+		const struct fake_ws *w = f->nws ? &f->ws[i] : &one;
+		struct prov_record r = {.container = 1, .ctime = w->ctime};
+
+		r.id = strdup(w->id);
+		r.name = strdup(w->id);
+		r.name_len = strlen(w->id);
+		r.web_url = malloc(strlen(w->id) + 32);
+		sprintf(r.web_url, "https://console.example/%s", w->id);
+		if (w->label[0]) {
+			r.label = strdup(w->label);
+			r.label_len = strlen(w->label);
+		}
+		prov_page_add(out, &r);
+	}
+	return 0;
+}
+
 static int fake_list_page(struct provider *p, const struct prov_record *dir, long page,
 			  struct prov_page *out)
 {
@@ -100,18 +135,9 @@ static int fake_list_page(struct provider *p, const struct prov_record *dir, lon
 	err = f->fail;
 	if (f->mutate_on_call && f->list_calls == f->mutate_on_call)
 		fake_add(f, "9999", "latecomer", 99999);
-	if (!dir) { /* the root: one workspace */
-		struct prov_record ws = {
-		    .id = strdup("ws"), .name = strdup("ws"), .name_len = 2, .container = 1};
-
+	if (!dir) {
 		pthread_mutex_unlock(&f->lock);
-		out->total = 1;
-		out->last = 1;
-		if (err) {
-			prov_record_free(&ws);
-			return err;
-		}
-		return prov_page_add(out, &ws);
+		return err ? err : fake_root(f, out);
 	}
 	out->total = f->no_total ? -1 : f->n;
 	out->page_size = f->page_size;
@@ -901,6 +927,113 @@ static void test_xattrs_outside_user_are_unsupported(void **state)
 	tree_forget(x->t, cs.ino, 1);
 }
 
+static void fake_ws_add(struct fake *f, const char *id, const char *label, int64_t ctime)
+{
+	struct fake_ws *w = &f->ws[f->nws++];
+
+	snprintf(w->id, sizeof(w->id), "%s", id);
+	snprintf(w->label, sizeof(w->label), "%s", label);
+	w->ctime = ctime;
+}
+
+/* docs/design.md §1: a workspace with a display name has a symbolic link of that name
+ * beside its directory, named by the rules of names.c with every id directory's name
+ * taken: an id directory keeps its name whatever the links are called. */
+static void test_names_beside_ids(void **state)
+{
+	static const char *const want[] = {".",	   "..",	"1001", "team", "1002", "team~1002",
+					   "1003", "1001~1003", "1004", "1005", "a_b"};
+	struct fixture *x = *state;
+	struct names *c = calloc(1, sizeof(*c));
+	struct tree_stat st, dir;
+	char buf[300];
+
+	fake_ws_add(&x->f, "1001", "team", 1);
+	fake_ws_add(&x->f, "1002", "team", 2); /* younger: not the name's */
+	fake_ws_add(&x->f, "1003", "1001", 3); /* an id's name: the directory keeps it */
+	fake_ws_add(&x->f, "1004", "", 4);     /* no display name, no link */
+	fake_ws_add(&x->f, "1005", "a/b", 5);  /* made safe */
+	assert_int_equal(read_dir(x->t, "/fake", c), 0);
+	assert_int_equal(c->n, sizeof(want) / sizeof(*want));
+	for (int i = 0; i < c->n; i++) /* each link right after its directory */
+		assert_string_equal(c->list[i], want[i]);
+	assert_int_equal(path_lookup(x->t, "/fake/team~1002", &st), 0);
+	assert_true(st.is_link);
+	assert_false(st.is_dir);
+	assert_int_equal(st.size, 4);
+	assert_int_equal(tree_readlink(x->t, st.ino, buf, sizeof(buf)), 4);
+	assert_string_equal(buf, "1002");
+	assert_int_equal(tree_readlink(x->t, st.ino, buf, 4), -ENAMETOOLONG);
+	assert_int_equal(tree_getxattr(x->t, st.ino, "user.codesrcfs.id", buf, sizeof(buf)), 4);
+	assert_memory_equal(buf, "1002", 4);
+	assert_int_equal(tree_getxattr(x->t, st.ino, "user.codesrcfs.provider", buf, 4), 4);
+	assert_memory_equal(buf, "fake", 4);
+	assert_int_equal(tree_getxattr(x->t, st.ino, "user.codesrcfs.web_url", NULL, 0),
+			 (int)strlen("https://console.example/1002"));
+	assert_int_equal(tree_lookup(x->t, st.ino, "meta.json", &dir), -ENOENT);
+	assert_int_equal(tree_lookup(x->t, st.ino, "x", &dir), -ENOENT);
+	tree_forget(x->t, st.ino, 1);
+	assert_int_equal(path_lookup(x->t, "/fake/1002", &dir), 0);
+	assert_true(dir.is_dir);
+	assert_false(dir.is_link);
+	assert_int_equal(tree_readlink(x->t, dir.ino, buf, sizeof(buf)), -EINVAL);
+	assert_int_equal(tree_listxattr(x->t, dir.ino, NULL, 0),
+			 tree_listxattr(x->t, st.ino, NULL, 0));
+	tree_forget(x->t, dir.ino, 1);
+	assert_int_equal(x->f.list_calls, 1);
+	free(c);
+}
+
+/* A renamed workspace's link follows at the next refresh, the same node under its new name;
+ * the old name the kernel held is dropped, and a name that passes to another workspace's
+ * link is dropped too. Links a readdirplus gave hold lookups like any entry. */
+static void test_a_renamed_name_follows(void **state)
+{
+	struct fixture *x = *state;
+	struct plus *p = calloc(1, sizeof(*p));
+	struct names *c = calloc(1, sizeof(*c));
+	struct tree_stat root, link, again;
+	struct told *w = watch(x->t);
+	char buf[64];
+
+	fake_ws_add(&x->f, "1001", "team", 1);
+	fake_ws_add(&x->f, "1002", "ops", 2);
+	assert_int_equal(path_lookup(x->t, "/fake", &root), 0);
+	assert_int_equal(read_dir_plus(x->t, root.ino, p), 0);
+	assert_int_equal(p->n, 4); /* two directories, two links */
+	assert_int_equal(path_lookup(x->t, "/fake/team", &link), 0);
+	snprintf(x->f.ws[0].label, sizeof(x->f.ws[0].label), "renamed");
+	fake_clock += 61;
+	assert_int_equal(read_dir(x->t, "/fake", c), 0);
+	assert_true(has(c, "renamed"));
+	assert_false(has(c, "team"));
+	assert_true(was_told(w, "entry %llx team gone", (unsigned long long)root.ino));
+	assert_int_equal(path_stat(x->t, "/fake/renamed", &again), 0);
+	assert_int_equal(again.ino, link.ino);
+	assert_int_equal(tree_readlink(x->t, link.ino, buf, sizeof(buf)), 4);
+	assert_string_equal(buf, "1001");
+
+	x->f.ws[0].label[0] = '\0'; /* 1001 loses its name, which 1002 takes */
+	snprintf(x->f.ws[1].label, sizeof(x->f.ws[1].label), "renamed");
+	fake_clock += 61;
+	c->n = 0;
+	assert_int_equal(read_dir(x->t, "/fake", c), 0);
+	assert_true(was_told(w, "entry %llx renamed gone", (unsigned long long)root.ino));
+	assert_int_equal(path_lookup(x->t, "/fake/renamed", &again), 0);
+	assert_int_not_equal(again.ino, link.ino);
+	assert_int_equal(tree_readlink(x->t, again.ino, buf, sizeof(buf)), 4);
+	assert_string_equal(buf, "1002");
+	assert_false(has(c, "ops"));
+	tree_forget(x->t, again.ino, 1);
+	tree_forget(x->t, link.ino, 1); /* the old link, gone from the listing, still held */
+	forget_all(x->t, p);
+	tree_watch(x->t, NULL);
+	tree_forget(x->t, root.ino, 1);
+	free(w);
+	free(c);
+	free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -930,6 +1063,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_readdir_says_which_entries_hold_a_lookup, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_an_over_forget_aborts, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_names_beside_ids, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_a_renamed_name_follows, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_xattrs_outside_user_are_unsupported, setup,
 					    teardown),
 	};
