@@ -9,6 +9,7 @@
  * its groups on page k of ListNamespaces and its repositories among page k of that list:
  * the tree pages it like any listing without a total. */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -149,32 +150,42 @@ static int codeup_get(struct codeup *cu, const char *what, const char *path,
 	return r;
 }
 
+/* The x-total paging header: entries in the whole list, -1 when absent or not a count. */
+static long codeup_total(const struct http_response *resp)
+{
+	const char *total = http_resp_header(resp, "x-total");
+	char *end;
+	long long t;
+
+	if (!total || !*total)
+		return -1;
+	errno = 0;
+	t = strtoll(total, &end, 10);
+	return *end || errno || t < 0 || t > LONG_MAX ? -1 : (long)t;
+}
+
 /* Is there a page after page k, which held n entries? The paging headers when the server
  * sends them, else a full page says so. */
 static int codeup_more(const struct http_response *resp, size_t n, long k)
 {
 	const char *next = http_resp_header(resp, "x-next-page");
-	const char *total = http_resp_header(resp, "x-total");
-	char *end;
-	long long t;
+	long t = codeup_total(resp);
 
 	if (n == 0)
 		return 0;
 	if (next)
 		return *next != '\0' && strcmp(next, "0") != 0;
-	if (total && *total) {
-		t = strtoll(total, &end, 10);
-		if (*end == '\0' && t >= 0)
-			return (long long)(k - 1) * CODEUP_PAGE + (long long)n < t;
-	}
+	if (t >= 0)
+		return (long long)(k - 1) * CODEUP_PAGE + (long long)n < t;
 	return n >= CODEUP_PAGE;
 }
 
-/* Page k of a list call: its array in *arr (caller puts it), and whether a page follows.
- * query has room for four more entries and a NULL after its nq. */
+/* Page k of a list call: its array in *arr (caller puts it), whether a page follows and,
+ * unless total is NULL, x-total (-1 when absent). query has room for four more entries and
+ * a NULL after its nq. */
 static int codeup_get_page(struct codeup *cu, const char *what, const char *path,
 			   const char **query, size_t nq, long k, struct json_object **arr,
-			   int *more)
+			   int *more, long *total)
 {
 	struct http_response resp = {0};
 	char page[24];
@@ -200,6 +211,8 @@ static int codeup_get_page(struct codeup *cu, const char *what, const char *path
 	}
 	if (r == 0)
 		*more = codeup_more(&resp, json_object_array_length(*arr), k);
+	if (total)
+		*total = r == 0 ? codeup_total(&resp) : -1;
 	http_resp_free(&resp);
 	return r;
 }
@@ -454,7 +467,8 @@ static int codeup_repos_page(struct codeup *cu, struct codeup_memo *m, const cha
 	if (*arr || *last)
 		return *arr ? 0 : -ENOMEM;
 	path = codeup_path(org, "repositories", NULL);
-	r = path ? codeup_get_page(cu, "ListRepositories", path, query, 4, k, arr, &more) : -ENOMEM;
+	r = path ? codeup_get_page(cu, "ListRepositories", path, query, 4, k, arr, &more, NULL)
+		 : -ENOMEM;
 	free(path);
 	if (r == 0) {
 		pthread_mutex_lock(&cu->lock);
@@ -560,7 +574,7 @@ static int codeup_groups_page(struct codeup *cu, const struct codeup_dir *d, con
 		query[nq++] = search;
 	}
 	if (path)
-		r = codeup_get_page(cu, "ListNamespaces", path, query, nq, k, &groups, &more);
+		r = codeup_get_page(cu, "ListNamespaces", path, query, nq, k, &groups, &more, NULL);
 	if (r == 0)
 		r = codeup_add_groups(groups, d->org, !d->gid, cu->c.show_secrets, out);
 	*done = !more;
@@ -633,21 +647,26 @@ static int codeup_add_orgs(struct json_object *arr, struct prov_page *out)
 }
 
 /* Page k of ListOrganizations (the organizations the token's user joined) into out. The
- * total is unknown; a page that is not the last holds a record, as codeup_dir_page's. */
+ * total is x-total's, so the tree asks for no page past the last; without it, a page that
+ * is not the last holds a record, as codeup_dir_page's. */
 static int codeup_orgs_page(struct codeup *cu, long k, struct prov_page *out)
 {
 	const char *query[8];
 	struct json_object *orgs = NULL;
 	struct prov_record none = {0};
 	size_t before = out->n;
+	long total = -1;
 	int more = 0, r;
 
-	r = codeup_get_page(cu, "ListOrganizations", CODEUP_ORGS, query, 0, k, &orgs, &more);
+	r = codeup_get_page(cu, "ListOrganizations", CODEUP_ORGS, query, 0, k, &orgs, &more,
+			    &total);
 	if (r == 0)
 		r = codeup_add_orgs(orgs, out);
 	json_object_put(orgs);
-	out->total = -1;
+	out->total = total;
 	out->page_size = 0;
+	if (r == 0)
+		provider_page_done(out, k, CODEUP_PAGE, before);
 	out->last = !more;
 	if (r == 0 && more && out->n == before)
 		r = prov_page_add(out, &none);
@@ -732,7 +751,7 @@ static int codeup_search_repos(struct codeup *cu, struct codeup_search *s, const
 		return r;
 	}
 	path = codeup_path(s->d.org, "repositories", NULL);
-	r = path ? codeup_get_page(cu, "ListRepositories", path, query, 6, k, &arr, &more)
+	r = path ? codeup_get_page(cu, "ListRepositories", path, query, 6, k, &arr, &more, NULL)
 		 : -ENOMEM;
 	if (r == 0)
 		r = codeup_take_repos(cu, &s->d, arr, out);

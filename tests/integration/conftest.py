@@ -1,7 +1,7 @@
 """Fixtures: the emulator as a subprocess, and codesrcfs mounted for real against it.
 
     emulator(*args, tls=None)             → Emulator (.port .url .stats() .reset_stats()
-                                            .configure(**knobs) .data() .stop(); with
+                                            .configure(**knobs) .data() .rename() .stop(); with
                                             tls=True https://localhost:port and .cafile)
     test_ca                               → TestCA: a throwaway CA and certificates (session)
     mount(emu, config, opts=(), env=None, wait=True, timeout=MOUNT_TIMEOUT)

@@ -174,6 +174,7 @@ def test_install_and_fstab_examples_run_as_written(stage, tmp_path, emulator):
     assert namespaces_work(stage), "no private mount namespace with overlayfs"
     emu = emulator("--generate-pai", "4")
     ws = sorted(w["WorkspaceId"] for w in emu.data()["pai"]["workspaces"])
+    names = [w["WorkspaceName"] for w in emu.data()["pai"]["workspaces"]]  # beside the ids
     cfg, mp = pai_files(emu, tmp_path)
     fstab_lines = [ln for ln in readme_install_lines() if "fuse.codesrcfs" in ln]
     fstab_lines += man_blocks("FSTAB")[0].splitlines()
@@ -183,7 +184,8 @@ def test_install_and_fstab_examples_run_as_written(stage, tmp_path, emulator):
         fstab.write_text(local(line, mp, cfg) + "\n")
         r = in_namespace(stage, f"trap 'umount -l {mp} 2>/dev/null || true' EXIT\n"
                                 f"mount -T {fstab} {mp}\nls {mp}/pai\numount {mp}\n")
-        assert r.returncode == 0 and r.stdout.split() == ws, (line, r.stdout + r.stderr)
+        assert r.returncode == 0 and sorted(r.stdout.split()) == sorted(ws + names), \
+            (line, r.stdout + r.stderr)
 
     mount_hup = [ln[2:] for ln in man_blocks("EXAMPLES")[2].splitlines() if ln.startswith("# ")]
     assert mount_hup[0].startswith("mount -t fuse.codesrcfs") and "kill -HUP" in mount_hup[1]

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import uuid
 from datetime import datetime, timezone
@@ -459,6 +460,44 @@ def test_codeup_token_groups_and_repositories(emulator):
     assert any(r["archived"] for r in repos) and any(r["namespaceId"] == 1 for r in repos)
     assert codeup_call(emu, ORG + "/repositories", {"perPage": 101})[0] == 400
     assert codeup_call(emu, "/oapi/v1/codeup/organizations/other/namespaces")[0] == 403
+
+
+def test_codeup_list_organizations(emulator, tmp_path):
+    """ListOrganizations: the token checked, the documented fields, perPage 100 by default,
+    the paging headers (or none with codeup_headers off)."""
+    orgs = [{"id": f"org-{i:03d}", "name": f"team {i}", "createdAt": "2024-01-01T00:00:00Z"}
+            for i in range(130)]
+    (tmp_path / "d.json").write_text(json.dumps({"codeup": {"organizations": orgs}}))
+    emu = emulator("--data", tmp_path / "d.json")
+    path = "/oapi/v1/platform/organizations"
+    assert codeup_call(emu, path, token="pt-wrong")[0] == 401
+    status, h, body = codeup_call(emu, path)
+    got = json.loads(body)
+    assert status == 200 and len(got) == 100 and got[0]["id"] == "org-000"
+    assert set(got[0]) == {"id", "name", "description", "creatorId", "defaultRole",
+                           "createdAt", "updateAt"}
+    assert got[0]["name"] == "team 0" and "namespaces" not in got[0]
+    assert (h["x-total"], h["x-next-page"]) == ("130", "2")
+    status, h, body = codeup_call(emu, path, {"page": 2, "perPage": 100})
+    assert len(json.loads(body)) == 30 and h["x-next-page"] == ""
+    assert codeup_call(emu, path, {"perPage": 101})[0] == 400
+    emu.configure(codeup_headers=False)
+    status, h, body = codeup_call(emu, path, {"page": 2})
+    assert len(json.loads(body)) == 30 and "x-next-page" not in h and "x-total" not in h
+    assert emu.stats()["codeup.ListOrganizations"] == 5
+
+
+def test_rename_a_workspace_or_organization(emulator):
+    emu = emulator("--generate-pai", 3, "--generate-volc", 3, "--generate-codeup", 3)
+    assert emu.rename("pai", "1001", "renamed")["WorkspaceName"] == "renamed"
+    got = pai_json(emu, "/api/v1/workspaces", {"WorkspaceIds": "1001"}, action="ListWorkspaces")
+    assert [w["WorkspaceName"] for w in got["Workspaces"]] == ["renamed"]
+    emu.rename("volc", "ws-0001", "v")
+    assert emu.data()["volc"]["workspaces"][0]["Name"] == "v"
+    emu.rename("codeup", "org-1", "o")
+    assert json.loads(codeup_call(emu, "/oapi/v1/platform/organizations")[2])[0]["name"] == "o"
+    with pytest.raises(urllib.error.HTTPError):
+        emu.rename("pai", "nope", "x")
 
 
 def test_codeup_switches_and_get_repository(emulator):

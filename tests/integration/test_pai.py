@@ -61,9 +61,14 @@ def test_root_holds_only_configured_providers(pai):
 
 
 def test_workspaces_are_discovered(pai):
+    """Every workspace by id, and its name beside it as a link (docs/design.md §1)."""
     emu, m = pai
-    want = sorted(w["WorkspaceId"] for w in pai_workspaces(emu))
-    assert sorted(os.listdir(os.path.join(m.path, "pai"))) == want
+    pai_dir = os.path.join(m.path, "pai")
+    entries = os.listdir(pai_dir)
+    dirs = sorted(e for e in entries if not os.path.islink(os.path.join(pai_dir, e)))
+    assert dirs == sorted(w["WorkspaceId"] for w in pai_workspaces(emu))
+    links = {e: os.readlink(os.path.join(pai_dir, e)) for e in entries if e not in dirs}
+    assert links == {w["WorkspaceName"]: w["WorkspaceId"] for w in pai_workspaces(emu)}
 
 
 def test_every_record_appears_once_with_exact_url_and_branch(pai):
