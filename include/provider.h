@@ -34,7 +34,14 @@ struct prov_page {
 	long total;	/* entries in the whole listing, -1 when unknown */
 	long page_size; /* entries on a full page as the server pages; 0 when unknown */
 	int last;	/* set when this page is known to be the final one */
+	size_t bytes;	/* bytes of the answers this page was read from */
 };
+
+/* What one listing may take from a server (docs/design.md §4). */
+#define PROV_MAX_BODY	 (2L << 20) /* bytes in one answer */
+#define PROV_MAX_ENTRIES 1000000L   /* entries in one listing; a larger total is not believed */
+#define PROV_MAX_PAGES	 20000L	    /* pages in one fetch of a listing */
+#define PROV_MAX_BYTES	 (1L << 30) /* bytes of the answers of one fetch of a listing */
 
 struct provider;
 

@@ -16,9 +16,13 @@
 #include "log.h"
 #include "provider.h"
 
-#define CODEUP_PAGE	 100
-#define CODEUP_PAGE_S	 "100"
+#define CODEUP_PAGE   100
+#define CODEUP_PAGE_S "100"
+/* A list call's bounds (docs/design.md §4). The organization's repositories are kept as
+ * parsed JSON, some 2.7 KB for a 535-byte item, so tighter than a listing's. */
 #define CODEUP_MAX_PAGES 1000
+#define CODEUP_MAX_ITEMS 100000L
+#define CODEUP_MAX_BYTES (128L << 20)
 
 enum codeup_kind { CODEUP_ORG = 1, CODEUP_GROUP, CODEUP_REPO };
 
@@ -147,13 +151,24 @@ static int codeup_more(const struct http_response *resp, size_t n, size_t got)
 	return n >= CODEUP_PAGE;
 }
 
-/* Every page of a list call, appended to the array all. query has room for four more
- * entries and a NULL after its nq. */
+/* Past a bound of a list call: it fails rather than be served cut. */
+static int codeup_bound(const char *what, const char *path, const char *bound, long limit)
+{
+	log_msg(LOG_ERR,
+		"codeup: %s %s: more than %ld %s; failing rather than serving it cut "
+		"(docs/design.md §4)",
+		what, path, limit, bound);
+	return -EIO;
+}
+
+/* Every page of a list call, appended to the array all, within the bounds. query has room
+ * for four more entries and a NULL after its nq. */
 static int codeup_get_all(struct codeup *cu, const char *what, const char *path, const char **query,
 			  size_t nq, struct json_object *all)
 {
 	char page[24];
 	int r = 0, more = 1;
+	size_t bytes = 0;
 
 	query[nq] = "page";
 	query[nq + 1] = page;
@@ -165,13 +180,13 @@ static int codeup_get_all(struct codeup *cu, const char *what, const char *path,
 		struct json_object *arr = NULL;
 		size_t n = 0;
 
-		if (k > CODEUP_MAX_PAGES) {
-			log_msg(LOG_WARNING, "codeup: %s: more than %d pages; the rest is left out",
-				what, CODEUP_MAX_PAGES);
-			break;
-		}
+		if (k > CODEUP_MAX_PAGES)
+			return codeup_bound(what, path, "pages", CODEUP_MAX_PAGES);
 		snprintf(page, sizeof(page), "%ld", k);
 		r = codeup_get(cu, what, path, query, &resp);
+		bytes += resp.len;
+		if (r == 0 && bytes > (size_t)CODEUP_MAX_BYTES)
+			r = codeup_bound(what, path, "bytes of answers", CODEUP_MAX_BYTES);
 		if (r == 0) {
 			arr = provider_json_parse(resp.body, resp.len);
 			if (!json_object_is_type(arr, json_type_array)) {
@@ -184,6 +199,8 @@ static int codeup_get_all(struct codeup *cu, const char *what, const char *path,
 			json_object_array_add(all,
 					      json_object_get(json_object_array_get_idx(arr, i)));
 		more = r == 0 && codeup_more(&resp, n, json_object_array_length(all));
+		if (r == 0 && json_object_array_length(all) > (size_t)CODEUP_MAX_ITEMS)
+			r = codeup_bound(what, path, "entries", CODEUP_MAX_ITEMS);
 		json_object_put(arr);
 		http_resp_free(&resp);
 	}
@@ -217,8 +234,22 @@ static char *codeup_dup(const char *s)
 	return s && *s ? strdup(s) : NULL;
 }
 
-static int codeup_group_record(struct json_object *it, const char *org, int show_secrets,
-			       struct prov_page *out)
+/* Is id one of the space-separated ids of chain? */
+static int chain_has(const char *chain, const char *id)
+{
+	size_t n = strlen(id);
+
+	for (const char *p = chain; *p; p += strcspn(p, " "), p += *p == ' ')
+		if (!strncmp(p, id, n) && (p[n] == ' ' || p[n] == '\0'))
+			return 1;
+	return 0;
+}
+
+/* A group listed in the group whose chain (its id and those of the groups above it) is
+ * given: a group that names itself, or a group above it, as its child would make an
+ * endless tree, and is left out. */
+static int codeup_group_record(struct json_object *it, const char *org, const char *chain,
+			       int show_secrets, struct prov_page *out)
 {
 	struct prov_record r = {.kind = CODEUP_GROUP, .container = 1};
 	const char *full = provider_json_str(it, "fullPath", NULL);
@@ -229,13 +260,22 @@ static int codeup_group_record(struct json_object *it, const char *org, int show
 
 	if (!id || !name)
 		return 0;
+	if (strpbrk(id, " \n") || chain_has(chain, id)) {
+		log_msg(LOG_WARNING,
+			"codeup: group %.64s is listed inside itself or a group it holds; left "
+			"out",
+			id);
+		return 0;
+	}
 	r.id = strdup(id);
 	r.name = provider_strndup(name, r.name_len);
 	r.meta = provider_meta_json(it, show_secrets);
 	r.url = strdup(web ? web : "");
 	r.web_url = codeup_dup(web);
-	/* What listing the group takes besides its id: the organization and its full path. */
-	if (asprintf(&r.aux, "%s\n%s", org, full ? full : "") < 0)
+	/* What listing the group takes besides its id: the organization, its full path and its
+	 * chain (neither the organization nor an id holds a newline). */
+	if (asprintf(&r.aux, "%s\n%s\n%s%s%s", org, full ? full : "", chain, *chain ? " " : "",
+		     id) < 0)
 		r.aux = NULL;
 	if (!r.id || !r.name || !r.meta || !r.url || !r.aux || prov_page_add(out, &r) < 0) {
 		prov_record_free(&r);
@@ -316,8 +356,8 @@ static int codeup_repo_in(struct json_object *it, const char *full, const char *
 	return gid && nsid && !strcmp(nsid, gid);
 }
 
-static int codeup_add_groups(struct json_object *arr, const char *org, int top, int show_secrets,
-			     struct prov_page *out)
+static int codeup_add_groups(struct json_object *arr, const char *org, int top, const char *chain,
+			     int show_secrets, struct prov_page *out)
 {
 	int r = 0;
 
@@ -328,7 +368,7 @@ static int codeup_add_groups(struct json_object *arr, const char *org, int top, 
 		/* "parentId empty" may answer every group the caller can see: keep the top. */
 		if (top && full && path_depth(full) != 1)
 			continue;
-		r = codeup_group_record(it, org, show_secrets, out);
+		r = codeup_group_record(it, org, chain, show_secrets, out);
 	}
 	return r;
 }
@@ -418,10 +458,11 @@ static int codeup_repos(struct codeup *cu, const char *org, const char *search,
 	return r;
 }
 
-/* A directory's organization, full path (groups) and the id its sub-groups name as parent. */
+/* A directory's organization, full path (groups), the id its sub-groups name as parent
+ * and the chain of ids from the top group down to it. */
 struct codeup_dir {
 	char *buf;
-	const char *org, *full, *gid;
+	const char *org, *full, *gid, *chain;
 };
 
 static int codeup_dir_of(const struct prov_record *dir, struct codeup_dir *d)
@@ -429,6 +470,7 @@ static int codeup_dir_of(const struct prov_record *dir, struct codeup_dir *d)
 	char *nl;
 
 	memset(d, 0, sizeof(*d));
+	d->chain = "";
 	if (dir->kind == CODEUP_ORG) {
 		d->org = dir->id;
 		return 0;
@@ -443,6 +485,11 @@ static int codeup_dir_of(const struct prov_record *dir, struct codeup_dir *d)
 		*nl++ = '\0';
 	d->org = d->buf;
 	d->full = nl ? nl : "";
+	nl = strrchr(d->full, '\n'); /* the full path may hold one; the chain holds none */
+	if (nl) {
+		*nl++ = '\0';
+		d->chain = nl;
+	}
 	d->gid = dir->id;
 	return 0;
 }
@@ -465,7 +512,7 @@ static int codeup_groups(struct codeup *cu, const struct codeup_dir *d, const ch
 	if (groups && path)
 		r = codeup_get_all(cu, "ListNamespaces", path, query, nq, groups);
 	if (r == 0)
-		r = codeup_add_groups(groups, d->org, !d->gid, cu->c.show_secrets, out);
+		r = codeup_add_groups(groups, d->org, !d->gid, d->chain, cu->c.show_secrets, out);
 	json_object_put(groups);
 	free(path);
 	return r;
@@ -636,7 +683,7 @@ int codeup_parse_namespaces(const char *body, size_t len, const char *org, int t
 	int r = -EIO;
 
 	if (json_object_is_type(arr, json_type_array))
-		r = codeup_add_groups(arr, org, top, show_secrets, out);
+		r = codeup_add_groups(arr, org, top, "", show_secrets, out);
 	json_object_put(arr);
 	return r;
 }

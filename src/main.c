@@ -21,8 +21,6 @@
 #include "notify.h"
 #include "tree.h"
 
-#define MAX_BODY (64L << 20) /* no listing page comes near this */
-
 struct cli {
 	char *config;
 	char *dir_ttl, *attr_ttl, *neg_ttl, *timeout, *retries, *parallel;
@@ -193,7 +191,7 @@ static int open_providers(struct mount *m, const struct settings *s, int show_se
 	struct http_opts ho = {
 	    .timeout_s = s->timeout,
 	    .retries = (int)s->retries,
-	    .max_body = MAX_BODY,
+	    .max_body = PROV_MAX_BODY,
 	    .user_agent = "codesrcfs/" CODESRCFS_VERSION,
 	};
 	struct provider_env env = {.show_secrets = show_secrets, .dir_ttl = s->dir_ttl};
@@ -236,10 +234,48 @@ static int check_providers(struct mount *m)
 	return 0;
 }
 
+/* SIGTERM and SIGINT end libfuse's loop once every worker is back from its request; a
+ * worker paging a long listing is told first, by the tree, to stop before its next page.
+ * libfuse's own handler is kept and called. */
+static const int quit_signals[2] = {SIGTERM, SIGINT};
+static struct sigaction quit_chained[2];
+static struct tree *quit_tree;
+
+static void quit_handler(int sig)
+{
+	tree_quit(quit_tree);
+	for (int i = 0; i < 2; i++)
+		if (quit_signals[i] == sig)
+			quit_chained[i].sa_handler(sig);
+}
+
+/* Put quit_handler in front of the handlers libfuse set (on), or give them back (off). */
+static void quit_handlers(struct tree *t, int on)
+{
+	for (int i = 0; i < 2; i++) {
+		struct sigaction sa;
+
+		if (!on) {
+			if (quit_tree)
+				sigaction(quit_signals[i], &quit_chained[i], NULL);
+			continue;
+		}
+		if (sigaction(quit_signals[i], NULL, &quit_chained[i]) != 0 ||
+		    quit_chained[i].sa_handler == SIG_DFL || quit_chained[i].sa_handler == SIG_IGN)
+			continue; /* not libfuse's: left alone */
+		quit_tree = t;
+		sa = quit_chained[i];
+		sa.sa_handler = quit_handler;
+		sigaction(quit_signals[i], &sa, NULL);
+	}
+}
+
 static void close_mount(struct mount *m)
 {
-	if (m->signals_set)
+	if (m->signals_set) {
+		quit_handlers(m->tree, 0);
 		fuse_remove_signal_handlers(m->se);
+	}
 	if (m->se)
 		fuse_session_destroy(m->se);
 	tree_free(m->tree);
@@ -373,6 +409,7 @@ static int setup(struct mount *m, struct fuse_args *args, const struct cli *cli,
 	if (fuse_set_signal_handlers(m->se) != 0)
 		return -EIO;
 	m->signals_set = 1;
+	quit_handlers(m->tree, 1);
 	if (fuse_session_mount(m->se, fo->mountpoint) != 0)
 		return -EIO;
 	return 0;

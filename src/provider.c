@@ -347,6 +347,13 @@ int provider_filter_pages(struct provider *p, const char *scope, const char *ter
 	for (long page = 1; page <= PROVIDER_FILTER_PAGES; page++) {
 		out->last = 0;
 		r = fetch(p, scope, term, page, out);
+		if (r == 0 && out->n > (size_t)PROV_MAX_ENTRIES) {
+			log_msg(LOG_ERR,
+				"%s: the name filter in %s: more than %ld entries; failing "
+				"(docs/design.md §4)",
+				p->name, scope, PROV_MAX_ENTRIES);
+			return -EIO;
+		}
 		if (r < 0 || out->last)
 			return r;
 	}

@@ -563,7 +563,7 @@ static void test_codeup_namespaces(void **state)
 	assert_string_equal(pg.recs[0].id, "36932");
 	assert_string_equal(pg.recs[0].name, "test-group");
 	assert_string_equal(pg.recs[0].url, "https://codeup.example/org/test-group");
-	assert_string_equal(pg.recs[0].aux, "org\norg/test-group");
+	assert_string_equal(pg.recs[0].aux, "org\norg/test-group\n36932"); /* org, path, chain */
 	assert_true(pg.recs[0].container);
 	assert_int_equal(pg.recs[0].ctime, 0);
 	assert_non_null(strstr(pg.recs[0].meta, "\"visibility\": \"private\""));
