@@ -925,6 +925,8 @@ class Codeup:
             items = self.repositories(org, q)
         page, size = self.paging(q)
         body = [dict(i) for i in page_of(items, page, size)]
+        if action == "ListRepositories" and knobs["hostile_records_per_page"]:
+            return 200, self.hostile_repositories(org, page, knobs), {"x-next-page": str(page + 1)}
         if action == "ListRepositories":
             if not knobs["codeup_list_full"]:  # the list lacks what GetRepository has
                 for r in body:
@@ -933,6 +935,14 @@ class Codeup:
             self.store.after_list("codeup")
         headers = self.paging_headers(len(items), page, size) if knobs["codeup_headers"] else {}
         return 200, body, headers
+
+    @staticmethod
+    def hostile_repositories(org, page, knobs):
+        """hostile_records_per_page fresh repositories in the organization, and a next
+        page, always."""
+        n = knobs["hostile_records_per_page"]
+        return [{"id": page * n + i, "path": f"h{page}-{i}", "namespaceId": CODEUP_ROOT_NS,
+                 "pathWithNamespace": f"{org['id']}/h{page}-{i}"} for i in range(n)]
 
     def organization(self, org_id):
         for org in self.store.data.get("codeup", {}).get("organizations", []):

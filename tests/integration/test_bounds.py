@@ -147,6 +147,19 @@ def codeup_loops(tmp_path):
     return data
 
 
+def test_codeup_list_calls_are_bounded(emulator, mount):
+    # Pages of 10,000 fresh repositories and always a next page: Codeup keeps them as
+    # parsed JSON, so its own bound of 100,000 ends the list call.
+    emu = emulator("--generate-codeup", "20")
+    m = mount(emu, codeup_config(emu), limit_mb=LIMIT_MB)
+    emu.configure(hostile_records_per_page=10_000)
+    with pytest.raises(OSError) as e:
+        os.listdir(os.path.join(m.path, "codeup", "org-1"))
+    assert e.value.errno == errno.EIO
+    assert "ListRepositories" in m.log() and "more than 100000 entries" in m.log(), m.log()
+    assert emu.stats()["codeup.ListRepositories"] == 11
+
+
 def test_codeup_group_cycles_end(emulator, mount, tmp_path):
     emu = emulator("--data", codeup_loops(tmp_path))
     m = mount(emu, codeup_config(emu), limit_mb=LIMIT_MB)
