@@ -301,8 +301,10 @@ static int volc_fetch(struct volc *v, const char *ws, const char *name, long pag
 	snprintf(label, sizeof(label), "volc %s%s%s page %ld%s", action, ws ? " ws=" : "",
 		 ws ? ws : "", page, name ? " (name filter)" : "");
 	r = volc_send(v, action, label, payload, &resp);
-	if (r == 0)
+	if (r == 0) {
+		out->bytes += resp.len; /* the pager bounds a listing's bytes */
 		r = volc_answer(action, &resp, !ws, v->c.show_secrets, out);
+	}
 	if (r == 0)
 		provider_page_done(out, page, size, before);
 	json_object_put(payload);
