@@ -27,6 +27,10 @@ struct prov_record {
 	char *label;   /* a workspace's or organization's display name, raw (may hold NUL
 			* bytes): a symbolic link of that name stands beside it; NULL for none */
 	size_t label_len;
+	/* The ids of the containers above it, outermost first, where the cloud's own ids are
+	 * needed to refuse a cycle (a Codeup group: the groups above it), or NULL. */
+	char **ancestors;
+	size_t nancestors;
 	int64_t ctime; /* creation/modification times, 0 when unknown */
 	int64_t mtime;
 	int kind;		 /* provider-private: what sort of entry this is */
@@ -34,17 +38,27 @@ struct prov_record {
 	unsigned incomplete : 1; /* call complete() before url/branch/meta are served */
 };
 
-/* One page of a listing. The tree takes an empty page for the end of a listing without a
- * total, so a page that is not the last holds a record, if need be one without an id:
- * the tree skips records without an id (Codeup's page whose entries all lie on later pages
- * of its organization's list is such a page). */
+/* One page of a listing. Without a total, the tree takes a page that brings no id it has
+ * not seen, an empty one included, for the end of the listing (docs/design.md §4), unless
+ * the page says `more`: a provider whose page k is not its server's page k (Codeup: a
+ * directory's entries are scattered over its organization's pages) sets it on every page
+ * but the last, and bounds its own pages, since the tree's only bounds are then those of
+ * docs/design.md §4. Records without an id are skipped. */
 struct prov_page {
 	struct prov_record *recs;
 	size_t n, cap;
 	long total;	/* entries in the whole listing, -1 when unknown */
 	long page_size; /* entries on a full page as the server pages; 0 when unknown */
 	int last;	/* set when this page is known to be the final one */
+	int more;	/* set when pages follow whatever this one brought */
+	size_t bytes;	/* bytes of the answers this page was read from */
 };
+
+/* What one listing may take from a server (docs/design.md §4). */
+#define PROV_MAX_BODY	 (2L << 20) /* bytes in one answer */
+#define PROV_MAX_ENTRIES 1000000L   /* entries in one listing; a larger total is not believed */
+#define PROV_MAX_PAGES	 20000L	    /* pages in one fetch of a listing */
+#define PROV_MAX_BYTES	 (1L << 30) /* bytes of the answers of one fetch of a listing */
 
 struct provider;
 

@@ -80,6 +80,9 @@ void tree_watch(struct tree *t, const struct tree_watch *w);
 /* Forget every listing and every remembered miss (SIGHUP), and tell the watch that every
  * listing, entry and file the kernel holds is to be checked again. */
 void tree_flush(struct tree *t);
+/* The daemon is exiting: every listing under way stops before its next page and fails,
+ * and none starts. Async-signal-safe. */
+void tree_quit(struct tree *t);
 /* Free t and every node, those the kernel still held included. */
 void tree_free(struct tree *t);
 

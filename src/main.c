@@ -25,8 +25,6 @@
 #include "notify.h"
 #include "tree.h"
 
-#define MAX_BODY (64L << 20) /* no listing page comes near this */
-
 struct cli {
 	char *config;
 	char *dir_ttl, *attr_ttl, *neg_ttl, *timeout, *retries, *parallel;
@@ -209,7 +207,7 @@ static int open_providers(struct mount *m, const struct settings *s, const struc
 	struct http_opts ho = {
 	    .timeout_s = s->timeout,
 	    .retries = (int)s->retries,
-	    .max_body = MAX_BODY,
+	    .max_body = PROV_MAX_BODY,
 	    .user_agent = "codesrcfs/" CODESRCFS_VERSION,
 	    .max_host_conns = (int)s->parallel,
 	    .cafile = cli->cafile,
@@ -254,10 +252,58 @@ static int check_providers(struct mount *m, int debug)
 	return 0;
 }
 
+/* SIGTERM and SIGINT end libfuse's loop once every worker is back from its request; a
+ * worker paging a long listing is told first, by the tree, to stop before its next page.
+ * libfuse's own handler is kept and called; SIGHUP, blocked in every thread and taken by
+ * hup_thread, is not touched.
+ *
+ * quit_handler is the one place the daemon reacts to these signals. It runs in a signal
+ * handler, so it may only do what is async-signal-safe (tree_quit is). Aborting the
+ * transfers in flight (http_shutdown) takes a mutex and cannot be done here: that needs
+ * the signals blocked and taken by a thread with sigwait, as hup_thread takes SIGHUP,
+ * which would then call tree_quit and http_shutdown and end libfuse's loop in place of
+ * this handler. */
+static const int quit_signals[2] = {SIGTERM, SIGINT};
+static struct sigaction quit_chained[2];
+static struct tree *quit_tree;
+
+static void quit_handler(int sig)
+{
+	tree_quit(quit_tree);
+	for (int i = 0; i < 2; i++)
+		if (quit_signals[i] == sig)
+			quit_chained[i].sa_handler(sig);
+}
+
+/* Put quit_handler in front of the handlers libfuse set (on), or give them back (off):
+ * fuse_remove_signal_handlers only removes a handler that is still its own. */
+static void quit_handlers(struct tree *t, int on)
+{
+	for (int i = 0; i < 2; i++) {
+		struct sigaction sa;
+
+		if (!on) {
+			if (quit_tree)
+				sigaction(quit_signals[i], &quit_chained[i], NULL);
+			continue;
+		}
+		if (sigaction(quit_signals[i], NULL, &quit_chained[i]) != 0 ||
+		    (quit_chained[i].sa_flags & SA_SIGINFO) ||
+		    quit_chained[i].sa_handler == SIG_DFL || quit_chained[i].sa_handler == SIG_IGN)
+			continue; /* not libfuse's: left alone */
+		quit_tree = t;
+		sa = quit_chained[i];
+		sa.sa_handler = quit_handler;
+		sigaction(quit_signals[i], &sa, NULL);
+	}
+}
+
 static void close_mount(struct mount *m)
 {
-	if (m->signals_set)
+	if (m->signals_set) {
+		quit_handlers(m->tree, 0);
 		fuse_remove_signal_handlers(m->se);
+	}
 	if (m->se)
 		fuse_session_destroy(m->se);
 	tree_free(m->tree);
@@ -440,6 +486,7 @@ static int setup(struct mount *m, struct fuse_args *args, struct cli *cli,
 	if (fuse_set_signal_handlers(m->se) != 0)
 		return -EIO;
 	m->signals_set = 1;
+	quit_handlers(m->tree, 1);
 	cloexec_all();
 	if (fuse_session_mount(m->se, fo->mountpoint) != 0)
 		return -EIO;

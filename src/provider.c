@@ -629,6 +629,13 @@ int provider_filter_pages(struct provider *p, const struct prov_record *dir, con
 	for (long page = 1; page <= PROVIDER_FILTER_PAGES; page++) {
 		out->last = 0;
 		r = fetch(p, dir, term, page, out, ctx);
+		if (r == 0 && out->n > (size_t)PROV_MAX_ENTRIES) {
+			log_msg(LOG_ERR,
+				"%s: the name filter in %s: more than %ld entries; failing "
+				"(docs/design.md §4)",
+				p->name, dir->id, PROV_MAX_ENTRIES);
+			return -EIO;
+		}
 		if (r < 0 || out->last)
 			return r;
 	}
@@ -665,6 +672,9 @@ void prov_record_free(struct prov_record *r)
 	free(r->scope);
 	free(r->path);
 	free(r->label);
+	for (size_t i = 0; i < r->nancestors; i++)
+		free(r->ancestors[i]);
+	free(r->ancestors);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -690,6 +700,24 @@ static int copy_str(char **dst, const char *src, size_t len)
 	return 0;
 }
 
+/* dst's copy of src's ancestors; dst->nancestors counts those copied so far. */
+static int copy_ancestors(struct prov_record *dst, const struct prov_record *src)
+{
+	dst->nancestors = 0;
+	if (!src->nancestors)
+		return 0;
+	dst->ancestors = calloc(src->nancestors, sizeof(*dst->ancestors));
+	if (!dst->ancestors)
+		return -ENOMEM;
+	for (; dst->nancestors < src->nancestors; dst->nancestors++) {
+		const char *id = src->ancestors[dst->nancestors];
+
+		if (copy_str(&dst->ancestors[dst->nancestors], id, strlen(id)) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
 int prov_record_copy(struct prov_record *dst, const struct prov_record *src)
 {
 	/* Scalars first; every pointer is then owned by dst alone, so freeing on failure is
@@ -697,6 +725,8 @@ int prov_record_copy(struct prov_record *dst, const struct prov_record *src)
 	*dst = *src;
 	dst->id = dst->name = dst->meta = dst->url = dst->branch = dst->web_url = NULL;
 	dst->scope = dst->path = dst->label = NULL;
+	dst->ancestors = NULL;
+	dst->nancestors = 0;
 	if (copy_str(&dst->id, src->id, src->id ? strlen(src->id) : 0) ||
 	    copy_str(&dst->name, src->name, src->name_len) ||
 	    copy_str(&dst->meta, src->meta, src->meta ? strlen(src->meta) : 0) ||
@@ -705,7 +735,8 @@ int prov_record_copy(struct prov_record *dst, const struct prov_record *src)
 	    copy_str(&dst->web_url, src->web_url, src->web_url ? strlen(src->web_url) : 0) ||
 	    copy_str(&dst->scope, src->scope, src->scope ? strlen(src->scope) : 0) ||
 	    copy_str(&dst->path, src->path, src->path ? strlen(src->path) : 0) ||
-	    copy_str(&dst->label, src->label, src->label_len)) {
+	    copy_str(&dst->label, src->label, src->label_len) ||
+	    copy_ancestors(dst, src)) {
 		prov_record_free(dst);
 		return -ENOMEM;
 	}

@@ -407,6 +407,11 @@ void tree_watch(struct tree *t, const struct tree_watch *w)
 	pthread_mutex_unlock(&t->lock);
 }
 
+void tree_quit(struct tree *t)
+{
+	atomic_store(&t->quit, 1);
+}
+
 void tree_flush(struct tree *t)
 {
 	pthread_mutex_lock(&t->lock);

@@ -35,13 +35,15 @@
  *   holds a lookup on it, so it is alive.
  * - The watch is called with t->lock held, so the order is tree lock, then the watch's
  *   own lock (notify.c), never the other way; a watch never calls back into the tree.
- * - The pager's threads hold no tree lock, only their listing's own pager lock.
+ * - The pager's threads hold no tree lock, only their listing's own pager lock; they read
+ *   t->quit (atomic, set once by tree_quit, from a signal handler) without any lock.
  */
 #ifndef CODESRCFS_TREE_I_H
 #define CODESRCFS_TREE_I_H
 
 #include <pthread.h>
 #include <stdalign.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uthash.h>
@@ -101,6 +103,7 @@ struct tree {
 	struct tree_opts o;
 	int64_t mount_time;
 	struct tree_watch watch; /* all NULL: nobody keeps copies */
+	atomic_int quit;	 /* tree_quit: listings ask for no more pages */
 };
 
 /* The files a node may serve besides its children, in inode-number order. */
@@ -170,10 +173,11 @@ void tree_watch_inode(const struct tree *t, uint64_t ino);
 /* ---- tree_pager.c: the only file that calls a provider ---- */
 
 /* The whole listing of dir (NULL: the provider's root) into all, one record per id, with
- * up to parallel requests in flight; fetched again (bounded) while entries moved. *first,
- * when set, is page 1, taken. 0 or -errno. */
+ * up to parallel requests in flight; fetched again (bounded) while entries moved; within
+ * the bounds of docs/design.md §4, else -EIO; no page is asked for once *quit is set.
+ * *first, when set, is page 1, taken. 0 or -errno. */
 int pager_listing(struct provider *p, const struct prov_record *dir, int parallel,
-		  struct prov_page **first, struct prov_page *all);
+		  const atomic_int *quit, struct prov_page **first, struct prov_page *all);
 /* Page 1 of dir into uniq, one record per id (total, page_size and last as the page
  * said); *keep, unless it is the last, a copy of the page as it came for pager_listing. */
 int pager_first(struct provider *p, const struct prov_record *dir, struct prov_page *uniq,

@@ -367,7 +367,8 @@ int tree_load(struct tree *t, struct node *dir)
 		dir->first = NULL;
 	}
 	pthread_mutex_unlock(&t->lock);
-	r = pager_listing(dir->prov, dir->prov_root ? NULL : &copy, t->o.parallel, &first, &all);
+	r = pager_listing(dir->prov, dir->prov_root ? NULL : &copy, t->o.parallel, &t->quit, &first,
+			  &all);
 	pthread_mutex_lock(&t->lock);
 	if (r == 0) {
 		r = install_listing(t, dir, &all, 1);

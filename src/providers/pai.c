@@ -283,6 +283,7 @@ static int pai_fetch_ask(struct pai *p, const struct pai_ask *a, struct prov_pag
 	if (r == 0)
 		r = pai_send(p, action, label, &req, &resp);
 	if (r == 0) {
+		out->bytes += resp.len; /* the pager bounds a listing's bytes */
 		r = pai_parse(resp.body, resp.len, !a->ws, p->c.show_secrets, out);
 		if (r == -EIO)
 			pai_log(action, &resp, "the answer is not the expected JSON");

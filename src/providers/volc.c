@@ -338,8 +338,10 @@ static int volc_fetch_ask(struct volc *v, const struct volc_ask *a, struct prov_
 		 : a->ids ? " (id filter)"
 			  : "");
 	r = volc_send(v, action, label, payload, &resp);
-	if (r == 0)
+	if (r == 0) {
+		out->bytes += resp.len; /* the pager bounds a listing's bytes */
 		r = volc_answer(action, &resp, !a->ws, v->c.show_secrets, out);
+	}
 	if (r == 0)
 		provider_page_done(out, a->page, a->size, before);
 	json_object_put(payload);

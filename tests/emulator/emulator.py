@@ -439,8 +439,12 @@ def normalize(data):
 DEFAULT_KNOBS = {"latency_ms": 0, "fail_5xx": 0.0, "throttle": 0.0, "retry_after": 1,
                  "reset": 0.0, "truncate": 0.0, "malformed": 0.0, "stall": 0.0, "stall_s": 30,
                  "down": False, "max_page_size": 100, "codeup_headers": True,
-                 "codeup_list_full": True, "mutate": None, "error_message": None}
+                 "codeup_list_full": True, "mutate": None, "error_message": None,
+                 "hostile_total": None, "hostile_records_per_page": 0,
+                 "hostile_empty_pages": False, "hostile_repeat_pages": False,
+                 "hostile_pad_bytes": 0}
 FAULT_KNOBS = ("fail_5xx", "throttle", "reset", "truncate", "malformed", "stall")
+COUNT_KNOBS = ("hostile_records_per_page", "hostile_pad_bytes")
 
 
 def check_knobs(new):
@@ -467,6 +471,14 @@ def check_knobs(new):
         elif k == "error_message":
             if v is not None and not isinstance(v, str):
                 raise ValueError("error_message is a string or null")
+        elif k == "hostile_total":
+            if v is not None and (isinstance(v, bool) or int(v) < 0):
+                raise ValueError("hostile_total is a count or null")
+            v = None if v is None else int(v)
+        elif k in COUNT_KNOBS:
+            v = int(v)
+            if v < 0:
+                raise ValueError(f"{k} must not be negative")
         elif not isinstance(v, bool):
             raise ValueError(f"{k} is true or false")
         out[k] = v
@@ -668,6 +680,30 @@ def int_param(value, default, low=None):
 # ============================================================================ PAI
 
 
+def hostile_source(ident):
+    """The cheapest code source a listing can hold: id, name and clone URL."""
+    return {"CodeSourceId": ident, "DisplayName": ident,
+            "CodeRepo": f"https://git.example.com/{ident}.git"}
+
+
+def hostile_answer(knobs, page, page_items, total):
+    """A ListCodeSources answer, bent by the hostile_* knobs: a total of its own, pages of
+    fresh entries of any size, empty or repeated pages after the first, padding."""
+    shown = 1 if knobs["hostile_repeat_pages"] else page
+    n = knobs["hostile_records_per_page"]
+    if knobs["hostile_empty_pages"] and page > 1:
+        items = []
+    elif n:
+        items = [hostile_source(f"h{shown}-{i}") for i in range(n)]
+    else:
+        items = page_items(shown)
+    body = {"CodeSources": items,
+            "TotalCount": total if knobs["hostile_total"] is None else knobs["hostile_total"]}
+    if knobs["hostile_pad_bytes"]:
+        body["Padding"] = "x" * knobs["hostile_pad_bytes"]
+    return body
+
+
 class Pai:
     """AIWorkSpace 2021-02-04 (ROA): the path names the API, x-acs-action must agree."""
     name = "pai"
@@ -750,8 +786,8 @@ class Pai:
         if q.get("DisplayName"):  # fuzzy: a case-insensitive substring
             needle = q["DisplayName"].lower()
             items = [c for c in items if needle in c["DisplayName"].lower()]
-        return {"CodeSources": [dict(c) for c in page_of(items, page, size)],
-                "TotalCount": len(items)}
+        return hostile_answer(knobs, page, lambda p: [dict(c) for c in page_of(items, p, size)],
+                              len(items))
 
     def get_code_source(self, ident):
         for ws in self.store.pai_workspaces():
@@ -937,6 +973,8 @@ class Codeup:
             items = self.repositories(org, q)
         page, size = self.paging(q)
         body = [dict(i) for i in page_of(items, page, size)]
+        if action == "ListRepositories" and knobs["hostile_records_per_page"]:
+            return 200, self.hostile_repositories(org, page, knobs), {"x-next-page": str(page + 1)}
         if action == "ListRepositories":
             if not knobs["codeup_list_full"]:  # the list lacks what GetRepository has
                 for r in body:
@@ -956,6 +994,14 @@ class Codeup:
         body = [{k: org.get(k, "") for k in ORG_FIELDS} for org in page_of(orgs, page, size)]
         headers = self.paging_headers(len(orgs), page, size) if knobs["codeup_headers"] else {}
         return 200, body, headers
+
+    @staticmethod
+    def hostile_repositories(org, page, knobs):
+        """hostile_records_per_page fresh repositories in the organization, and a next
+        page, always."""
+        n = knobs["hostile_records_per_page"]
+        return [{"id": page * n + i, "path": f"h{page}-{i}", "namespaceId": CODEUP_ROOT_NS,
+                 "pathWithNamespace": f"{org['id']}/h{page}-{i}"} for i in range(n)]
 
     def organization(self, org_id):
         for org in self.store.data.get("codeup", {}).get("organizations", []):
@@ -1506,8 +1552,8 @@ def parse_args(argv):
             p.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes", "on"),
                            metavar="BOOL", dest=knob)
         else:
-            p.add_argument(flag, type=int if knob in ("max_page_size", "retry_after") else float,
-                           metavar="N", dest=knob)
+            ints = ("max_page_size", "retry_after", "hostile_total") + COUNT_KNOBS
+            p.add_argument(flag, type=int if knob in ints else float, metavar="N", dest=knob)
     p.add_argument("--tls-cert", metavar="FILE", help="serve https with this PEM certificate "
                    "(chain); needs --tls-key")
     p.add_argument("--tls-key", metavar="FILE", help="the certificate's PEM private key")

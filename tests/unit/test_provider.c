@@ -725,6 +725,8 @@ static void test_codeup_namespaces(void **state)
 	assert_string_equal(pg.recs[0].url, "https://codeup.example/org/test-group");
 	assert_string_equal(pg.recs[0].scope, "org");
 	assert_string_equal(pg.recs[0].path, "org/test-group");
+	assert_null(pg.recs[0].ancestors); /* listed in the organization: no group above */
+	assert_int_equal(pg.recs[0].nancestors, 0);
 	assert_true(pg.recs[0].container);
 	assert_int_equal(pg.recs[0].ctime, 0);
 	assert_non_null(strstr(pg.recs[0].meta, "\"visibility\": \"private\""));
@@ -955,6 +957,10 @@ static void test_record_copy_is_deep(void **state)
 	a.label = malloc(3);
 	memcpy(a.label, "n\0m", 3);
 	a.label_len = 3;
+	a.ancestors = calloc(2, sizeof(*a.ancestors));
+	a.ancestors[0] = strdup("10");
+	a.ancestors[1] = strdup("11");
+	a.nancestors = 2;
 	a.ctime = 7;
 	a.container = 1;
 	assert_int_equal(prov_record_copy(&b, &a), 0);
@@ -968,6 +974,9 @@ static void test_record_copy_is_deep(void **state)
 	assert_string_equal(b.path, "org/full");
 	assert_int_equal(b.label_len, 3);
 	assert_memory_equal(b.label, "n\0m", 3);
+	assert_int_equal(b.nancestors, 2);
+	assert_string_equal(b.ancestors[0], "10");
+	assert_string_equal(b.ancestors[1], "11");
 	assert_null(b.meta);
 	assert_null(b.branch);
 	assert_int_equal(b.ctime, 7);
