@@ -735,8 +735,7 @@ int prov_record_copy(struct prov_record *dst, const struct prov_record *src)
 	    copy_str(&dst->web_url, src->web_url, src->web_url ? strlen(src->web_url) : 0) ||
 	    copy_str(&dst->scope, src->scope, src->scope ? strlen(src->scope) : 0) ||
 	    copy_str(&dst->path, src->path, src->path ? strlen(src->path) : 0) ||
-	    copy_str(&dst->label, src->label, src->label_len) ||
-	    copy_ancestors(dst, src)) {
+	    copy_str(&dst->label, src->label, src->label_len) || copy_ancestors(dst, src)) {
 		prov_record_free(dst);
 		return -ENOMEM;
 	}
