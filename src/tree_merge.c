@@ -3,9 +3,10 @@
  * Names are assigned over the whole listing; a child that keeps its id keeps its node (and
  * the kernel's lookups on it). An entry with a display name beside its id (a workspace or
  * organization: its record's label) gets a symbolic link of that name beside its
- * directory, named after every directory (docs/design.md §1). A first page a reader was given keeps
- * its order in front of the whole listing that follows, so the reader's offsets stay valid. What
- * the kernel holds that a refresh changed is told to the watch. Lock rules: tree_i.h. */
+ * directory, named after every directory (docs/design.md §1). A first page a reader was
+ * given keeps its order in front of the whole listing that follows, so the reader's
+ * offsets stay valid. What the kernel holds that a refresh changed is told to the watch.
+ * Lock rules: tree_i.h. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
