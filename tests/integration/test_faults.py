@@ -90,7 +90,7 @@ def test_hostile_names_stay_inside_their_directory(emulator, mount, tmp_path):
                     "WorkspaceId": "9", "GmtCreateTime": "2023-01-01T00:00:00Z"})
     data = tmp_path / "data.json"
     data.write_text(json.dumps({"pai": {"workspaces": [
-        {"WorkspaceId": "9", "WorkspaceName": "w", "code_sources": sources}]}}))
+        {"WorkspaceId": "9", "WorkspaceName": "../../etc", "code_sources": sources}]}}))
     emu = emulator("--data", str(data))
     m = mount(emu, pai_config(emu, workspaces=["9"]))
     wsdir = os.path.join(os.fsencode(m.path), b"pai", b"9")
@@ -102,4 +102,6 @@ def test_hostile_names_stay_inside_their_directory(emulator, mount, tmp_path):
             assert f.read().startswith(b"https://x/")
     # nothing escaped: the only entries anywhere under the mount are inside pai/9
     assert sorted(os.listdir(m.path)) == ["pai"]
-    assert os.listdir(os.path.join(m.path, "pai")) == ["9"]
+    pai = os.path.join(m.path, "pai")
+    assert sorted(os.listdir(pai)) == [".._.._etc", "9"]  # the name beside the id, made safe
+    assert os.readlink(os.path.join(pai, ".._.._etc")) == "9"
