@@ -39,7 +39,9 @@ def pai_emu(emulator, tmp_path):
     cfg = tmp_path / "config"
     cfg.write_text(pai_config(emu))
     cfg.chmod(0o600)
-    workspaces = sorted(w["WorkspaceId"] for w in emu.data()["pai"]["workspaces"])
+    # What pai/ lists: each workspace's id and, beside it, its name (docs/design.md §1).
+    wss = emu.data()["pai"]["workspaces"]
+    workspaces = sorted([w["WorkspaceId"] for w in wss] + [w["WorkspaceName"] for w in wss])
     return emu, cfg, workspaces
 
 
