@@ -13,8 +13,9 @@
 #include "providers_i.h"
 #include "sign.h"
 
-#define PAI_VERSION "2021-02-04"
-#define PAI_PAGE    100 /* asked for; the server may give fewer (then its size wins) */
+#define PAI_VERSION	"2021-02-04"
+#define PAI_PAGE	100 /* asked for; the server may give fewer (then its size wins) */
+#define PAI_CHECK_PAGES 20  /* of the configured workspaces, at mount */
 
 enum pai_kind { PAI_WORKSPACE = 1, PAI_CODESOURCE };
 
@@ -226,9 +227,10 @@ int pai_parse_workspaces(const char *body, size_t len, struct prov_page *out)
 	return pai_parse(body, len, 1, 0, out);
 }
 
-/* The query of one page: ws NULL lists workspaces; name filters by DisplayName. */
-static int pai_query(struct http_request *req, const char *ws, const char *name, long page,
-		     long size)
+/* The query of one page: ws NULL lists workspaces (ids: only those of the comma list); name
+ * filters code sources by DisplayName. */
+static int pai_query(struct http_request *req, const char *ws, const char *name, const char *ids,
+		     long page, long size)
 {
 	char num[24], sz[24];
 	int r;
@@ -247,12 +249,14 @@ static int pai_query(struct http_request *req, const char *ws, const char *name,
 		r = http_req_query(req, "Order", "ASC");
 	if (!r && name)
 		r = http_req_query(req, "DisplayName", name);
+	if (!r && ids)
+		r = http_req_query(req, "WorkspaceIds", ids);
 	return r;
 }
 
-/* One page of ListCodeSources (ws set) or ListWorkspaces into out. */
-static int pai_fetch(struct pai *p, const char *ws, const char *name, long page, long size,
-		     struct prov_page *out)
+/* One page of ListCodeSources (ws set) or ListWorkspaces (of ids, when set) into out. */
+static int pai_fetch(struct pai *p, const char *ws, const char *name, const char *ids, long page,
+		     long size, struct prov_page *out)
 {
 	const char *action = ws ? "ListCodeSources" : "ListWorkspaces";
 	const char *path = ws ? "/api/v1/codesources" : "/api/v1/workspaces";
@@ -266,8 +270,11 @@ static int pai_fetch(struct pai *p, const char *ws, const char *name, long page,
 	if (r < 0)
 		return r;
 	snprintf(label, sizeof(label), "pai %s%s%s page %ld%s", action, ws ? " ws=" : "",
-		 ws ? ws : "", page, name ? " (name filter)" : "");
-	r = pai_query(&req, ws, name, page, size);
+		 ws ? ws : "", page,
+		 name  ? " (name filter)"
+		 : ids ? " (the configured ids)"
+		       : "");
+	r = pai_query(&req, ws, name, ids, page, size);
 	if (r == 0)
 		r = pai_send(p, action, label, &req, &resp);
 	if (r == 0) {
@@ -282,11 +289,49 @@ static int pai_fetch(struct pai *p, const char *ws, const char *name, long page,
 	return r;
 }
 
-static int pai_check(struct provider *base)
+/* scopes joined by commas, as WorkspaceIds takes them; caller frees. */
+static char *pai_join(char *const *scopes, size_t n)
 {
-	struct prov_page pg = {0};
-	int r = pai_fetch((struct pai *)base, NULL, NULL, 1, 1, &pg);
+	size_t len = 1, o = 0;
+	char *s;
 
+	for (size_t i = 0; i < n; i++)
+		len += strlen(scopes[i]) + 1;
+	s = malloc(len);
+	if (s)
+		s[0] = '\0';
+	for (size_t i = 0; s && i < n; i++)
+		o += (size_t)snprintf(s + o, len - o, "%s%s", i ? "," : "", scopes[i]);
+	return s;
+}
+
+/* Every page of ListWorkspaces filtered by the configured ids, into out. */
+static int pai_scopes(struct pai *p, struct prov_page *out)
+{
+	char *ids = pai_join(p->c.scopes, p->c.nscopes);
+	int r = ids ? 0 : -ENOMEM;
+
+	out->last = 0;
+	for (long page = 1; r == 0 && !out->last && page <= PAI_CHECK_PAGES; page++)
+		r = pai_fetch(p, NULL, NULL, ids, page, PAI_PAGE, out);
+	free(ids);
+	return r;
+}
+
+/* The credentials, and the configured workspaces with the same call. */
+static int pai_check(struct provider *base, char *why, size_t whylen)
+{
+	struct pai *p = (struct pai *)base;
+	struct prov_page pg = {0};
+	int r;
+
+	if (!p->c.nscopes)
+		r = pai_fetch(p, NULL, NULL, NULL, 1, 1, &pg);
+	else
+		r = pai_scopes(p, &pg);
+	if (r == 0)
+		r = provider_confirm_scopes(p->c.scopes, p->c.nscopes, &pg, "workspace", why,
+					    whylen);
 	prov_page_free(&pg);
 	return r;
 }
@@ -297,9 +342,9 @@ static int pai_list_page(struct provider *base, const struct prov_record *dir, l
 	struct pai *p = (struct pai *)base;
 
 	if (dir)
-		return pai_fetch(p, dir->id, NULL, page, PAI_PAGE, out);
+		return pai_fetch(p, dir->id, NULL, NULL, page, PAI_PAGE, out);
 	if (!p->c.nscopes)
-		return pai_fetch(p, NULL, NULL, page, PAI_PAGE, out);
+		return pai_fetch(p, NULL, NULL, NULL, page, PAI_PAGE, out);
 	return provider_scopes_page(p->c.scopes, p->c.nscopes, PAI_WORKSPACE, out);
 }
 
@@ -307,7 +352,7 @@ static int pai_filter_page(struct provider *base, const struct prov_record *ws, 
 			   long page, struct prov_page *out, void *ctx)
 {
 	(void)ctx;
-	return pai_fetch((struct pai *)base, ws->id, term, page, PAI_PAGE, out);
+	return pai_fetch((struct pai *)base, ws->id, term, NULL, page, PAI_PAGE, out);
 }
 
 /* The DisplayName filter: a superset of the entries whose name holds term. */

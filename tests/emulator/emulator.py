@@ -862,6 +862,8 @@ class Codeup:
         """(action, organization id, repository ident or None)."""
         if path == "/oapi/v1/platform/user":
             return "GetCurrentUser", None, None
+        if path == "/oapi/v1/platform/organizations":
+            return "ListOrganizations", None, None
         if not path.startswith(self.ORG_PREFIX):
             return "Unknown", None, None
         org, _, rest = path[len(self.ORG_PREFIX):].partition("/")
@@ -889,8 +891,10 @@ class Codeup:
         if action == "GetCurrentUser":
             return 200, {"id": "u-1001", "name": "Tester", "username": "tester",
                          "email": "tester@example.com", "lastOrganization": "org-1"}, {}
-        org = self.organization(org_id)
         q = dict(split_query(req.query))
+        if action == "ListOrganizations":
+            return self.list_organizations(q, knobs)
+        org = self.organization(org_id)
         if action == "GetRepository":
             return 200, self.get_repository(org, ident), {}
         if action == "ListNamespaces":
@@ -907,6 +911,20 @@ class Codeup:
             self.store.after_list("codeup")
         headers = self.paging_headers(len(items), page, size) if knobs["codeup_headers"] else {}
         return 200, body, headers
+
+    def list_organizations(self, q, knobs):
+        """The organizations the token's user has joined: every one of the data set."""
+        page = int_param(q.get("page"), 1, low=1)
+        size = int_param(q.get("perPage"), 100, low=1)
+        if page is None or size is None or size > 100:
+            raise ApiError(400, "BadRequest", "page must be 1 or more, perPage 1 to 100.")
+        orgs = [{"id": str(o.get("id")), "name": o.get("name", str(o.get("id"))),
+                 "description": o.get("description", ""), "creatorId": "u-1001",
+                 "defaultRole": "member", "createdAt": o.get("createdAt", iso_cn(GEN_EPOCH)),
+                 "updateAt": o.get("updateAt", iso_cn(GEN_EPOCH))}
+                for o in self.store.data.get("codeup", {}).get("organizations", [])]
+        headers = self.paging_headers(len(orgs), page, size) if knobs["codeup_headers"] else {}
+        return 200, page_of(orgs, page, size), headers
 
     def organization(self, org_id):
         for org in self.store.data.get("codeup", {}).get("organizations", []):
