@@ -124,7 +124,7 @@ static void usage(const char *prog)
 	       "    -o timeout=S         bound on one API request, connect included (15)\n"
 	       "    -o retries=N         retries of a failed request (4)\n"
 	       "    -o parallel=N        page requests in flight for one listing (8)\n"
-	       "    -o delay_connect     skip the credential check at mount\n"
+	       "    -o delay_connect     skip the check at mount (credentials, configured ids)\n"
 	       "    -o show_secrets      do not redact credential fields in meta.json\n"
 	       "    -o profile=NAME      profile of ~/.aliyun/config.json to use for pai\n"
 	       "    -o logfile=PATH      append log lines to PATH (reopened on SIGHUP)\n"
