@@ -2,14 +2,15 @@
  *
  * Order: the file (if any), then the environment (which wins, key by key), then
  * defaults, then checks. Errors are one line in err; they name files, lines, sections
- * and keys but never print a value, and a name is printed only when it looks like a
- * key name (a stray secret on a line of its own must not end up on stderr).
+ * and keys but never print a value, and a name is printed as written (escaped) unless it
+ * looks like a credential (a stray secret on a line of its own must not end up on stderr).
+ * Where each credential and id list came from is kept for the refusals at mount.
  *
  * Key ids (access_key_id, access_key) are not secrets: a file holding only those may be
  * readable by others. Secrets and STS tokens make the file private. Whatever it holds, the
  * file must be the user's (or root's) and writable by no one else: an endpoint is where
  * the credentials go. */
-#define _GNU_SOURCE /* asprintf, environ, strcasecmp */
+#define _GNU_SOURCE /* asprintf, vasprintf, environ, strcasecmp */
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
@@ -769,7 +770,8 @@ static int cfg_apply_env(struct config *c, char *err, size_t errlen)
 		if ((from_env & 1) && !(from_env & 2)) {
 			secret_free(pc->token);
 			pc->token = NULL;
-			cfg_set_from(pc, PROV_TOKEN, 0, "%s", "");
+			free(pc->token_from);
+			pc->token_from = NULL;
 		}
 	}
 	return 0;

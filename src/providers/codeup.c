@@ -21,7 +21,8 @@
 
 #define CODEUP_PAGE	 100
 #define CODEUP_PAGE_S	 "100"
-#define CODEUP_ORG_PAGES 150 /* of ListOrganizations at mount; the docs advise no more */
+#define CODEUP_ORG_PAGES 150 /* the docs advise no further: a list that long is no list */
+#define CODEUP_ORGS	 "/oapi/v1/platform/organizations"
 
 enum codeup_kind { CODEUP_ORG = 1, CODEUP_GROUP, CODEUP_REPO };
 
@@ -772,22 +773,22 @@ static int codeup_add_orgs(struct json_object *arr, struct prov_page *out)
 	return r;
 }
 
-/* The organizations the token's user has joined, page by page into out, until every
- * configured one is among them. */
-static int codeup_orgs(struct codeup *cu, struct prov_page *out)
+/* The organizations of ids among those the token's user joined, into found: every page
+ * of ListOrganizations until each of ids came. */
+static int codeup_orgs_of(struct provider *base, char *const *ids, size_t n,
+			  struct prov_page *found)
 {
 	const char *query[8] = {NULL};
 	struct json_object *arr = NULL;
 	int more = 1, r = 0;
 
 	for (long k = 1; r == 0 && more && k <= CODEUP_ORG_PAGES; k++) {
-		r = codeup_get_page(cu, "ListOrganizations", "/oapi/v1/platform/organizations",
-				    query, 0, k, &arr, &more);
+		r = codeup_get_page((struct codeup *)base, "ListOrganizations", CODEUP_ORGS, query,
+				    0, k, &arr, &more);
 		if (r == 0)
-			r = codeup_add_orgs(arr, out);
+			r = codeup_add_orgs(arr, found);
 		json_object_put(arr);
-		if (r == 0 && !provider_confirm_scopes(cu->c.scopes, cu->c.nscopes, out,
-						       "organization", NULL, 0))
+		if (r == 0 && !provider_confirm_scopes(ids, n, found, "organization", NULL, 0))
 			break;
 	}
 	return r;
@@ -806,7 +807,7 @@ static int codeup_check(struct provider *base, char *why, size_t whylen)
 		http_resp_free(&resp);
 		return r;
 	}
-	r = codeup_orgs(cu, &pg);
+	r = codeup_orgs_of(base, cu->c.scopes, cu->c.nscopes, &pg);
 	if (r == 0)
 		r = provider_confirm_scopes(cu->c.scopes, cu->c.nscopes, &pg, "organization", why,
 					    whylen);

@@ -289,32 +289,34 @@ static int pai_fetch(struct pai *p, const char *ws, const char *name, const char
 	return r;
 }
 
-/* scopes joined by commas, as WorkspaceIds takes them; caller frees. */
-static char *pai_join(char *const *scopes, size_t n)
+/* "a,b,c" of n ids, as WorkspaceIds takes them, or NULL. */
+static char *pai_join(char *const *ids, size_t n)
 {
 	size_t len = 1, o = 0;
 	char *s;
 
 	for (size_t i = 0; i < n; i++)
-		len += strlen(scopes[i]) + 1;
+		len += strlen(ids[i]) + 1;
 	s = malloc(len);
 	if (s)
 		s[0] = '\0';
 	for (size_t i = 0; s && i < n; i++)
-		o += (size_t)snprintf(s + o, len - o, "%s%s", i ? "," : "", scopes[i]);
+		o += (size_t)snprintf(s + o, len - o, "%s%s", i ? "," : "", ids[i]);
 	return s;
 }
 
-/* Every page of ListWorkspaces filtered by the configured ids, into out. */
-static int pai_scopes(struct pai *p, struct prov_page *out)
+/* The workspaces of ids the cloud knows, into found: ListWorkspaces filtered by
+ * WorkspaceIds, every page of it (a server may page by fewer than asked). */
+static int pai_workspaces_of(struct provider *base, char *const *ids, size_t n,
+			     struct prov_page *found)
 {
-	char *ids = pai_join(p->c.scopes, p->c.nscopes);
-	int r = ids ? 0 : -ENOMEM;
+	char *list = pai_join(ids, n);
+	int r = list ? 0 : -ENOMEM;
 
-	out->last = 0;
-	for (long page = 1; r == 0 && !out->last && page <= PAI_CHECK_PAGES; page++)
-		r = pai_fetch(p, NULL, NULL, ids, page, PAI_PAGE, out);
-	free(ids);
+	found->last = 0;
+	for (long page = 1; r == 0 && !found->last && page <= PAI_CHECK_PAGES; page++)
+		r = pai_fetch((struct pai *)base, NULL, NULL, list, page, PAI_PAGE, found);
+	free(list);
 	return r;
 }
 
@@ -328,7 +330,7 @@ static int pai_check(struct provider *base, char *why, size_t whylen)
 	if (!p->c.nscopes)
 		r = pai_fetch(p, NULL, NULL, NULL, 1, 1, &pg);
 	else
-		r = pai_scopes(p, &pg);
+		r = pai_workspaces_of(base, p->c.scopes, p->c.nscopes, &pg);
 	if (r == 0)
 		r = provider_confirm_scopes(p->c.scopes, p->c.nscopes, &pg, "workspace", why,
 					    whylen);

@@ -317,13 +317,13 @@ static int volc_fetch(struct volc *v, const char *ws, const char *name, struct j
 	return r;
 }
 
-/* The configured workspaces as a JSON array of ids, or NULL. */
-static struct json_object *volc_ids(const struct volc *v)
+/* n ids as a JSON array, or NULL. */
+static struct json_object *volc_ids(char *const *ids, size_t n)
 {
 	struct json_object *a = json_object_new_array();
 
-	for (size_t i = 0; a && i < v->c.nscopes; i++) {
-		struct json_object *id = json_object_new_string(v->c.scopes[i]);
+	for (size_t i = 0; a && i < n; i++) {
+		struct json_object *id = json_object_new_string(ids[i]);
 
 		if (!id || json_object_array_add(a, id)) {
 			json_object_put(id);
@@ -334,16 +334,18 @@ static struct json_object *volc_ids(const struct volc *v)
 	return a;
 }
 
-/* Every page of ListWorkspaces filtered by the configured ids, into out. */
-static int volc_scopes(struct volc *v, struct prov_page *out)
+/* The workspaces of ids the cloud knows, into found: ListWorkspaces filtered by
+ * Filter.Ids, every page of it. */
+static int volc_workspaces_of(struct provider *base, char *const *ids, size_t n,
+			      struct prov_page *found)
 {
-	struct json_object *ids = volc_ids(v);
-	int r = ids ? 0 : -ENOMEM;
+	struct json_object *list = volc_ids(ids, n);
+	int r = list ? 0 : -ENOMEM;
 
-	out->last = 0;
-	for (long page = 1; r == 0 && !out->last && page <= VOLC_CHECK_PAGES; page++)
-		r = volc_fetch(v, NULL, NULL, ids, page, VOLC_PAGE, out);
-	json_object_put(ids);
+	found->last = 0;
+	for (long page = 1; r == 0 && !found->last && page <= VOLC_CHECK_PAGES; page++)
+		r = volc_fetch((struct volc *)base, NULL, NULL, list, page, VOLC_PAGE, found);
+	json_object_put(list);
 	return r;
 }
 
@@ -357,7 +359,7 @@ static int volc_check(struct provider *base, char *why, size_t whylen)
 	if (!v->c.nscopes)
 		r = volc_fetch(v, NULL, NULL, NULL, 1, 1, &pg);
 	else
-		r = volc_scopes(v, &pg);
+		r = volc_workspaces_of(base, v->c.scopes, v->c.nscopes, &pg);
 	if (r == 0)
 		r = provider_confirm_scopes(v->c.scopes, v->c.nscopes, &pg, "workspace", why,
 					    whylen);
