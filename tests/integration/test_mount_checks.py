@@ -1,6 +1,7 @@
 """The checks at mount, for real against the emulator: a refused key names where it came
 from, a configured workspace or organization id that does not exist is a mount error
 naming it, and the providers are checked at once (docs/configuration.md, "At mount")."""
+import json
 import os
 import time
 
@@ -126,6 +127,22 @@ def test_confirmed_ids_mount_with_one_call_each(emulator, mount):
     s = emu.stats()
     assert (s["pai.ListWorkspaces"], s["volc.ListWorkspaces"],
             s["codeup.ListOrganizations"], s["total"]) == (1, 1, 1, 3), s
+    assert sorted(os.listdir(os.path.join(m.path, "pai"))) == ["1001", "1002"]
+
+
+def test_confirmation_follows_the_servers_pages(emulator, mount, tmp_path):
+    """A server that pages by fewer than asked, and a user in more organizations than a
+    page holds: the ids on later pages are found, not reported missing."""
+    orgs = [{"id": f"org-{i}", "name": f"o{i}", "namespaces": [], "repositories": []}
+            for i in range(1, 131)]
+    data = tmp_path / "orgs.json"
+    data.write_text(json.dumps({"codeup": {"organizations": orgs}}))
+    emu = emulator("--data", str(data))
+    mount(emu, codeup_config(emu, orgs=("org-3", "org-120")))
+    assert emu.stats()["codeup.ListOrganizations"] == 2  # perPage 100: the second has org-120
+    emu = emulator("--generate-pai", "3", "--max-page-size", "1")
+    m = mount(emu, pai_config(emu, workspaces=["1001", "1002"]))
+    assert emu.stats()["pai.ListWorkspaces"] == 2
     assert sorted(os.listdir(os.path.join(m.path, "pai"))) == ["1001", "1002"]
 
 
