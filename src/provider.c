@@ -515,6 +515,45 @@ int provider_scopes_page(char *const *scopes, size_t n, int kind, struct prov_pa
 	return 0;
 }
 
+static int page_has_id(const struct prov_page *pg, const char *id)
+{
+	for (size_t i = 0; i < pg->n; i++)
+		if (pg->recs[i].id && !strcmp(pg->recs[i].id, id))
+			return 1;
+	return 0;
+}
+
+int provider_confirm_scopes(char *const *scopes, size_t n, const struct prov_page *found,
+			    const char *what, char *why, size_t whylen)
+{
+	size_t missing = 0, used;
+
+	if (why && whylen)
+		why[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		if (page_has_id(found, scopes[i]))
+			continue;
+		if (why && whylen) {
+			used = strlen(why);
+			snprintf(why + used, whylen - used, "%s%s", missing ? ", " : "", scopes[i]);
+		}
+		missing++;
+	}
+	if (!missing)
+		return 0;
+	if (why && whylen) {
+		char *ids = strdup(why);
+
+		snprintf(why, whylen,
+			 "%s%s %s not found: no such id%s, or these credentials "
+			 "cannot see %s",
+			 what, missing > 1 ? "s" : "", ids ? ids : "", missing > 1 ? "s" : "",
+			 missing > 1 ? "them" : "it");
+		free(ids);
+	}
+	return -ENOENT;
+}
+
 static char *dup_opt(const char *s, int *fail)
 {
 	char *d = s ? strdup(s) : NULL;

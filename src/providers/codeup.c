@@ -31,6 +31,8 @@
 #define CODEUP_MAX_PAGES 1000
 #define CODEUP_MAX_ITEMS 100000L
 #define CODEUP_MAX_BYTES (128L << 20)
+#define CODEUP_ORG_PAGES 150 /* the docs advise no further: a list that long is no list */
+#define CODEUP_ORGS	 "/oapi/v1/platform/organizations"
 
 enum codeup_kind { CODEUP_ORG = 1, CODEUP_GROUP, CODEUP_REPO };
 
@@ -844,13 +846,62 @@ out:
 	return r;
 }
 
-static int codeup_check(struct provider *base)
+/* The organizations in the array of a ListOrganizations answer, as containers. */
+static int codeup_add_orgs(struct json_object *arr, struct prov_page *out)
+{
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < json_object_array_length(arr); i++) {
+		struct json_object *it = json_object_array_get_idx(arr, i);
+		const char *ctime = provider_json_str(it, "createdAt", NULL);
+		char idbuf[32];
+		const char *id = codeup_id(it, "id", idbuf, sizeof(idbuf));
+
+		if (id)
+			r = provider_add_container(out, id, CODEUP_ORG, provider_parse_time(ctime));
+	}
+	return r;
+}
+
+/* The organizations of ids among those the token's user joined, into found: every page
+ * of ListOrganizations until each of ids came. */
+static int codeup_orgs_of(struct provider *base, char *const *ids, size_t n,
+			  struct prov_page *found)
+{
+	const char *query[8] = {NULL};
+	struct codeup_got got = {.more = 1};
+	int r = 0;
+
+	for (long k = 1; r == 0 && got.more && k <= CODEUP_ORG_PAGES; k++) {
+		r = codeup_get_page((struct codeup *)base, "ListOrganizations", CODEUP_ORGS, query,
+				    0, k, &got);
+		if (r == 0)
+			r = codeup_add_orgs(got.arr, found);
+		json_object_put(got.arr);
+		if (r == 0 && !provider_confirm_scopes(ids, n, found, "organization", NULL, 0))
+			break;
+	}
+	return r;
+}
+
+/* The token, and the configured organizations with the same call when there are some. */
+static int codeup_check(struct provider *base, char *why, size_t whylen)
 {
 	struct codeup *cu = (struct codeup *)base;
 	struct http_response resp = {0};
-	int r = codeup_get(cu, "GetCurrentUser", "/oapi/v1/platform/user", NULL, &resp);
+	struct prov_page pg = {0};
+	int r;
 
-	http_resp_free(&resp);
+	if (!cu->c.nscopes) {
+		r = codeup_get(cu, "GetCurrentUser", "/oapi/v1/platform/user", NULL, &resp);
+		http_resp_free(&resp);
+		return r;
+	}
+	r = codeup_orgs_of(base, cu->c.scopes, cu->c.nscopes, &pg);
+	if (r == 0)
+		r = provider_confirm_scopes(cu->c.scopes, cu->c.nscopes, &pg, "organization", why,
+					    whylen);
+	prov_page_free(&pg);
 	return r;
 }
 
@@ -895,6 +946,17 @@ int codeup_parse_namespaces(const char *body, size_t len, const char *org, int t
 
 	if (json_object_is_type(arr, json_type_array))
 		r = codeup_add_groups(arr, &d, top, show_secrets, out);
+	json_object_put(arr);
+	return r;
+}
+
+int codeup_parse_organizations(const char *body, size_t len, struct prov_page *out)
+{
+	struct json_object *arr = provider_json_parse(body, len);
+	int r = -EIO;
+
+	if (json_object_is_type(arr, json_type_array))
+		r = codeup_add_orgs(arr, out);
 	json_object_put(arr);
 	return r;
 }

@@ -34,6 +34,11 @@ char *provider_strndup(const char *s, size_t len);
 int provider_add_container(struct prov_page *out, const char *id, int kind, int64_t ctime);
 /* The configured scopes as one final page of containers. 0 or -ENOMEM. */
 int provider_scopes_page(char *const *scopes, size_t n, int kind, struct prov_page *out);
+/* 0 when each of the n scopes is the id of a record of found; else -ENOENT and, unless why
+ * is NULL, one line in why naming those that are not ("workspace 9999 not found: no such
+ * id, or these credentials cannot see it"); what names one scope: "workspace". */
+int provider_confirm_scopes(char *const *scopes, size_t n, const struct prov_page *found,
+			    const char *what, char *why, size_t whylen);
 /* What every provider keeps of its configuration and environment. */
 struct prov_common {
 	struct http *http;
@@ -89,6 +94,8 @@ int codeup_parse_namespaces(const char *body, size_t len, const char *org, int t
  * and id gid (both NULL: those of no group). 0 or -EIO. */
 int codeup_parse_repositories(const char *body, size_t len, const char *org, const char *full,
 			      const char *gid, int show_secrets, struct prov_page *out);
+/* Codeup ListOrganizations body (a bare array) → organization containers. 0 or -EIO. */
+int codeup_parse_organizations(const char *body, size_t len, struct prov_page *out);
 /* Codeup error answer → -EACCES (401, 403, token error codes) or -EIO. */
 int codeup_classify_error(long status, const char *body, size_t len);
 

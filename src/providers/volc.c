@@ -14,9 +14,10 @@
 #include "providers_i.h"
 #include "sign.h"
 
-#define VOLC_VERSION "2023-05-01"
-#define VOLC_SERVICE "cp"
-#define VOLC_PAGE    100 /* the API's maximum */
+#define VOLC_VERSION	 "2023-05-01"
+#define VOLC_SERVICE	 "cp"
+#define VOLC_PAGE	 100 /* the API's maximum */
+#define VOLC_CHECK_PAGES 20  /* of the configured workspaces, at mount */
 
 enum volc_kind { VOLC_WORKSPACE = 1, VOLC_RESOURCE };
 
@@ -237,8 +238,9 @@ int volc_parse_workspaces(const char *body, size_t len, struct prov_page *out)
 	return volc_parse(body, len, 1, 0, out);
 }
 
-/* {"WorkspaceId":ws, "PageNumber":page, "PageSize":size, "Filter":{"Name":name}}. */
-static struct json_object *volc_payload(const char *ws, const char *name, long page, int size)
+/* {"WorkspaceId":ws, "PageNumber":page, "PageSize":size, "Filter":{"Name":name, "Ids":ids}}. */
+static struct json_object *volc_payload(const char *ws, const char *name, struct json_object *ids,
+					long page, int size)
 {
 	struct json_object *o = json_object_new_object(), *f = NULL;
 	int bad = !o;
@@ -249,9 +251,11 @@ static struct json_object *volc_payload(const char *ws, const char *name, long p
 		bad |= json_object_object_add(o, "PageNumber", json_object_new_int64(page));
 	if (!bad)
 		bad |= json_object_object_add(o, "PageSize", json_object_new_int(size));
-	if (!bad && name) {
+	if (!bad && (name || ids)) {
 		f = json_object_new_object();
-		bad = !f || json_object_object_add(f, "Name", json_object_new_string(name)) ||
+		bad = !f ||
+		      (name && json_object_object_add(f, "Name", json_object_new_string(name))) ||
+		      (ids && json_object_object_add(f, "Ids", json_object_get(ids))) ||
 		      json_object_object_add(o, "Filter", f);
 		if (bad)
 			json_object_put(f);
@@ -285,11 +289,11 @@ static int volc_answer(const char *action, const struct http_response *resp, int
 	return r;
 }
 
-/* One page of ListResources (ws set) or ListWorkspaces into out. */
-static int volc_fetch(struct volc *v, const char *ws, const char *name, long page, int size,
-		      struct prov_page *out)
+/* One page of ListResources (ws set) or ListWorkspaces (of ids, when set) into out. */
+static int volc_fetch(struct volc *v, const char *ws, const char *name, struct json_object *ids,
+		      long page, int size, struct prov_page *out)
 {
-	struct json_object *payload = volc_payload(ws, name, page, size);
+	struct json_object *payload = volc_payload(ws, name, ids, page, size);
 	const char *action = ws ? "ListResources" : "ListWorkspaces";
 	struct http_response resp = {0};
 	size_t before = out->n;
@@ -299,7 +303,10 @@ static int volc_fetch(struct volc *v, const char *ws, const char *name, long pag
 	if (!payload)
 		return -ENOMEM;
 	snprintf(label, sizeof(label), "volc %s%s%s page %ld%s", action, ws ? " ws=" : "",
-		 ws ? ws : "", page, name ? " (name filter)" : "");
+		 ws ? ws : "", page,
+		 name  ? " (name filter)"
+		 : ids ? " (the configured ids)"
+		       : "");
 	r = volc_send(v, action, label, payload, &resp);
 	if (r == 0) {
 		out->bytes += resp.len; /* the pager bounds a listing's bytes */
@@ -312,11 +319,52 @@ static int volc_fetch(struct volc *v, const char *ws, const char *name, long pag
 	return r;
 }
 
-static int volc_check(struct provider *base)
+/* n ids as a JSON array, or NULL. */
+static struct json_object *volc_ids(char *const *ids, size_t n)
 {
-	struct prov_page pg = {0};
-	int r = volc_fetch((struct volc *)base, NULL, NULL, 1, 1, &pg);
+	struct json_object *a = json_object_new_array();
 
+	for (size_t i = 0; a && i < n; i++) {
+		struct json_object *id = json_object_new_string(ids[i]);
+
+		if (!id || json_object_array_add(a, id)) {
+			json_object_put(id);
+			json_object_put(a);
+			a = NULL;
+		}
+	}
+	return a;
+}
+
+/* The workspaces of ids the cloud knows, into found: ListWorkspaces filtered by
+ * Filter.Ids, every page of it. */
+static int volc_workspaces_of(struct provider *base, char *const *ids, size_t n,
+			      struct prov_page *found)
+{
+	struct json_object *list = volc_ids(ids, n);
+	int r = list ? 0 : -ENOMEM;
+
+	found->last = 0;
+	for (long page = 1; r == 0 && !found->last && page <= VOLC_CHECK_PAGES; page++)
+		r = volc_fetch((struct volc *)base, NULL, NULL, list, page, VOLC_PAGE, found);
+	json_object_put(list);
+	return r;
+}
+
+/* The credentials, and the configured workspaces with the same call. */
+static int volc_check(struct provider *base, char *why, size_t whylen)
+{
+	struct volc *v = (struct volc *)base;
+	struct prov_page pg = {0};
+	int r;
+
+	if (!v->c.nscopes)
+		r = volc_fetch(v, NULL, NULL, NULL, 1, 1, &pg);
+	else
+		r = volc_workspaces_of(base, v->c.scopes, v->c.nscopes, &pg);
+	if (r == 0)
+		r = provider_confirm_scopes(v->c.scopes, v->c.nscopes, &pg, "workspace", why,
+					    whylen);
 	prov_page_free(&pg);
 	return r;
 }
@@ -327,7 +375,7 @@ static int volc_list_page(struct provider *base, const struct prov_record *dir, 
 	struct volc *v = (struct volc *)base;
 
 	if (dir || !v->c.nscopes)
-		return volc_fetch(v, dir ? dir->id : NULL, NULL, page, VOLC_PAGE, out);
+		return volc_fetch(v, dir ? dir->id : NULL, NULL, NULL, page, VOLC_PAGE, out);
 	return provider_scopes_page(v->c.scopes, v->c.nscopes, VOLC_WORKSPACE, out);
 }
 
@@ -335,7 +383,7 @@ static int volc_filter_page(struct provider *base, const struct prov_record *ws,
 			    long page, struct prov_page *out, void *ctx)
 {
 	(void)ctx;
-	return volc_fetch((struct volc *)base, ws->id, term, page, VOLC_PAGE, out);
+	return volc_fetch((struct volc *)base, ws->id, term, NULL, page, VOLC_PAGE, out);
 }
 
 /* Filter.Name: a superset of the entries whose name holds term. */

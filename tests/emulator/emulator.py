@@ -383,7 +383,20 @@ def gen_codeup(n, rng, git_base):
             "defaultBranch": rng.choice(["master", "main", "develop"]),
             "createdAt": iso_cn(created, True), "updatedAt": iso_cn(created + 99, True),
             "lastActivityAt": iso_cn(created + 99, True), "archived": i % 9 == 8})
-    return {"organizations": [{"id": org, "namespaces": groups, "repositories": repos}]}
+    return {"organizations": [codeup_org(org, "demo-org", groups, repos)]}
+
+
+ORG_FIELDS = ("id", "name", "description", "creatorId", "defaultRole", "createdAt",
+              "updateAt")
+
+
+def codeup_org(org, name, groups, repos):
+    """An organization as ListOrganizations shows it, with its groups and repositories."""
+    return {"id": org, "name": name, "description": f"organization {org}",
+            "creatorId": "u-1001", "defaultRole": "member",
+            "createdAt": iso_cn(GEN_EPOCH - 86400, True),
+            "updateAt": iso_cn(GEN_EPOCH - 86400, True),
+            "namespaces": groups, "repositories": repos}
 
 
 def epoch_of(text):
@@ -898,6 +911,8 @@ class Codeup:
         """(action, organization id, repository ident or None)."""
         if path == "/oapi/v1/platform/user":
             return "GetCurrentUser", None, None
+        if path == "/oapi/v1/platform/organizations":
+            return "ListOrganizations", None, None
         if not path.startswith(self.ORG_PREFIX):
             return "Unknown", None, None
         org, _, rest = path[len(self.ORG_PREFIX):].partition("/")
@@ -925,6 +940,8 @@ class Codeup:
         if action == "GetCurrentUser":
             return 200, {"id": "u-1001", "name": "Tester", "username": "tester",
                          "email": "tester@example.com", "lastOrganization": "org-1"}, {}
+        if action == "ListOrganizations":
+            return self.list_organizations(dict(split_query(req.query)), knobs)
         org = self.organization(org_id)
         q = dict(split_query(req.query))
         if action == "GetRepository":
@@ -953,6 +970,17 @@ class Codeup:
         n = knobs["hostile_records_per_page"]
         return [{"id": page * n + i, "path": f"h{page}-{i}", "namespaceId": CODEUP_ROOT_NS,
                  "pathWithNamespace": f"{org['id']}/h{page}-{i}"} for i in range(n)]
+
+    def list_organizations(self, q, knobs):
+        """The organizations the token's user joined: every one of the data set, in its
+        order, with the fields ListOrganizations shows (perPage defaults to 100)."""
+        page, size = int_param(q.get("page"), 1, low=1), int_param(q.get("perPage"), 100, low=1)
+        if page is None or size is None or size > 100:
+            raise ApiError(400, "BadRequest", "page must be 1 or more, perPage 1 to 100.")
+        orgs = self.store.data.get("codeup", {}).get("organizations", [])
+        body = [{k: org.get(k, "") for k in ORG_FIELDS} for org in page_of(orgs, page, size)]
+        headers = self.paging_headers(len(orgs), page, size) if knobs["codeup_headers"] else {}
+        return 200, body, headers
 
     def organization(self, org_id):
         for org in self.store.data.get("codeup", {}).get("organizations", []):

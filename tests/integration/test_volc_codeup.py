@@ -253,8 +253,10 @@ def test_git_clone_loop_over_a_codeup_group(emulator, mount, tmp_path):
 
 
 def test_codeup_organization_not_allowed_gives_eacces(emulator, mount):
+    """Past the check at mount (which refuses it: test_mount_checks.py), an organization
+    the user is not in is EACCES."""
     emu = emulator("--generate-codeup", "5")
-    m = mount(emu, codeup_config(emu, orgs=("org-1", "not-mine")))
+    m = mount(emu, codeup_config(emu, orgs=("org-1", "not-mine")), opts=["delay_connect"])
     assert sorted(os.listdir(os.path.join(m.path, "codeup"))) == ["not-mine", "org-1"]
     with pytest.raises(PermissionError):
         os.listdir(os.path.join(m.path, "codeup", "not-mine"))

@@ -851,6 +851,56 @@ static void test_codeup_errors(void **state)
 	assert_int_equal(codeup_classify_error(500, "x", 1), -EIO);
 }
 
+static void test_codeup_organizations(void **state)
+{
+	static const char body[] =
+	    "[{\"id\":\"99d1abcd71d4\",\"name\":\"Acme\",\"description\":\"\",\"creatorId\":\"u1\","
+	    "\"defaultRole\":\"member\",\"createdAt\":\"2024-01-01T00:00:00Z\"},"
+	    "{\"id\":4242,\"name\":\"numeric\"},{\"name\":\"no id\"},7,{\"id\":\"\"}]";
+	struct prov_page pg = {0};
+
+	(void)state;
+	assert_int_equal(codeup_parse_organizations(body, strlen(body), &pg), 0);
+	assert_int_equal(pg.n, 2);
+	assert_string_equal(pg.recs[0].id, "99d1abcd71d4");
+	assert_true(pg.recs[0].container);
+	assert_int_equal(pg.recs[0].ctime, 1704067200);
+	assert_string_equal(pg.recs[1].id, "4242");
+	prov_page_free(&pg);
+	assert_int_equal(codeup_parse_organizations("{}", 2, &pg), -EIO);
+	assert_int_equal(codeup_parse_organizations("[", 1, &pg), -EIO);
+	prov_page_free(&pg);
+}
+
+/* The ids a check at mount did not find, named in one line; found ones never are. */
+static void test_confirm_scopes(void **state)
+{
+	char *scopes[] = {"1001", "9999", "1002", "777"};
+	struct prov_page pg = {0};
+	char why[256];
+
+	(void)state;
+	assert_int_equal(provider_add_container(&pg, "1002", 1, 0), 0);
+	assert_int_equal(provider_add_container(&pg, "1001", 1, 0), 0);
+	assert_int_equal(provider_confirm_scopes(scopes, 1, &pg, "workspace", why, sizeof(why)), 0);
+	assert_int_equal(provider_confirm_scopes(scopes, 3, &pg, "workspace", why, sizeof(why)),
+			 -ENOENT);
+	assert_string_equal(why, "workspace 9999 not found: no such id, or these credentials "
+				 "cannot see it");
+	assert_int_equal(provider_confirm_scopes(scopes, 4, &pg, "organization", why, sizeof(why)),
+			 -ENOENT);
+	assert_string_equal(why, "organizations 9999, 777 not found: no such ids, or these "
+				 "credentials cannot see them");
+	assert_int_equal(provider_confirm_scopes(scopes, 4, &pg, "workspace", NULL, 0), -ENOENT);
+	assert_int_equal(provider_confirm_scopes(scopes, 0, &pg, "workspace", why, sizeof(why)), 0);
+	prov_page_free(&pg);
+	/* An id "99" is not found by a record "999" nor the other way round. */
+	assert_int_equal(provider_add_container(&pg, "99999", 1, 0), 0);
+	assert_int_equal(provider_confirm_scopes(scopes + 1, 1, &pg, "workspace", why, sizeof(why)),
+			 -ENOENT);
+	prov_page_free(&pg);
+}
+
 static void test_record_copy_is_deep(void **state)
 {
 	struct prov_record a = {0}, b;
@@ -943,6 +993,8 @@ int main(void)
 	    cmocka_unit_test(test_codeup_hostile),
 	    cmocka_unit_test(test_codeup_nul_name),
 	    cmocka_unit_test(test_codeup_errors),
+	    cmocka_unit_test(test_codeup_organizations),
+	    cmocka_unit_test(test_confirm_scopes),
 	    cmocka_unit_test(test_record_copy_is_deep),
 	    cmocka_unit_test(test_page_grows),
 	};
