@@ -227,7 +227,7 @@ static char *codeup_dup(const char *s)
 static int codeup_group_record(struct json_object *it, const char *org, int show_secrets,
 			       struct prov_page *out)
 {
-	struct prov_record r = {.kind = CODEUP_GROUP, .container = 1};
+	struct prov_record r = {.kind = CODEUP_GROUP, .kind_name = "group", .container = 1};
 	const char *full = provider_json_str(it, "fullPath", NULL);
 	size_t wlen;
 	const char *web = provider_json_str(it, "webUrl", &wlen);
@@ -269,7 +269,7 @@ static char *codeup_meta_json(struct json_object *it, int show_secrets)
 static int codeup_repo_record(struct json_object *it, const char *org, int show_secrets,
 			      struct prov_page *out)
 {
-	struct prov_record r = {.kind = CODEUP_REPO};
+	struct prov_record r = {.kind = CODEUP_REPO, .kind_name = "repository"};
 	size_t ulen, wlen;
 	const char *url = provider_json_str(it, "httpUrlToRepo", &ulen);
 	const char *web = provider_json_str(it, "webUrl", &wlen);
@@ -607,7 +607,8 @@ static int codeup_list_page(struct provider *base, const struct prov_record *dir
 	int r;
 
 	if (!dir)
-		return provider_scopes_page(cu->c.scopes, cu->c.nscopes, CODEUP_ORG, out);
+		return provider_scopes_page(cu->c.scopes, cu->c.nscopes, CODEUP_ORG, "organization",
+					    out);
 	r = codeup_dir_of(dir, &d);
 	return r < 0 ? r : codeup_dir_page(cu, &d, page, out);
 }

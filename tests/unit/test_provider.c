@@ -423,6 +423,7 @@ static void test_pai_parse(void **state)
 	assert_int_equal(pg.recs[0].ctime, 1610974335);
 	assert_int_equal(pg.recs[0].mtime, 1611060735);
 	assert_false(pg.recs[0].container);
+	assert_string_equal(pg.recs[0].kind_name, "code_source");
 	assert_null(strstr(pg.recs[0].meta, "tok-secret"));
 	assert_non_null(strstr(pg.recs[0].meta, "\"CodeRepoAccessToken\": \"******\""));
 	assert_non_null(strstr(pg.recs[0].meta, "\"MountPath\": \"/root/code/\""));
@@ -448,6 +449,7 @@ static void test_pai_workspaces(void **state)
 	assert_string_equal(pg.recs[0].id, "1234");
 	assert_string_equal(pg.recs[0].name, "1234");
 	assert_true(pg.recs[0].container);
+	assert_string_equal(pg.recs[0].kind_name, "workspace");
 	assert_null(pg.recs[0].meta);
 	assert_null(pg.recs[0].url);
 	assert_string_equal(pg.recs[1].id, "5678");
@@ -607,6 +609,7 @@ static void test_volc_parse(void **state)
 	assert_string_equal(pg.recs[0].name, "test");
 	assert_string_equal(pg.recs[0].url, "https://gitee.com/x");
 	assert_null(pg.recs[0].branch);
+	assert_string_equal(pg.recs[0].kind_name, "code_source");
 	assert_int_equal(pg.recs[0].ctime, 1682654064);
 	assert_int_equal(pg.recs[0].mtime, 1683554846);
 	for (const char *s = "0f68secret\0pwdsecret\0aksecret\0sksecret\0"; *s; s += strlen(s) + 1)
@@ -628,6 +631,7 @@ static void test_volc_workspaces(void **state)
 	assert_string_equal(pg.recs[0].id, "ws-1");
 	assert_string_equal(pg.recs[0].name, "ws-1");
 	assert_true(pg.recs[0].container);
+	assert_string_equal(pg.recs[0].kind_name, "workspace");
 	assert_int_equal(pg.total, 3);
 	prov_page_free(&pg);
 }
@@ -722,6 +726,7 @@ static void test_codeup_namespaces(void **state)
 	assert_string_equal(pg.recs[0].scope, "org");
 	assert_string_equal(pg.recs[0].path, "org/test-group");
 	assert_true(pg.recs[0].container);
+	assert_string_equal(pg.recs[0].kind_name, "group");
 	assert_int_equal(pg.recs[0].ctime, 0);
 	assert_non_null(strstr(pg.recs[0].meta, "\"visibility\": \"private\""));
 	prov_page_free(&pg);
@@ -757,6 +762,7 @@ static void test_codeup_repositories(void **state)
 	assert_string_equal(pg.recs[0].branch, "main");
 	assert_false(pg.recs[0].incomplete);
 	assert_false(pg.recs[0].container);
+	assert_string_equal(pg.recs[0].kind_name, "repository");
 	assert_string_equal(pg.recs[0].scope, "org");
 	assert_null(pg.recs[0].path);
 	assert_int_equal(pg.recs[0].ctime, 1704038400);
@@ -896,11 +902,12 @@ static void test_page_grows(void **state)
 	prov_page_free(&pg);
 	assert_int_equal(pg.n, 0);
 	assert_null(pg.recs);
-	assert_int_equal(provider_scopes_page((char *[]){"a", "b"}, 2, 3, &pg), 0);
+	assert_int_equal(provider_scopes_page((char *[]){"a", "b"}, 2, 3, "workspace", &pg), 0);
 	assert_int_equal(pg.n, 2);
 	assert_true(pg.last);
 	assert_int_equal(pg.total, 2);
 	assert_int_equal(pg.recs[1].kind, 3);
+	assert_string_equal(pg.recs[1].kind_name, "workspace");
 	assert_string_equal(pg.recs[1].name, "b");
 	prov_page_free(&pg);
 }
