@@ -37,6 +37,9 @@
  * - The watch is called with t->lock held, so the order is tree lock, then the watch's
  *   own lock (notify.c), never the other way; a watch never calls back into the tree.
  * - The pager's threads hold no tree lock, only their listing's own pager lock.
+ * - A directory's index is built from a copy of its children's records with t->lock
+ *   released, by a caller that holds a reference on the directory; the bytes are kept
+ *   only when no index built from a later state got there first.
  */
 #ifndef CODESRCFS_TREE_I_H
 #define CODESRCFS_TREE_I_H

@@ -90,7 +90,7 @@ static int fake_list_page(struct provider *p, const struct prov_record *dir, lon
 						    "plain"};
 
 		for (int i = 0; i < 5; i++) {
-			char id[8];
+			char id[16];
 
 			snprintf(id, sizeof(id), "r%d", i);
 			r = rec_of(id, names[i], "repository");
