@@ -2,6 +2,7 @@
  * serves itself: a fake provider with a workspace and a group, a fake clock. */
 #define _GNU_SOURCE /* asprintf */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,6 +22,7 @@
 
 struct fake {
 	struct provider base;
+	pthread_mutex_t lock; /* list_page runs in the pager's threads */
 	int list_calls, complete_calls;
 	int extra; /* entries added to the workspace after the first five */
 	int moved; /* urls carry this number */
@@ -71,7 +73,9 @@ static int fake_list_page(struct provider *p, const struct prov_record *dir, lon
 	int n = 5 + f->extra;
 	struct prov_record r;
 
+	pthread_mutex_lock(&f->lock);
 	f->list_calls++;
+	pthread_mutex_unlock(&f->lock);
 	out->last = 1;
 	out->total = !dir ? 2 : !strcmp(dir->id, "g1") ? 5 : n;
 	if (!dir) {
@@ -164,6 +168,7 @@ static int setup(void **state)
 
 	x->f.base.ops = &fake_ops;
 	x->f.base.name = "fake";
+	pthread_mutex_init(&x->f.lock, NULL);
 	fake_clock = 1000;
 	clock_set_test(fake_now);
 	x->t = tree_new(&p, 1, &o);
@@ -179,6 +184,7 @@ static int teardown(void **state)
 
 	tree_free(x->t);
 	clock_set_test(NULL);
+	pthread_mutex_destroy(&x->f.lock);
 	free(x);
 	return 0;
 }
@@ -474,6 +480,55 @@ static void test_provider_directory_and_group_have_an_index(void **state)
 	free(s);
 }
 
+struct reader {
+	struct tree *t;
+	const char *want;
+	int bad;
+};
+
+/* Look the index up and read it, again and again, while the main thread drops listings. */
+static void *reader_run(void *arg)
+{
+	struct reader *rd = arg;
+	struct tree_stat st;
+	size_t len;
+
+	for (int i = 0; i < 40; i++) {
+		char *s;
+
+		if (walk(rd->t, "/fake/ws/.index.jsonl", &st) != 0) {
+			rd->bad++;
+			continue;
+		}
+		s = slurp(rd->t, st.ino, &len);
+		rd->bad += len != st.size || strcmp(s, rd->want) != 0;
+		tree_forget(rd->t, st.ino, 1);
+		free(s);
+	}
+	return NULL;
+}
+
+static void test_index_built_by_many_readers_at_once(void **state)
+{
+	struct fixture *x = *state;
+	struct reader rd[4];
+	pthread_t th[4];
+	struct tree_stat st;
+	char *want = index_at(x->t, "/fake/ws", &st);
+
+	for (int i = 0; i < 4; i++) {
+		rd[i] = (struct reader){.t = x->t, .want = want};
+		assert_int_equal(pthread_create(&th[i], NULL, reader_run, &rd[i]), 0);
+	}
+	for (int i = 0; i < 40; i++)
+		tree_flush(x->t); /* every listing again: the index is built again, alike */
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(rd[i].bad, 0);
+	}
+	free(want);
+}
+
 static void test_no_index_outside_listing_directories(void **state)
 {
 	struct fixture *x = *state;
@@ -495,6 +550,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_incomplete_record_costs_nothing_until_read, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_provider_directory_and_group_have_an_index, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_index_built_by_many_readers_at_once, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_no_index_outside_listing_directories, setup,
 					    teardown),
