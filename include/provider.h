@@ -30,7 +30,10 @@ struct prov_record {
 	size_t nancestors;
 	int64_t ctime; /* creation/modification times, 0 when unknown */
 	int64_t mtime;
-	int kind;		 /* provider-private: what sort of entry this is */
+	int kind; /* provider-private: what sort of entry this is */
+	/* What .index.jsonl calls it: "workspace", "organization", "group", "code_source" or
+	 * "repository" (a string literal, never freed) */
+	const char *kind_name;
 	unsigned container : 1;	 /* has children, listed with list_page */
 	unsigned incomplete : 1; /* call complete() before url/branch/meta are served */
 };

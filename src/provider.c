@@ -491,9 +491,11 @@ char *provider_strndup(const char *s, size_t len)
 	return d;
 }
 
-int provider_add_container(struct prov_page *out, const char *id, int kind, int64_t ctime)
+int provider_add_container(struct prov_page *out, const char *id, int kind, const char *kind_name,
+			   int64_t ctime)
 {
-	struct prov_record r = {.kind = kind, .container = 1, .ctime = ctime};
+	struct prov_record r = {
+	    .kind = kind, .kind_name = kind_name, .container = 1, .ctime = ctime};
 
 	r.id = strdup(id);
 	r.name = strdup(id);
@@ -505,10 +507,11 @@ int provider_add_container(struct prov_page *out, const char *id, int kind, int6
 	return 0;
 }
 
-int provider_scopes_page(char *const *scopes, size_t n, int kind, struct prov_page *out)
+int provider_scopes_page(char *const *scopes, size_t n, int kind, const char *kind_name,
+			 struct prov_page *out)
 {
 	for (size_t i = 0; i < n; i++)
-		if (provider_add_container(out, scopes[i], kind, 0) < 0)
+		if (provider_add_container(out, scopes[i], kind, kind_name, 0) < 0)
 			return -ENOMEM;
 	out->total = (long)n;
 	out->last = 1;

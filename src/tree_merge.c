@@ -95,8 +95,7 @@ static void detach_children(struct tree *t, struct node *dir, struct byid **old)
 {
 	struct node *c, *tmp;
 
-	HASH_ITER(hh, dir->children, c, tmp)
-	{
+	HASH_ITER(hh, dir->children, c, tmp) {
 		struct byid *b = malloc(sizeof(*b)), *dup;
 
 		HASH_DEL(dir->children, c);
@@ -152,8 +151,7 @@ static void watch_found(const struct tree *t, const struct node *dir)
 	struct neg *e, *tmp;
 	struct node *c;
 
-	HASH_ITER(hh, dir->neg, e, tmp)
-	{
+	HASH_ITER(hh, dir->neg, e, tmp) {
 		HASH_FIND_STR(dir->children, e->name, c);
 		if (c)
 			tree_watch_entry(t, dir, e->name, 1);
@@ -164,7 +162,7 @@ static void watch_found(const struct tree *t, const struct node *dir)
 static int listing_names(const struct node *dir, const struct prov_page *all,
 			 struct names_entry *ne)
 {
-	const char *reserved[4];
+	const char *reserved[NODE_RESERVED_MAX];
 
 	for (size_t i = 0; i < all->n; i++) {
 		ne[i].raw = all->recs[i].name ? all->recs[i].name : "";
@@ -193,6 +191,7 @@ static void listing_set(struct tree *t, struct node *dir, struct node **order, s
 	if (whole)
 		pager_page_drop(&dir->first);
 	watch_found(t, dir);
+	index_listing_changed(t, dir);
 	node_neg_clear(dir);
 	node_order_check(dir);
 }
@@ -221,8 +220,7 @@ static int install_listing(struct tree *t, struct node *dir, struct prov_page *a
 	listing_set(t, dir, order, norder, whole);
 	order = NULL;
 out:
-	HASH_ITER(hh, old, b, tmp)
-	{
+	HASH_ITER(hh, old, b, tmp) {
 		HASH_DEL(old, b);
 		if (r == 0 && whole && node_held(b->node))
 			tree_watch_entry(t, dir, b->node->name, 1); /* gone from the cloud */

@@ -299,7 +299,7 @@ static int codeup_ancestors(const struct codeup_dir *d, struct prov_record *r)
 static int codeup_group_record(struct json_object *it, const struct codeup_dir *d, int show_secrets,
 			       struct prov_page *out)
 {
-	struct prov_record r = {.kind = CODEUP_GROUP, .container = 1};
+	struct prov_record r = {.kind = CODEUP_GROUP, .kind_name = "group", .container = 1};
 	const char *full = provider_json_str(it, "fullPath", NULL);
 	size_t wlen;
 	const char *web = provider_json_str(it, "webUrl", &wlen);
@@ -350,7 +350,7 @@ static char *codeup_meta_json(struct json_object *it, int show_secrets)
 static int codeup_repo_record(struct json_object *it, const char *org, int show_secrets,
 			      struct prov_page *out)
 {
-	struct prov_record r = {.kind = CODEUP_REPO};
+	struct prov_record r = {.kind = CODEUP_REPO, .kind_name = "repository"};
 	size_t ulen, wlen;
 	const char *url = provider_json_str(it, "httpUrlToRepo", &ulen);
 	const char *web = provider_json_str(it, "webUrl", &wlen);
@@ -699,7 +699,8 @@ static int codeup_list_page(struct provider *base, const struct prov_record *dir
 	int r;
 
 	if (!dir)
-		return provider_scopes_page(cu->c.scopes, cu->c.nscopes, CODEUP_ORG, out);
+		return provider_scopes_page(cu->c.scopes, cu->c.nscopes, CODEUP_ORG, "organization",
+					    out);
 	r = codeup_dir_of(dir, &d);
 	return r < 0 ? r : codeup_dir_page(cu, &d, page, out);
 }
@@ -858,7 +859,8 @@ static int codeup_add_orgs(struct json_object *arr, struct prov_page *out)
 		const char *id = codeup_id(it, "id", idbuf, sizeof(idbuf));
 
 		if (id)
-			r = provider_add_container(out, id, CODEUP_ORG, provider_parse_time(ctime));
+			r = provider_add_container(out, id, CODEUP_ORG, "organization",
+						   provider_parse_time(ctime));
 	}
 	return r;
 }

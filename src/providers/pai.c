@@ -123,7 +123,7 @@ static int pai_send(struct pai *p, const char *action, const char *label, struct
 
 static int pai_codesource_record(struct json_object *item, int show_secrets, struct prov_page *out)
 {
-	struct prov_record r = {.kind = PAI_CODESOURCE};
+	struct prov_record r = {.kind = PAI_CODESOURCE, .kind_name = "code_source"};
 	const char *id = provider_json_str(item, "CodeSourceId", NULL);
 	size_t nlen, ulen;
 	const char *url = provider_json_str(item, "CodeRepo", &ulen);
@@ -181,7 +181,8 @@ static int pai_add_item(struct json_object *it, int workspaces, int show_secrets
 	ctime = provider_json_str(it, "GmtCreateTime", NULL);
 	if (!id || !*id)
 		return 0;
-	return provider_add_container(out, id, PAI_WORKSPACE, provider_parse_time(ctime));
+	return provider_add_container(out, id, PAI_WORKSPACE, "workspace",
+				      provider_parse_time(ctime));
 }
 
 static int pai_parse_items(struct json_object *body, int workspaces, int show_secrets,
@@ -348,7 +349,7 @@ static int pai_list_page(struct provider *base, const struct prov_record *dir, l
 		return pai_fetch(p, dir->id, NULL, NULL, page, PAI_PAGE, out);
 	if (!p->c.nscopes)
 		return pai_fetch(p, NULL, NULL, NULL, page, PAI_PAGE, out);
-	return provider_scopes_page(p->c.scopes, p->c.nscopes, PAI_WORKSPACE, out);
+	return provider_scopes_page(p->c.scopes, p->c.nscopes, PAI_WORKSPACE, "workspace", out);
 }
 
 static int pai_filter_page(struct provider *base, const struct prov_record *ws, const char *term,

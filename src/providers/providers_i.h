@@ -30,10 +30,13 @@ const char *provider_json_str(struct json_object *obj, const char *key, size_t *
 struct json_object *provider_json_get(struct json_object *obj, const char *key, int t);
 /* A NUL-terminated copy of len bytes of s (which may hold NUL bytes), or NULL. */
 char *provider_strndup(const char *s, size_t len);
-/* Append a container record named by its id (a workspace or organization). 0 or -ENOMEM. */
-int provider_add_container(struct prov_page *out, const char *id, int kind, int64_t ctime);
+/* Append a container record named by its id (a workspace or organization; kind_name as in
+ * struct prov_record). 0 or -ENOMEM. */
+int provider_add_container(struct prov_page *out, const char *id, int kind, const char *kind_name,
+			   int64_t ctime);
 /* The configured scopes as one final page of containers. 0 or -ENOMEM. */
-int provider_scopes_page(char *const *scopes, size_t n, int kind, struct prov_page *out);
+int provider_scopes_page(char *const *scopes, size_t n, int kind, const char *kind_name,
+			 struct prov_page *out);
 /* 0 when each of the n scopes is the id of a record of found; else -ENOENT and, unless why
  * is NULL, one line in why naming those that are not ("workspace 9999 not found: no such
  * id, or these credentials cannot see it"); what names one scope: "workspace". */

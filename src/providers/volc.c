@@ -137,7 +137,7 @@ static int volc_send(struct volc *v, const char *action, const char *label,
 
 static int volc_resource_record(struct json_object *item, int show_secrets, struct prov_page *out)
 {
-	struct prov_record r = {.kind = VOLC_RESOURCE};
+	struct prov_record r = {.kind = VOLC_RESOURCE, .kind_name = "code_source"};
 	struct json_object *conf = provider_json_get(item, "Configuration", json_type_object);
 	size_t nlen, ulen;
 	const char *url =
@@ -172,7 +172,8 @@ static int volc_workspace_record(struct json_object *item, struct prov_page *out
 
 	if (!id || !*id)
 		return 0;
-	return provider_add_container(out, id, VOLC_WORKSPACE, provider_parse_time(ctime));
+	return provider_add_container(out, id, VOLC_WORKSPACE, "workspace",
+				      provider_parse_time(ctime));
 }
 
 static long volc_total(struct json_object *result)
@@ -376,7 +377,7 @@ static int volc_list_page(struct provider *base, const struct prov_record *dir, 
 
 	if (dir || !v->c.nscopes)
 		return volc_fetch(v, dir ? dir->id : NULL, NULL, NULL, page, VOLC_PAGE, out);
-	return provider_scopes_page(v->c.scopes, v->c.nscopes, VOLC_WORKSPACE, out);
+	return provider_scopes_page(v->c.scopes, v->c.nscopes, VOLC_WORKSPACE, "workspace", out);
 }
 
 static int volc_filter_page(struct provider *base, const struct prov_record *ws, const char *term,

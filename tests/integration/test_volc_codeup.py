@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from names_rules import assign
+from names_rules import GROUP_FILES, assign
 from test_pai import pai_config, pai_workspaces
 
 
@@ -95,7 +95,7 @@ def codeup_expected(org):
 
     def walk(parent, prefix):
         entries = members.get(parent, [])
-        reserved = ("meta.json", "url") if parent else ()
+        reserved = GROUP_FILES if parent else ()
         names = assign([(e[0].encode(), e[1], e[2]) for e in entries], reserved)
         for raw, ident, _, kind, rec in entries:
             rel = prefix + names[ident].decode()

@@ -423,6 +423,7 @@ static void test_pai_parse(void **state)
 	assert_int_equal(pg.recs[0].ctime, 1610974335);
 	assert_int_equal(pg.recs[0].mtime, 1611060735);
 	assert_false(pg.recs[0].container);
+	assert_string_equal(pg.recs[0].kind_name, "code_source");
 	assert_null(strstr(pg.recs[0].meta, "tok-secret"));
 	assert_non_null(strstr(pg.recs[0].meta, "\"CodeRepoAccessToken\": \"******\""));
 	assert_non_null(strstr(pg.recs[0].meta, "\"MountPath\": \"/root/code/\""));
@@ -448,6 +449,7 @@ static void test_pai_workspaces(void **state)
 	assert_string_equal(pg.recs[0].id, "1234");
 	assert_string_equal(pg.recs[0].name, "1234");
 	assert_true(pg.recs[0].container);
+	assert_string_equal(pg.recs[0].kind_name, "workspace");
 	assert_null(pg.recs[0].meta);
 	assert_null(pg.recs[0].url);
 	assert_string_equal(pg.recs[1].id, "5678");
@@ -607,6 +609,7 @@ static void test_volc_parse(void **state)
 	assert_string_equal(pg.recs[0].name, "test");
 	assert_string_equal(pg.recs[0].url, "https://gitee.com/x");
 	assert_null(pg.recs[0].branch);
+	assert_string_equal(pg.recs[0].kind_name, "code_source");
 	assert_int_equal(pg.recs[0].ctime, 1682654064);
 	assert_int_equal(pg.recs[0].mtime, 1683554846);
 	for (const char *s = "0f68secret\0pwdsecret\0aksecret\0sksecret\0"; *s; s += strlen(s) + 1)
@@ -628,6 +631,7 @@ static void test_volc_workspaces(void **state)
 	assert_string_equal(pg.recs[0].id, "ws-1");
 	assert_string_equal(pg.recs[0].name, "ws-1");
 	assert_true(pg.recs[0].container);
+	assert_string_equal(pg.recs[0].kind_name, "workspace");
 	assert_int_equal(pg.total, 3);
 	prov_page_free(&pg);
 }
@@ -724,6 +728,7 @@ static void test_codeup_namespaces(void **state)
 	assert_null(pg.recs[0].ancestors); /* listed in the organization: no group above */
 	assert_int_equal(pg.recs[0].nancestors, 0);
 	assert_true(pg.recs[0].container);
+	assert_string_equal(pg.recs[0].kind_name, "group");
 	assert_int_equal(pg.recs[0].ctime, 0);
 	assert_non_null(strstr(pg.recs[0].meta, "\"visibility\": \"private\""));
 	prov_page_free(&pg);
@@ -759,6 +764,7 @@ static void test_codeup_repositories(void **state)
 	assert_string_equal(pg.recs[0].branch, "main");
 	assert_false(pg.recs[0].incomplete);
 	assert_false(pg.recs[0].container);
+	assert_string_equal(pg.recs[0].kind_name, "repository");
 	assert_string_equal(pg.recs[0].scope, "org");
 	assert_null(pg.recs[0].path);
 	assert_int_equal(pg.recs[0].ctime, 1704038400);
@@ -880,8 +886,8 @@ static void test_confirm_scopes(void **state)
 	char why[256];
 
 	(void)state;
-	assert_int_equal(provider_add_container(&pg, "1002", 1, 0), 0);
-	assert_int_equal(provider_add_container(&pg, "1001", 1, 0), 0);
+	assert_int_equal(provider_add_container(&pg, "1002", 1, "workspace", 0), 0);
+	assert_int_equal(provider_add_container(&pg, "1001", 1, "workspace", 0), 0);
 	assert_int_equal(provider_confirm_scopes(scopes, 1, &pg, "workspace", why, sizeof(why)), 0);
 	assert_int_equal(provider_confirm_scopes(scopes, 3, &pg, "workspace", why, sizeof(why)),
 			 -ENOENT);
@@ -895,7 +901,7 @@ static void test_confirm_scopes(void **state)
 	assert_int_equal(provider_confirm_scopes(scopes, 0, &pg, "workspace", why, sizeof(why)), 0);
 	prov_page_free(&pg);
 	/* An id "99" is not found by a record "999" nor the other way round. */
-	assert_int_equal(provider_add_container(&pg, "99999", 1, 0), 0);
+	assert_int_equal(provider_add_container(&pg, "99999", 1, "workspace", 0), 0);
 	assert_int_equal(provider_confirm_scopes(scopes + 1, 1, &pg, "workspace", why, sizeof(why)),
 			 -ENOENT);
 	prov_page_free(&pg);
@@ -955,11 +961,12 @@ static void test_page_grows(void **state)
 	prov_page_free(&pg);
 	assert_int_equal(pg.n, 0);
 	assert_null(pg.recs);
-	assert_int_equal(provider_scopes_page((char *[]){"a", "b"}, 2, 3, &pg), 0);
+	assert_int_equal(provider_scopes_page((char *[]){"a", "b"}, 2, 3, "workspace", &pg), 0);
 	assert_int_equal(pg.n, 2);
 	assert_true(pg.last);
 	assert_int_equal(pg.total, 2);
 	assert_int_equal(pg.recs[1].kind, 3);
+	assert_string_equal(pg.recs[1].kind_name, "workspace");
 	assert_string_equal(pg.recs[1].name, "b");
 	prov_page_free(&pg);
 }
