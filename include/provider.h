@@ -33,7 +33,10 @@ struct prov_record {
 	size_t nancestors;
 	int64_t ctime; /* creation/modification times, 0 when unknown */
 	int64_t mtime;
-	int kind;		 /* provider-private: what sort of entry this is */
+	int kind; /* provider-private: what sort of entry this is */
+	/* What .index.jsonl calls it: "workspace", "organization", "group", "code_source" or
+	 * "repository" (a string literal, never freed) */
+	const char *kind_name;
 	unsigned container : 1;	 /* has children, listed with list_page */
 	unsigned incomplete : 1; /* call complete() before url/branch/meta are served */
 };
@@ -63,8 +66,10 @@ struct prov_page {
 struct provider;
 
 struct provider_ops {
-	/* One cheap authenticated call, made at mount. 0 or -EACCES/-EIO. */
-	int (*check)(struct provider *p);
+	/* One cheap authenticated call, made at mount, that also confirms the configured
+	 * workspaces or organizations where the API can list them by id: 0, -EACCES/-EIO,
+	 * or -ENOENT with one line in why naming the ids that were not found. */
+	int (*check)(struct provider *p, char *why, size_t whylen);
 	/* Page `page` (from 1) of dir's children; dir NULL means the provider's own root
 	 * (its workspaces or organizations). 0 or -errno. */
 	int (*list_page)(struct provider *p, const struct prov_record *dir, long page,

@@ -26,6 +26,7 @@ struct tree_stat {
 	int64_t mtime; /* seconds since the epoch */
 	long mtime_ns; /* a directory's: moves when its entries change (or are due to) */
 	int64_t ctime;
+	int of_listing; /* a directory's .index.jsonl: trusted no longer than its listing */
 };
 
 /* One entry for the reader; next is the offset to resume at. holds: the entry, once taken,
@@ -42,7 +43,9 @@ struct tree;
 /* A tree over n providers (kept, not owned). NULL on failure. */
 struct tree *tree_new(struct provider **provs, size_t n, const struct tree_opts *opts);
 /* Look up name in directory dir: its attributes, inode number included; that inode then
- * holds one lookup until tree_forget. 0 or -ENOENT, -ENOTDIR, -ENAMETOOLONG, -EIO, -EACCES. */
+ * holds one lookup until tree_forget. A directory that lists children (the root excepted)
+ * answers for ".index.jsonl" too, which readdir never gives (docs/design.md §1). 0 or
+ * -ENOENT, -ENOTDIR, -ENAMETOOLONG, -EIO, -EACCES. */
 int tree_lookup(struct tree *t, uint64_t dir, const char *name, struct tree_stat *st);
 /* The kernel lets go of nlookup lookups of ino. */
 void tree_forget(struct tree *t, uint64_t ino, uint64_t nlookup);

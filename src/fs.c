@@ -61,8 +61,9 @@ static void fs_entry(const struct fs *fs, const struct tree_stat *ts, struct fus
 {
 	memset(e, 0, sizeof(*e));
 	e->ino = ts->ino;
-	e->attr_timeout = ts->is_dir ? fs->dir_attr_ttl : fs->attr_ttl;
-	e->entry_timeout = fs->attr_ttl;
+	e->attr_timeout = ts->is_dir || ts->of_listing ? fs->dir_attr_ttl : fs->attr_ttl;
+	/* An index is looked up again when its listing may have moved. */
+	e->entry_timeout = ts->of_listing ? fs->dir_attr_ttl : fs->attr_ttl;
 	fs_stat(fs, ts, &e->attr);
 }
 
@@ -85,9 +86,10 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	fs_entry(fs, &ts, &e);
+	/* An index is not pushed: it is read once, by what looked it up. */
 	if (fuse_reply_entry(req, &e) != 0)
 		tree_forget(fs->tree, ts.ino, 1); /* interrupted: the kernel never took it */
-	else if (!ts.is_dir && !ts.is_link)
+	else if (!ts.is_dir && !ts.is_link && !ts.of_listing)
 		notify_file(fs->notify, ts.ino);
 }
 
@@ -117,7 +119,7 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		return;
 	}
 	fs_stat(fs, &ts, &st);
-	fuse_reply_attr(req, &st, ts.is_dir ? fs->dir_attr_ttl : fs->attr_ttl);
+	fuse_reply_attr(req, &st, ts.is_dir || ts.of_listing ? fs->dir_attr_ttl : fs->attr_ttl);
 }
 
 /* ENOSYS puts the kernel in no-opendir mode: no open or close of a directory reaches the

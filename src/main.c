@@ -122,7 +122,7 @@ static void usage(const char *prog)
 	       "    -o timeout=S         bound on one API request, connect included (15)\n"
 	       "    -o retries=N         retries of a failed request (4)\n"
 	       "    -o parallel=N        page requests in flight for one listing (8)\n"
-	       "    -o delay_connect     skip the credential check at mount\n"
+	       "    -o delay_connect     skip the check at mount (credentials, configured ids)\n"
 	       "    -o show_secrets      do not redact credential fields in meta.json\n"
 	       "    -o profile=NAME      profile of ~/.aliyun/config.json to use for pai\n"
 	       "    -o logfile=PATH      append log lines to PATH (reopened on SIGHUP)\n"
@@ -228,28 +228,79 @@ static int open_providers(struct mount *m, const struct settings *s, const struc
 	return r;
 }
 
-/* One cheap authenticated call per provider, as sshfs connects before it mounts. When no
- * answer came, the one line names the host and the transport's reason, and what was
- * logged on the way (retries) is dropped; -d shows everything. */
+/* One provider's check at mount, run in a thread of its own. */
+struct check_job {
+	struct provider *p;
+	pthread_t thread;
+	int started;
+	int r;
+	char why[512]; /* the provider's reason, for -ENOENT */
+	char net[512]; /* the transport's reason when no answer came, else "" */
+};
+
+static void *check_run(void *arg)
+{
+	struct check_job *j = arg;
+
+	j->r = j->p->ops->check(j->p, j->why, sizeof(j->why));
+	/* The reason is the thread's own: copied before the thread ends. */
+	snprintf(j->net, sizeof(j->net), "%s", j->r < 0 ? http_last_error() : "");
+	return NULL;
+}
+
+/* The one line of a failed check: what went wrong, and where what was refused came from. */
+static void check_report(const struct mount *m, const struct check_job *j)
+{
+	const struct prov_conf *pc = config_prov(&m->conf, j->p->name);
+	char from[768] = "";
+
+	if (*j->net) {
+		fprintf(stderr, "codesrcfs: %s: cannot mount: %s\n", j->p->name, j->net);
+		return;
+	}
+	if (pc && j->r == -ENOENT && *j->why)
+		config_describe_scopes(pc, from, sizeof(from));
+	else if (pc && (j->r == -EACCES || j->r == -EPERM))
+		config_describe_creds(pc, from, sizeof(from));
+	fprintf(stderr, "codesrcfs: %s: cannot mount: %s%s%s%s\n", j->p->name,
+		j->r == -ENOENT && *j->why ? j->why : check_failure(j->r), *from ? " (" : "", from,
+		*from ? ")" : "");
+}
+
+/* One cheap authenticated call per provider, as sshfs connects before it mounts, all at
+ * once: the mount waits for the slowest, not for their sum. When no answer came, the line
+ * names the host and the transport's reason, and what was logged on the way (retries) is
+ * dropped; -d shows everything. */
 static int check_providers(struct mount *m, int debug)
 {
-	for (size_t i = 0; i < m->nprovs; i++) {
-		const char *net;
-		int r;
+	struct check_job *jobs = calloc(m->nprovs, sizeof(*jobs));
+	int r = 0, explained = 1;
 
-		if (!debug)
-			log_hold();
-		r = m->provs[i]->ops->check(m->provs[i]);
-		net = r < 0 ? http_last_error() : "";
-		if (!debug)
-			log_release(!*net);
-		if (r < 0) {
-			fprintf(stderr, "codesrcfs: %s: cannot mount: %s\n", m->provs[i]->name,
-				*net ? net : check_failure(r));
-			return r;
-		}
+	if (!jobs)
+		return -ENOMEM;
+	if (!debug)
+		log_hold();
+	for (size_t i = 0; i < m->nprovs; i++) {
+		jobs[i].p = m->provs[i];
+		jobs[i].started = pthread_create(&jobs[i].thread, NULL, check_run, &jobs[i]) == 0;
+		if (!jobs[i].started)
+			check_run(&jobs[i]);
 	}
-	return 0;
+	for (size_t i = 0; i < m->nprovs; i++) {
+		if (jobs[i].started)
+			pthread_join(jobs[i].thread, NULL);
+		if (jobs[i].r < 0 && !r)
+			r = jobs[i].r;
+		if (jobs[i].r < 0 && !*jobs[i].net)
+			explained = 0;
+	}
+	if (!debug)
+		log_release(!r || !explained);
+	for (size_t i = 0; i < m->nprovs; i++)
+		if (jobs[i].r < 0)
+			check_report(m, &jobs[i]);
+	free(jobs);
+	return r;
 }
 
 /* SIGTERM and SIGINT end libfuse's loop once every worker is back from its request; a

@@ -236,8 +236,7 @@ static void families_free(struct name_set *set)
 {
 	struct family *f, *tmp;
 
-	HASH_ITER(hh, set->families, f, tmp)
-	{
+	HASH_ITER(hh, set->families, f, tmp) {
 		HASH_DEL(set->families, f);
 		free(f->key);
 		free(f);

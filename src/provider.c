@@ -491,10 +491,11 @@ char *provider_strndup(const char *s, size_t len)
 	return d;
 }
 
-int provider_add_container(struct prov_page *out, const char *id, int kind, int64_t ctime,
-			   const char *label, size_t label_len)
+int provider_add_container(struct prov_page *out, const char *id, int kind, const char *kind_name,
+			   int64_t ctime, const char *label, size_t label_len)
 {
-	struct prov_record r = {.kind = kind, .container = 1, .ctime = ctime};
+	struct prov_record r = {
+	    .kind = kind, .kind_name = kind_name, .container = 1, .ctime = ctime};
 
 	r.id = strdup(id);
 	r.name = strdup(id);
@@ -508,10 +509,11 @@ int provider_add_container(struct prov_page *out, const char *id, int kind, int6
 	return 0;
 }
 
-int provider_scopes_page(char *const *scopes, size_t n, int kind, struct prov_page *out)
+int provider_scopes_page(char *const *scopes, size_t n, int kind, const char *kind_name,
+			 struct prov_page *out)
 {
 	for (size_t i = 0; i < n; i++)
-		if (provider_add_container(out, scopes[i], kind, 0, NULL, 0) < 0)
+		if (provider_add_container(out, scopes[i], kind, kind_name, 0, NULL, 0) < 0)
 			return -ENOMEM;
 	out->total = (long)n;
 	out->last = 1;
@@ -541,10 +543,10 @@ static int scopes_named(struct prov_page *scopes, const struct prov_page *found)
 }
 
 int provider_named_scopes(struct provider *p, char *const *scopes, size_t n, int kind,
-			  provider_ids_fn fetch, struct prov_page *out)
+			  const char *kind_name, provider_ids_fn fetch, struct prov_page *out)
 {
 	struct prov_page found = {0};
-	int r = provider_scopes_page(scopes, n, kind, out);
+	int r = provider_scopes_page(scopes, n, kind, kind_name, out);
 
 	/* The names are a convenience: whatever came is used, and a failed fetch (logged by
 	 * the cloud) leaves the directories unnamed, never hidden. */
@@ -554,6 +556,45 @@ int provider_named_scopes(struct provider *p, char *const *scopes, size_t n, int
 	}
 	prov_page_free(&found);
 	return r;
+}
+
+static int page_has_id(const struct prov_page *pg, const char *id)
+{
+	for (size_t i = 0; i < pg->n; i++)
+		if (pg->recs[i].id && !strcmp(pg->recs[i].id, id))
+			return 1;
+	return 0;
+}
+
+int provider_confirm_scopes(char *const *scopes, size_t n, const struct prov_page *found,
+			    const char *what, char *why, size_t whylen)
+{
+	size_t missing = 0, used;
+
+	if (why && whylen)
+		why[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		if (page_has_id(found, scopes[i]))
+			continue;
+		if (why && whylen) {
+			used = strlen(why);
+			snprintf(why + used, whylen - used, "%s%s", missing ? ", " : "", scopes[i]);
+		}
+		missing++;
+	}
+	if (!missing)
+		return 0;
+	if (why && whylen) {
+		char *ids = strdup(why);
+
+		snprintf(why, whylen,
+			 "%s%s %s not found: no such id%s, or these credentials "
+			 "cannot see %s",
+			 what, missing > 1 ? "s" : "", ids ? ids : "", missing > 1 ? "s" : "",
+			 missing > 1 ? "them" : "it");
+		free(ids);
+	}
+	return -ENOENT;
 }
 
 static char *dup_opt(const char *s, int *fail)

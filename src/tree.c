@@ -85,6 +85,10 @@ int tree_lookup(struct tree *t, uint64_t dir, const char *name, struct tree_stat
 	struct node *n = node_get(t, dir, &file), *c;
 	int r = file ? -ENOTDIR : strlen(name) > NAMES_MAX ? -ENAMETOOLONG : 0;
 
+	if (r == 0 && index_is(n, name)) {
+		r = index_lookup(t, n, st);
+		goto out;
+	}
 	if (r == 0 && idx)
 		r = node_has_file(t, n, name);
 	if (r > 0) {
@@ -142,7 +146,13 @@ int tree_getattr(struct tree *t, uint64_t ino, struct tree_stat *st)
 	int r;
 
 	pthread_mutex_lock(&t->lock);
-	r = node_stat(t, n, file, st);
+	if (file == TREE_INDEX) {
+		node_ref(n); /* the lock is released while the index is built */
+		r = index_stat(t, n, st);
+		node_unref(t, n);
+	} else {
+		r = node_stat(t, n, file, st);
+	}
 	pthread_mutex_unlock(&t->lock);
 	return r;
 }
@@ -158,6 +168,11 @@ int tree_read(struct tree *t, uint64_t ino, char *buf, size_t size, off_t off)
 	if (!file)
 		return -EISDIR;
 	pthread_mutex_lock(&t->lock);
+	if (file == TREE_INDEX) {
+		r = index_read(n, buf, size, off);
+		pthread_mutex_unlock(&t->lock);
+		return r;
+	}
 	s = node_file(n, tree_files[file - 1], &len, &nl);
 	r = s ? 0 : -ENOENT; /* a refresh took the file away */
 	if (s && off >= 0 && (size_t)off < len) {
@@ -389,6 +404,7 @@ static void watch_flush(const struct tree *t, const struct node *n)
 	if (node_is_dir_container(n)) {
 		if (n->prov)
 			tree_watch_inode(t, node_ino(t, n));
+		index_flush(t, n);
 		HASH_ITER(hh, n->children, c, tmp)
 			if (node_held(c))
 				tree_watch_entry(t, n, c->name, 0);

@@ -9,6 +9,7 @@
  *   tree_merge.c   a fresh listing installed into the live nodes (names, a first page's
  *                  order, what went stale told to the watch)
  *   tree_lookup.c  one name: the negative cache, the filter's seek, seeding a child
+ *   tree_index.c   a directory's .index.jsonl: its bytes, built from the listing held
  *
  * Lock rules.
  *
@@ -37,6 +38,9 @@
  *   own lock (notify.c), never the other way; a watch never calls back into the tree.
  * - The pager's threads hold no tree lock, only their listing's own pager lock; they read
  *   t->quit (atomic, set once by tree_quit, from a signal handler) without any lock.
+ * - A directory's index is built from a copy of its children's records with t->lock
+ *   released, by a caller that holds a reference on the directory; the bytes are kept
+ *   only when no index built from a later state got there first.
  */
 #ifndef CODESRCFS_TREE_I_H
 #define CODESRCFS_TREE_I_H
@@ -51,10 +55,13 @@
 #include "provider.h"
 #include "tree.h"
 
-#define TREE_FILE_MASK 3u	    /* low bits of an inode number: which file of the node */
-#define NODE_MAGIC     0x6e6f6465u  /* a live node */
-#define NODE_FREED     0xdeadf1eeu  /* a freed one, until its memory is reused */
-#define TREE_INO_HIGH  (1ULL << 62) /* above any address: no inode number is 0 or TREE_ROOT */
+#define TREE_FILE_MASK	  7u /* low bits of an inode number: which file of the node */
+#define TREE_INDEX	  4u /* those bits for a directory's .index.jsonl */
+#define TREE_INDEX_NAME	  ".index.jsonl"
+#define NODE_RESERVED_MAX 5	       /* node_reserved's names, its NULL included */
+#define NODE_MAGIC	  0x6e6f6465u  /* a live node */
+#define NODE_FREED	  0xdeadf1eeu  /* a freed one, until its memory is reused */
+#define TREE_INO_HIGH	  (1ULL << 62) /* above any address: no inode number is 0 or TREE_ROOT */
 
 /* Those bits are free in a node's address only with malloc's alignment. */
 _Static_assert(alignof(max_align_t) > TREE_FILE_MASK, "malloc alignment too small");
@@ -91,6 +98,10 @@ struct node {
 	int err_logged;
 	struct neg *neg;
 	size_t nneg;
+	char *index; /* .index.jsonl as last built, or NULL */
+	size_t index_len;
+	uint64_t index_gen;   /* bumped when its bytes change: its mtime's nanoseconds */
+	uint64_t index_of[2]; /* the gen and t->completed it was built from */
 	UT_hash_handle hh;
 };
 
@@ -104,6 +115,7 @@ struct tree {
 	int64_t mount_time;
 	struct tree_watch watch; /* all NULL: nobody keeps copies */
 	atomic_int quit;	 /* tree_quit: listings ask for no more pages */
+	uint64_t completed; /* records complete() changed: an index built before may be stale */
 };
 
 /* The files a node may serve besides its children, in inode-number order. */
@@ -147,8 +159,8 @@ const char *node_record_file(const struct prov_record *rec, const char *fname, s
 			     int *nl);
 /* The contents of n's file fname, as node_record_file. Lock held. */
 const char *node_file(const struct node *n, const char *fname, size_t *len, int *nl);
-/* File names that n itself serves (NULL-terminated): its children may not take them. */
-void node_reserved(const struct node *n, const char *out[4]);
+/* Names that n itself serves (NULL-terminated): its children may not take them. */
+void node_reserved(const struct node *n, const char *out[NODE_RESERVED_MAX]);
 /* Replace n's record by rec (taken); a changed file set is a changed directory. Lock held. */
 void node_set_record(struct node *n, struct prov_record *rec);
 /* Make l a symbolic link to its sibling target, with target's id, web_url and times;
@@ -205,6 +217,24 @@ void node_take_record(struct tree *t, struct node *n, struct prov_record *rec);
 int tree_load(struct tree *t, struct node *dir);
 /* Page-through: dir's first page only, unless a fresh listing is there already. */
 int tree_load_first(struct tree *t, struct node *dir);
+
+/* ---- tree_index.c ---- */
+
+/* Is name the .index.jsonl of n (a directory that lists children, the root excepted)? */
+int index_is(const struct node *n, const char *name);
+/* Look up dir's index: a whole, fresh listing first (what listing dir costs, nothing when
+ * it is there), then its attributes into *st; the kernel's lookup of it is held. 0 or
+ * -errno. */
+int index_lookup(struct tree *t, struct node *dir, struct tree_stat *st);
+/* Attributes of dir's index, built again from the listing held when that moved, with the
+ * lock released meanwhile: the caller holds a reference on dir. 0 or -ENOMEM. Lock held. */
+int index_stat(struct tree *t, struct node *dir, struct tree_stat *st);
+/* Up to size bytes of dir's index from off, as the kernel was last told of it. Lock held. */
+int index_read(const struct node *dir, char *buf, size_t size, off_t off);
+/* dir holds a new listing: the kernel's copy of its index, if any, is stale. Lock held. */
+void index_listing_changed(const struct tree *t, const struct node *dir);
+/* SIGHUP: the kernel looks dir's index up again. Lock held. */
+void index_flush(const struct tree *t, const struct node *dir);
 
 /* ---- tree_lookup.c ---- */
 

@@ -129,7 +129,7 @@ static int seek(struct tree *t, struct node *dir, const char *name, const char *
 {
 	struct prov_record copy = {0}, *pick;
 	struct prov_page pg = {0};
-	const char *reserved[4];
+	const char *reserved[NODE_RESERVED_MAX];
 	int r;
 
 	pthread_mutex_lock(&t->lock);

@@ -198,7 +198,7 @@ static void watch_found(const struct tree *t, const struct node *dir)
 static int listing_names(const struct node *dir, const struct prov_page *all,
 			 struct names_entry *ne)
 {
-	const char *reserved[4];
+	const char *reserved[NODE_RESERVED_MAX];
 
 	for (size_t i = 0; i < all->n; i++) {
 		ne[i].raw = all->recs[i].name ? all->recs[i].name : "";
@@ -217,7 +217,7 @@ static int listing_names(const struct node *dir, const struct prov_page *all,
 static int link_names(const struct node *dir, const struct prov_page *all,
 		      const struct names_entry *ne, char **links)
 {
-	const char *reserved[4]; /* node_reserved's, its NULL included */
+	const char *reserved[NODE_RESERVED_MAX];
 	struct names_entry *le = calloc(all->n ? all->n : 1, sizeof(*le));
 	const char **taken = calloc(all->n + sizeof(reserved) / sizeof(*reserved), sizeof(*taken));
 	size_t *idx = calloc(all->n ? all->n : 1, sizeof(*idx));
@@ -268,6 +268,7 @@ static void listing_set(struct tree *t, struct node *dir, struct node **order, s
 	if (whole)
 		pager_page_drop(&dir->first);
 	watch_found(t, dir);
+	index_listing_changed(t, dir);
 	node_neg_clear(dir);
 	node_order_check(dir);
 }

@@ -54,6 +54,7 @@ void node_free(struct node *n)
 	n->magic = NODE_FREED;
 	node_neg_clear(n);
 	free(n->order);
+	free(n->index);
 	pager_page_drop(&n->first);
 	prov_record_free(&n->rec);
 	free(n->link);
@@ -211,16 +212,17 @@ const char *node_file(const struct node *n, const char *fname, size_t *len, int 
 	return node_record_file(&n->rec, fname, len, nl);
 }
 
-void node_reserved(const struct node *n, const char *out[4])
+/* Every directory that lists children serves its index; one that serves files of its own
+ * (a Codeup group) may serve any of them, whichever its record holds now (docs/design.md
+ * §1), so a name never has to move when a file comes. */
+void node_reserved(const struct node *n, const char *out[NODE_RESERVED_MAX])
 {
 	size_t k = 0;
 
-	if (n->rec.meta)
-		out[k++] = "meta.json";
-	if (n->rec.url)
-		out[k++] = "url";
-	if (n->rec.branch)
-		out[k++] = "branch";
+	if (n->prov && node_is_dir_container(n))
+		out[k++] = TREE_INDEX_NAME;
+	for (unsigned i = 0; (n->rec.meta || n->rec.url || n->rec.branch) && tree_files[i]; i++)
+		out[k++] = tree_files[i];
 	out[k] = NULL;
 }
 
@@ -352,8 +354,10 @@ int node_complete(struct tree *t, struct node *n)
 	pthread_mutex_unlock(&t->lock);
 	r = pager_complete(n->prov, &copy);
 	pthread_mutex_lock(&t->lock);
-	if (r == 0)
+	if (r == 0) {
 		node_set_record(n, &copy);
+		t->completed++; /* its directory's index shows it */
+	}
 release:
 	node_release(t, n);
 out:

@@ -34,6 +34,7 @@
 #define CODEUP_MAX_PAGES 1000
 #define CODEUP_MAX_ITEMS 100000L
 #define CODEUP_MAX_BYTES (128L << 20)
+#define CODEUP_ORG_PAGES 150 /* the docs advise no further: a list that long is no list */
 #define CODEUP_ORGS	 "/oapi/v1/platform/organizations"
 
 enum codeup_kind { CODEUP_ORG = 1, CODEUP_GROUP, CODEUP_REPO };
@@ -315,7 +316,7 @@ static int codeup_ancestors(const struct codeup_dir *d, struct prov_record *r)
 static int codeup_group_record(struct json_object *it, const struct codeup_dir *d, int show_secrets,
 			       struct prov_page *out)
 {
-	struct prov_record r = {.kind = CODEUP_GROUP, .container = 1};
+	struct prov_record r = {.kind = CODEUP_GROUP, .kind_name = "group", .container = 1};
 	const char *full = provider_json_str(it, "fullPath", NULL);
 	size_t wlen;
 	const char *web = provider_json_str(it, "webUrl", &wlen);
@@ -366,7 +367,7 @@ static char *codeup_meta_json(struct json_object *it, int show_secrets)
 static int codeup_repo_record(struct json_object *it, const char *org, int show_secrets,
 			      struct prov_page *out)
 {
-	struct prov_record r = {.kind = CODEUP_REPO};
+	struct prov_record r = {.kind = CODEUP_REPO, .kind_name = "repository"};
 	size_t ulen, wlen;
 	const char *url = provider_json_str(it, "httpUrlToRepo", &ulen);
 	const char *web = provider_json_str(it, "webUrl", &wlen);
@@ -714,20 +715,23 @@ static int codeup_dir_page(struct codeup *cu, const struct codeup_dir *d, long k
 	return r;
 }
 
+/* The organizations in the array of a ListOrganizations answer, as containers, each
+ * with its name as label. */
 static int codeup_add_orgs(struct json_object *arr, struct prov_page *out)
 {
 	int r = 0;
 
 	for (size_t i = 0; r == 0 && i < json_object_array_length(arr); i++) {
 		struct json_object *it = json_object_array_get_idx(arr, i);
+		const char *ctime = provider_json_str(it, "createdAt", NULL);
 		char idbuf[32];
 		const char *id = codeup_id(it, "id", idbuf, sizeof(idbuf));
 		size_t len;
 		const char *name = provider_json_str(it, "name", &len);
-		const char *ctime = provider_json_str(it, "createdAt", NULL);
 
 		if (id)
-			r = provider_add_container(out, id, CODEUP_ORG, provider_parse_time(ctime),
+			r = provider_add_container(out, id, CODEUP_ORG, "organization",
+						   provider_parse_time(ctime),
 						   name && len ? name : NULL, len);
 	}
 	return r;
@@ -755,32 +759,22 @@ static int codeup_orgs_page(struct codeup *cu, long k, struct prov_page *out)
 	return r;
 }
 
-/* Does found hold a record of each of ids? */
-static int codeup_all_found(char *const *ids, size_t n, const struct prov_page *found)
-{
-	for (size_t j = 0; j < n; j++) {
-		size_t i = 0;
-
-		while (i < found->n && (!found->recs[i].id || strcmp(found->recs[i].id, ids[j])))
-			i++;
-		if (i == found->n)
-			return 0;
-	}
-	return 1;
-}
-
-/* provider_ids_fn: the organizations ListOrganizations answers, paged until every one of
- * ids came (one request, unless the user joined more than a page of them). */
+/* The organizations of ids among those the token's user joined, into found: every page
+ * of ListOrganizations until each of ids came. */
 static int codeup_orgs_of(struct provider *base, char *const *ids, size_t n,
 			  struct prov_page *found)
 {
-	struct codeup *cu = (struct codeup *)base;
+	const char *query[8] = {NULL};
+	struct codeup_got got = {.more = 1};
 	int r = 0;
 
-	found->last = 0;
-	for (long k = 1; r == 0 && !found->last; k++) { /* codeup_get_page bounds k */
-		r = codeup_orgs_page(cu, k, found);
-		if (codeup_all_found(ids, n, found))
+	for (long k = 1; r == 0 && got.more && k <= CODEUP_ORG_PAGES; k++) {
+		r = codeup_get_page((struct codeup *)base, "ListOrganizations", CODEUP_ORGS, query,
+				    0, k, &got);
+		if (r == 0)
+			r = codeup_add_orgs(got.arr, found);
+		json_object_put(got.arr);
+		if (r == 0 && !provider_confirm_scopes(ids, n, found, "organization", NULL, 0))
 			break;
 	}
 	return r;
@@ -797,7 +791,7 @@ static int codeup_list_page(struct provider *base, const struct prov_record *dir
 		return codeup_orgs_page(cu, page, out);
 	if (!dir)
 		return provider_named_scopes(base, cu->c.scopes, cu->c.nscopes, CODEUP_ORG,
-					     codeup_orgs_of, out);
+					     "organization", codeup_orgs_of, out);
 	r = codeup_dir_of(dir, &d);
 	return r < 0 ? r : codeup_dir_page(cu, &d, page, out);
 }
@@ -944,13 +938,24 @@ out:
 	return r;
 }
 
-static int codeup_check(struct provider *base)
+/* The token, and the configured organizations with the same call when there are some. */
+static int codeup_check(struct provider *base, char *why, size_t whylen)
 {
 	struct codeup *cu = (struct codeup *)base;
 	struct http_response resp = {0};
-	int r = codeup_get(cu, "GetCurrentUser", "/oapi/v1/platform/user", NULL, &resp);
+	struct prov_page pg = {0};
+	int r;
 
-	http_resp_free(&resp);
+	if (!cu->c.nscopes) {
+		r = codeup_get(cu, "GetCurrentUser", "/oapi/v1/platform/user", NULL, &resp);
+		http_resp_free(&resp);
+		return r;
+	}
+	r = codeup_orgs_of(base, cu->c.scopes, cu->c.nscopes, &pg);
+	if (r == 0)
+		r = provider_confirm_scopes(cu->c.scopes, cu->c.nscopes, &pg, "organization", why,
+					    whylen);
+	prov_page_free(&pg);
 	return r;
 }
 

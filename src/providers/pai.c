@@ -13,8 +13,9 @@
 #include "providers_i.h"
 #include "sign.h"
 
-#define PAI_VERSION "2021-02-04"
-#define PAI_PAGE    100 /* asked for; the server may give fewer (then its size wins) */
+#define PAI_VERSION	"2021-02-04"
+#define PAI_PAGE	100 /* asked for; the server may give fewer (then its size wins) */
+#define PAI_CHECK_PAGES 20  /* of the configured workspaces, at mount */
 
 enum pai_kind { PAI_WORKSPACE = 1, PAI_CODESOURCE };
 
@@ -122,7 +123,7 @@ static int pai_send(struct pai *p, const char *action, const char *label, struct
 
 static int pai_codesource_record(struct json_object *item, int show_secrets, struct prov_page *out)
 {
-	struct prov_record r = {.kind = PAI_CODESOURCE};
+	struct prov_record r = {.kind = PAI_CODESOURCE, .kind_name = "code_source"};
 	const char *id = provider_json_str(item, "CodeSourceId", NULL);
 	size_t nlen, ulen;
 	const char *url = provider_json_str(item, "CodeRepo", &ulen);
@@ -182,8 +183,8 @@ static int pai_add_item(struct json_object *it, int workspaces, int show_secrets
 	label = provider_json_str(it, "WorkspaceName", &len);
 	if (!id || !*id)
 		return 0;
-	return provider_add_container(out, id, PAI_WORKSPACE, provider_parse_time(ctime),
-				      label && len ? label : NULL, len);
+	return provider_add_container(out, id, PAI_WORKSPACE, "workspace",
+				      provider_parse_time(ctime), label && len ? label : NULL, len);
 }
 
 static int pai_parse_items(struct json_object *body, int workspaces, int show_secrets,
@@ -229,42 +230,39 @@ int pai_parse_workspaces(const char *body, size_t len, struct prov_page *out)
 	return pai_parse(body, len, 1, 0, out);
 }
 
-/* What one page asks: ws NULL lists workspaces; name filters code sources by DisplayName,
- * ids workspaces by id (a comma list). */
-struct pai_ask {
-	const char *ws, *name, *ids;
-	long page, size;
-};
-
-static int pai_query(struct http_request *req, const struct pai_ask *a)
+/* The query of one page: ws NULL lists workspaces (ids: only those of the comma list); name
+ * filters code sources by DisplayName. */
+static int pai_query(struct http_request *req, const char *ws, const char *name, const char *ids,
+		     long page, long size)
 {
 	char num[24], sz[24];
 	int r;
 
-	snprintf(num, sizeof(num), "%ld", a->page);
-	snprintf(sz, sizeof(sz), "%ld", a->size);
+	snprintf(num, sizeof(num), "%ld", page);
+	snprintf(sz, sizeof(sz), "%ld", size);
 	r = http_req_query(req, "PageNumber", num);
 	if (!r)
 		r = http_req_query(req, "PageSize", sz);
-	if (!r && a->ws)
-		r = http_req_query(req, "WorkspaceId", a->ws);
+	if (!r && ws)
+		r = http_req_query(req, "WorkspaceId", ws);
 	/* Oldest first: entries added while paging land at the end, shifting nothing. */
-	if (!r && a->ws)
+	if (!r && ws)
 		r = http_req_query(req, "SortBy", "GmtCreateTime");
-	if (!r && a->ws)
+	if (!r && ws)
 		r = http_req_query(req, "Order", "ASC");
-	if (!r && a->name)
-		r = http_req_query(req, "DisplayName", a->name);
-	if (!r && a->ids)
-		r = http_req_query(req, "WorkspaceIds", a->ids);
+	if (!r && name)
+		r = http_req_query(req, "DisplayName", name);
+	if (!r && ids)
+		r = http_req_query(req, "WorkspaceIds", ids);
 	return r;
 }
 
-/* One page of ListCodeSources (a->ws set) or ListWorkspaces into out. */
-static int pai_fetch_ask(struct pai *p, const struct pai_ask *a, struct prov_page *out)
+/* One page of ListCodeSources (ws set) or ListWorkspaces (of ids, when set) into out. */
+static int pai_fetch(struct pai *p, const char *ws, const char *name, const char *ids, long page,
+		     long size, struct prov_page *out)
 {
-	const char *action = a->ws ? "ListCodeSources" : "ListWorkspaces";
-	const char *path = a->ws ? "/api/v1/codesources" : "/api/v1/workspaces";
+	const char *action = ws ? "ListCodeSources" : "ListWorkspaces";
+	const char *path = ws ? "/api/v1/codesources" : "/api/v1/workspaces";
 	struct http_request req;
 	struct http_response resp = {0};
 	size_t before = out->n;
@@ -274,73 +272,72 @@ static int pai_fetch_ask(struct pai *p, const struct pai_ask *a, struct prov_pag
 	r = http_req_init(&req, "GET", p->c.endpoint, path);
 	if (r < 0)
 		return r;
-	snprintf(label, sizeof(label), "pai %s%s%s page %ld%s", action, a->ws ? " ws=" : "",
-		 a->ws ? a->ws : "", a->page,
-		 a->name  ? " (name filter)"
-		 : a->ids ? " (id filter)"
-			  : "");
-	r = pai_query(&req, a);
+	snprintf(label, sizeof(label), "pai %s%s%s page %ld%s", action, ws ? " ws=" : "",
+		 ws ? ws : "", page,
+		 name  ? " (name filter)"
+		 : ids ? " (the configured ids)"
+		       : "");
+	r = pai_query(&req, ws, name, ids, page, size);
 	if (r == 0)
 		r = pai_send(p, action, label, &req, &resp);
 	if (r == 0) {
 		out->bytes += resp.len; /* the pager bounds a listing's bytes */
-		r = pai_parse(resp.body, resp.len, !a->ws, p->c.show_secrets, out);
+		r = pai_parse(resp.body, resp.len, !ws, p->c.show_secrets, out);
 		if (r == -EIO)
 			pai_log(action, &resp, "the answer is not the expected JSON");
 	}
 	if (r == 0)
-		provider_page_done(out, a->page, a->size, before);
+		provider_page_done(out, page, size, before);
 	http_resp_free(&resp);
 	http_req_free(&req);
 	return r;
 }
 
-static int pai_fetch(struct pai *p, const char *ws, const char *name, long page, long size,
-		     struct prov_page *out)
-{
-	const struct pai_ask a = {.ws = ws, .name = name, .page = page, .size = size};
-
-	return pai_fetch_ask(p, &a, out);
-}
-
-/* "a,b,c" of n ids, or NULL. */
+/* "a,b,c" of n ids, as WorkspaceIds takes them, or NULL. */
 static char *pai_join(char *const *ids, size_t n)
 {
-	size_t len = 1, at = 0;
+	size_t len = 1, o = 0;
 	char *s;
 
 	for (size_t i = 0; i < n; i++)
 		len += strlen(ids[i]) + 1;
 	s = malloc(len);
-	for (size_t i = 0; s && i < n; i++)
-		at += (size_t)sprintf(s + at, "%s%s", i ? "," : "", ids[i]);
-	if (s && !n)
+	if (s)
 		s[0] = '\0';
+	for (size_t i = 0; s && i < n; i++)
+		o += (size_t)snprintf(s + o, len - o, "%s%s", i ? "," : "", ids[i]);
 	return s;
 }
 
-/* provider_ids_fn: the workspaces of ids the cloud knows, by ListWorkspaces filtered by
- * WorkspaceIds: one request for every PAI_PAGE ids. */
+/* The workspaces of ids the cloud knows, into found: ListWorkspaces filtered by
+ * WorkspaceIds, every page of it (a server may page by fewer than asked). */
 static int pai_workspaces_of(struct provider *base, char *const *ids, size_t n,
 			     struct prov_page *found)
 {
-	int r = 0;
+	char *list = pai_join(ids, n);
+	int r = list ? 0 : -ENOMEM;
 
-	for (size_t i = 0; r == 0 && i < n; i += PAI_PAGE) {
-		size_t k = n - i < PAI_PAGE ? n - i : PAI_PAGE;
-		struct pai_ask a = {.ids = pai_join(ids + i, k), .page = 1, .size = PAI_PAGE};
-
-		r = a.ids ? pai_fetch_ask((struct pai *)base, &a, found) : -ENOMEM;
-		free((char *)a.ids);
-	}
+	found->last = 0;
+	for (long page = 1; r == 0 && !found->last && page <= PAI_CHECK_PAGES; page++)
+		r = pai_fetch((struct pai *)base, NULL, NULL, list, page, PAI_PAGE, found);
+	free(list);
 	return r;
 }
 
-static int pai_check(struct provider *base)
+/* The credentials, and the configured workspaces with the same call. */
+static int pai_check(struct provider *base, char *why, size_t whylen)
 {
+	struct pai *p = (struct pai *)base;
 	struct prov_page pg = {0};
-	int r = pai_fetch((struct pai *)base, NULL, NULL, 1, 1, &pg);
+	int r;
 
+	if (!p->c.nscopes)
+		r = pai_fetch(p, NULL, NULL, NULL, 1, 1, &pg);
+	else
+		r = pai_workspaces_of(base, p->c.scopes, p->c.nscopes, &pg);
+	if (r == 0)
+		r = provider_confirm_scopes(p->c.scopes, p->c.nscopes, &pg, "workspace", why,
+					    whylen);
 	prov_page_free(&pg);
 	return r;
 }
@@ -351,10 +348,10 @@ static int pai_list_page(struct provider *base, const struct prov_record *dir, l
 	struct pai *p = (struct pai *)base;
 
 	if (dir)
-		return pai_fetch(p, dir->id, NULL, page, PAI_PAGE, out);
+		return pai_fetch(p, dir->id, NULL, NULL, page, PAI_PAGE, out);
 	if (!p->c.nscopes)
-		return pai_fetch(p, NULL, NULL, page, PAI_PAGE, out);
-	return provider_named_scopes(base, p->c.scopes, p->c.nscopes, PAI_WORKSPACE,
+		return pai_fetch(p, NULL, NULL, NULL, page, PAI_PAGE, out);
+	return provider_named_scopes(base, p->c.scopes, p->c.nscopes, PAI_WORKSPACE, "workspace",
 				     pai_workspaces_of, out);
 }
 
@@ -362,7 +359,7 @@ static int pai_filter_page(struct provider *base, const struct prov_record *ws, 
 			   long page, struct prov_page *out, void *ctx)
 {
 	(void)ctx;
-	return pai_fetch((struct pai *)base, ws->id, term, page, PAI_PAGE, out);
+	return pai_fetch((struct pai *)base, ws->id, term, NULL, page, PAI_PAGE, out);
 }
 
 /* The DisplayName filter: a superset of the entries whose name holds term. */

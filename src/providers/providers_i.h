@@ -30,12 +30,14 @@ const char *provider_json_str(struct json_object *obj, const char *key, size_t *
 struct json_object *provider_json_get(struct json_object *obj, const char *key, int t);
 /* A NUL-terminated copy of len bytes of s (which may hold NUL bytes), or NULL. */
 char *provider_strndup(const char *s, size_t len);
-/* Append a container record named by its id (a workspace or organization), with label
- * (label_len bytes, NULL for none) its display name. 0 or -ENOMEM. */
-int provider_add_container(struct prov_page *out, const char *id, int kind, int64_t ctime,
-			   const char *label, size_t label_len);
+/* Append a container record named by its id (a workspace or organization; kind_name as in
+ * struct prov_record), with label (label_len bytes, NULL for none) its display name. 0 or
+ * -ENOMEM. */
+int provider_add_container(struct prov_page *out, const char *id, int kind, const char *kind_name,
+			   int64_t ctime, const char *label, size_t label_len);
 /* The configured scopes as one final page of containers. 0 or -ENOMEM. */
-int provider_scopes_page(char *const *scopes, size_t n, int kind, struct prov_page *out);
+int provider_scopes_page(char *const *scopes, size_t n, int kind, const char *kind_name,
+			 struct prov_page *out);
 /* The records the cloud's listing call answers for the workspaces or organizations ids
  * (n of them; it may answer more), appended to found. 0 or -errno. */
 typedef int (*provider_ids_fn)(struct provider *p, char *const *ids, size_t n,
@@ -44,7 +46,12 @@ typedef int (*provider_ids_fn)(struct provider *p, char *const *ids, size_t n,
  * name) and creation time of what fetch found of it; a failed fetch leaves them unnamed.
  * 0 or -ENOMEM. */
 int provider_named_scopes(struct provider *p, char *const *scopes, size_t n, int kind,
-			  provider_ids_fn fetch, struct prov_page *out);
+			  const char *kind_name, provider_ids_fn fetch, struct prov_page *out);
+/* 0 when each of the n scopes is the id of a record of found; else -ENOENT and, unless why
+ * is NULL, one line in why naming those that are not ("workspace 9999 not found: no such
+ * id, or these credentials cannot see it"); what names one scope: "workspace". */
+int provider_confirm_scopes(char *const *scopes, size_t n, const struct prov_page *found,
+			    const char *what, char *why, size_t whylen);
 /* What every provider keeps of its configuration and environment. */
 struct prov_common {
 	struct http *http;
@@ -96,13 +103,13 @@ enum http_verdict volc_classify(const struct http_response *resp, void *ctx);
  * only groups whose fullPath has one '/'. 0 or -EIO. */
 int codeup_parse_namespaces(const char *body, size_t len, const char *org, int top,
 			    int show_secrets, struct prov_page *out);
-/* Codeup ListOrganizations body (a bare array) → organization containers, each with its
- * name as label. 0 or -EIO. */
-int codeup_parse_organizations(const char *body, size_t len, struct prov_page *out);
 /* Codeup ListRepositories body → the repositories directly in the group of full path full
  * and id gid (both NULL: those of no group). 0 or -EIO. */
 int codeup_parse_repositories(const char *body, size_t len, const char *org, const char *full,
 			      const char *gid, int show_secrets, struct prov_page *out);
+/* Codeup ListOrganizations body (a bare array) → organization containers, each with its
+ * name as label. 0 or -EIO. */
+int codeup_parse_organizations(const char *body, size_t len, struct prov_page *out);
 /* Codeup error answer → -EACCES (401, 403, token error codes) or -EIO. */
 int codeup_classify_error(long status, const char *body, size_t len);
 

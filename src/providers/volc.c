@@ -14,9 +14,10 @@
 #include "providers_i.h"
 #include "sign.h"
 
-#define VOLC_VERSION "2023-05-01"
-#define VOLC_SERVICE "cp"
-#define VOLC_PAGE    100 /* the API's maximum */
+#define VOLC_VERSION	 "2023-05-01"
+#define VOLC_SERVICE	 "cp"
+#define VOLC_PAGE	 100 /* the API's maximum */
+#define VOLC_CHECK_PAGES 20  /* of the configured workspaces, at mount */
 
 enum volc_kind { VOLC_WORKSPACE = 1, VOLC_RESOURCE };
 
@@ -136,7 +137,7 @@ static int volc_send(struct volc *v, const char *action, const char *label,
 
 static int volc_resource_record(struct json_object *item, int show_secrets, struct prov_page *out)
 {
-	struct prov_record r = {.kind = VOLC_RESOURCE};
+	struct prov_record r = {.kind = VOLC_RESOURCE, .kind_name = "code_source"};
 	struct json_object *conf = provider_json_get(item, "Configuration", json_type_object);
 	size_t nlen, ulen;
 	const char *url =
@@ -173,8 +174,8 @@ static int volc_workspace_record(struct json_object *item, struct prov_page *out
 
 	if (!id || !*id)
 		return 0;
-	return provider_add_container(out, id, VOLC_WORKSPACE, provider_parse_time(ctime),
-				      label && len ? label : NULL, len);
+	return provider_add_container(out, id, VOLC_WORKSPACE, "workspace",
+				      provider_parse_time(ctime), label && len ? label : NULL, len);
 }
 
 static long volc_total(struct json_object *result)
@@ -240,54 +241,25 @@ int volc_parse_workspaces(const char *body, size_t len, struct prov_page *out)
 	return volc_parse(body, len, 1, 0, out);
 }
 
-/* What one page asks: ws NULL lists workspaces; name filters by Name, ids (nids of
- * them) by Id. */
-struct volc_ask {
-	const char *ws, *name;
-	char *const *ids;
-	size_t nids;
-	long page;
-	int size;
-};
-
-/* {"Name":name} or {"Ids":[ids]}, or NULL. */
-static struct json_object *volc_filter(const struct volc_ask *a)
-{
-	struct json_object *f = json_object_new_object(), *ids = NULL;
-	int bad = !f;
-
-	if (!bad && a->name)
-		bad = json_object_object_add(f, "Name", json_object_new_string(a->name));
-	if (!bad && a->ids) {
-		ids = json_object_new_array();
-		bad = !ids || json_object_object_add(f, "Ids", ids);
-		if (bad)
-			json_object_put(ids);
-	}
-	for (size_t i = 0; !bad && i < a->nids; i++)
-		bad = json_object_array_add(ids, json_object_new_string(a->ids[i]));
-	if (bad) {
-		json_object_put(f);
-		return NULL;
-	}
-	return f;
-}
-
-/* {"WorkspaceId":ws, "PageNumber":page, "PageSize":size, "Filter":{…}}. */
-static struct json_object *volc_payload(const struct volc_ask *a)
+/* {"WorkspaceId":ws, "PageNumber":page, "PageSize":size, "Filter":{"Name":name, "Ids":ids}}. */
+static struct json_object *volc_payload(const char *ws, const char *name, struct json_object *ids,
+					long page, int size)
 {
 	struct json_object *o = json_object_new_object(), *f = NULL;
 	int bad = !o;
 
-	if (!bad && a->ws)
-		bad |= json_object_object_add(o, "WorkspaceId", json_object_new_string(a->ws));
+	if (!bad && ws)
+		bad |= json_object_object_add(o, "WorkspaceId", json_object_new_string(ws));
 	if (!bad)
-		bad |= json_object_object_add(o, "PageNumber", json_object_new_int64(a->page));
+		bad |= json_object_object_add(o, "PageNumber", json_object_new_int64(page));
 	if (!bad)
-		bad |= json_object_object_add(o, "PageSize", json_object_new_int(a->size));
-	if (!bad && (a->name || a->ids)) {
-		f = volc_filter(a);
-		bad = !f || json_object_object_add(o, "Filter", f);
+		bad |= json_object_object_add(o, "PageSize", json_object_new_int(size));
+	if (!bad && (name || ids)) {
+		f = json_object_new_object();
+		bad = !f ||
+		      (name && json_object_object_add(f, "Name", json_object_new_string(name))) ||
+		      (ids && json_object_object_add(f, "Ids", json_object_get(ids))) ||
+		      json_object_object_add(o, "Filter", f);
 		if (bad)
 			json_object_put(f);
 	}
@@ -320,11 +292,12 @@ static int volc_answer(const char *action, const struct http_response *resp, int
 	return r;
 }
 
-/* One page of ListResources (a->ws set) or ListWorkspaces into out. */
-static int volc_fetch_ask(struct volc *v, const struct volc_ask *a, struct prov_page *out)
+/* One page of ListResources (ws set) or ListWorkspaces (of ids, when set) into out. */
+static int volc_fetch(struct volc *v, const char *ws, const char *name, struct json_object *ids,
+		      long page, int size, struct prov_page *out)
 {
-	struct json_object *payload = volc_payload(a);
-	const char *action = a->ws ? "ListResources" : "ListWorkspaces";
+	struct json_object *payload = volc_payload(ws, name, ids, page, size);
+	const char *action = ws ? "ListResources" : "ListWorkspaces";
 	struct http_response resp = {0};
 	size_t before = out->n;
 	char label[160];
@@ -332,54 +305,69 @@ static int volc_fetch_ask(struct volc *v, const struct volc_ask *a, struct prov_
 
 	if (!payload)
 		return -ENOMEM;
-	snprintf(label, sizeof(label), "volc %s%s%s page %ld%s", action, a->ws ? " ws=" : "",
-		 a->ws ? a->ws : "", a->page,
-		 a->name  ? " (name filter)"
-		 : a->ids ? " (id filter)"
-			  : "");
+	snprintf(label, sizeof(label), "volc %s%s%s page %ld%s", action, ws ? " ws=" : "",
+		 ws ? ws : "", page,
+		 name  ? " (name filter)"
+		 : ids ? " (the configured ids)"
+		       : "");
 	r = volc_send(v, action, label, payload, &resp);
 	if (r == 0) {
 		out->bytes += resp.len; /* the pager bounds a listing's bytes */
-		r = volc_answer(action, &resp, !a->ws, v->c.show_secrets, out);
+		r = volc_answer(action, &resp, !ws, v->c.show_secrets, out);
 	}
 	if (r == 0)
-		provider_page_done(out, a->page, a->size, before);
+		provider_page_done(out, page, size, before);
 	json_object_put(payload);
 	http_resp_free(&resp);
 	return r;
 }
 
-static int volc_fetch(struct volc *v, const char *ws, const char *name, long page, int size,
-		      struct prov_page *out)
+/* n ids as a JSON array, or NULL. */
+static struct json_object *volc_ids(char *const *ids, size_t n)
 {
-	const struct volc_ask a = {.ws = ws, .name = name, .page = page, .size = size};
+	struct json_object *a = json_object_new_array();
 
-	return volc_fetch_ask(v, &a, out);
+	for (size_t i = 0; a && i < n; i++) {
+		struct json_object *id = json_object_new_string(ids[i]);
+
+		if (!id || json_object_array_add(a, id)) {
+			json_object_put(id);
+			json_object_put(a);
+			a = NULL;
+		}
+	}
+	return a;
 }
 
-/* provider_ids_fn: the workspaces of ids the cloud knows, by ListWorkspaces filtered by
- * Filter.Ids: one request for every VOLC_PAGE ids. */
+/* The workspaces of ids the cloud knows, into found: ListWorkspaces filtered by
+ * Filter.Ids, every page of it. */
 static int volc_workspaces_of(struct provider *base, char *const *ids, size_t n,
 			      struct prov_page *found)
 {
-	int r = 0;
+	struct json_object *list = volc_ids(ids, n);
+	int r = list ? 0 : -ENOMEM;
 
-	for (size_t i = 0; r == 0 && i < n; i += VOLC_PAGE) {
-		const struct volc_ask a = {.ids = ids + i,
-					   .nids = n - i < VOLC_PAGE ? n - i : VOLC_PAGE,
-					   .page = 1,
-					   .size = VOLC_PAGE};
-
-		r = volc_fetch_ask((struct volc *)base, &a, found);
-	}
+	found->last = 0;
+	for (long page = 1; r == 0 && !found->last && page <= VOLC_CHECK_PAGES; page++)
+		r = volc_fetch((struct volc *)base, NULL, NULL, list, page, VOLC_PAGE, found);
+	json_object_put(list);
 	return r;
 }
 
-static int volc_check(struct provider *base)
+/* The credentials, and the configured workspaces with the same call. */
+static int volc_check(struct provider *base, char *why, size_t whylen)
 {
+	struct volc *v = (struct volc *)base;
 	struct prov_page pg = {0};
-	int r = volc_fetch((struct volc *)base, NULL, NULL, 1, 1, &pg);
+	int r;
 
+	if (!v->c.nscopes)
+		r = volc_fetch(v, NULL, NULL, NULL, 1, 1, &pg);
+	else
+		r = volc_workspaces_of(base, v->c.scopes, v->c.nscopes, &pg);
+	if (r == 0)
+		r = provider_confirm_scopes(v->c.scopes, v->c.nscopes, &pg, "workspace", why,
+					    whylen);
 	prov_page_free(&pg);
 	return r;
 }
@@ -390,8 +378,8 @@ static int volc_list_page(struct provider *base, const struct prov_record *dir, 
 	struct volc *v = (struct volc *)base;
 
 	if (dir || !v->c.nscopes)
-		return volc_fetch(v, dir ? dir->id : NULL, NULL, page, VOLC_PAGE, out);
-	return provider_named_scopes(base, v->c.scopes, v->c.nscopes, VOLC_WORKSPACE,
+		return volc_fetch(v, dir ? dir->id : NULL, NULL, NULL, page, VOLC_PAGE, out);
+	return provider_named_scopes(base, v->c.scopes, v->c.nscopes, VOLC_WORKSPACE, "workspace",
 				     volc_workspaces_of, out);
 }
 
@@ -399,7 +387,7 @@ static int volc_filter_page(struct provider *base, const struct prov_record *ws,
 			    long page, struct prov_page *out, void *ctx)
 {
 	(void)ctx;
-	return volc_fetch((struct volc *)base, ws->id, term, page, VOLC_PAGE, out);
+	return volc_fetch((struct volc *)base, ws->id, term, NULL, page, VOLC_PAGE, out);
 }
 
 /* Filter.Name: a superset of the entries whose name holds term. */

@@ -222,8 +222,10 @@ def test_codeup_lists_every_organization_joined(emulator, mount, tmp_path, n, he
 
 
 def test_configured_organizations_still_work(emulator, mount):
+    """Past the check at mount (delay_connect: it would refuse the organization not
+    joined), an id ListOrganizations does not answer still has its directory."""
     emu = emulator("--generate-codeup", "30")
-    m = mount(emu, codeup_config(emu, orgs=("org-1", "not-joined")))
+    m = mount(emu, codeup_config(emu, orgs=("org-1", "not-joined")), opts=["delay_connect"])
     codeup = os.path.join(m.path, "codeup")
     assert dirs_of(codeup) == ["not-joined", "org-1"]
     assert links_of(codeup) == {"demo-org": "org-1"}

@@ -423,6 +423,7 @@ static void test_pai_parse(void **state)
 	assert_int_equal(pg.recs[0].ctime, 1610974335);
 	assert_int_equal(pg.recs[0].mtime, 1611060735);
 	assert_false(pg.recs[0].container);
+	assert_string_equal(pg.recs[0].kind_name, "code_source");
 	assert_null(strstr(pg.recs[0].meta, "tok-secret"));
 	assert_non_null(strstr(pg.recs[0].meta, "\"CodeRepoAccessToken\": \"******\""));
 	assert_non_null(strstr(pg.recs[0].meta, "\"MountPath\": \"/root/code/\""));
@@ -450,6 +451,7 @@ static void test_pai_workspaces(void **state)
 	assert_string_equal(pg.recs[0].label, "ws"); /* WorkspaceName: the link beside it */
 	assert_int_equal(pg.recs[0].label_len, 2);
 	assert_true(pg.recs[0].container);
+	assert_string_equal(pg.recs[0].kind_name, "workspace");
 	assert_null(pg.recs[0].meta);
 	assert_null(pg.recs[0].url);
 	assert_string_equal(pg.recs[1].id, "5678");
@@ -610,6 +612,7 @@ static void test_volc_parse(void **state)
 	assert_string_equal(pg.recs[0].name, "test");
 	assert_string_equal(pg.recs[0].url, "https://gitee.com/x");
 	assert_null(pg.recs[0].branch);
+	assert_string_equal(pg.recs[0].kind_name, "code_source");
 	assert_int_equal(pg.recs[0].ctime, 1682654064);
 	assert_int_equal(pg.recs[0].mtime, 1683554846);
 	for (const char *s = "0f68secret\0pwdsecret\0aksecret\0sksecret\0"; *s; s += strlen(s) + 1)
@@ -632,6 +635,7 @@ static void test_volc_workspaces(void **state)
 	assert_string_equal(pg.recs[0].name, "ws-1");
 	assert_string_equal(pg.recs[0].label, "one");
 	assert_true(pg.recs[0].container);
+	assert_string_equal(pg.recs[0].kind_name, "workspace");
 	assert_int_equal(pg.total, 3);
 	prov_page_free(&pg);
 }
@@ -728,6 +732,7 @@ static void test_codeup_namespaces(void **state)
 	assert_null(pg.recs[0].ancestors); /* listed in the organization: no group above */
 	assert_int_equal(pg.recs[0].nancestors, 0);
 	assert_true(pg.recs[0].container);
+	assert_string_equal(pg.recs[0].kind_name, "group");
 	assert_int_equal(pg.recs[0].ctime, 0);
 	assert_non_null(strstr(pg.recs[0].meta, "\"visibility\": \"private\""));
 	prov_page_free(&pg);
@@ -763,6 +768,7 @@ static void test_codeup_repositories(void **state)
 	assert_string_equal(pg.recs[0].branch, "main");
 	assert_false(pg.recs[0].incomplete);
 	assert_false(pg.recs[0].container);
+	assert_string_equal(pg.recs[0].kind_name, "repository");
 	assert_string_equal(pg.recs[0].scope, "org");
 	assert_null(pg.recs[0].path);
 	assert_int_equal(pg.recs[0].ctime, 1704038400);
@@ -873,9 +879,9 @@ static int ids_found(struct provider *p, char *const *ids, size_t n, struct prov
 	ids_calls++;
 	assert_int_equal(n, 3);
 	assert_string_equal(ids[1], "b");
-	assert_int_equal(provider_add_container(found, "x", 1, 5, "ex", 2), 0);
-	assert_int_equal(provider_add_container(found, "b", 1, 7, "bee", 3), 0);
-	assert_int_equal(provider_add_container(found, "c", 1, 9, NULL, 0), 0);
+	assert_int_equal(provider_add_container(found, "x", 1, "workspace", 5, "ex", 2), 0);
+	assert_int_equal(provider_add_container(found, "b", 1, "workspace", 7, "bee", 3), 0);
+	assert_int_equal(provider_add_container(found, "c", 1, "workspace", 9, NULL, 0), 0);
 	return 0;
 }
 
@@ -883,7 +889,7 @@ static int ids_fail(struct provider *p, char *const *ids, size_t n, struct prov_
 {
 	(void)p, (void)ids, (void)n;
 	ids_calls++;
-	assert_int_equal(provider_add_container(found, "a", 1, 5, "half", 4), 0);
+	assert_int_equal(provider_add_container(found, "a", 1, "workspace", 5, "half", 4), 0);
 	return -EIO;
 }
 
@@ -895,7 +901,7 @@ static void test_named_scopes(void **state)
 	struct prov_page pg = {0};
 
 	(void)state;
-	assert_int_equal(provider_named_scopes(NULL, ids, 3, 2, ids_found, &pg), 0);
+	assert_int_equal(provider_named_scopes(NULL, ids, 3, 2, "workspace", ids_found, &pg), 0);
 	assert_int_equal(ids_calls, 1);
 	assert_int_equal(pg.n, 3);
 	assert_true(pg.last);
@@ -907,7 +913,7 @@ static void test_named_scopes(void **state)
 	assert_int_equal(pg.recs[1].kind, 2);
 	assert_null(pg.recs[2].label);
 	prov_page_free(&pg);
-	assert_int_equal(provider_named_scopes(NULL, ids, 3, 2, ids_fail, &pg), 0);
+	assert_int_equal(provider_named_scopes(NULL, ids, 3, 2, "workspace", ids_fail, &pg), 0);
 	assert_int_equal(pg.n, 3);
 	assert_string_equal(pg.recs[0].label, "half");
 	assert_null(pg.recs[1].label);
@@ -940,6 +946,35 @@ static void test_codeup_errors(void **state)
 	assert_int_equal(codeup_classify_error(400, "{\"errorCode\":\"BadRequest\"}", 26), -EIO);
 	assert_int_equal(codeup_classify_error(404, NULL, 0), -EIO);
 	assert_int_equal(codeup_classify_error(500, "x", 1), -EIO);
+}
+
+/* The ids a check at mount did not find, named in one line; found ones never are. */
+static void test_confirm_scopes(void **state)
+{
+	char *scopes[] = {"1001", "9999", "1002", "777"};
+	struct prov_page pg = {0};
+	char why[256];
+
+	(void)state;
+	assert_int_equal(provider_add_container(&pg, "1002", 1, "workspace", 0, NULL, 0), 0);
+	assert_int_equal(provider_add_container(&pg, "1001", 1, "workspace", 0, NULL, 0), 0);
+	assert_int_equal(provider_confirm_scopes(scopes, 1, &pg, "workspace", why, sizeof(why)), 0);
+	assert_int_equal(provider_confirm_scopes(scopes, 3, &pg, "workspace", why, sizeof(why)),
+			 -ENOENT);
+	assert_string_equal(why, "workspace 9999 not found: no such id, or these credentials "
+				 "cannot see it");
+	assert_int_equal(provider_confirm_scopes(scopes, 4, &pg, "organization", why, sizeof(why)),
+			 -ENOENT);
+	assert_string_equal(why, "organizations 9999, 777 not found: no such ids, or these "
+				 "credentials cannot see them");
+	assert_int_equal(provider_confirm_scopes(scopes, 4, &pg, "workspace", NULL, 0), -ENOENT);
+	assert_int_equal(provider_confirm_scopes(scopes, 0, &pg, "workspace", why, sizeof(why)), 0);
+	prov_page_free(&pg);
+	/* An id "99" is not found by a record "999" nor the other way round. */
+	assert_int_equal(provider_add_container(&pg, "99999", 1, "workspace", 0, NULL, 0), 0);
+	assert_int_equal(provider_confirm_scopes(scopes + 1, 1, &pg, "workspace", why, sizeof(why)),
+			 -ENOENT);
+	prov_page_free(&pg);
 }
 
 static void test_record_copy_is_deep(void **state)
@@ -1001,11 +1036,12 @@ static void test_page_grows(void **state)
 	prov_page_free(&pg);
 	assert_int_equal(pg.n, 0);
 	assert_null(pg.recs);
-	assert_int_equal(provider_scopes_page((char *[]){"a", "b"}, 2, 3, &pg), 0);
+	assert_int_equal(provider_scopes_page((char *[]){"a", "b"}, 2, 3, "workspace", &pg), 0);
 	assert_int_equal(pg.n, 2);
 	assert_true(pg.last);
 	assert_int_equal(pg.total, 2);
 	assert_int_equal(pg.recs[1].kind, 3);
+	assert_string_equal(pg.recs[1].kind_name, "workspace");
 	assert_string_equal(pg.recs[1].name, "b");
 	prov_page_free(&pg);
 }
@@ -1041,6 +1077,7 @@ int main(void)
 	    cmocka_unit_test(test_named_scopes),
 	    cmocka_unit_test(test_codeup_nul_name),
 	    cmocka_unit_test(test_codeup_errors),
+	    cmocka_unit_test(test_confirm_scopes),
 	    cmocka_unit_test(test_record_copy_is_deep),
 	    cmocka_unit_test(test_page_grows),
 	};

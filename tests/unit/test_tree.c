@@ -982,6 +982,19 @@ static void test_names_beside_ids(void **state)
 	tree_forget(x->t, dir.ino, 1);
 	assert_int_equal(x->f.list_calls, 1);
 	free(c);
+	/* .index.jsonl lists the directories alone: no link is one. */
+	char *index = calloc(1, 4096);
+	int len = path_read(x->t, "/fake/.index.jsonl", index, 4095, 0);
+	int lines = 0;
+
+	assert_true(len > 0);
+	for (int i = 0; i < len; i++)
+		lines += index[i] == '\n';
+	assert_int_equal(lines, 5);
+	assert_non_null(strstr(index, "\"name\":\"1005\""));
+	assert_null(strstr(index, "team"));
+	assert_null(strstr(index, "a_b"));
+	free(index);
 }
 
 /* A renamed workspace's link follows at the next refresh, the same node under its new name;
