@@ -75,6 +75,7 @@ def pai_data(tmp_path, sources):
 def pai_250(emulator, mount):
     emu = emulator("--generate-pai", "250")
     m = mount(emu, pai_config(emu, workspaces=["1001"]))
+    os.listdir(os.path.join(m.path, "pai"))  # its one request names the workspace
     emu.reset_stats()
     return emu, m, os.path.join(m.path, "pai", "1001")
 
@@ -180,14 +181,19 @@ def test_volc_and_provider_level_indexes(emulator, mount):
     emu = emulator("--generate-pai", "5", "--generate-volc", "40")
     m = mount(emu, pai_config(emu) + volc_config(emu))
     emu.reset_stats()
-    raw, entries = read_index(os.path.join(m.path, "pai"))
-    assert [e["name"] for e in entries] == os.listdir(os.path.join(m.path, "pai"))
+    pai = os.path.join(m.path, "pai")
+    raw, entries = read_index(pai)
+    # The directories; the names beside them are links, not in the index.
+    assert [e["name"] for e in entries] == [n for n in os.listdir(pai)
+                                            if not os.path.islink(os.path.join(pai, n))]
+    assert any(os.path.islink(os.path.join(pai, n)) for n in os.listdir(pai))
     assert all(e["kind"] == "workspace" and e["id"] == e["name"] for e in entries)
     assert all(set(e) == {"name", "kind", "id"} for e in entries)  # no files of their own
     assert emu.stats()["total"] == 1  # ListWorkspaces
     volc = os.path.join(m.path, "volc")
     _, entries = read_index(volc)
-    assert [e["name"] for e in entries] == os.listdir(volc)
+    assert [e["name"] for e in entries] == [n for n in os.listdir(volc)
+                                            if not os.path.islink(os.path.join(volc, n))]
     ws = os.path.join(volc, entries[0]["name"])
     raw, entries = read_index(ws)
     assert len(entries) == 40 and all("branch" not in e for e in entries)
@@ -196,20 +202,28 @@ def test_volc_and_provider_level_indexes(emulator, mount):
     assert_agrees_with_files(ws, entries)
 
 
+def requests(emu):
+    """The emulator's request counters: how many connections carried them depends on when
+    the HTTP engine had one free, not on what was asked."""
+    return {k: v for k, v in emu.stats().items() if not k.startswith("conn.")}
+
+
 def test_codeup_organization_and_group_indexes(emulator, mount):
     """The index of an organization and of each group costs their listing and agrees with
     the files: the same requests as a mount that lists the directory instead."""
     emu = emulator("--generate-codeup", "150")
     m = mount(emu, codeup_config(emu))
+    os.listdir(os.path.join(m.path, "codeup"))  # its one request names the organization
     emu.reset_stats()
     org = os.path.join(m.path, "codeup", "org-1")
     _, entries = read_index(org)
-    cost = emu.stats()
+    cost = requests(emu)
     assert "codeup.GetRepository" not in cost
     other = mount(emu, codeup_config(emu))
+    os.listdir(os.path.join(other.path, "codeup"))
     emu.reset_stats()
     os.listdir(os.path.join(other.path, "codeup", "org-1"))
-    assert emu.stats() == cost  # what listing it costs, no request per child
+    assert requests(emu) == cost  # what listing it costs, no request per child
     _, top = read_index(os.path.join(m.path, "codeup"))
     assert [(e["name"], e["kind"], e["id"]) for e in top] == [("org-1", "organization", "org-1")]
     kinds = {e["kind"] for e in entries}

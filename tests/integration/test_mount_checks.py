@@ -127,7 +127,9 @@ def test_confirmed_ids_mount_with_one_call_each(emulator, mount):
     s = emu.stats()
     assert (s["pai.ListWorkspaces"], s["volc.ListWorkspaces"],
             s["codeup.ListOrganizations"], s["total"]) == (1, 1, 1, 3), s
-    assert sorted(os.listdir(os.path.join(m.path, "pai"))) == ["1001", "1002"]
+    # Each id with its name beside it (docs/design.md §1).
+    assert sorted(os.listdir(os.path.join(m.path, "pai"))) == ["1001", "1002", "ws1001",
+                                                               "ws1002"]
 
 
 def test_confirmation_follows_the_servers_pages(emulator, mount, tmp_path):
@@ -143,14 +145,18 @@ def test_confirmation_follows_the_servers_pages(emulator, mount, tmp_path):
     emu = emulator("--generate-pai", "3", "--max-page-size", "1")
     m = mount(emu, pai_config(emu, workspaces=["1001", "1002"]))
     assert emu.stats()["pai.ListWorkspaces"] == 2
-    assert sorted(os.listdir(os.path.join(m.path, "pai"))) == ["1001", "1002"]
+    assert sorted(os.listdir(os.path.join(m.path, "pai"))) == ["1001", "1002", "ws1001",
+                                                               "ws1002"]
 
 
 def test_delay_connect_skips_the_confirmation(emulator, mount):
     emu = emulator("--generate-pai", "3")
     m = mount(emu, pai_config(emu, workspaces=["1001", "9999"]), opts=["delay_connect"])
-    assert sorted(os.listdir(os.path.join(m.path, "pai"))) == ["1001", "9999"]
     assert emu.stats().get("total", 0) == 0
+    # The listing names the ids it can (docs/design.md §1), with one call, and shows them
+    # all.
+    assert sorted(os.listdir(os.path.join(m.path, "pai"))) == ["1001", "9999", "ws1001"]
+    assert emu.stats()["total"] == emu.stats()["pai.ListWorkspaces"] == 1
 
 
 # ---------------------------------------------------------------------------- at once
