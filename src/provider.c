@@ -53,6 +53,11 @@ int provider_cancelled(void)
 	return provider_cancel.cancelled && provider_cancel.cancelled(provider_cancel.ctx);
 }
 
+int provider_fail_level(int r)
+{
+	return r == -EINTR || r == -ECANCELED ? LOG_DEBUG : LOG_ERR;
+}
+
 int provider_new_all(const struct config *c, const struct provider_env *env, struct provider ***out,
 		     size_t *n, char *err, size_t errlen)
 {

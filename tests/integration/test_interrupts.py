@@ -57,6 +57,7 @@ def test_ctrl_c_of_ls_returns_at_once_and_the_mount_stays_healthy(emulator, moun
     emu, m, wsdir, ws = stalled(emulator, mount)
     r, took = run_timed(["timeout", "-s", "INT", "1", "ls", wsdir])
     assert r.returncode == 124 and took < HANG, (r, took)
+    assert ": error:" not in m.log()  # a reader that gave up is no failure
     emu.configure(stall=0.0)
     assert listing(wsdir) == names_of(ws)
 
