@@ -633,14 +633,15 @@ static void warn_lost_logs(const struct cli *c, const struct fuse_cmdline_opts *
  * daemon lists once. */
 static int refresh_main(int argc, char *argv[])
 {
-	const char *path = argv[2];
+	const char *path;
 	char *buf;
 	ssize_t n;
 
 	if (argc != 3) {
 		fprintf(stderr, "codesrcfs: usage: codesrcfs --refresh PATH\n");
-		return 2;
+		return 1;
 	}
+	path = argv[2];
 	buf = malloc(FS_XATTR_MAX);
 	if (!buf) {
 		fprintf(stderr, "codesrcfs: out of memory\n");
@@ -656,8 +657,10 @@ static int refresh_main(int argc, char *argv[])
 			path);
 	else if (n < 0)
 		fprintf(stderr, "codesrcfs: cannot refresh %s: %s\n", path, strerror(errno));
-	else if (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n || fflush(stdout) != 0)
+	else if (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n || fflush(stdout) != 0) {
+		fprintf(stderr, "codesrcfs: cannot write the changes: %s\n", strerror(errno));
 		n = -1;
+	}
 	free(buf);
 	return n < 0 ? 1 : 0;
 }
