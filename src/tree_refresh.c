@@ -42,8 +42,7 @@ static void seen_free(struct seen **all)
 {
 	struct seen *e, *tmp;
 
-	HASH_ITER(hh, *all, e, tmp)
-	{
+	HASH_ITER(hh, *all, e, tmp) {
 		HASH_DEL(*all, e);
 		free(e->name);
 		free(e->id);
@@ -56,8 +55,7 @@ static int seen_take(const struct node *dir, EVP_MD_CTX *md, struct seen **all)
 {
 	struct node *c, *tmp;
 
-	HASH_ITER(hh, dir->children, c, tmp)
-	{
+	HASH_ITER(hh, dir->children, c, tmp) {
 		struct seen *e = calloc(1, sizeof(*e));
 
 		if (!e || !(e->name = strdup(c->name)) ||
@@ -95,8 +93,7 @@ static int changes(const struct node *dir, const struct seen *before, EVP_MD_CTX
 
 	if (!f)
 		return -ENOMEM;
-	HASH_ITER(hh, (struct seen *)before, e, tmp)
-	{
+	HASH_ITER(hh, (struct seen *)before, e, tmp) {
 		HASH_FIND_STR(dir->children, e->name, c);
 		if (!c)
 			fprintf(f, "- %s\n", e->name);
