@@ -96,6 +96,21 @@ struct provider_env {
 	long dir_ttl; /* seconds a provider may reuse an organization-wide listing */
 };
 
+/* How a caller gives up on what it asked: cancelled(ctx) non-zero (polled while a call
+ * waits) makes the call return -EINTR. */
+struct prov_cancel {
+	int (*cancelled)(void *ctx);
+	void *ctx;
+};
+
+/* This thread's provider calls from now on give up when c says so (NULL: never); http polls
+ * it while a request waits. */
+void provider_set_cancel(const struct prov_cancel *c);
+/* What provider_set_cancel set for this thread (all NULL: nothing), to hand to a helper. */
+struct prov_cancel provider_get_cancel(void);
+/* Has this thread's caller given up? */
+int provider_cancelled(void);
+
 /* What a configuration key fills in struct prov_conf. */
 enum prov_field {
 	PROV_KEY_ID,   /* the public half of a key pair */

@@ -12,12 +12,14 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "fs.h"
 #include <fuse_lowlevel.h>
 
 #include "config.h"
+#include "fuseio.h"
 #include "http.h"
 #include "log.h"
 #include "mountpoint.h"
@@ -108,6 +110,7 @@ struct settings {
 static void usage(const char *prog)
 {
 	printf("usage: %s [-f] [-d] [-o OPTION[,OPTION...]] MOUNTPOINT\n"
+	       "       %s --refresh PATH\n"
 	       "       %s --help | --version\n"
 	       "       fusermount3 -u MOUNTPOINT\n\n"
 	       "Mounts the code sources of Alibaba Cloud PAI, Volcengine and Codeup as\n"
@@ -137,8 +140,10 @@ static void usage(const char *prog)
 	       "(ALIBABA_CLOUD_ACCESS_KEY_ID, ALIBABA_CLOUD_ACCESS_KEY_SECRET,\n"
 	       "ALIBABA_CLOUD_SECURITY_TOKEN, VOLCENGINE_ACCESS_KEY, VOLCENGINE_SECRET_KEY,\n"
 	       "CODEUP_TOKEN); the environment wins. See codesrcfs(1).\n\n"
+	       "--refresh PATH lists the directory PATH of a mount again now and prints what\n"
+	       "changed: + name, - name, ~ name (its files changed).\n\n"
 	       "FUSE options:\n",
-	       prog, prog);
+	       prog, prog, prog);
 	fuse_cmdline_help();
 }
 
@@ -303,58 +308,10 @@ static int check_providers(struct mount *m, int debug)
 	return r;
 }
 
-/* SIGTERM and SIGINT end libfuse's loop once every worker is back from its request; a
- * worker paging a long listing is told first, by the tree, to stop before its next page.
- * libfuse's own handler is kept and called; SIGHUP, blocked in every thread and taken by
- * hup_thread, is not touched.
- *
- * quit_handler is the one place the daemon reacts to these signals. It runs in a signal
- * handler, so it may only do what is async-signal-safe (tree_quit is). Aborting the
- * transfers in flight (http_shutdown) takes a mutex and cannot be done here: that needs
- * the signals blocked and taken by a thread with sigwait, as hup_thread takes SIGHUP,
- * which would then call tree_quit and http_shutdown and end libfuse's loop in place of
- * this handler. */
-static const int quit_signals[2] = {SIGTERM, SIGINT};
-static struct sigaction quit_chained[2];
-static struct tree *quit_tree;
-
-static void quit_handler(int sig)
-{
-	tree_quit(quit_tree);
-	for (int i = 0; i < 2; i++)
-		if (quit_signals[i] == sig)
-			quit_chained[i].sa_handler(sig);
-}
-
-/* Put quit_handler in front of the handlers libfuse set (on), or give them back (off):
- * fuse_remove_signal_handlers only removes a handler that is still its own. */
-static void quit_handlers(struct tree *t, int on)
-{
-	for (int i = 0; i < 2; i++) {
-		struct sigaction sa;
-
-		if (!on) {
-			if (quit_tree)
-				sigaction(quit_signals[i], &quit_chained[i], NULL);
-			continue;
-		}
-		if (sigaction(quit_signals[i], NULL, &quit_chained[i]) != 0 ||
-		    (quit_chained[i].sa_flags & SA_SIGINFO) ||
-		    quit_chained[i].sa_handler == SIG_DFL || quit_chained[i].sa_handler == SIG_IGN)
-			continue; /* not libfuse's: left alone */
-		quit_tree = t;
-		sa = quit_chained[i];
-		sa.sa_handler = quit_handler;
-		sigaction(quit_signals[i], &sa, NULL);
-	}
-}
-
 static void close_mount(struct mount *m)
 {
-	if (m->signals_set) {
-		quit_handlers(m->tree, 0);
+	if (m->signals_set)
 		fuse_remove_signal_handlers(m->se);
-	}
 	if (m->se)
 		fuse_session_destroy(m->se);
 	tree_free(m->tree);
@@ -365,41 +322,113 @@ static void close_mount(struct mount *m)
 	config_free(&m->conf);
 }
 
-/* SIGHUP drops every cache, the kernel's copies included; it is blocked everywhere and
- * taken here, not in a handler nor in a FUSE request's thread. Cancelled only while it
- * waits, never holding the tree's lock. */
-static void *hup_thread(void *arg)
+/* The signals one thread of ours takes with sigwait, blocked in every other thread. */
+static void signals_set(sigset_t *set)
 {
-	struct fs *fs = arg;
+	sigemptyset(set);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+}
+
+/* The FUSE loop's wait (libfuse's semaphore, or its read of the device) ends only on a
+ * request or a signal: once the session is told to exit, this one, sent to the loop's
+ * thread alone, ends the wait. Its handler has nothing to do. */
+#define WAKE_SIGNAL SIGRTMIN
+
+static void wake_handler(int sig)
+{
+	(void)sig;
+}
+
+struct signals {
+	struct mount *m;
+	pthread_t loop; /* the thread that runs the FUSE loop */
+	pthread_t thread;
+	int started;
+};
+
+/* SIGTERM, SIGINT: unmount and exit now, whatever the network is doing. A listing being
+ * paged asks for no further page, every transfer in flight fails at once (its request is
+ * answered), and the loop ends without waiting for a request to come (docs/design.md §2).
+ * Not from a handler: http_shutdown takes a mutex. */
+static void stop_mount(struct signals *s, int sig)
+{
+	log_msg(LOG_INFO, "%s: unmounting", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	tree_quit(s->m->tree);
+	http_shutdown(s->m->http);
+	fuse_session_exit(s->m->se);
+	pthread_kill(s->loop, WAKE_SIGNAL);
+}
+
+/* SIGHUP drops every cache, the kernel's copies included; SIGTERM and SIGINT stop the
+ * mount. Taken here, not in a handler nor in a FUSE request's thread, so that what they
+ * do may take locks. Cancelled only while it waits, never holding the tree's lock. */
+static void *signal_thread(void *arg)
+{
+	struct signals *s = arg;
 	sigset_t set;
 	int sig, old;
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGHUP);
+	signals_set(&set);
 	for (;;) {
-		if (sigwait(&set, &sig) != 0 || sig != SIGHUP)
+		if (sigwait(&set, &sig) != 0)
 			continue;
 		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
-		log_reopen();
-		log_msg(LOG_INFO, "SIGHUP: dropping every cache");
-		tree_flush(fs->tree);
+		if (sig == SIGHUP) {
+			log_reopen();
+			log_msg(LOG_INFO, "SIGHUP: dropping every cache");
+			tree_flush(s->m->tree);
+		} else {
+			stop_mount(s, sig);
+		}
 		pthread_setcancelstate(old, NULL);
 	}
 	return NULL;
+}
+
+/* From here on the signal thread takes SIGHUP, SIGTERM and SIGINT: they are blocked in
+ * this thread (the loop's) before any thread the loop needs starts, so every thread
+ * inherits the mask (libfuse's workers block them too). One that came before the loop was
+ * taken by libfuse's handler, which ended the session already. */
+static void signals_start(struct signals *s, struct mount *m)
+{
+	struct sigaction sa = {.sa_handler = wake_handler}; /* no SA_RESTART: the wait ends */
+	sigset_t set;
+
+	s->m = m;
+	s->loop = pthread_self();
+	signals_set(&set);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	sigemptyset(&sa.sa_mask);
+	sigaction(WAKE_SIGNAL, &sa, NULL);
+	s->started = pthread_create(&s->thread, NULL, signal_thread, s) == 0;
+	if (!s->started)
+		log_msg(LOG_WARNING, "cannot start the signal thread: SIGHUP, SIGTERM and "
+				     "SIGINT wait until the mount is gone");
+}
+
+/* After the loop: a stop under way has finished (and woken the loop) when this returns. */
+static void signals_stop(struct signals *s)
+{
+	if (!s->started)
+		return;
+	pthread_cancel(s->thread);
+	pthread_join(s->thread, NULL);
 }
 
 static int run_loop(struct mount *m, const struct fuse_cmdline_opts *fo)
 {
 	struct fuse_session *se = m->se;
 	struct fuse_loop_config *lc;
-	pthread_t hup;
-	int r, hup_ok;
+	struct signals sigs = {0};
+	int r;
 
+	signals_start(&sigs, m);
 	m->fs.notify = notify_start(se, m->tree);
 	if (!m->fs.notify)
 		log_msg(LOG_WARNING, "cannot start notifying the kernel: files are read, and "
 				     "what it keeps lasts until its timeouts");
-	hup_ok = pthread_create(&hup, NULL, hup_thread, &m->fs) == 0;
 	if (fo->singlethread) {
 		r = fuse_session_loop(se);
 	} else {
@@ -409,10 +438,7 @@ static int run_loop(struct mount *m, const struct fuse_cmdline_opts *fo)
 		r = fuse_session_loop_mt(se, lc);
 		fuse_loop_cfg_destroy(lc);
 	}
-	if (hup_ok) {
-		pthread_cancel(hup);
-		pthread_join(hup, NULL);
-	}
+	signals_stop(&sigs);
 	notify_stop(m->fs.notify);
 	m->fs.notify = NULL;
 	fuse_session_unmount(se);
@@ -537,10 +563,12 @@ static int setup(struct mount *m, struct fuse_args *args, struct cli *cli,
 	if (fuse_set_signal_handlers(m->se) != 0)
 		return -EIO;
 	m->signals_set = 1;
-	quit_handlers(m->tree, 1);
 	cloexec_all();
 	if (fuse_session_mount(m->se, fo->mountpoint) != 0)
 		return -EIO;
+	if (fuseio_parallel_dirops(m->se) < 0)
+		log_msg(LOG_WARNING, "the kernel serialises the requests of each directory: a "
+				     "reader waiting behind another cannot be interrupted");
 	return 0;
 }
 
@@ -599,6 +627,44 @@ static void warn_lost_logs(const struct cli *c, const struct fuse_cmdline_opts *
 		_PATH_LOG);
 }
 
+/* codesrcfs --refresh PATH: the daemon serving PATH lists that directory again now and
+ * answers what changed, as the value of an extended attribute only it serves; other
+ * mounts are left alone. A single call with the largest buffer the kernel passes, so the
+ * daemon lists once. */
+static int refresh_main(int argc, char *argv[])
+{
+	const char *path;
+	char *buf;
+	ssize_t n;
+
+	if (argc != 3) {
+		fprintf(stderr, "codesrcfs: usage: codesrcfs --refresh PATH\n");
+		return 1;
+	}
+	path = argv[2];
+	buf = malloc(FS_XATTR_MAX);
+	if (!buf) {
+		fprintf(stderr, "codesrcfs: out of memory\n");
+		return 1;
+	}
+	n = getxattr(path, FS_REFRESH_XATTR, buf, FS_XATTR_MAX);
+	if (n < 0 && (errno == ENODATA || errno == ENOTSUP))
+		fprintf(stderr, "codesrcfs: %s is not on a codesrcfs mount\n", path);
+	else if (n < 0 && errno == ENOTDIR)
+		fprintf(stderr,
+			"codesrcfs: %s is not a directory that lists children (a cloud, "
+			"workspace, organization or group)\n",
+			path);
+	else if (n < 0)
+		fprintf(stderr, "codesrcfs: cannot refresh %s: %s\n", path, strerror(errno));
+	else if (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n || fflush(stdout) != 0) {
+		fprintf(stderr, "codesrcfs: cannot write the changes: %s\n", strerror(errno));
+		n = -1;
+	}
+	free(buf);
+	return n < 0 ? 1 : 0;
+}
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -614,6 +680,9 @@ int main(int argc, char *argv[])
 	sigemptyset(&hup);
 	sigaddset(&hup, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &hup, NULL);
+
+	if (argc > 1 && !strcmp(argv[1], "--refresh"))
+		return refresh_main(argc, argv);
 
 	if (fuse_opt_parse(&args, &cli, cli_opts, cli_proc) != 0)
 		goto out;

@@ -17,6 +17,9 @@
 #include "providers/providers_i.h"
 #include "secret.h"
 
+/* The calling thread's way to give up (provider_set_cancel). */
+static __thread struct prov_cancel provider_cancel;
+
 struct provider *provider_new(const struct prov_conf *conf, const struct provider_env *env,
 			      char *err, size_t errlen)
 {
@@ -32,6 +35,27 @@ struct provider *provider_new(const struct prov_conf *conf, const struct provide
 	}
 	p->name = d->name;
 	return p;
+}
+
+void provider_set_cancel(const struct prov_cancel *c)
+{
+	provider_cancel = c ? *c : (struct prov_cancel){0};
+	http_thread_cancel(provider_cancel.cancelled, provider_cancel.ctx);
+}
+
+struct prov_cancel provider_get_cancel(void)
+{
+	return provider_cancel;
+}
+
+int provider_cancelled(void)
+{
+	return provider_cancel.cancelled && provider_cancel.cancelled(provider_cancel.ctx);
+}
+
+int provider_fail_level(int r)
+{
+	return r == -EINTR || r == -ECANCELED ? LOG_DEBUG : LOG_ERR;
 }
 
 int provider_new_all(const struct config *c, const struct provider_env *env, struct provider ***out,

@@ -26,6 +26,7 @@ static unsigned file_index(const char *name)
 struct tree *tree_new(struct provider **provs, size_t n, const struct tree_opts *opts)
 {
 	struct tree *t = calloc(1, sizeof(*t));
+	pthread_condattr_t ca;
 
 	if (!t)
 		return NULL;
@@ -35,7 +36,10 @@ struct tree *tree_new(struct provider **provs, size_t n, const struct tree_opts 
 		t->ino_key = 0; /* inode numbers still work; they merely show addresses */
 	t->ino_key = (t->ino_key & (TREE_INO_HIGH - 1) & ~(uint64_t)TREE_FILE_MASK) | TREE_INO_HIGH;
 	pthread_mutex_init(&t->lock, NULL);
-	pthread_cond_init(&t->cond, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* node_wait's time-outs */
+	pthread_cond_init(&t->cond, &ca);
+	pthread_condattr_destroy(&ca);
 	t->root = node_new(t, "/", NULL);
 	if (!t->root)
 		goto fail;
@@ -112,6 +116,11 @@ int tree_lookup(struct tree *t, uint64_t dir, const char *name, struct tree_stat
 out:
 	node_put(t, n);
 	return r;
+}
+
+void tree_thread_cancel(int (*cancelled)(void *ctx), void *ctx)
+{
+	provider_set_cancel(&(struct prov_cancel){.cancelled = cancelled, .ctx = ctx});
 }
 
 void tree_forget(struct tree *t, uint64_t ino, uint64_t nlookup)

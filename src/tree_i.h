@@ -10,6 +10,7 @@
  *                  order, what went stale told to the watch)
  *   tree_lookup.c  one name: the negative cache, the filter's seek, seeding a child
  *   tree_index.c   a directory's .index.jsonl: its bytes, built from the listing held
+ *   tree_refresh.c one directory listed again on demand, and what that changed
  *
  * Lock rules.
  *
@@ -23,6 +24,10 @@
  * - A node being fetched (a listing or complete()) has `loading` set by node_claim;
  *   another thread that would fetch it, or look a name up in it, waits on t->cond until
  *   node_release. Only the claimer installs into the node.
+ * - A caller may give up (tree_thread_cancel): its waits on t->cond wake every
+ *   TREE_POLL_MS to ask, and its fetch returns -EINTR, installing nothing; a claimer that
+ *   gives up releases the node, and whoever waited for it fetches it then. The cancel
+ *   callback is asked with t->lock held, so it must not call into the tree.
  * - refs counts the parent's reference (while the node is in its parent's children), each
  *   lookup the kernel holds (tree_lookup, a readdirplus entry, tree_hold for a push notify.c
  * queued), and each call in flight that may unlock (node_get ... node_put). The last one frees the
@@ -62,6 +67,7 @@
 #define NODE_MAGIC	  0x6e6f6465u  /* a live node */
 #define NODE_FREED	  0xdeadf1eeu  /* a freed one, until its memory is reused */
 #define TREE_INO_HIGH	  (1ULL << 62) /* above any address: no inode number is 0 or TREE_ROOT */
+#define TREE_POLL_MS	  40	       /* how often a wait asks whether its caller gave up */
 
 /* Those bits are free in a node's address only with malloc's alignment. */
 _Static_assert(alignof(max_align_t) > TREE_FILE_MASK, "malloc alignment too small");
@@ -169,8 +175,12 @@ int node_set_link(struct tree *t, struct node *l, const struct node *target);
 /* Attributes of file `file` of n (0: n itself), inode number included; -ENOENT when a
  * refresh took the file away. Lock held. */
 int node_stat(const struct tree *t, const struct node *n, unsigned file, struct tree_stat *st);
-/* Wait until nobody is fetching n, then claim it. Called and returns with the lock held. */
-void node_claim(struct tree *t, struct node *n);
+/* Wait on t->cond for a change, at most TREE_POLL_MS while this thread can be cancelled;
+ * -EINTR once its caller gave up (provider_cancelled), else 0. Lock held. */
+int node_wait(struct tree *t);
+/* Wait until nobody is fetching n, then claim it: 0, or -EINTR when this thread's caller
+ * gave up meanwhile (n not claimed). Called and returns with the lock held. */
+int node_claim(struct tree *t, struct node *n);
 /* Let others fetch n again. Lock held. */
 void node_release(struct tree *t, struct node *n);
 /* Fill in what a listing left out of n's record (Codeup repositories), once. 0 or -errno. */
@@ -215,6 +225,9 @@ void pager_page_drop(struct prov_page **pg);
 void node_take_record(struct tree *t, struct node *n, struct prov_record *rec);
 /* Make dir's listing fresh. A failed refresh keeps serving the old listing. */
 int tree_load(struct tree *t, struct node *dir);
+/* Fetch dir's whole listing now and install it; dir claimed, the lock held (released while
+ * fetching). 0, or -errno with nothing installed. */
+int tree_load_claimed(struct tree *t, struct node *dir);
 /* Page-through: dir's first page only, unless a fresh listing is there already. */
 int tree_load_first(struct tree *t, struct node *dir);
 

@@ -351,19 +351,14 @@ static int load_failed(struct tree *t, struct node *dir, int r)
 	return 0;
 }
 
-int tree_load(struct tree *t, struct node *dir)
+int tree_load_claimed(struct tree *t, struct node *dir)
 {
 	struct prov_page all = {0}, *first = NULL;
 	struct prov_record copy = {0};
-	int r = 0;
+	int r = node_fetch_arg(dir, &copy);
 
-	pthread_mutex_lock(&t->lock);
-	node_claim(t, dir);
-	if (dir->listed && clock_now() < dir->list_expires)
-		goto release;
-	r = node_fetch_arg(dir, &copy);
 	if (r < 0)
-		goto release;
+		return r;
 	if (dir->partial && clock_now() < dir->list_expires) {
 		first = dir->first;
 		dir->first = NULL;
@@ -375,15 +370,30 @@ int tree_load(struct tree *t, struct node *dir)
 	if (r == 0) {
 		r = install_listing(t, dir, &all, 1);
 		dir->err_logged = 0;
-	} else {
-		r = load_failed(t, dir, r);
 	}
-release:
-	node_release(t, dir);
-	pthread_mutex_unlock(&t->lock);
 	prov_page_free(&all);
 	pager_page_drop(&first);
 	prov_record_free(&copy);
+	return r;
+}
+
+int tree_load(struct tree *t, struct node *dir)
+{
+	int r;
+
+	pthread_mutex_lock(&t->lock);
+	r = node_claim(t, dir);
+	if (r < 0)
+		goto out;
+	if (!dir->listed || clock_now() >= dir->list_expires) {
+		r = tree_load_claimed(t, dir);
+		/* A reader that gave up is no failure of the cloud's. */
+		if (r < 0 && r != -EINTR)
+			r = load_failed(t, dir, r);
+	}
+	node_release(t, dir);
+out:
+	pthread_mutex_unlock(&t->lock);
 	return r;
 }
 
@@ -394,7 +404,10 @@ int tree_load_first(struct tree *t, struct node *dir)
 	int r = 0;
 
 	pthread_mutex_lock(&t->lock);
-	node_claim(t, dir);
+	if (node_claim(t, dir) < 0) {
+		pthread_mutex_unlock(&t->lock);
+		return -EINTR;
+	}
 	if ((dir->listed || dir->partial) && clock_now() < dir->list_expires)
 		goto release;
 	r = node_fetch_arg(dir, &copy);

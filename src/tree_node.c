@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "clock.h"
 #include "tree_i.h"
@@ -324,11 +325,29 @@ int node_stat(const struct tree *t, const struct node *n, unsigned file, struct 
 	return 0;
 }
 
-void node_claim(struct tree *t, struct node *n)
+int node_wait(struct tree *t)
+{
+	struct timespec ts;
+
+	if (!provider_get_cancel().cancelled) {
+		pthread_cond_wait(&t->cond, &t->lock);
+		return 0;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_nsec += TREE_POLL_MS * 1000000L;
+	ts.tv_sec += ts.tv_nsec / 1000000000L;
+	ts.tv_nsec %= 1000000000L;
+	pthread_cond_timedwait(&t->cond, &t->lock, &ts);
+	return provider_cancelled() ? -EINTR : 0;
+}
+
+int node_claim(struct tree *t, struct node *n)
 {
 	while (n->loading)
-		pthread_cond_wait(&t->cond, &t->lock);
+		if (node_wait(t) < 0)
+			return -EINTR;
 	n->loading = 1;
+	return 0;
 }
 
 void node_release(struct tree *t, struct node *n)
@@ -345,7 +364,9 @@ int node_complete(struct tree *t, struct node *n)
 	pthread_mutex_lock(&t->lock);
 	if (!n->rec.incomplete || !pager_can_complete(n->prov))
 		goto out;
-	node_claim(t, n);
+	r = node_claim(t, n);
+	if (r < 0)
+		goto out;
 	if (!n->rec.incomplete)
 		goto release;
 	r = prov_record_copy(&copy, &n->rec);

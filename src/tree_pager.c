@@ -28,8 +28,8 @@ static const char *dir_id(const struct provider *p, const struct prov_record *di
 }
 
 /* What a failed provider call means to the reader (docs/design.md §3): rejected
- * credentials stay EACCES, a missing entry ENOENT; every other failure, a time-out
- * included, is EIO. */
+ * credentials stay EACCES, a missing entry ENOENT, a reader that gave up EINTR; every
+ * other failure, a time-out included, is EIO. */
 static int pager_errno(const struct provider *p, const struct prov_record *dir, int r)
 {
 	if (r == -EFBIG)
@@ -37,7 +37,7 @@ static int pager_errno(const struct provider *p, const struct prov_record *dir, 
 			"%s: '%s': an answer over %ld bytes; failing rather than serving "
 			"it cut (docs/design.md §4)",
 			p->name, dir_id(p, dir), PROV_MAX_BODY);
-	if (r >= 0 || r == -EACCES || r == -ENOENT || r == -ENOMEM)
+	if (r >= 0 || r == -EACCES || r == -ENOENT || r == -ENOMEM || r == -EINTR)
 		return r;
 	return -EIO;
 }
@@ -69,6 +69,7 @@ struct pager {
 	struct idset *seen;	 /* the ids the pages brought so far (they own the strings) */
 	size_t entries, bytes;	 /* what they brought, against docs/design.md §4 */
 	int err;
+	struct prov_cancel cancel; /* the caller's, which its page threads obey too */
 };
 
 /* A bound of docs/design.md §4 was passed: the listing fails, said once. Lock held. */
@@ -140,6 +141,7 @@ static void *pager_run(void *arg)
 	struct pager *pg = arg;
 	long k;
 
+	provider_set_cancel(&pg->cancel);
 	while ((k = pager_take(pg)) > 0) {
 		int r = pg->prov->ops->list_page(pg->prov, pg->dir, k, &pg->pages[k - 1]);
 
@@ -389,7 +391,7 @@ static int fetch_listing(struct pager *pg, struct prov_page **first, struct prov
 int pager_listing(struct provider *p, const struct prov_record *dir, int parallel,
 		  const atomic_int *quit, struct prov_page **first, struct prov_page *all)
 {
-	struct pager pg = {.prov = p, .dir = dir, .quit = quit};
+	struct pager pg = {.prov = p, .dir = dir, .quit = quit, .cancel = provider_get_cancel()};
 	int r;
 
 	pg.parallel = parallel < 1 ? 1 : parallel > PAGER_THREADS ? PAGER_THREADS : parallel;

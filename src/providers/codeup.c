@@ -161,7 +161,7 @@ static int codeup_get(struct codeup *cu, const char *what, const char *path,
 		r = http_perform(cu->c.http, &req, resp);
 	http_req_free(&req);
 	if (r < 0) {
-		log_msg(LOG_ERR, "codeup: %s failed: %s", what, strerror(-r));
+		log_msg(provider_fail_level(r), "codeup: %s failed: %s", what, strerror(-r));
 	} else if (resp->status < 200 || resp->status > 299) {
 		codeup_log(what, resp, NULL);
 		r = codeup_classify_error(resp->status, resp->body, resp->len);

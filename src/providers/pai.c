@@ -111,7 +111,7 @@ static int pai_send(struct pai *p, const char *action, const char *label, struct
 	if (r == 0)
 		r = http_perform(p->c.http, req, resp);
 	if (r < 0) {
-		log_msg(LOG_ERR, "pai: %s failed: %s", action, strerror(-r));
+		log_msg(provider_fail_level(r), "pai: %s failed: %s", action, strerror(-r));
 		return r;
 	}
 	if (resp->status < 200 || resp->status > 299) {

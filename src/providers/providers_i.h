@@ -19,6 +19,9 @@
  * (unless show_secrets). 0 or -ENOMEM. */
 int provider_url(const char *s, size_t len, const char *what, const char *id, int show_secrets,
 		 char **out);
+/* The log level of a request that got no answer: a reader that gave up (-EINTR) or the
+ * daemon stopping (-ECANCELED) is asked for, not met, and worth no error line. */
+int provider_fail_level(int r);
 /* Seconds since the epoch of an ISO 8601 time ("2021-01-18T12:52:15Z", "+08:00"), 0 if bad. */
 int64_t provider_parse_time(const char *s);
 /* The JSON value of exactly len bytes of body (white space may trail), or NULL when it is

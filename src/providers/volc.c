@@ -125,7 +125,7 @@ static int volc_send(struct volc *v, const char *action, const char *label,
 		r = http_perform(v->c.http, &req, resp);
 	http_req_free(&req);
 	if (r < 0) {
-		log_msg(LOG_ERR, "volc: %s failed: %s", action, strerror(-r));
+		log_msg(provider_fail_level(r), "volc: %s failed: %s", action, strerror(-r));
 		return r;
 	}
 	if (resp->status < 200 || resp->status > 299) {

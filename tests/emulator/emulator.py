@@ -492,6 +492,7 @@ class Store:
 
     def __init__(self, data, seed, keys):
         self.lock = threading.RLock()
+        self.unstalled = threading.Condition(self.lock)  # stall set back to 0
         self.data = normalize(data)
         self.version = 0               # bumped by every change of the data
         self.sorted_cache = {}         # (version, workspace, sort key, desc) → [item]
@@ -518,6 +519,14 @@ class Store:
             p = float(self.knobs.get(knob) or 0.0)
             return p > 0 and self.rng.random() < p
 
+    def stall_wait(self, seconds):
+        """Sleep up to seconds, or until stall is set back to 0: a test that un-stalls the
+        emulator gets the answers of the requests already held."""
+        deadline = time.monotonic() + seconds
+        with self.unstalled:
+            while self.knobs["stall"] and time.monotonic() < deadline:
+                self.unstalled.wait(deadline - time.monotonic())
+
     def snapshot_knobs(self):
         with self.lock:
             return dict(self.knobs)
@@ -525,6 +534,8 @@ class Store:
     def configure(self, new):
         with self.lock:
             self.knobs.update(check_knobs(new))
+            if not self.knobs["stall"]:
+                self.unstalled.notify_all()
             if "mutate" in new:
                 self.list_requests.clear()
                 m = self.knobs["mutate"]
@@ -574,6 +585,8 @@ class Store:
                   "codeup": self.mutate_codeup}.get(provider)
         if target:
             target(m.get("workspace"), add, remove)
+            if int(m.get("change", 0)):
+                self.change_urls(provider, m.get("workspace"), int(m["change"]))
             self.version += 1
             self.stats["mutations"] += 1
 
@@ -620,6 +633,21 @@ class Store:
             ws["code_sources"].append(pai_source(
                 ws["WorkspaceId"], ident, f"new-{self.version + 1}-{k}", newest + 60 * (k + 1),
                 f"https://git.example.com/{ident}.git", "main", ""))
+
+    def change_urls(self, provider, ws_id, n):
+        """The clone URL of the n oldest entries (after the removals) moves elsewhere."""
+        if provider == "pai":
+            ws = self.pick(self.pai_workspaces(), "WorkspaceId", ws_id)
+            items = sorted(ws["code_sources"] if ws else [],
+                           key=lambda c: (c["GmtCreateTime"], id_key(c["CodeSourceId"])))
+            for c in items[:n]:
+                c["CodeRepo"] = f"https://git.example.com/moved-{self.version + 1}/" \
+                    f"{c['CodeSourceId']}.git"
+        elif provider == "volc":
+            ws = self.pick(self.data.get("volc", {}).get("workspaces", []), "Id", ws_id)
+            for r in (ws["resources"] if ws else [])[:n]:
+                r["Configuration"]["Git"]["Url"] = \
+                    f"https://git.example.com/moved-{self.version + 1}/{r['Id']}.git"
 
     def mutate_volc(self, ws_id, add, remove):
         ws = self.pick(self.data.get("volc", {}).get("workspaces", []), "Id", ws_id)
@@ -1349,7 +1377,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.drop()
         if store.roll("stall"):
             store.count("fault.stall")
-            time.sleep(float(knobs["stall_s"]))
+            store.stall_wait(float(knobs["stall_s"]))
         rid = provider.new_request_id()
         try:
             provider.authenticate(req)
