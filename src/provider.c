@@ -12,6 +12,7 @@
 
 #include <json-c/json.h>
 
+#include "clock.h"
 #include "log.h"
 #include "provider.h"
 #include "providers/providers_i.h"
@@ -566,18 +567,69 @@ static int scopes_named(struct prov_page *scopes, const struct prov_page *found)
 	return 0;
 }
 
-int provider_named_scopes(struct provider *p, char *const *scopes, size_t n, int kind,
+/* What the check at mount found of the configured scopes. */
+struct prov_seed {
+	struct prov_page found;
+	int64_t at; /* clock_now() when it came */
+};
+
+void provider_seed_keep(struct prov_common *c, struct prov_page *found)
+{
+	struct prov_seed *s = malloc(sizeof(*s));
+
+	if (s) {
+		s->found = *found;
+		s->at = clock_now();
+		memset(found, 0, sizeof(*found));
+		s = __atomic_exchange_n(&c->seed, s, __ATOMIC_ACQ_REL);
+	}
+	if (s)
+		prov_page_free(&s->found);
+	prov_page_free(found);
+	free(s);
+}
+
+void provider_seed_drop(struct prov_common *c)
+{
+	struct prov_seed *s = __atomic_exchange_n(&c->seed, NULL, __ATOMIC_ACQ_REL);
+
+	if (s)
+		prov_page_free(&s->found);
+	free(s);
+}
+
+/* The seed of c into *found when one is there and no dir_ttl passed since it came: 1, else
+ * 0. Whichever, it is used once. */
+static int seed_take(struct prov_common *c, struct prov_page *found)
+{
+	struct prov_seed *s = __atomic_exchange_n(&c->seed, NULL, __ATOMIC_ACQ_REL);
+	int fresh = s && clock_now() < s->at + c->dir_ttl;
+
+	if (fresh) {
+		*found = s->found;
+		memset(&s->found, 0, sizeof(s->found));
+	}
+	if (s)
+		prov_page_free(&s->found);
+	free(s);
+	return fresh;
+}
+
+int provider_named_scopes(struct provider *p, struct prov_common *c, int kind,
 			  const char *kind_name, provider_ids_fn fetch, struct prov_page *out)
 {
 	struct prov_page found = {0};
-	int r = provider_scopes_page(scopes, n, kind, kind_name, out);
+	int r = provider_scopes_page(c->scopes, c->nscopes, kind, kind_name, out);
 
+	if (r < 0)
+		return r;
 	/* The names are a convenience: whatever came is used, and a failed fetch (logged by
-	 * the cloud) leaves the directories unnamed, never hidden. */
-	if (r == 0) {
-		(void)fetch(p, scopes, n, &found);
+	 * the cloud) leaves the directories unnamed, never hidden; but a reader that gave up,
+	 * or a daemon stopping, wants no listing at all. */
+	if (!seed_take(c, &found))
+		r = fetch(p, c->scopes, c->nscopes, &found);
+	if (r != -EINTR && r != -ECANCELED)
 		r = scopes_named(out, &found);
-	}
 	prov_page_free(&found);
 	return r;
 }
@@ -657,6 +709,7 @@ int provider_common_init(struct prov_common *c, const struct prov_conf *conf,
 
 void provider_common_free(struct prov_common *c)
 {
+	provider_seed_drop(c);
 	for (size_t i = 0; c->scopes && c->scopes[i]; i++)
 		free(c->scopes[i]);
 	free(c->scopes);

@@ -790,8 +790,8 @@ static int codeup_list_page(struct provider *base, const struct prov_record *dir
 	if (!dir && !cu->c.nscopes)
 		return codeup_orgs_page(cu, page, out);
 	if (!dir)
-		return provider_named_scopes(base, cu->c.scopes, cu->c.nscopes, CODEUP_ORG,
-					     "organization", codeup_orgs_of, out);
+		return provider_named_scopes(base, &cu->c, CODEUP_ORG, "organization",
+					     codeup_orgs_of, out);
 	r = codeup_dir_of(dir, &d);
 	return r < 0 ? r : codeup_dir_page(cu, &d, page, out);
 }
@@ -955,6 +955,8 @@ static int codeup_check(struct provider *base, char *why, size_t whylen)
 	if (r == 0)
 		r = provider_confirm_scopes(cu->c.scopes, cu->c.nscopes, &pg, "organization", why,
 					    whylen);
+	if (r == 0)
+		provider_seed_keep(&cu->c, &pg); /* their names, for the root's first listing */
 	prov_page_free(&pg);
 	return r;
 }
@@ -962,9 +964,9 @@ static int codeup_check(struct provider *base, char *why, size_t whylen)
 static void codeup_flush(struct provider *base)
 {
 	struct codeup *cu = (struct codeup *)base;
-
 	struct codeup_memo *m, *tmp;
 
+	provider_seed_drop(&cu->c);
 	pthread_mutex_lock(&cu->lock);
 	HASH_ITER(hh, cu->memo, m, tmp)
 		codeup_memo_expire(cu, m, 1);

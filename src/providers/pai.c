@@ -338,6 +338,8 @@ static int pai_check(struct provider *base, char *why, size_t whylen)
 	if (r == 0)
 		r = provider_confirm_scopes(p->c.scopes, p->c.nscopes, &pg, "workspace", why,
 					    whylen);
+	if (r == 0 && p->c.nscopes)
+		provider_seed_keep(&p->c, &pg); /* their names, for the root's first listing */
 	prov_page_free(&pg);
 	return r;
 }
@@ -351,8 +353,8 @@ static int pai_list_page(struct provider *base, const struct prov_record *dir, l
 		return pai_fetch(p, dir->id, NULL, NULL, page, PAI_PAGE, out);
 	if (!p->c.nscopes)
 		return pai_fetch(p, NULL, NULL, NULL, page, PAI_PAGE, out);
-	return provider_named_scopes(base, p->c.scopes, p->c.nscopes, PAI_WORKSPACE, "workspace",
-				     pai_workspaces_of, out);
+	return provider_named_scopes(base, &p->c, PAI_WORKSPACE, "workspace", pai_workspaces_of,
+				     out);
 }
 
 static int pai_filter_page(struct provider *base, const struct prov_record *ws, const char *term,
@@ -379,10 +381,16 @@ static void pai_destroy(struct provider *base)
 	free(p);
 }
 
+static void pai_flush(struct provider *base)
+{
+	provider_seed_drop(&((struct pai *)base)->c);
+}
+
 static const struct provider_ops pai_ops = {
     .check = pai_check,
     .list_page = pai_list_page,
     .lookup = pai_lookup,
+    .flush = pai_flush,
     .destroy = pai_destroy,
 };
 

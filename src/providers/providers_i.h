@@ -45,11 +45,19 @@ int provider_scopes_page(char *const *scopes, size_t n, int kind, const char *ki
  * (n of them; it may answer more), appended to found. 0 or -errno. */
 typedef int (*provider_ids_fn)(struct provider *p, char *const *ids, size_t n,
 			       struct prov_page *found);
-/* The configured scopes as one final page of containers, each with the label (display
- * name) and creation time of what fetch found of it; a failed fetch leaves them unnamed.
- * 0 or -ENOMEM. */
-int provider_named_scopes(struct provider *p, char *const *scopes, size_t n, int kind,
+struct prov_common;
+/* c's configured scopes as one final page of containers, each with the label (display
+ * name) and creation time of what fetch found of it, or of what the check at mount found
+ * (provider_seed_keep) when no dir_ttl passed since; a failed fetch leaves them unnamed.
+ * 0, -ENOMEM, or the fetch's -EINTR or -ECANCELED (its reader gave up, or the daemon
+ * stops). */
+int provider_named_scopes(struct provider *p, struct prov_common *c, int kind,
 			  const char *kind_name, provider_ids_fn fetch, struct prov_page *out);
+/* Keep found (taken), what the check at mount found of c's configured scopes, for the
+ * first listing of the root: the same call need not be made twice in a row. */
+void provider_seed_keep(struct prov_common *c, struct prov_page *found);
+/* Forget what provider_seed_keep kept (SIGHUP). */
+void provider_seed_drop(struct prov_common *c);
 /* 0 when each of the n scopes is the id of a record of found; else -ENOENT and, unless why
  * is NULL, one line in why naming those that are not ("workspace 9999 not found: no such
  * id, or these credentials cannot see it"); what names one scope: "workspace". */
@@ -65,6 +73,7 @@ struct prov_common {
 	size_t nscopes;
 	int show_secrets;
 	long dir_ttl;
+	struct prov_seed *seed; /* provider_seed_keep's, until the root's first listing */
 };
 
 /* Copy conf and env into c. 0 or -ENOMEM (c is then freed). */

@@ -368,6 +368,8 @@ static int volc_check(struct provider *base, char *why, size_t whylen)
 	if (r == 0)
 		r = provider_confirm_scopes(v->c.scopes, v->c.nscopes, &pg, "workspace", why,
 					    whylen);
+	if (r == 0 && v->c.nscopes)
+		provider_seed_keep(&v->c, &pg); /* their names, for the root's first listing */
 	prov_page_free(&pg);
 	return r;
 }
@@ -379,8 +381,8 @@ static int volc_list_page(struct provider *base, const struct prov_record *dir, 
 
 	if (dir || !v->c.nscopes)
 		return volc_fetch(v, dir ? dir->id : NULL, NULL, NULL, page, VOLC_PAGE, out);
-	return provider_named_scopes(base, v->c.scopes, v->c.nscopes, VOLC_WORKSPACE, "workspace",
-				     volc_workspaces_of, out);
+	return provider_named_scopes(base, &v->c, VOLC_WORKSPACE, "workspace", volc_workspaces_of,
+				     out);
 }
 
 static int volc_filter_page(struct provider *base, const struct prov_record *ws, const char *term,
@@ -407,10 +409,16 @@ static void volc_destroy(struct provider *base)
 	free(v);
 }
 
+static void volc_flush(struct provider *base)
+{
+	provider_seed_drop(&((struct volc *)base)->c);
+}
+
 static const struct provider_ops volc_ops = {
     .check = volc_check,
     .list_page = volc_list_page,
     .lookup = volc_lookup,
+    .flush = volc_flush,
     .destroy = volc_destroy,
 };
 

@@ -171,22 +171,38 @@ def test_configured_ids_get_their_names_in_one_request(emulator, mount, tmp_path
             "codeup": {"organizations": [codeup_org("org-1", "first"),
                                          codeup_org("org-2", "second")]}}
     emu = data_emulator(emulator, tmp_path, data)
-    m = mount(emu, pai_config(emu, workspaces=["1001", "1003"]) +
+    config = (pai_config(emu, workspaces=["1001", "1003"]) +
               volc_config(emu, workspaces=["ws-c", "ws-a"]) + codeup_config(emu, orgs=("org-2",)))
-    emu.reset_stats()
-    assert links_of(os.path.join(m.path, "pai")) == {"one": "1001", "three": "1003"}
-    assert links_of(os.path.join(m.path, "volc")) == {"alpha": "ws-a", "gamma": "ws-c"}
-    assert links_of(os.path.join(m.path, "codeup")) == {"second": "org-2"}
-    s = emu.stats()
-    assert (s["pai.ListWorkspaces"], s["volc.ListWorkspaces"],
-            s["codeup.ListOrganizations"], s["total"]) == (1, 1, 1, 3)
+    want = {"pai": {"one": "1001", "three": "1003"}, "volc": {"alpha": "ws-a", "gamma": "ws-c"},
+            "codeup": {"second": "org-2"}}
+
+    def counts():
+        s = emu.stats()
+        return (s.get("pai.ListWorkspaces"), s.get("volc.ListWorkspaces"),
+                s.get("codeup.ListOrganizations"), s.get("total"))
+
+    # The check at mount confirms the ids with that call, and its answer names them.
+    m = mount(emu, config)
+    assert counts() == (1, 1, 1, 3)
+    assert {p: links_of(os.path.join(m.path, p)) for p in want} == want
+    assert counts() == (1, 1, 1, 3)
     assert os.listdir(os.path.join(m.path, "codeup", "second")) == []  # the org is listed
+    # Without the check, the first listing asks; past dir_ttl, a refresh asks again.
+    emu.reset_stats()
+    m = mount(emu, config, opts=["delay_connect", "dir_ttl=1"])
+    assert counts() == (None, None, None, None)
+    assert {p: links_of(os.path.join(m.path, p)) for p in want} == want
+    assert counts() == (1, 1, 1, 3)
+    emu.rename("pai", "1003", "drei")
+    time.sleep(1.5)
+    assert links_of(os.path.join(m.path, "pai")) == {"one": "1001", "drei": "1003"}
+    assert emu.stats()["pai.ListWorkspaces"] == 2
 
 
 def test_a_failed_name_fetch_hides_no_id(emulator, mount):
     emu = emulator("--generate-pai", "5")
     m = mount(emu, pai_config(emu, workspaces=["1002", "1001"]),
-              opts=["retries=0", "dir_ttl=1"])
+              opts=["retries=0", "dir_ttl=1", "delay_connect"])
     emu.configure(fail_5xx=1.0)
     pai = os.path.join(m.path, "pai")
     assert sorted(os.listdir(pai)) == ["1001", "1002"]

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 #include <json-c/json.h>
 
+#include "clock.h"
 #include "provider.h"
 #include "providers/providers_i.h"
 
@@ -895,13 +896,33 @@ static int ids_fail(struct provider *p, char *const *ids, size_t n, struct prov_
 
 /* Configured workspaces are named by one call of the cloud's listing; a failed call leaves
  * them unnamed, never hidden, and uses what came. */
+static int ids_stopped(struct provider *p, char *const *ids, size_t n, struct prov_page *found)
+{
+	(void)p, (void)ids, (void)n, (void)found;
+	ids_calls++;
+	return -ECANCELED;
+}
+
+static int64_t seed_clock;
+
+static int64_t seed_now(void)
+{
+	return seed_clock;
+}
+
+/* Configured workspaces are named by one call of the cloud's listing; a failed call leaves
+ * them unnamed, never hidden, and uses what came; a reader that gave up (or a stopping
+ * daemon) gets no listing. What the check at mount found names them once, within dir_ttl,
+ * with no call. */
 static void test_named_scopes(void **state)
 {
 	char *ids[] = {"a", "b", "c"};
-	struct prov_page pg = {0};
+	struct prov_common c = {.scopes = ids, .nscopes = 3, .dir_ttl = 60};
+	struct prov_page pg = {0}, seed = {0};
 
 	(void)state;
-	assert_int_equal(provider_named_scopes(NULL, ids, 3, 2, "workspace", ids_found, &pg), 0);
+	ids_calls = 0;
+	assert_int_equal(provider_named_scopes(NULL, &c, 2, "workspace", ids_found, &pg), 0);
 	assert_int_equal(ids_calls, 1);
 	assert_int_equal(pg.n, 3);
 	assert_true(pg.last);
@@ -913,11 +934,41 @@ static void test_named_scopes(void **state)
 	assert_int_equal(pg.recs[1].kind, 2);
 	assert_null(pg.recs[2].label);
 	prov_page_free(&pg);
-	assert_int_equal(provider_named_scopes(NULL, ids, 3, 2, "workspace", ids_fail, &pg), 0);
+	assert_int_equal(provider_named_scopes(NULL, &c, 2, "workspace", ids_fail, &pg), 0);
 	assert_int_equal(pg.n, 3);
 	assert_string_equal(pg.recs[0].label, "half");
 	assert_null(pg.recs[1].label);
 	prov_page_free(&pg);
+	assert_int_equal(provider_named_scopes(NULL, &c, 2, "workspace", ids_stopped, &pg),
+			 -ECANCELED);
+	prov_page_free(&pg);
+
+	seed_clock = 1000;
+	clock_set_test(seed_now);
+	ids_calls = 0;
+	assert_int_equal(provider_add_container(&seed, "c", 1, "workspace", 3, "sea", 3), 0);
+	provider_seed_keep(&c, &seed);
+	assert_int_equal(seed.n, 0); /* taken */
+	seed_clock += 59;
+	assert_int_equal(provider_named_scopes(NULL, &c, 2, "workspace", ids_fail, &pg), 0);
+	assert_int_equal(ids_calls, 0);
+	assert_string_equal(pg.recs[2].label, "sea");
+	prov_page_free(&pg);
+	assert_int_equal(provider_named_scopes(NULL, &c, 2, "workspace", ids_found, &pg), 0);
+	assert_int_equal(ids_calls, 1); /* used once */
+	prov_page_free(&pg);
+	assert_int_equal(provider_add_container(&seed, "c", 1, "workspace", 3, "sea", 3), 0);
+	provider_seed_keep(&c, &seed);
+	seed_clock += 60; /* older than a listing may be */
+	assert_int_equal(provider_named_scopes(NULL, &c, 2, "workspace", ids_found, &pg), 0);
+	assert_int_equal(ids_calls, 2);
+	assert_null(pg.recs[2].label);
+	prov_page_free(&pg);
+	assert_int_equal(provider_add_container(&seed, "c", 1, "workspace", 3, "sea", 3), 0);
+	provider_seed_keep(&c, &seed);
+	provider_seed_drop(&c); /* SIGHUP */
+	assert_null(c.seed);
+	clock_set_test(NULL);
 }
 
 static void test_codeup_nul_name(void **state)
