@@ -196,6 +196,12 @@ def test_volc_and_provider_level_indexes(emulator, mount):
     assert_agrees_with_files(ws, entries)
 
 
+def requests_of(stats):
+    """The requests of emulator stats: whether a mount's check left its connection open for
+    the next listing is not what these tests count."""
+    return {k: v for k, v in stats.items() if not k.startswith("conn.")}
+
+
 def test_codeup_organization_and_group_indexes(emulator, mount):
     """The index of an organization and of each group costs their listing and agrees with
     the files: the same requests as a mount that lists the directory instead."""
@@ -204,12 +210,12 @@ def test_codeup_organization_and_group_indexes(emulator, mount):
     emu.reset_stats()
     org = os.path.join(m.path, "codeup", "org-1")
     _, entries = read_index(org)
-    cost = emu.stats()
+    cost = requests_of(emu.stats())
     assert "codeup.GetRepository" not in cost
     other = mount(emu, codeup_config(emu))
     emu.reset_stats()
     os.listdir(os.path.join(other.path, "codeup", "org-1"))
-    assert emu.stats() == cost  # what listing it costs, no request per child
+    assert requests_of(emu.stats()) == cost  # what listing it costs, no request per child
     _, top = read_index(os.path.join(m.path, "codeup"))
     assert [(e["name"], e["kind"], e["id"]) for e in top] == [("org-1", "organization", "org-1")]
     kinds = {e["kind"] for e in entries}
