@@ -1,7 +1,8 @@
 #define _GNU_SOURCE /* asprintf */
 /* credfile: the aliyun CLI's ~/.aliyun/config.json and the Volcengine SDKs' ~/.volc/config,
  * read after the environment and the codesrcfs configuration, for a provider that has no
- * credentials yet. Like the codesrcfs file, one readable by group or others is refused. */
+ * credentials yet. Like the codesrcfs file, one readable by group or others is refused, and
+ * so is one that anyone but the user (or root) owns or can change. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
@@ -15,6 +16,8 @@
 #include <json-c/json.h>
 
 #include "credfile.h"
+#include "provider.h"
+#include "secret.h"
 
 #define CREDFILE_MAX (1 << 20)
 
@@ -29,6 +32,22 @@ static int cred_fail(char *err, size_t errlen, const char *fmt, ...)
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
 	return -EINVAL;
+}
+
+int credfile_trusted(const char *path, const struct stat *st, char *err, size_t errlen)
+{
+	/* Whoever can change the file chooses the endpoint our credentials are sent to. */
+	if (st->st_uid != 0 && st->st_uid != getuid())
+		return cred_fail(err, errlen,
+				 "%s: belongs to uid %u, not to you (uid %u) or root; codesrcfs "
+				 "reads only files that no one else can change",
+				 path, (unsigned)st->st_uid, (unsigned)getuid());
+	if (st->st_mode & 022)
+		return cred_fail(err, errlen,
+				 "%s: can be changed by group or others (mode %04o); run chmod "
+				 "go-w %s",
+				 path, (unsigned)(st->st_mode & 07777), path);
+	return 0;
 }
 
 static char *cred_home_path(const char *rel)
@@ -63,6 +82,9 @@ static struct json_object *cred_read(const char *path, int *rc, char *err, size_
 		*rc = cred_fail(err, errlen, "%s: not a regular file of reasonable size", path);
 		goto out;
 	}
+	*rc = credfile_trusted(path, &st, err, errlen);
+	if (*rc)
+		goto out;
 	if (st.st_mode & 077) {
 		*rc = cred_fail(
 		    err, errlen,
@@ -81,7 +103,7 @@ static struct json_object *cred_read(const char *path, int *rc, char *err, size_
 	}
 out:
 	if (buf)
-		explicit_bzero(buf, (size_t)st.st_size);
+		secret_wipe(buf, (size_t)st.st_size);
 	free(buf);
 	close(fd);
 	return obj;
@@ -189,22 +211,24 @@ static int volc_fill(struct prov_conf *pc, char *err, size_t errlen)
 	return rc;
 }
 
-int credfile_fill(struct config *c, const char *profile, char *err, size_t errlen)
+/* A source is taken whole or not at all: never half a key pair from each. */
+static int cred_has_key(const struct prov_conf *pc)
 {
-	struct prov_conf *pai = &c->prov[PROV_PAI], *volc = &c->prov[PROV_VOLC];
-	int rc = 0;
+	return pc->key_id || pc->secret;
+}
 
-	/* A source is taken whole or not at all: never half a key pair from each. */
-	if ((!pai->key_id && !pai->secret) || profile)
-		rc = profile && (pai->key_id || pai->secret)
-			 ? cred_fail(err, errlen,
-				     "-o profile=%s conflicts with [pai] credentials "
-				     "from the configuration or the environment",
-				     profile)
-			 : aliyun_fill(pai, profile, err, errlen);
-	if (!rc && !volc->key_id && !volc->secret)
-		rc = volc_fill(volc, err, errlen);
-	if (rc == -ENOMEM)
-		cred_fail(err, errlen, "out of memory");
-	return rc;
+int credfile_aliyun(struct prov_conf *pc, const char *profile, char *err, size_t errlen)
+{
+	if (profile && cred_has_key(pc))
+		return cred_fail(err, errlen,
+				 "-o profile=%s conflicts with [%s] credentials "
+				 "from the configuration or the environment",
+				 profile, pc->desc->name);
+	return cred_has_key(pc) ? 0 : aliyun_fill(pc, profile, err, errlen);
+}
+
+int credfile_volc(struct prov_conf *pc, const char *profile, char *err, size_t errlen)
+{
+	(void)profile; /* a profile names one of ~/.aliyun/config.json's */
+	return cred_has_key(pc) ? 0 : volc_fill(pc, err, errlen);
 }

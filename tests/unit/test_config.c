@@ -14,6 +14,10 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "provider.h"
+
+/* The section of the cloud named name in config c. */
+#define PROV(c, name) (*config_prov(&(c), name))
 
 /* Every secret the tests use carries this marker; no error may ever show it. */
 #define SECRET "S3CR3T"
@@ -117,7 +121,8 @@ static void expect_error(const char *text, mode_t mode, const char *want)
 	assert_null(strstr(err, SECRET));
 	assert_null(strchr(err, '\n'));
 	assert_null(c.path);
-	assert_int_equal(c.prov[PROV_PAI].enabled, 0);
+	assert_null(c.prov); /* nothing is left of a refused configuration */
+	assert_int_equal(c.nprov, 0);
 	free(expect);
 	free(path);
 }
@@ -152,29 +157,29 @@ static void test_good_file(void **state)
 	assert_int_equal(load_text(&c, good_conf, 0600, err, sizeof(err), &path), 0);
 	assert_string_equal(err, "");
 	assert_string_equal(c.path, path);
-	assert_true(c.prov[PROV_PAI].enabled);
-	assert_string_equal(c.prov[PROV_PAI].key_id, "LTAItest");
-	assert_string_equal(c.prov[PROV_PAI].secret, SECRET "pai");
-	assert_null(c.prov[PROV_PAI].token);
-	assert_string_equal(c.prov[PROV_PAI].region, "cn-shanghai");
-	assert_string_equal(c.prov[PROV_PAI].endpoint,
+	assert_true(PROV(c, "pai").enabled);
+	assert_string_equal(PROV(c, "pai").key_id, "LTAItest");
+	assert_string_equal(PROV(c, "pai").secret, SECRET "pai");
+	assert_null(PROV(c, "pai").token);
+	assert_string_equal(PROV(c, "pai").region, "cn-shanghai");
+	assert_string_equal(PROV(c, "pai").endpoint,
 			    "https://aiworkspace.cn-shanghai.aliyuncs.com");
-	assert_int_equal(c.prov[PROV_PAI].nscopes, 2);
-	assert_string_equal(c.prov[PROV_PAI].scopes[0], "1234");
-	assert_string_equal(c.prov[PROV_PAI].scopes[1], "5678");
-	assert_true(c.prov[PROV_VOLC].enabled);
-	assert_string_equal(c.prov[PROV_VOLC].key_id, "AKtest");
-	assert_string_equal(c.prov[PROV_VOLC].secret, SECRET "volc");
-	assert_string_equal(c.prov[PROV_VOLC].token, SECRET "sts");
-	assert_string_equal(c.prov[PROV_VOLC].region, "cn-beijing");
-	assert_string_equal(c.prov[PROV_VOLC].endpoint, "https://open.volcengineapi.com");
-	assert_int_equal(c.prov[PROV_VOLC].nscopes, 1);
-	assert_true(c.prov[PROV_CODEUP].enabled);
-	assert_null(c.prov[PROV_CODEUP].key_id);
-	assert_string_equal(c.prov[PROV_CODEUP].secret, "pt-" SECRET);
-	assert_string_equal(c.prov[PROV_CODEUP].endpoint, "https://openapi-rdc.aliyuncs.com");
-	assert_int_equal(c.prov[PROV_CODEUP].nscopes, 3);
-	assert_string_equal(c.prov[PROV_CODEUP].scopes[2], "bbbb");
+	assert_int_equal(PROV(c, "pai").nscopes, 2);
+	assert_string_equal(PROV(c, "pai").scopes[0], "1234");
+	assert_string_equal(PROV(c, "pai").scopes[1], "5678");
+	assert_true(PROV(c, "volc").enabled);
+	assert_string_equal(PROV(c, "volc").key_id, "AKtest");
+	assert_string_equal(PROV(c, "volc").secret, SECRET "volc");
+	assert_string_equal(PROV(c, "volc").token, SECRET "sts");
+	assert_string_equal(PROV(c, "volc").region, "cn-beijing");
+	assert_string_equal(PROV(c, "volc").endpoint, "https://open.volcengineapi.com");
+	assert_int_equal(PROV(c, "volc").nscopes, 1);
+	assert_true(PROV(c, "codeup").enabled);
+	assert_null(PROV(c, "codeup").key_id);
+	assert_string_equal(PROV(c, "codeup").secret, "pt-" SECRET);
+	assert_string_equal(PROV(c, "codeup").endpoint, "https://openapi-rdc.aliyuncs.com");
+	assert_int_equal(PROV(c, "codeup").nscopes, 3);
+	assert_string_equal(PROV(c, "codeup").scopes[2], "bbbb");
 	config_free(&c);
 	config_free(&c); /* idempotent */
 	free(path);
@@ -192,15 +197,15 @@ static void test_defaults(void **state)
 				   "[codeup]\ntoken=" SECRET "\n",
 				   0600, err, sizeof(err), NULL),
 			 0);
-	assert_string_equal(c.prov[PROV_PAI].region, "cn-hangzhou");
-	assert_string_equal(c.prov[PROV_PAI].endpoint,
+	assert_string_equal(PROV(c, "pai").region, "cn-hangzhou");
+	assert_string_equal(PROV(c, "pai").endpoint,
 			    "https://aiworkspace.cn-hangzhou.aliyuncs.com");
-	assert_null(c.prov[PROV_PAI].scopes);
-	assert_int_equal(c.prov[PROV_PAI].nscopes, 0);
-	assert_string_equal(c.prov[PROV_VOLC].region, "cn-beijing");
-	assert_string_equal(c.prov[PROV_VOLC].endpoint, "https://open.volcengineapi.com");
-	assert_string_equal(c.prov[PROV_CODEUP].endpoint, "https://openapi-rdc.aliyuncs.com");
-	assert_null(c.prov[PROV_CODEUP].scopes);
+	assert_null(PROV(c, "pai").scopes);
+	assert_int_equal(PROV(c, "pai").nscopes, 0);
+	assert_string_equal(PROV(c, "volc").region, "cn-beijing");
+	assert_string_equal(PROV(c, "volc").endpoint, "https://open.volcengineapi.com");
+	assert_string_equal(PROV(c, "codeup").endpoint, "https://openapi-rdc.aliyuncs.com");
+	assert_null(PROV(c, "codeup").scopes);
 	config_free(&c);
 }
 
@@ -215,13 +220,13 @@ static void test_crlf_bom_and_lists(void **state)
 				   "organizations = a, b\tc,,d ,a\r\n",
 				   0600, err, sizeof(err), NULL),
 			 0);
-	assert_int_equal(c.prov[PROV_CODEUP].nscopes, 4);
-	assert_string_equal(c.prov[PROV_CODEUP].scopes[0], "a");
-	assert_string_equal(c.prov[PROV_CODEUP].scopes[1], "b");
-	assert_string_equal(c.prov[PROV_CODEUP].scopes[2], "c");
-	assert_string_equal(c.prov[PROV_CODEUP].scopes[3], "d");
-	assert_false(c.prov[PROV_PAI].enabled);
-	assert_false(c.prov[PROV_VOLC].enabled);
+	assert_int_equal(PROV(c, "codeup").nscopes, 4);
+	assert_string_equal(PROV(c, "codeup").scopes[0], "a");
+	assert_string_equal(PROV(c, "codeup").scopes[1], "b");
+	assert_string_equal(PROV(c, "codeup").scopes[2], "c");
+	assert_string_equal(PROV(c, "codeup").scopes[3], "d");
+	assert_false(PROV(c, "pai").enabled);
+	assert_false(PROV(c, "volc").enabled);
 	config_free(&c);
 }
 
@@ -304,6 +309,48 @@ static void test_group_readable_refused(void **state)
 	expect_error("[volc]\nsecurity_token = " SECRET "\n", 0660, "(mode 0660)");
 }
 
+/* Whatever the file holds, no one but its owner may change it: an endpoint alone decides
+ * where the environment's credentials are sent. */
+static void test_writable_by_others_refused(void **state)
+{
+	(void)state;
+	setenv("CODEUP_TOKEN", SECRET, 1);
+	expect_error("[codeup]\nendpoint = http://127.0.0.1:9\n", 0666,
+		     "@: can be changed by group or others (mode 0666); run chmod go-w @");
+	expect_error("[codeup]\nendpoint = http://127.0.0.1:9\n", 0620, "(mode 0620)");
+	expect_error("[codeup]\nendpoint = http://127.0.0.1:9\n", 0602, "(mode 0602)");
+}
+
+/* Ids that are no ids: "." and ".." would be dot segments of a request path. */
+static void test_dot_scopes_refused(void **state)
+{
+	char *text, big[300];
+
+	(void)state;
+	expect_error("[codeup]\ntoken = " SECRET "\norganizations = org-1, ..\n", 0600,
+		     "@:3: value of 'organizations' in [codeup] lists '.' or '..', which is no id");
+	expect_error("[pai]\nworkspaces = .\n", 0600, "@:2: value of 'workspaces' in [pai] lists");
+	memset(big, 'w', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	assert_true(asprintf(&text, "[volc]\nworkspaces = a %s\n", big) > 0);
+	expect_error(text, 0600,
+		     "@:2: value of 'workspaces' in [volc] holds an id that is too long");
+	free(text);
+}
+
+static void test_env_dot_scope_refused(void **state)
+{
+	struct config c;
+	char err[256];
+
+	(void)state;
+	setenv("CODEUP_TOKEN", SECRET, 1);
+	setenv("ALIBABA_CLOUD_YUNXIAO_ORGANIZATION_ID", "..", 1);
+	assert_int_equal(config_load(&c, NULL, 0, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "environment variable ALIBABA_CLOUD_YUNXIAO_ORGANIZATION_ID lists "
+				 "'.' or '..', which is no id");
+}
+
 /* Key ids and endpoints are not secrets: such a file may be world-readable. */
 static void test_readable_without_secrets(void **state)
 {
@@ -315,7 +362,7 @@ static void test_readable_without_secrets(void **state)
 	assert_int_equal(load_text(&c, "[pai]\naccess_key_id = LTAIx\nsecurity_token =\n", 0644,
 				   err, sizeof(err), NULL),
 			 0);
-	assert_true(c.prov[PROV_PAI].enabled);
+	assert_true(PROV(c, "pai").enabled);
 	config_free(&c);
 }
 
@@ -332,7 +379,7 @@ static void test_missing_and_directory(void **state)
 	setenv("CODEUP_TOKEN", SECRET, 1);
 	assert_int_equal(config_load(&c, path, 0, err, sizeof(err)), 0);
 	assert_null(c.path);
-	assert_true(c.prov[PROV_CODEUP].enabled);
+	assert_true(PROV(c, "codeup").enabled);
 	config_free(&c);
 	free(path);
 	assert_true(asprintf(&path, "%s/nodir/config", tmpdir) > 0);
@@ -376,8 +423,8 @@ static void test_endpoint_in_file(void **state)
 				   "endpoint=http://[::1]:9000\n",
 				   0600, err, sizeof(err), NULL),
 			 0);
-	assert_string_equal(c.prov[PROV_CODEUP].endpoint, "http://127.0.0.1:8080");
-	assert_string_equal(c.prov[PROV_VOLC].endpoint, "http://[::1]:9000");
+	assert_string_equal(PROV(c, "codeup").endpoint, "http://127.0.0.1:8080");
+	assert_string_equal(PROV(c, "volc").endpoint, "http://[::1]:9000");
 	config_free(&c);
 }
 
@@ -464,14 +511,14 @@ static void test_env_overrides_file(void **state)
 				   "[codeup]\ntoken = " SECRET "\norganizations = fileorg\n",
 				   0600, err, sizeof(err), NULL),
 			 0);
-	assert_string_equal(c.prov[PROV_PAI].key_id, "envid");
-	assert_string_equal(c.prov[PROV_PAI].secret, SECRET);
-	assert_string_equal(c.prov[PROV_PAI].region, "cn-shenzhen");
-	assert_string_equal(c.prov[PROV_PAI].endpoint,
+	assert_string_equal(PROV(c, "pai").key_id, "envid");
+	assert_string_equal(PROV(c, "pai").secret, SECRET);
+	assert_string_equal(PROV(c, "pai").region, "cn-shenzhen");
+	assert_string_equal(PROV(c, "pai").endpoint,
 			    "https://aiworkspace.cn-shenzhen.aliyuncs.com");
-	assert_string_equal(c.prov[PROV_VOLC].region, "cn-shanghai");
-	assert_int_equal(c.prov[PROV_CODEUP].nscopes, 2);
-	assert_string_equal(c.prov[PROV_CODEUP].scopes[1], "org2");
+	assert_string_equal(PROV(c, "volc").region, "cn-shanghai");
+	assert_int_equal(PROV(c, "codeup").nscopes, 2);
+	assert_string_equal(PROV(c, "codeup").scopes[1], "org2");
 	config_free(&c);
 }
 
@@ -490,19 +537,19 @@ static void test_env_variants_order(void **state)
 	setenv("VOLCENGINE_SECRET_KEY", SECRET "new", 1);
 	setenv("ALIBABA_CLOUD_YUNXIAO_ACCESS_TOKEN", SECRET "yunxiao", 1);
 	assert_int_equal(config_load(&c, NULL, 0, err, sizeof(err)), 0);
-	assert_string_equal(c.prov[PROV_PAI].key_id, "second");
-	assert_string_equal(c.prov[PROV_PAI].secret, SECRET "3");
-	assert_string_equal(c.prov[PROV_VOLC].key_id, "oldak");
-	assert_string_equal(c.prov[PROV_VOLC].secret, SECRET "new");
-	assert_string_equal(c.prov[PROV_CODEUP].secret, SECRET "yunxiao");
+	assert_string_equal(PROV(c, "pai").key_id, "second");
+	assert_string_equal(PROV(c, "pai").secret, SECRET "3");
+	assert_string_equal(PROV(c, "volc").key_id, "oldak");
+	assert_string_equal(PROV(c, "volc").secret, SECRET "new");
+	assert_string_equal(PROV(c, "codeup").secret, SECRET "yunxiao");
 	config_free(&c);
 	setenv("CODEUP_TOKEN", SECRET "codeup", 1);
 	setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", "first", 1);
 	setenv("VOLCENGINE_ACCESS_KEY", "newak", 1);
 	assert_int_equal(config_load(&c, NULL, 0, err, sizeof(err)), 0);
-	assert_string_equal(c.prov[PROV_PAI].key_id, "first");
-	assert_string_equal(c.prov[PROV_VOLC].key_id, "newak");
-	assert_string_equal(c.prov[PROV_CODEUP].secret, SECRET "codeup");
+	assert_string_equal(PROV(c, "pai").key_id, "first");
+	assert_string_equal(PROV(c, "volc").key_id, "newak");
+	assert_string_equal(PROV(c, "codeup").secret, SECRET "codeup");
 	config_free(&c);
 }
 
@@ -519,15 +566,15 @@ static void test_env_tokens(void **state)
 	setenv("VOLCENGINE_SECRET_KEY", SECRET, 1);
 	setenv("VOLCENGINE_SESSION_TOKEN", SECRET "volcsts", 1);
 	assert_int_equal(load_text(&c, text, 0600, err, sizeof(err), NULL), 0);
-	assert_string_equal(c.prov[PROV_PAI].token, SECRET "sts");
-	assert_string_equal(c.prov[PROV_VOLC].token, SECRET "volcsts");
+	assert_string_equal(PROV(c, "pai").token, SECRET "sts");
+	assert_string_equal(PROV(c, "volc").token, SECRET "volcsts");
 	config_free(&c);
 	/* A key pair from the environment does not inherit the file's STS token. */
 	clear_env(NULL);
 	setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", "envid", 1);
 	setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", SECRET "env", 1);
 	assert_int_equal(load_text(&c, text, 0600, err, sizeof(err), NULL), 0);
-	assert_null(c.prov[PROV_PAI].token);
+	assert_null(PROV(c, "pai").token);
 	config_free(&c);
 }
 
@@ -555,9 +602,9 @@ static void test_provider_disabled(void **state)
 	assert_int_equal(load_text(&c, "[volc]\nworkspaces = ws1\n[codeup]\ntoken = " SECRET "\n",
 				   0600, err, sizeof(err), NULL),
 			 0);
-	assert_false(c.prov[PROV_PAI].enabled);
-	assert_false(c.prov[PROV_VOLC].enabled);
-	assert_true(c.prov[PROV_CODEUP].enabled);
+	assert_false(PROV(c, "pai").enabled);
+	assert_false(PROV(c, "volc").enabled);
+	assert_true(PROV(c, "codeup").enabled);
 	config_free(&c);
 }
 
@@ -584,12 +631,25 @@ static void test_default_path(void **state)
 	free(home);
 }
 
+/* One section per cloud of providers[], in its order, found by name. */
 static void test_prov_names(void **state)
 {
+	struct config c;
+	char err[256];
+	size_t k;
+
 	(void)state;
-	assert_string_equal(config_prov_name(PROV_PAI), "pai");
-	assert_string_equal(config_prov_name(PROV_VOLC), "volc");
-	assert_string_equal(config_prov_name(PROV_CODEUP), "codeup");
+	setenv("CODEUP_TOKEN", SECRET, 1);
+	assert_int_equal(config_load(&c, NULL, 0, err, sizeof(err)), 0);
+	for (k = 0; providers[k]; k++)
+		assert_ptr_equal(c.prov[k].desc, providers[k]);
+	assert_int_equal(c.nprov, k);
+	assert_int_equal(k, 3);
+	assert_string_equal(PROV(c, "pai").desc->name, "pai");
+	assert_string_equal(PROV(c, "volc").desc->name, "volc");
+	assert_string_equal(PROV(c, "codeup").desc->name, "codeup");
+	assert_null(config_prov(&c, "nope"));
+	config_free(&c);
 }
 
 #define T(f) cmocka_unit_test_setup_teardown(f, clear_env, clear_env)
@@ -606,6 +666,9 @@ int main(void)
 	    T(test_half_credentials),
 	    T(test_group_readable_refused),
 	    T(test_readable_without_secrets),
+	    T(test_writable_by_others_refused),
+	    T(test_dot_scopes_refused),
+	    T(test_env_dot_scope_refused),
 	    T(test_missing_and_directory),
 	    T(test_no_provider),
 	    T(test_endpoint_in_file),

@@ -2,8 +2,10 @@
 /* codeup: Alibaba Cloud DevOps Codeup OpenAPI (x-yunxiao-token). An organization holds
  * its top-level groups and the repositories that belong to no group; a group holds its
  * sub-groups and its repositories. The API has no group filter for repositories, so the
- * organization's repositories are listed once, memoised for dir_ttl, and placed by their
- * namespace path. */
+ * organization's repositories are listed page by page, each page memoised for dir_ttl and
+ * shared by every directory, and placed by their namespace path. Page k of a directory is
+ * its groups on page k of ListNamespaces and its repositories among page k of that list:
+ * the tree pages it like any listing without a total. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -12,25 +14,39 @@
 #include <time.h>
 
 #include <json-c/json.h>
+#include <uthash.h>
 
 #include "log.h"
-#include "provider.h"
+#include "providers_i.h"
 
-#define CODEUP_PAGE	 100
-#define CODEUP_PAGE_S	 "100"
-#define CODEUP_MAX_PAGES 1000
+#define CODEUP_PAGE   100
+#define CODEUP_PAGE_S "100"
 
 enum codeup_kind { CODEUP_ORG = 1, CODEUP_GROUP, CODEUP_REPO };
 
+/* How far one parent's groups go: page 1 of a listing learns it, so the later pages of the
+ * listing ask ListNamespaces nothing once the groups ended. */
+struct codeup_lane {
+	UT_hash_handle hh;
+	long last;  /* the last page of the parent's groups, 0 while unknown */
+	char gid[]; /* the parent's id; "" for the organization */
+};
+
+/* An organization's repositories as the server pages them, and its lanes. Dropped as a
+ * whole dir_ttl after the first of them came. */
 struct codeup_memo {
-	struct json_object *repos; /* array of list items, or NULL */
-	int64_t fetched;
+	struct json_object **pages; /* pages[k - 1]: the array of page k, or NULL */
+	long npages;		    /* room in pages */
+	long last;		    /* the last page, 0 while unknown */
+	int64_t fetched;	    /* when the first of them came; 0 while empty */
+	unsigned gen;		    /* counts the drops: a page asked for before one is not kept */
+	struct codeup_lane *lanes;
 };
 
 struct codeup {
 	struct provider base;
 	struct prov_common c;
-	pthread_mutex_t lock;	  /* guards memo */
+	pthread_mutex_t lock;	  /* guards memo, and every reference count of what it holds */
 	struct codeup_memo *memo; /* one per configured organization */
 };
 
@@ -126,9 +142,9 @@ static int codeup_get(struct codeup *cu, const char *what, const char *path,
 	return r;
 }
 
-/* Is there a page after this one? The paging headers when the server sends them, else a
- * full page says so. got counts the entries so far. */
-static int codeup_more(const struct http_response *resp, size_t n, size_t got)
+/* Is there a page after page k, which held n entries? The paging headers when the server
+ * sends them, else a full page says so. */
+static int codeup_more(const struct http_response *resp, size_t n, long k)
 {
 	const char *next = http_resp_header(resp, "x-next-page");
 	const char *total = http_resp_header(resp, "x-total");
@@ -142,51 +158,42 @@ static int codeup_more(const struct http_response *resp, size_t n, size_t got)
 	if (total && *total) {
 		t = strtoll(total, &end, 10);
 		if (*end == '\0' && t >= 0)
-			return (long long)got < t;
+			return (long long)(k - 1) * CODEUP_PAGE + (long long)n < t;
 	}
 	return n >= CODEUP_PAGE;
 }
 
-/* Every page of a list call, appended to the array all. query has room for four more
- * entries and a NULL after its nq. */
-static int codeup_get_all(struct codeup *cu, const char *what, const char *path, const char **query,
-			  size_t nq, struct json_object *all)
+/* Page k of a list call: its array in *arr (caller puts it), and whether a page follows.
+ * query has room for four more entries and a NULL after its nq. */
+static int codeup_get_page(struct codeup *cu, const char *what, const char *path,
+			   const char **query, size_t nq, long k, struct json_object **arr,
+			   int *more)
 {
+	struct http_response resp = {0};
 	char page[24];
-	int r = 0, more = 1;
+	int r;
 
+	snprintf(page, sizeof(page), "%ld", k);
 	query[nq] = "page";
 	query[nq + 1] = page;
 	query[nq + 2] = "perPage";
 	query[nq + 3] = CODEUP_PAGE_S;
 	query[nq + 4] = NULL;
-	for (long k = 1; r == 0 && more; k++) {
-		struct http_response resp = {0};
-		struct json_object *arr = NULL;
-		size_t n = 0;
-
-		if (k > CODEUP_MAX_PAGES) {
-			log_msg(LOG_WARNING, "codeup: %s: more than %d pages; the rest is left out",
-				what, CODEUP_MAX_PAGES);
-			break;
+	*arr = NULL;
+	*more = 0;
+	r = codeup_get(cu, what, path, query, &resp);
+	if (r == 0) {
+		*arr = provider_json_parse(resp.body, resp.len);
+		if (!json_object_is_type(*arr, json_type_array)) {
+			codeup_log(what, &resp, "the answer is not a JSON array");
+			json_object_put(*arr);
+			*arr = NULL;
+			r = -EIO;
 		}
-		snprintf(page, sizeof(page), "%ld", k);
-		r = codeup_get(cu, what, path, query, &resp);
-		if (r == 0) {
-			arr = provider_json_parse(resp.body, resp.len);
-			if (!json_object_is_type(arr, json_type_array)) {
-				codeup_log(what, &resp, "the answer is not a JSON array");
-				r = -EIO;
-			}
-		}
-		n = r == 0 ? json_object_array_length(arr) : 0;
-		for (size_t i = 0; i < n; i++)
-			json_object_array_add(all,
-					      json_object_get(json_object_array_get_idx(arr, i)));
-		more = r == 0 && codeup_more(&resp, n, json_object_array_length(all));
-		json_object_put(arr);
-		http_resp_free(&resp);
 	}
+	if (r == 0)
+		*more = codeup_more(&resp, json_object_array_length(*arr), k);
+	http_resp_free(&resp);
 	return r;
 }
 
@@ -222,7 +229,8 @@ static int codeup_group_record(struct json_object *it, const char *org, int show
 {
 	struct prov_record r = {.kind = CODEUP_GROUP, .container = 1};
 	const char *full = provider_json_str(it, "fullPath", NULL);
-	const char *web = provider_json_str(it, "webUrl", NULL);
+	size_t wlen;
+	const char *web = provider_json_str(it, "webUrl", &wlen);
 	char idbuf[32];
 	const char *id = codeup_id(it, "id", idbuf, sizeof(idbuf));
 	const char *name = codeup_name(it, &r.name_len);
@@ -232,12 +240,12 @@ static int codeup_group_record(struct json_object *it, const char *org, int show
 	r.id = strdup(id);
 	r.name = provider_strndup(name, r.name_len);
 	r.meta = provider_meta_json(it, show_secrets);
-	r.url = strdup(web ? web : "");
-	r.web_url = codeup_dup(web);
 	/* What listing the group takes besides its id: the organization and its full path. */
-	if (asprintf(&r.aux, "%s\n%s", org, full ? full : "") < 0)
-		r.aux = NULL;
-	if (!r.id || !r.name || !r.meta || !r.url || !r.aux || prov_page_add(out, &r) < 0) {
+	r.scope = strdup(org);
+	r.path = codeup_dup(full);
+	if (!r.id || !r.name || !r.meta || !r.scope || (full && *full && !r.path) ||
+	    provider_url(web, wlen, "webUrl", id, show_secrets, &r.url) < 0 ||
+	    (r.url && !(r.web_url = strdup(r.url))) || prov_page_add(out, &r) < 0) {
 		prov_record_free(&r);
 		return -ENOMEM;
 	}
@@ -262,26 +270,29 @@ static int codeup_repo_record(struct json_object *it, const char *org, int show_
 			      struct prov_page *out)
 {
 	struct prov_record r = {.kind = CODEUP_REPO};
-	const char *url = provider_json_str(it, "httpUrlToRepo", NULL);
+	size_t ulen, wlen;
+	const char *url = provider_json_str(it, "httpUrlToRepo", &ulen);
+	const char *web = provider_json_str(it, "webUrl", &wlen);
 	const char *branch = provider_json_str(it, "defaultBranch", NULL);
 	const char *mtime = provider_json_str(it, "lastActivityAt", NULL);
 	char idbuf[32];
 	const char *id = codeup_id(it, "id", idbuf, sizeof(idbuf));
 	const char *name = codeup_name(it, &r.name_len);
+	int fail;
 
 	if (!id || !name)
 		return 0;
 	r.id = strdup(id);
 	r.name = provider_strndup(name, r.name_len);
 	r.meta = codeup_meta_json(it, show_secrets);
-	r.url = codeup_dup(url);
+	fail = provider_url(url, ulen, "httpUrlToRepo", id, show_secrets, &r.url) < 0 ||
+	       provider_url(web, wlen, NULL, id, show_secrets, &r.web_url) < 0;
 	r.branch = codeup_dup(branch);
 	r.incomplete = !r.url || !r.branch; /* GetRepository has them */
-	r.aux = strdup(org);
-	r.web_url = codeup_dup(provider_json_str(it, "webUrl", NULL));
+	r.scope = strdup(org);
 	r.ctime = provider_parse_time(provider_json_str(it, "createdAt", NULL));
 	r.mtime = provider_parse_time(mtime ? mtime : provider_json_str(it, "updatedAt", NULL));
-	if (!r.id || !r.name || !r.meta || !r.aux || prov_page_add(out, &r) < 0) {
+	if (fail || !r.id || !r.name || !r.meta || !r.scope || prov_page_add(out, &r) < 0) {
 		prov_record_free(&r);
 		return -ENOMEM;
 	}
@@ -347,27 +358,36 @@ static int codeup_add_repos(struct json_object *arr, const char *org, const char
 	return r;
 }
 
-static int codeup_org_index(struct codeup *cu, const char *org)
+static struct codeup_memo *codeup_memo_of(struct codeup *cu, const char *org)
 {
 	for (size_t i = 0; i < cu->c.nscopes; i++)
 		if (!strcmp(cu->c.scopes[i], org))
-			return (int)i;
-	return -1;
+			return &cu->memo[i];
+	return NULL;
 }
 
-/* Take and drop references to the memo under the lock: json-c's reference counts need not
- * be atomic, and readers on other threads share the array. */
-static struct json_object *codeup_memo_take(struct codeup *cu, int k)
+/* Empty m when force, or when dir_ttl passed since its first page came. Lock held. */
+static void codeup_memo_expire(struct codeup *cu, struct codeup_memo *m, int force)
 {
-	struct json_object *o = NULL;
+	struct codeup_lane *l, *tmp;
 
-	pthread_mutex_lock(&cu->lock);
-	if (cu->memo[k].repos && codeup_now() < cu->memo[k].fetched + cu->c.dir_ttl)
-		o = json_object_get(cu->memo[k].repos);
-	pthread_mutex_unlock(&cu->lock);
-	return o;
+	if (!force && (!m->fetched || codeup_now() < m->fetched + cu->c.dir_ttl))
+		return;
+	for (long k = 0; k < m->npages; k++) {
+		json_object_put(m->pages[k]);
+		m->pages[k] = NULL;
+	}
+	HASH_ITER(hh, m->lanes, l, tmp) {
+		HASH_DEL(m->lanes, l);
+		free(l);
+	}
+	m->last = 0;
+	m->fetched = 0;
+	m->gen++;
 }
 
+/* Drop a reference taken from the memo (or to a page that may have joined it) under the
+ * lock: json-c's reference counts need not be atomic. */
 static void codeup_memo_drop(struct codeup *cu, struct json_object *o)
 {
 	pthread_mutex_lock(&cu->lock);
@@ -375,123 +395,207 @@ static void codeup_memo_drop(struct codeup *cu, struct json_object *o)
 	pthread_mutex_unlock(&cu->lock);
 }
 
-static void codeup_memo_store(struct codeup *cu, int k, struct json_object *o)
+/* Keep page k, fetched while the memo was at generation gen. Lock held. */
+static void codeup_memo_keep(struct codeup_memo *m, unsigned gen, long k, struct json_object *arr,
+			     int more)
 {
-	pthread_mutex_lock(&cu->lock);
-	json_object_put(cu->memo[k].repos);
-	cu->memo[k].repos = json_object_get(o);
-	cu->memo[k].fetched = codeup_now();
-	pthread_mutex_unlock(&cu->lock);
+	struct json_object **grown;
+
+	if (m->gen != gen)
+		return; /* dropped meanwhile: the page belongs to the listing that asked */
+	if (k > m->npages) {
+		grown = realloc(m->pages, (size_t)k * sizeof(*grown));
+		if (!grown)
+			return; /* not kept: asked again next time */
+		memset(grown + m->npages, 0, (size_t)(k - m->npages) * sizeof(*grown));
+		m->pages = grown;
+		m->npages = k;
+	}
+	if (!m->pages[k - 1])
+		m->pages[k - 1] = json_object_get(arr);
+	if (!more && (!m->last || k < m->last))
+		m->last = k;
+	if (!m->fetched)
+		m->fetched = codeup_now();
 }
 
-/* The organization's repositories: the memo while fresh, else every page (memoised), or
- * with search only those the API's filter answers (a look-up, not memoised). The result
- * is shared: release it with codeup_memo_drop. */
-static int codeup_repos(struct codeup *cu, const char *org, const char *search,
-			struct json_object **out)
+/* Page k of org's repositories, the memo's or fetched and kept; *last when no page follows.
+ * Release *arr with codeup_memo_drop. */
+static int codeup_repos_page(struct codeup *cu, struct codeup_memo *m, const char *org, long k,
+			     struct json_object **arr, int *last)
 {
 	const char *query[12] = {"orderBy", "created_at", "sort", "asc"};
-	int k = codeup_org_index(cu, org), r;
-	size_t nq = 4;
 	char *path;
+	unsigned gen;
+	int more = 0, r;
 
-	*out = NULL;
-	if (k < 0)
-		return -ENOENT;
-	*out = codeup_memo_take(cu, k);
-	if (*out)
-		return 0;
-	if (search) {
-		query[nq++] = "search";
-		query[nq++] = search;
-	}
-	*out = json_object_new_array();
+	pthread_mutex_lock(&cu->lock);
+	codeup_memo_expire(cu, m, 0);
+	*arr = k <= m->npages ? json_object_get(m->pages[k - 1]) : NULL;
+	*last = m->last && k >= m->last;
+	if (!*arr && *last)
+		*arr = json_object_new_array(); /* past the end: nothing to ask */
+	gen = m->gen;
+	pthread_mutex_unlock(&cu->lock);
+	if (*arr || *last)
+		return *arr ? 0 : -ENOMEM;
 	path = codeup_path(org, "repositories", NULL);
-	r = *out && path ? codeup_get_all(cu, "ListRepositories", path, query, nq, *out) : -ENOMEM;
+	r = path ? codeup_get_page(cu, "ListRepositories", path, query, 4, k, arr, &more) : -ENOMEM;
 	free(path);
-	if (r == 0 && !search)
-		codeup_memo_store(cu, k, *out);
-	if (r < 0) {
-		json_object_put(*out);
-		*out = NULL;
+	if (r == 0) {
+		pthread_mutex_lock(&cu->lock);
+		codeup_memo_keep(m, gen, k, *arr, more);
+		pthread_mutex_unlock(&cu->lock);
 	}
+	*last = !more;
 	return r;
+}
+
+/* Every page of org's repositories when the memo holds them all, fresh: references in a
+ * new array *pages of *n (release each with codeup_memo_drop). 0 when it does not. */
+static int codeup_repos_whole(struct codeup *cu, struct codeup_memo *m, struct json_object ***pages,
+			      long *n)
+{
+	long k;
+
+	*pages = NULL;
+	*n = 0;
+	pthread_mutex_lock(&cu->lock);
+	codeup_memo_expire(cu, m, 0);
+	for (k = 0; m->last && k < m->last && k < m->npages && m->pages[k]; k++)
+		;
+	if (m->last && k == m->last && (*pages = calloc((size_t)k, sizeof(**pages)))) {
+		for (*n = 0; *n < k; (*n)++)
+			(*pages)[*n] = json_object_get(m->pages[*n]);
+	}
+	pthread_mutex_unlock(&cu->lock);
+	return *n > 0;
+}
+
+/* The last page of parent gid's groups as a listing learnt it, 0 while unknown. */
+static long codeup_lane_last(struct codeup *cu, struct codeup_memo *m, const char *gid)
+{
+	struct codeup_lane *l;
+	long last;
+
+	pthread_mutex_lock(&cu->lock);
+	codeup_memo_expire(cu, m, 0);
+	HASH_FIND_STR(m->lanes, gid, l);
+	last = l ? l->last : 0;
+	pthread_mutex_unlock(&cu->lock);
+	return last;
+}
+
+/* Page k of parent gid's groups was the last (done) or not: page 1 says afresh, a later
+ * page only that they end sooner. */
+static void codeup_lane_keep(struct codeup *cu, struct codeup_memo *m, const char *gid, long k,
+			     int done)
+{
+	struct codeup_lane *l;
+
+	pthread_mutex_lock(&cu->lock);
+	codeup_memo_expire(cu, m, 0);
+	HASH_FIND_STR(m->lanes, gid, l);
+	if (!l && (l = calloc(1, sizeof(*l) + strlen(gid) + 1))) {
+		strcpy(l->gid, gid);
+		HASH_ADD_STR(m->lanes, gid, l);
+	}
+	if (l && k == 1)
+		l->last = done ? 1 : 0;
+	else if (l && done && (!l->last || k < l->last))
+		l->last = k;
+	if (!m->fetched)
+		m->fetched = codeup_now();
+	pthread_mutex_unlock(&cu->lock);
 }
 
 /* A directory's organization, full path (groups) and the id its sub-groups name as parent. */
 struct codeup_dir {
-	char *buf;
 	const char *org, *full, *gid;
 };
 
 static int codeup_dir_of(const struct prov_record *dir, struct codeup_dir *d)
 {
-	char *nl;
-
 	memset(d, 0, sizeof(*d));
 	if (dir->kind == CODEUP_ORG) {
 		d->org = dir->id;
 		return 0;
 	}
-	if (dir->kind != CODEUP_GROUP || !dir->aux)
+	if (dir->kind != CODEUP_GROUP || !dir->scope)
 		return -ENOTDIR;
-	d->buf = strdup(dir->aux);
-	if (!d->buf)
-		return -ENOMEM;
-	nl = strchr(d->buf, '\n');
-	if (nl)
-		*nl++ = '\0';
-	d->org = d->buf;
-	d->full = nl ? nl : "";
+	d->org = dir->scope;
+	d->full = dir->path ? dir->path : "";
 	d->gid = dir->id;
 	return 0;
 }
 
-/* The sub-groups of d (parentId empty: the top-level groups) matching search, if any. */
-static int codeup_groups(struct codeup *cu, const struct codeup_dir *d, const char *search,
-			 struct prov_page *out)
+/* d's sub-groups (parentId empty: the top-level groups) on page k of ListNamespaces, with
+ * search those the filter answers; *done when no page follows. */
+static int codeup_groups_page(struct codeup *cu, const struct codeup_dir *d, const char *search,
+			      long k, struct prov_page *out, int *done)
 {
 	const char *query[16] = {"parentId", d->gid ? d->gid : "", "orderBy", "created_at", "sort",
 				 "asc"};
-	struct json_object *groups = json_object_new_array();
+	struct json_object *groups = NULL;
 	char *path = codeup_path(d->org, "namespaces", NULL);
 	size_t nq = 6;
-	int r = -ENOMEM;
+	int more = 0, r = -ENOMEM;
 
 	if (search) {
 		query[nq++] = "search";
 		query[nq++] = search;
 	}
-	if (groups && path)
-		r = codeup_get_all(cu, "ListNamespaces", path, query, nq, groups);
+	if (path)
+		r = codeup_get_page(cu, "ListNamespaces", path, query, nq, k, &groups, &more);
 	if (r == 0)
 		r = codeup_add_groups(groups, d->org, !d->gid, cu->c.show_secrets, out);
+	*done = !more;
 	json_object_put(groups);
 	free(path);
 	return r;
 }
 
-/* Groups of dir, then its repositories; the whole directory as one final page. */
-static int codeup_list_dir(struct codeup *cu, const struct prov_record *dir, const char *search,
+/* d's repositories in the array of a page of the organization's list. */
+static int codeup_take_repos(struct codeup *cu, const struct codeup_dir *d, struct json_object *arr,
+			     struct prov_page *out)
+{
+	return codeup_add_repos(arr, d->org, d->gid ? d->full : NULL, d->gid, cu->c.show_secrets,
+				out);
+}
+
+/* Page k of d's listing. No answer counts d's own entries, so the total stays unknown and
+ * the page is the last when both lists ended. A page that is not the last but holds none of
+ * d's entries (they are all on later pages of the organization's list) carries a record
+ * without an id: the tree skips it, and takes an empty page for the end of a listing. */
+static int codeup_dir_page(struct codeup *cu, const struct codeup_dir *d, long k,
 			   struct prov_page *out)
 {
+	struct codeup_memo *m = codeup_memo_of(cu, d->org);
+	const char *parent = d->gid ? d->gid : "";
 	struct json_object *repos = NULL;
-	struct codeup_dir d;
-	int r = codeup_dir_of(dir, &d);
+	struct prov_record none = {0};
+	size_t before = out->n;
+	int gdone = 1, rdone = 0, r = 0;
+	long glast;
 
-	if (r < 0)
-		return r;
-	r = codeup_groups(cu, &d, search, out);
+	if (!m)
+		return -ENOENT;
+	glast = k > 1 ? codeup_lane_last(cu, m, parent) : 0;
+	if (!glast || k <= glast) {
+		r = codeup_groups_page(cu, d, NULL, k, out, &gdone);
+		if (r == 0)
+			codeup_lane_keep(cu, m, parent, k, gdone);
+	}
 	if (r == 0)
-		r = codeup_repos(cu, d.org, search, &repos);
+		r = codeup_repos_page(cu, m, d->org, k, &repos, &rdone);
 	if (r == 0)
-		r = codeup_add_repos(repos, d.org, d.gid ? d.full : NULL, d.gid, cu->c.show_secrets,
-				     out);
+		r = codeup_take_repos(cu, d, repos, out);
 	codeup_memo_drop(cu, repos);
-	free(d.buf);
-	out->total = (long)out->n;
+	out->total = -1;
 	out->page_size = 0;
-	out->last = 1;
+	out->last = gdone && rdone;
+	if (r == 0 && !out->last && out->n == before)
+		r = prov_page_add(out, &none);
 	return r;
 }
 
@@ -499,22 +603,84 @@ static int codeup_list_page(struct provider *base, const struct prov_record *dir
 			    struct prov_page *out)
 {
 	struct codeup *cu = (struct codeup *)base;
+	struct codeup_dir d;
+	int r;
 
 	if (!dir)
 		return provider_scopes_page(cu->c.scopes, cu->c.nscopes, CODEUP_ORG, out);
-	if (page > 1) { /* the whole container comes in page 1 */
-		out->last = 1;
-		return 0;
+	r = codeup_dir_of(dir, &d);
+	return r < 0 ? r : codeup_dir_page(cu, &d, page, out);
+}
+
+/* What a look-up has learnt between its pages. */
+struct codeup_search {
+	struct codeup_dir d;
+	int groups_done, repos_done;
+};
+
+/* d's repositories the memo holds when it holds them all (a look-up asks nothing then), else
+ * those on page k of the repositories the filter answers. */
+static int codeup_search_repos(struct codeup *cu, struct codeup_search *s, const char *term, long k,
+			       struct prov_page *out)
+{
+	const char *query[12] = {"orderBy", "created_at", "sort", "asc", "search", term};
+	struct codeup_memo *m = codeup_memo_of(cu, s->d.org);
+	struct json_object **pages, *arr = NULL;
+	char *path;
+	long n;
+	int more = 0, r = 0;
+
+	if (!m)
+		return -ENOENT;
+	if (k == 1 && codeup_repos_whole(cu, m, &pages, &n)) {
+		for (long i = 0; i < n; i++) {
+			if (r == 0)
+				r = codeup_take_repos(cu, &s->d, pages[i], out);
+			codeup_memo_drop(cu, pages[i]);
+		}
+		free(pages);
+		s->repos_done = 1;
+		return r;
 	}
-	return codeup_list_dir(cu, dir, NULL, out);
+	path = codeup_path(s->d.org, "repositories", NULL);
+	r = path ? codeup_get_page(cu, "ListRepositories", path, query, 6, k, &arr, &more)
+		 : -ENOMEM;
+	if (r == 0)
+		r = codeup_take_repos(cu, &s->d, arr, out);
+	s->repos_done = !more;
+	json_object_put(arr);
+	free(path);
+	return r;
+}
+
+static int codeup_search_page(struct provider *base, const struct prov_record *dir,
+			      const char *term, long k, struct prov_page *out, void *ctx)
+{
+	struct codeup *cu = (struct codeup *)base;
+	struct codeup_search *s = ctx;
+	int r = 0;
+
+	(void)dir; /* s->d holds what the look-up needs of it */
+	if (!s->groups_done)
+		r = codeup_groups_page(cu, &s->d, term, k, out, &s->groups_done);
+	if (r == 0 && !s->repos_done)
+		r = codeup_search_repos(cu, s, term, k, out);
+	out->last = s->groups_done && s->repos_done;
+	return r;
 }
 
 static int codeup_lookup(struct provider *base, const struct prov_record *dir, const char *term,
 			 struct prov_page *out)
 {
+	struct codeup_search s = {0};
+	int r;
+
 	if (!dir)
 		return -ENOENT; /* organizations are the configured ones */
-	return codeup_list_dir((struct codeup *)base, dir, term, out);
+	r = codeup_dir_of(dir, &s.d);
+	if (r < 0)
+		return r;
+	return provider_filter_pages(base, dir, term, codeup_search_page, &s, out);
 }
 
 /* Merge GetRepository's answer over the list item (meta.json), and take url and branch
@@ -523,8 +689,9 @@ static int codeup_merge(struct prov_record *rec, struct json_object *got, int sh
 {
 	struct json_object *item = json_tokener_parse(rec->meta ? rec->meta : "{}");
 	const char *url, *branch;
-	char *meta, *nurl, *nbranch;
-	int r = -ENOMEM;
+	char *meta, *nurl = NULL, *nbranch;
+	size_t ulen;
+	int r = -ENOMEM, ru;
 
 	if (!json_object_is_type(item, json_type_object)) {
 		json_object_put(item);
@@ -533,13 +700,13 @@ static int codeup_merge(struct prov_record *rec, struct json_object *got, int sh
 	if (!item)
 		return -ENOMEM;
 	json_object_object_foreach(got, key, val)
-	    json_object_object_add(item, key, json_object_get(val));
+		json_object_object_add(item, key, json_object_get(val));
 	meta = provider_meta_json(item, show_secrets);
-	url = provider_json_str(item, "httpUrlToRepo", NULL);
+	url = provider_json_str(item, "httpUrlToRepo", &ulen);
 	branch = provider_json_str(item, "defaultBranch", NULL);
-	nurl = codeup_dup(url);
+	ru = provider_url(url, ulen, "httpUrlToRepo", rec->id, show_secrets, &nurl);
 	nbranch = codeup_dup(branch);
-	if (meta && (nurl || !url || !*url) && (nbranch || !branch || !*branch)) {
+	if (meta && ru == 0 && (nbranch || !branch || !*branch)) {
 		free(rec->meta);
 		free(rec->url);
 		free(rec->branch);
@@ -565,9 +732,9 @@ static int codeup_complete(struct provider *base, struct prov_record *rec)
 	char *path = NULL;
 	int r = -EIO;
 
-	if (rec->kind != CODEUP_REPO || !rec->aux || !rec->id)
+	if (rec->kind != CODEUP_REPO || !rec->scope || !rec->id)
 		return -EIO;
-	path = codeup_path(rec->aux, "repositories", rec->id);
+	path = codeup_path(rec->scope, "repositories", rec->id);
 	if (!path)
 		goto out;
 	r = codeup_get(cu, "GetRepository", path, NULL, &resp);
@@ -602,10 +769,8 @@ static void codeup_flush(struct provider *base)
 	struct codeup *cu = (struct codeup *)base;
 
 	pthread_mutex_lock(&cu->lock);
-	for (size_t i = 0; cu->memo && i < cu->c.nscopes; i++) {
-		json_object_put(cu->memo[i].repos);
-		cu->memo[i].repos = NULL;
-	}
+	for (size_t i = 0; cu->memo && i < cu->c.nscopes; i++)
+		codeup_memo_expire(cu, &cu->memo[i], 1);
 	pthread_mutex_unlock(&cu->lock);
 }
 
@@ -614,6 +779,8 @@ static void codeup_destroy(struct provider *base)
 	struct codeup *cu = (struct codeup *)base;
 
 	codeup_flush(base);
+	for (size_t i = 0; cu->memo && i < cu->c.nscopes; i++)
+		free(cu->memo[i].pages);
 	free(cu->memo);
 	provider_common_free(&cu->c);
 	pthread_mutex_destroy(&cu->lock);
@@ -653,17 +820,21 @@ int codeup_parse_repositories(const char *body, size_t len, const char *org, con
 	return r;
 }
 
-struct provider *codeup_new(const struct prov_conf *conf, const struct provider_env *env)
+static struct provider *codeup_new(const struct prov_conf *conf, const struct provider_env *env,
+				   char *why, size_t whylen)
 {
 	struct codeup *cu;
 
-	if (!conf->nscopes)
-		return NULL; /* Codeup has no call that lists organizations */
+	if (!conf->nscopes) {
+		snprintf(why, whylen,
+			 "[%s] organizations is required: Codeup has no call that lists them",
+			 conf->desc->name);
+		return NULL;
+	}
 	cu = calloc(1, sizeof(*cu));
 	if (!cu)
 		return NULL;
 	cu->base.ops = &codeup_ops;
-	cu->base.name = "codeup";
 	pthread_mutex_init(&cu->lock, NULL);
 	if (provider_common_init(&cu->c, conf, env) < 0 ||
 	    !(cu->memo = calloc(conf->nscopes, sizeof(*cu->memo)))) {
@@ -672,3 +843,17 @@ struct provider *codeup_new(const struct prov_conf *conf, const struct provider_
 	}
 	return &cu->base;
 }
+
+static const struct prov_key codeup_keys[] = {
+    {"token", PROV_SECRET, 1, {"CODEUP_TOKEN", "ALIBABA_CLOUD_YUNXIAO_ACCESS_TOKEN"}},
+    {"endpoint", PROV_ENDPOINT, 0, {NULL}},
+    {"organizations", PROV_SCOPES, 0, {"ALIBABA_CLOUD_YUNXIAO_ORGANIZATION_ID"}},
+    {NULL, 0, 0, {NULL}},
+};
+
+const struct prov_desc codeup_desc = {
+    .name = "codeup",
+    .keys = codeup_keys,
+    .endpoint = "https://openapi-rdc.aliyuncs.com",
+    .create = codeup_new,
+};

@@ -8,8 +8,9 @@
 
 #include <json-c/json.h>
 
+#include "credfile.h"
 #include "log.h"
-#include "provider.h"
+#include "providers_i.h"
 #include "sign.h"
 
 #define PAI_VERSION "2021-02-04"
@@ -123,10 +124,10 @@ static int pai_codesource_record(struct json_object *item, int show_secrets, str
 {
 	struct prov_record r = {.kind = PAI_CODESOURCE};
 	const char *id = provider_json_str(item, "CodeSourceId", NULL);
-	const char *url = provider_json_str(item, "CodeRepo", NULL);
+	size_t nlen, ulen;
+	const char *url = provider_json_str(item, "CodeRepo", &ulen);
 	const char *branch = provider_json_str(item, "CodeBranch", NULL);
 	const char *name;
-	size_t nlen;
 
 	if (!id || !*id)
 		return 0; /* nothing to name it by */
@@ -137,11 +138,11 @@ static int pai_codesource_record(struct json_object *item, int show_secrets, str
 	r.name = provider_strndup(name, nlen);
 	r.name_len = nlen;
 	r.meta = provider_meta_json(item, show_secrets);
-	r.url = strdup(url ? url : "");
 	r.branch = branch && *branch ? strdup(branch) : NULL;
 	r.ctime = provider_parse_time(provider_json_str(item, "GmtCreateTime", NULL));
 	r.mtime = provider_parse_time(provider_json_str(item, "GmtModifyTime", NULL));
-	if (!r.id || !r.name || !r.meta || !r.url || (branch && *branch && !r.branch) ||
+	if (!r.id || !r.name || !r.meta || (branch && *branch && !r.branch) ||
+	    provider_url(url, ulen, "CodeRepo", id, show_secrets, &r.url) < 0 ||
 	    prov_page_add(out, &r) < 0) {
 		prov_record_free(&r);
 		return -ENOMEM;
@@ -302,10 +303,11 @@ static int pai_list_page(struct provider *base, const struct prov_record *dir, l
 	return provider_scopes_page(p->c.scopes, p->c.nscopes, PAI_WORKSPACE, out);
 }
 
-static int pai_filter_page(struct provider *base, const char *ws, const char *term, long page,
-			   struct prov_page *out)
+static int pai_filter_page(struct provider *base, const struct prov_record *ws, const char *term,
+			   long page, struct prov_page *out, void *ctx)
 {
-	return pai_fetch((struct pai *)base, ws, term, page, PAI_PAGE, out);
+	(void)ctx;
+	return pai_fetch((struct pai *)base, ws->id, term, page, PAI_PAGE, out);
 }
 
 /* The DisplayName filter: a superset of the entries whose name holds term. */
@@ -314,7 +316,7 @@ static int pai_lookup(struct provider *base, const struct prov_record *dir, cons
 {
 	if (!dir)
 		return -ENOENT; /* workspaces are found by listing the root */
-	return provider_filter_pages(base, dir->id, term, pai_filter_page, out);
+	return provider_filter_pages(base, dir, term, pai_filter_page, NULL, out);
 }
 
 static void pai_destroy(struct provider *base)
@@ -332,17 +334,45 @@ static const struct provider_ops pai_ops = {
     .destroy = pai_destroy,
 };
 
-struct provider *pai_new(const struct prov_conf *conf, const struct provider_env *env)
+static struct provider *pai_new(const struct prov_conf *conf, const struct provider_env *env,
+				char *why, size_t whylen)
 {
 	struct pai *p = calloc(1, sizeof(*p));
 
+	(void)why;
+	(void)whylen;
 	if (!p)
 		return NULL;
 	p->base.ops = &pai_ops;
-	p->base.name = "pai";
 	if (provider_common_init(&p->c, conf, env) < 0) {
 		free(p);
 		return NULL;
 	}
 	return &p->base;
 }
+
+static const struct prov_key pai_keys[] = {
+    {"access_key_id",
+     PROV_KEY_ID,
+     0,
+     {"ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABACLOUD_ACCESS_KEY_ID", "ALICLOUD_ACCESS_KEY_ID"}},
+    {"access_key_secret",
+     PROV_SECRET,
+     1,
+     {"ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIBABACLOUD_ACCESS_KEY_SECRET",
+      "ALICLOUD_ACCESS_KEY_SECRET"}},
+    {"security_token", PROV_TOKEN, 1, {"ALIBABA_CLOUD_SECURITY_TOKEN"}},
+    {"region", PROV_REGION, 0, {"ALIBABA_CLOUD_REGION_ID"}},
+    {"endpoint", PROV_ENDPOINT, 0, {NULL}},
+    {"workspaces", PROV_SCOPES, 0, {NULL}},
+    {NULL, 0, 0, {NULL}},
+};
+
+const struct prov_desc pai_desc = {
+    .name = "pai",
+    .keys = pai_keys,
+    .region = "cn-hangzhou",
+    .endpoint = "https://aiworkspace.%s.aliyuncs.com",
+    .credfile = credfile_aliyun,
+    .create = pai_new,
+};

@@ -9,8 +9,9 @@
 
 #include <json-c/json.h>
 
+#include "credfile.h"
 #include "log.h"
-#include "provider.h"
+#include "providers_i.h"
 #include "sign.h"
 
 #define VOLC_VERSION "2023-05-01"
@@ -137,11 +138,11 @@ static int volc_resource_record(struct json_object *item, int show_secrets, stru
 {
 	struct prov_record r = {.kind = VOLC_RESOURCE};
 	struct json_object *conf = provider_json_get(item, "Configuration", json_type_object);
+	size_t nlen, ulen;
 	const char *url =
-	    provider_json_str(provider_json_get(conf, "Git", json_type_object), "Url", NULL);
+	    provider_json_str(provider_json_get(conf, "Git", json_type_object), "Url", &ulen);
 	const char *id = provider_json_str(item, "Id", NULL);
 	const char *name;
-	size_t nlen;
 
 	if (!id || !*id)
 		return 0;
@@ -152,10 +153,11 @@ static int volc_resource_record(struct json_object *item, int show_secrets, stru
 	r.name = provider_strndup(name, nlen);
 	r.name_len = nlen;
 	r.meta = provider_meta_json(item, show_secrets);
-	r.url = strdup(url ? url : "");
 	r.ctime = provider_parse_time(provider_json_str(item, "CreateTime", NULL));
 	r.mtime = provider_parse_time(provider_json_str(item, "UpdateTime", NULL));
-	if (!r.id || !r.name || !r.meta || !r.url || prov_page_add(out, &r) < 0) {
+	if (!r.id || !r.name || !r.meta ||
+	    provider_url(url, ulen, "Configuration.Git.Url", id, show_secrets, &r.url) < 0 ||
+	    prov_page_add(out, &r) < 0) {
 		prov_record_free(&r);
 		return -ENOMEM;
 	}
@@ -327,10 +329,11 @@ static int volc_list_page(struct provider *base, const struct prov_record *dir, 
 	return provider_scopes_page(v->c.scopes, v->c.nscopes, VOLC_WORKSPACE, out);
 }
 
-static int volc_filter_page(struct provider *base, const char *ws, const char *term, long page,
-			    struct prov_page *out)
+static int volc_filter_page(struct provider *base, const struct prov_record *ws, const char *term,
+			    long page, struct prov_page *out, void *ctx)
 {
-	return volc_fetch((struct volc *)base, ws, term, page, VOLC_PAGE, out);
+	(void)ctx;
+	return volc_fetch((struct volc *)base, ws->id, term, page, VOLC_PAGE, out);
 }
 
 /* Filter.Name: a superset of the entries whose name holds term. */
@@ -339,7 +342,7 @@ static int volc_lookup(struct provider *base, const struct prov_record *dir, con
 {
 	if (!dir)
 		return -ENOENT; /* workspaces are found by listing the root */
-	return provider_filter_pages(base, dir->id, term, volc_filter_page, out);
+	return provider_filter_pages(base, dir, term, volc_filter_page, NULL, out);
 }
 
 static void volc_destroy(struct provider *base)
@@ -357,17 +360,38 @@ static const struct provider_ops volc_ops = {
     .destroy = volc_destroy,
 };
 
-struct provider *volc_new(const struct prov_conf *conf, const struct provider_env *env)
+static struct provider *volc_new(const struct prov_conf *conf, const struct provider_env *env,
+				 char *why, size_t whylen)
 {
 	struct volc *v = calloc(1, sizeof(*v));
 
+	(void)why;
+	(void)whylen;
 	if (!v)
 		return NULL;
 	v->base.ops = &volc_ops;
-	v->base.name = "volc";
 	if (provider_common_init(&v->c, conf, env) < 0) {
 		free(v);
 		return NULL;
 	}
 	return &v->base;
 }
+
+static const struct prov_key volc_keys[] = {
+    {"access_key", PROV_KEY_ID, 0, {"VOLCENGINE_ACCESS_KEY", "VOLC_ACCESSKEY"}},
+    {"secret_key", PROV_SECRET, 1, {"VOLCENGINE_SECRET_KEY", "VOLC_SECRETKEY"}},
+    {"security_token", PROV_TOKEN, 1, {"VOLCENGINE_SESSION_TOKEN"}},
+    {"region", PROV_REGION, 0, {"VOLCENGINE_REGION"}},
+    {"endpoint", PROV_ENDPOINT, 0, {NULL}},
+    {"workspaces", PROV_SCOPES, 0, {NULL}},
+    {NULL, 0, 0, {NULL}},
+};
+
+const struct prov_desc volc_desc = {
+    .name = "volc",
+    .keys = volc_keys,
+    .region = "cn-beijing",
+    .endpoint = "https://open.volcengineapi.com",
+    .credfile = credfile_volc,
+    .create = volc_new,
+};
