@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -254,10 +255,68 @@ static int check_providers(struct mount *m, int debug)
 	return 0;
 }
 
+/* SIGTERM and SIGINT end libfuse's loop (its handler), which then waits for the requests
+ * in flight: a listing from a stalled server would keep the daemon, and the mount, for up
+ * to timeout × (retries + 1) and the backoffs. This handler also calls libfuse's and
+ * wakes stop_thread, which cancels those requests (http_shutdown is not
+ * async-signal-safe). */
+static const int stop_signals[] = {SIGTERM, SIGINT};
+static struct sigaction stop_chained[2]; /* libfuse's actions, called first */
+static sem_t stop_sem;
+
+static void stop_handler(int sig)
+{
+	int saved = errno;
+
+	for (size_t i = 0; i < 2; i++)
+		if (sig == stop_signals[i] && stop_chained[i].sa_handler != SIG_DFL &&
+		    stop_chained[i].sa_handler != SIG_IGN)
+			stop_chained[i].sa_handler(sig);
+	sem_post(&stop_sem);
+	errno = saved;
+}
+
+/* After fuse_set_signal_handlers: ours in front of libfuse's. 0 or -errno. */
+static int stop_signals_set(void)
+{
+	struct sigaction sa = {.sa_handler = stop_handler};
+
+	sigemptyset(&sa.sa_mask);
+	if (sem_init(&stop_sem, 0, 0) != 0)
+		return -errno;
+	for (size_t i = 0; i < 2; i++)
+		if (sigaction(stop_signals[i], &sa, &stop_chained[i]) != 0)
+			return -errno;
+	return 0;
+}
+
+/* libfuse's actions back, so that fuse_remove_signal_handlers recognises and removes them. */
+static void stop_signals_remove(void)
+{
+	for (size_t i = 0; i < 2; i++)
+		sigaction(stop_signals[i], &stop_chained[i], NULL);
+}
+
+/* Waits for SIGTERM or SIGINT (posted before it started too); cancelled only while it
+ * waits. */
+static void *stop_thread(void *arg)
+{
+	struct http *h = arg;
+	int old;
+
+	while (sem_wait(&stop_sem) != 0)
+		; /* EINTR: a signal's handler ran in this thread */
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+	http_shutdown(h);
+	return NULL;
+}
+
 static void close_mount(struct mount *m)
 {
-	if (m->signals_set)
+	if (m->signals_set) {
+		stop_signals_remove();
 		fuse_remove_signal_handlers(m->se);
+	}
 	if (m->se)
 		fuse_session_destroy(m->se);
 	tree_free(m->tree);
@@ -295,14 +354,15 @@ static int run_loop(struct mount *m, const struct fuse_cmdline_opts *fo)
 {
 	struct fuse_session *se = m->se;
 	struct fuse_loop_config *lc;
-	pthread_t hup;
-	int r, hup_ok;
+	pthread_t hup, stop;
+	int r, hup_ok, stop_ok;
 
 	m->fs.notify = notify_start(se, m->tree);
 	if (!m->fs.notify)
 		log_msg(LOG_WARNING, "cannot start notifying the kernel: files are read, and "
 				     "what it keeps lasts until its timeouts");
 	hup_ok = pthread_create(&hup, NULL, hup_thread, &m->fs) == 0;
+	stop_ok = pthread_create(&stop, NULL, stop_thread, m->http) == 0;
 	if (fo->singlethread) {
 		r = fuse_session_loop(se);
 	} else {
@@ -315,6 +375,10 @@ static int run_loop(struct mount *m, const struct fuse_cmdline_opts *fo)
 	if (hup_ok) {
 		pthread_cancel(hup);
 		pthread_join(hup, NULL);
+	}
+	if (stop_ok) {
+		pthread_cancel(stop);
+		pthread_join(stop, NULL);
 	}
 	notify_stop(m->fs.notify);
 	m->fs.notify = NULL;
@@ -440,6 +504,8 @@ static int setup(struct mount *m, struct fuse_args *args, struct cli *cli,
 	if (fuse_set_signal_handlers(m->se) != 0)
 		return -EIO;
 	m->signals_set = 1;
+	if (stop_signals_set() < 0)
+		return -EIO;
 	cloexec_all();
 	if (fuse_session_mount(m->se, fo->mountpoint) != 0)
 		return -EIO;

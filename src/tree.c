@@ -427,7 +427,7 @@ static void node_expire(struct node *n)
 	n->seed_expires = 0;
 	node_neg_clear(n);
 	HASH_ITER(hh, n->children, c, tmp)
-	node_expire(c);
+		node_expire(c);
 }
 
 /* SIGHUP: whatever the kernel holds of n is to be checked again. Lock held. A listing's
@@ -442,10 +442,10 @@ static void watch_flush(const struct tree *t, const struct node *n)
 		if (n->prov)
 			tree_watch_inode(t, node_ino(t, n));
 		HASH_ITER(hh, n->children, c, tmp)
-		if (node_held(c))
-			tree_watch_entry(t, n, c->name, 0);
+			if (node_held(c))
+				tree_watch_entry(t, n, c->name, 0);
 		HASH_ITER(hh, n->neg, e, etmp)
-		tree_watch_entry(t, n, e->name, 1);
+			tree_watch_entry(t, n, e->name, 1);
 	} else if (node_held(n)) {
 		for (unsigned i = 0; tree_files[i]; i++)
 			tree_watch_entry(t, n, tree_files[i], 0);

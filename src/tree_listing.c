@@ -180,17 +180,17 @@ struct listing *listing_from(const struct node *dir, uint64_t gen)
 static const size_t rec_strings[] = {
     offsetof(struct prov_record, id),	   offsetof(struct prov_record, meta),
     offsetof(struct prov_record, url),	   offsetof(struct prov_record, branch),
-    offsetof(struct prov_record, web_url), offsetof(struct prov_record, aux),
+    offsetof(struct prov_record, web_url), offsetof(struct prov_record, scope),
+    offsetof(struct prov_record, path),
 };
 
 /* struct prov_record as packing knows it: a string added there must be packed too. */
 struct rec_known {
 	char *id, *name;
 	size_t name_len;
-	char *meta, *url, *branch, *web_url;
+	char *meta, *url, *branch, *web_url, *scope, *path;
 	int64_t ctime, mtime;
 	int kind;
-	char *aux;
 	unsigned container : 1, incomplete : 1;
 };
 _Static_assert(sizeof(struct rec_known) == sizeof(struct prov_record),

@@ -117,8 +117,7 @@ static void detach_children(struct tree *t, struct node *dir, struct byid **old)
 {
 	struct node *c, *tmp;
 
-	HASH_ITER(hh, dir->children, c, tmp)
-	{
+	HASH_ITER(hh, dir->children, c, tmp) {
 		struct byid *b = malloc(sizeof(*b)), *dup;
 
 		HASH_DEL(dir->children, c);
@@ -192,8 +191,7 @@ static void watch_found(const struct tree *t, const struct node *dir)
 	struct neg *e, *tmp;
 	struct node *c;
 
-	HASH_ITER(hh, dir->neg, e, tmp)
-	{
+	HASH_ITER(hh, dir->neg, e, tmp) {
 		HASH_FIND_STR(dir->children, e->name, c);
 		if (c)
 			tree_watch_entry(t, dir, e->name, 1);
@@ -264,8 +262,7 @@ static int install_listing(struct tree *t, struct node *dir, struct prov_page *a
 		r = keep_first_page_order(cur, in.l);
 	listing_set(t, dir, in.l, whole);
 out:
-	HASH_ITER(hh, in.old, b, tmp)
-	{
+	HASH_ITER(hh, in.old, b, tmp) {
 		HASH_DEL(in.old, b);
 		if (r == 0 && whole && node_held(b->node))
 			tree_watch_entry(t, dir, b->node->name, 1); /* gone from the cloud */

@@ -40,8 +40,7 @@ void node_neg_clear(struct node *n)
 {
 	struct neg *e, *tmp;
 
-	HASH_ITER(hh, n->neg, e, tmp)
-	{
+	HASH_ITER(hh, n->neg, e, tmp) {
 		HASH_DEL(n->neg, e);
 		free(e->name);
 		free(e);
@@ -92,8 +91,7 @@ void node_unref_n(struct tree *t, struct node *n, uint64_t count)
 	}
 	assert(n->in_listings == 0 && n->lookups == 0); /* those hold references */
 	listing_drop_all(t, n);
-	HASH_ITER(hh, n->children, c, tmp)
-	{
+	HASH_ITER(hh, n->children, c, tmp) {
 		HASH_DEL(n->children, c);
 		node_unref_n(t, c, 1);
 	}
