@@ -35,12 +35,16 @@ struct tree *tree_new(struct provider **provs, size_t n, const struct tree_opts 
 	if (!t)
 		return NULL;
 	/* A refresh allocates a listing's memory while the last one's lives, then frees the
-	 * old. glibc raises its mmap and trim thresholds each time a large mapped chunk is
-	 * freed: the next listing's blocks then land in arena heaps, and a thread arena keeps
-	 * a top below the raised trim threshold resident (malloc_trim leaves those tops).
-	 * Fixed at glibc's own starting value, every large block stays a mapping, given back
-	 * whole when freed, and tops are trimmed. */
+	 * old; the pager's threads parse pages in arenas of their own. glibc raises its mmap
+	 * and trim thresholds each time a large mapped chunk is freed: the next listing's
+	 * blocks then land in arena heaps, and an arena keeps a top below the raised trim
+	 * threshold resident. Fixed at glibc's own starting value, every large block stays a
+	 * mapping, given back whole when freed. And a small chunk freed into a fastbin neither
+	 * coalesces nor trims: the last ones below a thread arena's top kept megabytes above
+	 * them resident (malloc_trim merges them but never trims such a top). Without
+	 * fastbins, the free that reaches the top trims it. */
 	mallopt(M_MMAP_THRESHOLD, TREE_MMAP_THRESHOLD);
+	mallopt(M_MXFAST, 0);
 	t->o = *opts;
 	t->mount_time = time(NULL);
 	if (getrandom(&t->ino_key, sizeof(t->ino_key), GRND_NONBLOCK) != sizeof(t->ino_key))
