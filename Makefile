@@ -41,11 +41,11 @@ BUILD_MISSING = $(strip $(shell \
 
 DEB_BUILD := gcc make pkg-config libfuse3-dev libcurl4-openssl-dev libjson-c-dev libssl-dev \
 	     uthash-dev libcmocka-dev
-DEB_TEST  := fuse3 python3 python3-pytest git clang libclang-rt-14-dev valgrind openssl \
+DEB_TEST  := fuse3 python3 python3-pytest git jq clang libclang-rt-14-dev valgrind openssl \
 	     tinyproxy nghttp2-proxy clang-format
 DEB_FORMAT := clang-format
 DEB_DEMO  := fuse3 python3 git
-DEB_BENCH := fuse3 python3 httpdirfs rclone
+DEB_BENCH := fuse3 python3 jq httpdirfs rclone
 DEB_DEB   := build-essential dpkg-dev debhelper lintian
 
 .PHONY: build-deps all unit integration check check-plain check-asan demo deps deps-test deps-demo deps-bench \
@@ -183,7 +183,8 @@ bench: deps-bench all
 	$(PYTHON) contrib/bench.py --binary $(abspath $(BUILD)/codesrcfs) $(BENCH_ARGS)
 
 # ThreadSanitizer on what is shared between threads: the tree cache (test_tree), the HTTP
-# pool (test_http) and a mount under many parallel readers. ASLR off (setarch -R): TSan's
+# pool (test_http), a mount under many parallel readers and the checks at mount (a thread
+# per cloud). ASLR off (setarch -R): TSan's
 # fixed shadow layout can collide with mappings randomised over this kernel's 28+ bits;
 # the personality is inherited by pytest's children, so the daemon runs with it too. The
 # fixtures fail a test whose daemon log holds "WARNING: ThreadSanitizer".
@@ -196,8 +197,8 @@ check-tsan: deps-test
 	$(TSAN_RUN) build/tsan/tests/test_http
 	CODESRCFS_BIN=$(abspath build/tsan/codesrcfs) $(TSAN_RUN) $(PYTHON) -m pytest -q \
 		-p no:cacheprovider tests/integration/test_pai.py tests/integration/test_speed_counts.py \
-		tests/integration/test_churn.py \
-		-k "parallel_readers or removed_entries or kernels_entries or churn_readers"
+		tests/integration/test_mount_checks.py tests/integration/test_churn.py \
+		-k "parallel_readers or removed_entries or kernels_entries or every_cloud or one_call_each or churn_readers"
 
 # valgrind (memcheck) on a plain -O1 build: catches what the sanitizers' builds can hide
 # (uninitialised reads into libcurl/json-c/libfuse, which are not instrumented). Only

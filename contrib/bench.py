@@ -133,6 +133,27 @@ class Bench:
                      f"grep -r -q zzz-no-match {tmp}")
         shutil.rmtree(tmp, ignore_errors=True)
         self.rss = max(self.rss, peak_rss_kib(self.fs.pid))
+        self.index_rows()
+
+    def index_rows(self):
+        """One read of .index.jsonl (docs/design.md §1) against a url file per code source:
+        each cold row from a fresh daemon, the warm ones against a tmpfs copy (the index
+        copied beside the tree, since readdir never shows it)."""
+        a, d = self.args, os.path.join(self.mnt, "pai", self.ws)
+        lat = a.latency / 1000
+        ideal = math.ceil((math.ceil(a.entries / 100) - 1) / a.parallel) * lat + lat
+        jq, cat = "jq -r .url {}/.index.jsonl >/dev/null", "cat {}/*/url >/dev/null"
+        self.mount()
+        self.row("index: cold jq -r .url .index.jsonl", jq.format(d), ideal)
+        self.mount()
+        self.row("index: cold cat */url", cat.format(d), ideal)
+        tmp = os.path.join("/dev/shm", f"codesrcfs-bench-index-{os.getpid()}")
+        self.copy_to(tmp)
+        shutil.copy(os.path.join(d, ".index.jsonl"), tmp)
+        self.row("index: warm jq -r .url .index.jsonl", jq.format(d), None, jq.format(tmp))
+        self.row("index: warm cat */url", cat.format(d), None, cat.format(tmp))
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.rss = max(self.rss, peak_rss_kib(self.fs.pid))
 
     def peer_mount(self, argv, mnt):
         """A peer's daemon on mnt, or None when it did not mount."""

@@ -18,6 +18,10 @@ struct prov_conf {
 	char *endpoint; /* "scheme://host[:port]", no trailing slash */
 	char **scopes;	/* workspaces or organizations from the config; NULL = discover */
 	size_t nscopes;
+	/* Where each came from, for the messages of a refusal at mount: "FILE:LINE",
+	 * "VARIABLE in the environment" or "FILE profile 'NAME'" (a vendor's file); NULL
+	 * when unset. */
+	char *key_id_from, *secret_from, *token_from, *scopes_from;
 };
 
 struct config {
@@ -41,6 +45,11 @@ int config_load_profile(struct config *c, const char *path, int explicit, const 
 /* config_load_profile for the clouds of table (ended by NULL) instead of providers[]. */
 int config_load_table(struct config *c, const struct prov_desc *const *table, const char *path,
 		      int explicit, const char *profile, char *err, size_t errlen);
+/* "access_key_id from ORIGIN, access_key_secret from ORIGIN": where pc's credentials came
+ * from (its STS token too, when it has one), into buf. */
+void config_describe_creds(const struct prov_conf *pc, char *buf, size_t len);
+/* "workspaces from ORIGIN": where pc's workspaces or organizations came from, into buf. */
+void config_describe_scopes(const struct prov_conf *pc, char *buf, size_t len);
 /* Check an endpoint: https://, or http:// to a loopback host only. 0 or -EINVAL + err. */
 int config_check_endpoint(const char *url, char *err, size_t errlen);
 /* Remove the variables config_load reads (credentials among them) from the environment,

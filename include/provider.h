@@ -24,30 +24,49 @@ struct prov_record {
 	char *web_url; /* the entry's page in the cloud's console, or NULL */
 	char *scope;   /* the workspace or organization it belongs to, or NULL */
 	char *path;    /* its full path in the cloud (a Codeup group's fullPath), or NULL */
+	/* The ids of the containers above it, outermost first, where the cloud's own ids are
+	 * needed to refuse a cycle (a Codeup group: the groups above it), or NULL. */
+	char **ancestors;
+	size_t nancestors;
 	int64_t ctime; /* creation/modification times, 0 when unknown */
 	int64_t mtime;
-	int kind;		 /* provider-private: what sort of entry this is */
+	int kind; /* provider-private: what sort of entry this is */
+	/* What .index.jsonl calls it: "workspace", "organization", "group", "code_source" or
+	 * "repository" (a string literal, never freed) */
+	const char *kind_name;
 	unsigned container : 1;	 /* has children, listed with list_page */
 	unsigned incomplete : 1; /* call complete() before url/branch/meta are served */
 };
 
-/* One page of a listing. The tree takes an empty page for the end of a listing without a
- * total, so a page that is not the last holds a record, if need be one without an id:
- * the tree skips records without an id (Codeup's page whose entries all lie on later pages
- * of its organization's list is such a page). */
+/* One page of a listing. Without a total, the tree takes a page that brings no id it has
+ * not seen, an empty one included, for the end of the listing (docs/design.md §4), unless
+ * the page says `more`: a provider whose page k is not its server's page k (Codeup: a
+ * directory's entries are scattered over its organization's pages) sets it on every page
+ * but the last, and bounds its own pages, since the tree's only bounds are then those of
+ * docs/design.md §4. Records without an id are skipped. */
 struct prov_page {
 	struct prov_record *recs;
 	size_t n, cap;
 	long total;	/* entries in the whole listing, -1 when unknown */
 	long page_size; /* entries on a full page as the server pages; 0 when unknown */
 	int last;	/* set when this page is known to be the final one */
+	int more;	/* set when pages follow whatever this one brought */
+	size_t bytes;	/* bytes of the answers this page was read from */
 };
+
+/* What one listing may take from a server (docs/design.md §4). */
+#define PROV_MAX_BODY	 (2L << 20) /* bytes in one answer */
+#define PROV_MAX_ENTRIES 1000000L   /* entries in one listing; a larger total is not believed */
+#define PROV_MAX_PAGES	 20000L	    /* pages in one fetch of a listing */
+#define PROV_MAX_BYTES	 (1L << 30) /* bytes of the answers of one fetch of a listing */
 
 struct provider;
 
 struct provider_ops {
-	/* One cheap authenticated call, made at mount. 0 or -EACCES/-EIO. */
-	int (*check)(struct provider *p);
+	/* One cheap authenticated call, made at mount, that also confirms the configured
+	 * workspaces or organizations where the API can list them by id: 0, -EACCES/-EIO,
+	 * or -ENOENT with one line in why naming the ids that were not found. */
+	int (*check)(struct provider *p, char *why, size_t whylen);
 	/* Page `page` (from 1) of dir's children; dir NULL means the provider's own root
 	 * (its workspaces or organizations). 0 or -errno. */
 	int (*list_page)(struct provider *p, const struct prov_record *dir, long page,
@@ -73,6 +92,21 @@ struct provider_env {
 	int show_secrets;
 	long dir_ttl; /* seconds a provider may reuse an organization-wide listing */
 };
+
+/* How a caller gives up on what it asked: cancelled(ctx) non-zero (polled while a call
+ * waits) makes the call return -EINTR. */
+struct prov_cancel {
+	int (*cancelled)(void *ctx);
+	void *ctx;
+};
+
+/* This thread's provider calls from now on give up when c says so (NULL: never); http polls
+ * it while a request waits. */
+void provider_set_cancel(const struct prov_cancel *c);
+/* What provider_set_cancel set for this thread (all NULL: nothing), to hand to a helper. */
+struct prov_cancel provider_get_cancel(void);
+/* Has this thread's caller given up? */
+int provider_cancelled(void);
 
 /* What a configuration key fills in struct prov_conf. */
 enum prov_field {

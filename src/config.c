@@ -2,14 +2,15 @@
  *
  * Order: the file (if any), then the environment (which wins, key by key), then
  * defaults, then checks. Errors are one line in err; they name files, lines, sections
- * and keys but never print a value, and a name is printed only when it looks like a
- * key name (a stray secret on a line of its own must not end up on stderr).
+ * and keys but never print a value, and a name is printed as written (escaped) unless it
+ * looks like a credential (a stray secret on a line of its own must not end up on stderr).
+ * Where each credential and id list came from is kept for the refusals at mount.
  *
  * Key ids (access_key_id, access_key) are not secrets: a file holding only those may be
  * readable by others. Secrets and STS tokens make the file private. Whatever it holds, the
  * file must be the user's (or root's) and writable by no one else: an endpoint is where
  * the credentials go. */
-#define _GNU_SOURCE /* asprintf, environ, strcasecmp */
+#define _GNU_SOURCE /* asprintf, vasprintf, environ, strcasecmp */
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
@@ -32,7 +33,9 @@
 #define CFG_MAX_LINE  8192
 #define CFG_MAX_VALUE 4096 /* STS tokens run to a couple of thousand bytes */
 #define CFG_MAX_URL   512
-#define CFG_MAX_NAME  32 /* longest name worth echoing back in an error */
+#define CFG_MAX_NAME  32		     /* longest name worth echoing back in an error */
+#define CFG_MAX_RUN   16		     /* letters and digits in a row that no name holds */
+#define CFG_SHOWN     (CFG_MAX_NAME * 4 + 1) /* a name escaped by cfg_show_name */
 #define CFG_MAX_SCOPE 256
 
 #define CFG_MAX_KEYS 64 /* a bit each in cfg_parse.seen */
@@ -103,14 +106,58 @@ static void cfg_cut_comment(char *s)
 	}
 }
 
-/* Safe to echo back: short, lower-case letters, digits, '_' and '-'. */
-static int cfg_echoable(const char *s)
+/* Does the run of n letters and digits at s look like a piece of a credential: long, a
+ * letter after a digit ("S3CR3T"), or capitals, small letters and digits all at once? */
+static int cfg_random_run(const char *s, size_t n)
 {
-	size_t n = strlen(s);
+	size_t lower = 0, upper = 0, digit = 0;
 
-	if (!n || n > CFG_MAX_NAME)
-		return 0;
-	return strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_-") == n;
+	for (size_t i = 0; i < n; i++) {
+		if (i && isdigit((unsigned char)s[i - 1]) && isalpha((unsigned char)s[i]))
+			return 1;
+		lower += islower((unsigned char)s[i]) != 0;
+		upper += isupper((unsigned char)s[i]) != 0;
+		digit += isdigit((unsigned char)s[i]) != 0;
+	}
+	return n >= CFG_MAX_RUN || (lower && upper && digit);
+}
+
+/* What a credential looks like and no key or section name does: a secret pasted on a line
+ * of its own (with its trailing '=') must not end up on stderr. */
+static int cfg_secret_like(const char *s)
+{
+	static const char alnum[] =
+	    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+
+	if (strlen(s) > CFG_MAX_NAME)
+		return 1;
+	while (*s) {
+		size_t run = strspn(s, alnum);
+
+		if (cfg_random_run(s, run))
+			return 1;
+		s += run ? run : 1;
+	}
+	return 0;
+}
+
+/* name as written, for an error: capitals kept, bytes outside printable ASCII and '\' as
+ * \xNN. 0, or -1 (buf empty) when it looks like a credential. */
+static int cfg_show_name(const char *name, char *buf, size_t len)
+{
+	size_t o = 0;
+
+	buf[0] = '\0';
+	if (cfg_secret_like(name))
+		return -1;
+	for (const unsigned char *p = (const unsigned char *)name; *p && o + 5 <= len; p++) {
+		if (*p < 0x20 || *p >= 0x7f || *p == '\\')
+			o += (size_t)snprintf(buf + o, len - o, "\\x%02x", *p);
+		else
+			buf[o++] = (char)*p;
+	}
+	buf[o] = '\0';
+	return 0;
 }
 
 /* Control characters other than those in allow. */
@@ -311,6 +358,47 @@ static int cfg_set_scopes(struct prov_conf *pc, const char *list)
 	return rc;
 }
 
+/* Where the value of f is said to come from, or NULL when no message names it. */
+static char **cfg_from_slot(struct prov_conf *pc, enum prov_field f)
+{
+	switch (f) {
+	case PROV_KEY_ID:
+		return &pc->key_id_from;
+	case PROV_SECRET:
+		return &pc->secret_from;
+	case PROV_TOKEN:
+		return &pc->token_from;
+	case PROV_SCOPES:
+		return &pc->scopes_from;
+	default:
+		return NULL;
+	}
+}
+
+/* Records from (a format) as where f's value came from; NULL when it was unset. */
+static int cfg_set_from(struct prov_conf *pc, enum prov_field f, int set, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int cfg_set_from(struct prov_conf *pc, enum prov_field f, int set, const char *fmt, ...)
+{
+	char **slot = cfg_from_slot(pc, f), *from = NULL;
+	va_list ap;
+	int n;
+
+	if (!slot)
+		return 0;
+	if (set) {
+		va_start(ap, fmt);
+		n = vasprintf(&from, fmt, ap);
+		va_end(ap);
+		if (n < 0)
+			return -ENOMEM;
+	}
+	free(*slot);
+	*slot = from;
+	return 0;
+}
+
 /* Stores value (already checked) in field; an empty value unsets it. */
 static int cfg_store(struct prov_conf *pc, enum prov_field f, const char *value)
 {
@@ -342,28 +430,51 @@ static const char *cfg_section(const struct cfg_parse *p)
 	return p->c->prov[p->section].desc->name;
 }
 
-/* "pai, volc or codeup": the sections the table knows. */
-static void cfg_expected(const struct config *c, char *buf, size_t len)
+/* Appends name, the k-th of n, to the list in buf: "a, b or c". */
+static void cfg_list_add(char *buf, size_t len, size_t k, size_t n, const char *name)
 {
-	size_t used = 0;
-	int n;
+	size_t used = strlen(buf);
 
+	snprintf(buf + used, len - used, "%s%s", k == 0 ? "" : k + 1 == n ? " or " : ", ", name);
+}
+
+/* "pai, volc or codeup": the sections the table knows. */
+static void cfg_expected_sections(const struct config *c, char *buf, size_t len)
+{
 	buf[0] = '\0';
-	for (size_t k = 0; k < c->nprov && used < len; k++) {
-		n = snprintf(buf + used, len - used, "%s%s",
-			     k == 0		 ? ""
-			     : k + 1 == c->nprov ? " or "
-						 : ", ",
-			     c->prov[k].desc->name);
-		if (n < 0)
-			break;
-		used += (size_t)n;
-	}
+	for (size_t k = 0; k < c->nprov; k++)
+		cfg_list_add(buf, len, k, c->nprov, c->prov[k].desc->name);
+}
+
+/* "token, endpoint or organizations": the keys of d. */
+static void cfg_expected_keys(const struct prov_desc *d, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	while (n < CFG_MAX_KEYS && d->keys[n].name)
+		n++;
+	buf[0] = '\0';
+	for (size_t i = 0; i < n; i++)
+		cfg_list_add(buf, len, i, n, d->keys[i].name);
+}
+
+static int cfg_unknown_section(struct cfg_parse *p, const char *name)
+{
+	char expected[512], shown[CFG_SHOWN];
+
+	cfg_expected_sections(p->c, expected, sizeof(expected));
+	if (cfg_show_name(name, shown, sizeof(shown)) < 0)
+		return cfg_fail(p->err, p->errlen,
+				"%s:%lu: unknown section (not shown: it looks like a credential; "
+				"expected %s)",
+				p->path, p->line, expected);
+	return cfg_fail(p->err, p->errlen, "%s:%lu: unknown section [%s] (expected %s)", p->path,
+			p->line, shown, expected);
 }
 
 static int cfg_parse_section(struct cfg_parse *p, char *s)
 {
-	char *close = strchr(s, ']'), *name, expected[256];
+	char *close = strchr(s, ']'), *name;
 
 	cfg_cut_comment(close ? close + 1 : s);
 	if (!close || *cfg_trim(close + 1))
@@ -377,11 +488,7 @@ static int cfg_parse_section(struct cfg_parse *p, char *s)
 			return 0;
 		}
 	}
-	cfg_expected(p->c, expected, sizeof(expected));
-	if (cfg_echoable(name))
-		return cfg_fail(p->err, p->errlen, "%s:%lu: unknown section [%s] (expected %s)",
-				p->path, p->line, name, expected);
-	return cfg_fail(p->err, p->errlen, "%s:%lu: unknown section", p->path, p->line);
+	return cfg_unknown_section(p, name);
 }
 
 static int cfg_find_key(const struct prov_desc *d, const char *name)
@@ -394,11 +501,16 @@ static int cfg_find_key(const struct prov_desc *d, const char *name)
 
 static int cfg_unknown_key(struct cfg_parse *p, const char *name)
 {
-	if (!cfg_echoable(name))
-		return cfg_fail(p->err, p->errlen, "%s:%lu: unknown key in [%s]", p->path, p->line,
-				cfg_section(p));
-	return cfg_fail(p->err, p->errlen, "%s:%lu: unknown key '%s' in [%s]", p->path, p->line,
-			name, cfg_section(p));
+	char expected[1024], shown[CFG_SHOWN];
+
+	cfg_expected_keys(p->c->prov[p->section].desc, expected, sizeof(expected));
+	if (cfg_show_name(name, shown, sizeof(shown)) < 0)
+		return cfg_fail(p->err, p->errlen,
+				"%s:%lu: unknown key in [%s] (not shown: it looks like a "
+				"credential; expected %s)",
+				p->path, p->line, cfg_section(p), expected);
+	return cfg_fail(p->err, p->errlen, "%s:%lu: unknown key '%s' in [%s] (expected %s)",
+			p->path, p->line, shown, cfg_section(p), expected);
 }
 
 /* Why a value was refused: cfg_value_check's or cfg_store's error. */
@@ -432,8 +544,7 @@ static int cfg_lookup_key(struct cfg_parse *p, const char *name)
 {
 	int i;
 
-	if (!*name || strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-				   "0123456789_-.") != strlen(name))
+	if (!*name || strpbrk(name, " \t:"))
 		return cfg_fail(p->err, p->errlen, "%s:%lu: expected 'key = value'", p->path,
 				p->line);
 	if (p->section < 0)
@@ -470,6 +581,9 @@ static int cfg_parse_key(struct cfg_parse *p, char *line, char *eq)
 	if (key->field == PROV_ENDPOINT && (rc = cfg_endpoint_value(p, value)))
 		return rc;
 	rc = cfg_store(&p->c->prov[p->section], key->field, value);
+	if (!rc)
+		rc = cfg_set_from(&p->c->prov[p->section], key->field, *value != '\0', "%s:%lu",
+				  p->path, p->line);
 	if (rc == -ENOMEM)
 		return cfg_nomem(p->err, p->errlen);
 	if (rc)
@@ -626,6 +740,8 @@ static int cfg_env_key(struct prov_conf *pc, const struct prov_key *key, int *fr
 		return cfg_fail(err, errlen, "environment variable %s: %s", which, why);
 	if (!rc)
 		rc = cfg_store(pc, key->field, v);
+	if (!rc)
+		rc = cfg_set_from(pc, key->field, 1, "%s in the environment", which);
 	if (rc == -ENOMEM)
 		return cfg_nomem(err, errlen);
 	if (rc)
@@ -654,6 +770,8 @@ static int cfg_apply_env(struct config *c, char *err, size_t errlen)
 		if ((from_env & 1) && !(from_env & 2)) {
 			secret_free(pc->token);
 			pc->token = NULL;
+			free(pc->token_from);
+			pc->token_from = NULL;
 		}
 	}
 	return 0;
@@ -743,6 +861,31 @@ static const struct prov_key *cfg_key_for(const struct prov_desc *d, enum prov_f
 		if (key->field == f)
 			return key;
 	return NULL;
+}
+
+/* Appends "KEY from ORIGIN" for field f of pc to the list in buf, when from is set. */
+static void cfg_describe(const struct prov_conf *pc, enum prov_field f, const char *from, char *buf,
+			 size_t len)
+{
+	const struct prov_key *key = cfg_key_for(pc->desc, f);
+	size_t used = strlen(buf);
+
+	if (key && from)
+		snprintf(buf + used, len - used, "%s%s from %s", used ? ", " : "", key->name, from);
+}
+
+void config_describe_creds(const struct prov_conf *pc, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	cfg_describe(pc, PROV_KEY_ID, pc->key_id ? pc->key_id_from : NULL, buf, len);
+	cfg_describe(pc, PROV_SECRET, pc->secret ? pc->secret_from : NULL, buf, len);
+	cfg_describe(pc, PROV_TOKEN, pc->token ? pc->token_from : NULL, buf, len);
+}
+
+void config_describe_scopes(const struct prov_conf *pc, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	cfg_describe(pc, PROV_SCOPES, pc->nscopes ? pc->scopes_from : NULL, buf, len);
 }
 
 /* Enabled when the credentials are complete: both halves of a key pair, or the secret of a
@@ -873,6 +1016,10 @@ void config_free(struct config *c)
 		free(pc->region);
 		free(pc->endpoint);
 		cfg_scopes_free(pc);
+		free(pc->key_id_from);
+		free(pc->secret_from);
+		free(pc->token_from);
+		free(pc->scopes_from);
 	}
 	free(c->prov);
 	free(c->path);

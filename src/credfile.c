@@ -118,12 +118,29 @@ static const char *cred_str(struct json_object *o, const char *key)
 	return *json_object_get_string(v) ? json_object_get_string(v) : NULL;
 }
 
-static int cred_set(char **slot, const char *v)
+/* v into an empty slot, and origin (a format) into from, when from is not NULL. */
+static int cred_set(char **slot, char **from, const char *v, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int cred_set(char **slot, char **from, const char *v, const char *fmt, ...)
 {
+	va_list ap;
+	int n = 0;
+
 	if (!v || *slot)
 		return 0;
 	*slot = strdup(v);
-	return *slot ? 0 : -ENOMEM;
+	if (!*slot)
+		return -ENOMEM;
+	if (!from)
+		return 0;
+	free(*from);
+	va_start(ap, fmt);
+	n = vasprintf(from, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		*from = NULL;
+	return n < 0 ? -ENOMEM : 0;
 }
 
 static struct json_object *aliyun_profile(struct json_object *root, const char *name)
@@ -160,10 +177,13 @@ static int aliyun_take(struct prov_conf *pc, struct json_object *prof, const cha
 				 "%s: profile '%s' lacks access_key_id or "
 				 "access_key_secret",
 				 path, name);
-	if (cred_set(&pc->key_id, cred_str(prof, "access_key_id")) ||
-	    cred_set(&pc->secret, cred_str(prof, "access_key_secret")) ||
-	    (sts && cred_set(&pc->token, cred_str(prof, "sts_token"))) ||
-	    cred_set(&pc->region, cred_str(prof, "region_id")))
+	if (cred_set(&pc->key_id, &pc->key_id_from, cred_str(prof, "access_key_id"),
+		     "%s profile '%s'", path, name) ||
+	    cred_set(&pc->secret, &pc->secret_from, cred_str(prof, "access_key_secret"),
+		     "%s profile '%s'", path, name) ||
+	    (sts && cred_set(&pc->token, &pc->token_from, cred_str(prof, "sts_token"),
+			     "%s profile '%s'", path, name)) ||
+	    cred_set(&pc->region, NULL, cred_str(prof, "region_id"), "%s", path))
 		return -ENOMEM;
 	return 0;
 }
@@ -202,9 +222,9 @@ static int volc_fill(struct prov_conf *pc, char *err, size_t errlen)
 		return 0;
 	root = cred_read(path, &rc, err, errlen);
 	if (root && cred_str(root, "ak") && cred_str(root, "sk") &&
-	    (cred_set(&pc->key_id, cred_str(root, "ak")) ||
-	     cred_set(&pc->secret, cred_str(root, "sk")) ||
-	     cred_set(&pc->region, cred_str(root, "region"))))
+	    (cred_set(&pc->key_id, &pc->key_id_from, cred_str(root, "ak"), "%s", path) ||
+	     cred_set(&pc->secret, &pc->secret_from, cred_str(root, "sk"), "%s", path) ||
+	     cred_set(&pc->region, NULL, cred_str(root, "region"), "%s", path)))
 		rc = -ENOMEM;
 	json_object_put(root);
 	free(path);

@@ -17,6 +17,9 @@
 #include "providers/providers_i.h"
 #include "secret.h"
 
+/* The calling thread's way to give up (provider_set_cancel). */
+static __thread struct prov_cancel provider_cancel;
+
 struct provider *provider_new(const struct prov_conf *conf, const struct provider_env *env,
 			      char *err, size_t errlen)
 {
@@ -32,6 +35,27 @@ struct provider *provider_new(const struct prov_conf *conf, const struct provide
 	}
 	p->name = d->name;
 	return p;
+}
+
+void provider_set_cancel(const struct prov_cancel *c)
+{
+	provider_cancel = c ? *c : (struct prov_cancel){0};
+	http_thread_cancel(provider_cancel.cancelled, provider_cancel.ctx);
+}
+
+struct prov_cancel provider_get_cancel(void)
+{
+	return provider_cancel;
+}
+
+int provider_cancelled(void)
+{
+	return provider_cancel.cancelled && provider_cancel.cancelled(provider_cancel.ctx);
+}
+
+int provider_fail_level(int r)
+{
+	return r == -EINTR || r == -ECANCELED ? LOG_DEBUG : LOG_ERR;
 }
 
 int provider_new_all(const struct config *c, const struct provider_env *env, struct provider ***out,
@@ -491,9 +515,11 @@ char *provider_strndup(const char *s, size_t len)
 	return d;
 }
 
-int provider_add_container(struct prov_page *out, const char *id, int kind, int64_t ctime)
+int provider_add_container(struct prov_page *out, const char *id, int kind, const char *kind_name,
+			   int64_t ctime)
 {
-	struct prov_record r = {.kind = kind, .container = 1, .ctime = ctime};
+	struct prov_record r = {
+	    .kind = kind, .kind_name = kind_name, .container = 1, .ctime = ctime};
 
 	r.id = strdup(id);
 	r.name = strdup(id);
@@ -505,14 +531,54 @@ int provider_add_container(struct prov_page *out, const char *id, int kind, int6
 	return 0;
 }
 
-int provider_scopes_page(char *const *scopes, size_t n, int kind, struct prov_page *out)
+int provider_scopes_page(char *const *scopes, size_t n, int kind, const char *kind_name,
+			 struct prov_page *out)
 {
 	for (size_t i = 0; i < n; i++)
-		if (provider_add_container(out, scopes[i], kind, 0) < 0)
+		if (provider_add_container(out, scopes[i], kind, kind_name, 0) < 0)
 			return -ENOMEM;
 	out->total = (long)n;
 	out->last = 1;
 	return 0;
+}
+
+static int page_has_id(const struct prov_page *pg, const char *id)
+{
+	for (size_t i = 0; i < pg->n; i++)
+		if (pg->recs[i].id && !strcmp(pg->recs[i].id, id))
+			return 1;
+	return 0;
+}
+
+int provider_confirm_scopes(char *const *scopes, size_t n, const struct prov_page *found,
+			    const char *what, char *why, size_t whylen)
+{
+	size_t missing = 0, used;
+
+	if (why && whylen)
+		why[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		if (page_has_id(found, scopes[i]))
+			continue;
+		if (why && whylen) {
+			used = strlen(why);
+			snprintf(why + used, whylen - used, "%s%s", missing ? ", " : "", scopes[i]);
+		}
+		missing++;
+	}
+	if (!missing)
+		return 0;
+	if (why && whylen) {
+		char *ids = strdup(why);
+
+		snprintf(why, whylen,
+			 "%s%s %s not found: no such id%s, or these credentials "
+			 "cannot see %s",
+			 what, missing > 1 ? "s" : "", ids ? ids : "", missing > 1 ? "s" : "",
+			 missing > 1 ? "them" : "it");
+		free(ids);
+	}
+	return -ENOENT;
 }
 
 static char *dup_opt(const char *s, int *fail)
@@ -588,6 +654,13 @@ int provider_filter_pages(struct provider *p, const struct prov_record *dir, con
 	for (long page = 1; page <= PROVIDER_FILTER_PAGES; page++) {
 		out->last = 0;
 		r = fetch(p, dir, term, page, out, ctx);
+		if (r == 0 && out->n > (size_t)PROV_MAX_ENTRIES) {
+			log_msg(LOG_ERR,
+				"%s: the name filter in %s: more than %ld entries; failing "
+				"(docs/design.md §4)",
+				p->name, dir->id, PROV_MAX_ENTRIES);
+			return -EIO;
+		}
 		if (r < 0 || out->last)
 			return r;
 	}
@@ -623,6 +696,9 @@ void prov_record_free(struct prov_record *r)
 	free(r->web_url);
 	free(r->scope);
 	free(r->path);
+	for (size_t i = 0; i < r->nancestors; i++)
+		free(r->ancestors[i]);
+	free(r->ancestors);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -648,6 +724,24 @@ static int copy_str(char **dst, const char *src, size_t len)
 	return 0;
 }
 
+/* dst's copy of src's ancestors; dst->nancestors counts those copied so far. */
+static int copy_ancestors(struct prov_record *dst, const struct prov_record *src)
+{
+	dst->nancestors = 0;
+	if (!src->nancestors)
+		return 0;
+	dst->ancestors = calloc(src->nancestors, sizeof(*dst->ancestors));
+	if (!dst->ancestors)
+		return -ENOMEM;
+	for (; dst->nancestors < src->nancestors; dst->nancestors++) {
+		const char *id = src->ancestors[dst->nancestors];
+
+		if (copy_str(&dst->ancestors[dst->nancestors], id, strlen(id)) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
 int prov_record_copy(struct prov_record *dst, const struct prov_record *src)
 {
 	/* Scalars first; every pointer is then owned by dst alone, so freeing on failure is
@@ -655,6 +749,8 @@ int prov_record_copy(struct prov_record *dst, const struct prov_record *src)
 	*dst = *src;
 	dst->id = dst->name = dst->meta = dst->url = dst->branch = dst->web_url = NULL;
 	dst->scope = dst->path = NULL;
+	dst->ancestors = NULL;
+	dst->nancestors = 0;
 	if (copy_str(&dst->id, src->id, src->id ? strlen(src->id) : 0) ||
 	    copy_str(&dst->name, src->name, src->name_len) ||
 	    copy_str(&dst->meta, src->meta, src->meta ? strlen(src->meta) : 0) ||
@@ -662,7 +758,8 @@ int prov_record_copy(struct prov_record *dst, const struct prov_record *src)
 	    copy_str(&dst->branch, src->branch, src->branch ? strlen(src->branch) : 0) ||
 	    copy_str(&dst->web_url, src->web_url, src->web_url ? strlen(src->web_url) : 0) ||
 	    copy_str(&dst->scope, src->scope, src->scope ? strlen(src->scope) : 0) ||
-	    copy_str(&dst->path, src->path, src->path ? strlen(src->path) : 0)) {
+	    copy_str(&dst->path, src->path, src->path ? strlen(src->path) : 0) ||
+	    copy_ancestors(dst, src)) {
 		prov_record_free(dst);
 		return -ENOMEM;
 	}

@@ -29,6 +29,7 @@ static unsigned file_index(const char *name)
 struct tree *tree_new(struct provider **provs, size_t n, const struct tree_opts *opts)
 {
 	struct tree *t = calloc(1, sizeof(*t));
+	pthread_condattr_t ca;
 	struct listing *l;
 	size_t size = 0;
 
@@ -51,7 +52,10 @@ struct tree *tree_new(struct provider **provs, size_t n, const struct tree_opts 
 		t->ino_key = 0; /* inode numbers still work; they merely show addresses */
 	t->ino_key = (t->ino_key & (TREE_INO_HIGH - 1) & ~(uint64_t)TREE_FILE_MASK) | TREE_INO_HIGH;
 	pthread_mutex_init(&t->lock, NULL);
-	pthread_cond_init(&t->cond, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* node_wait's time-outs */
+	pthread_cond_init(&t->cond, &ca);
+	pthread_condattr_destroy(&ca);
 	t->root = node_new(t, "/", NULL);
 	if (!t->root)
 		goto fail;
@@ -106,6 +110,10 @@ int tree_lookup(struct tree *t, uint64_t dir, const char *name, struct tree_stat
 	struct node *n = node_get(t, dir, &file), *c;
 	int r = file ? -ENOTDIR : strlen(name) > NAMES_MAX ? -ENAMETOOLONG : 0;
 
+	if (r == 0 && index_is(n, name)) {
+		r = index_lookup(t, n, st);
+		goto out;
+	}
 	if (r == 0 && idx)
 		r = node_has_file(t, n, name);
 	if (r > 0) {
@@ -129,6 +137,11 @@ int tree_lookup(struct tree *t, uint64_t dir, const char *name, struct tree_stat
 out:
 	node_put(t, n);
 	return r;
+}
+
+void tree_thread_cancel(int (*cancelled)(void *ctx), void *ctx)
+{
+	provider_set_cancel(&(struct prov_cancel){.cancelled = cancelled, .ctx = ctx});
 }
 
 void tree_forget(struct tree *t, uint64_t ino, uint64_t nlookup)
@@ -163,7 +176,13 @@ int tree_getattr(struct tree *t, uint64_t ino, struct tree_stat *st)
 	int r;
 
 	pthread_mutex_lock(&t->lock);
-	r = node_stat(t, n, file, st);
+	if (file == TREE_INDEX) {
+		node_ref(n); /* the lock is released while the index is built */
+		r = index_stat(t, n, st);
+		node_unref(t, n);
+	} else {
+		r = node_stat(t, n, file, st);
+	}
 	pthread_mutex_unlock(&t->lock);
 	return r;
 }
@@ -179,6 +198,11 @@ int tree_read(struct tree *t, uint64_t ino, char *buf, size_t size, off_t off)
 	if (!file)
 		return -EISDIR;
 	pthread_mutex_lock(&t->lock);
+	if (file == TREE_INDEX) {
+		r = index_read(n, buf, size, off);
+		pthread_mutex_unlock(&t->lock);
+		return r;
+	}
 	s = node_file(n, tree_files[file - 1], &len, &nl);
 	r = s ? 0 : -ENOENT; /* a refresh took the file away */
 	if (s && off >= 0 && (size_t)off < len) {
@@ -445,6 +469,7 @@ static void watch_flush(const struct tree *t, const struct node *n)
 	if (node_is_dir_container(n)) {
 		if (n->prov)
 			tree_watch_inode(t, node_ino(t, n));
+		index_flush(t, n);
 		HASH_ITER(hh, n->children, c, tmp)
 			if (node_held(c))
 				tree_watch_entry(t, n, c->name, 0);
@@ -461,6 +486,11 @@ void tree_watch(struct tree *t, const struct tree_watch *w)
 	pthread_mutex_lock(&t->lock);
 	t->watch = w ? *w : (struct tree_watch){0};
 	pthread_mutex_unlock(&t->lock);
+}
+
+void tree_quit(struct tree *t)
+{
+	atomic_store(&t->quit, 1);
 }
 
 void tree_flush(struct tree *t)

@@ -9,6 +9,8 @@
  *   tree_merge.c   a fresh listing installed into the live nodes (names, a first page's
  *                  order, what went stale told to the watch)
  *   tree_lookup.c  one name: the negative cache, the filter's seek, seeding a child
+ *   tree_index.c   a directory's .index.jsonl: its bytes, built from the listing held
+ *   tree_refresh.c one directory listed again on demand, and what that changed
  *   tree_listing.c a directory's listings as readers were given them (frozen order and
  *                  names, readdir offsets that carry the listing's generation), and the
  *                  one block a listing's records are packed into
@@ -25,6 +27,10 @@
  * - A node being fetched (a listing or complete()) has `loading` set by node_claim;
  *   another thread that would fetch it, or look a name up in it, waits on t->cond until
  *   node_release. Only the claimer installs into the node.
+ * - A caller may give up (tree_thread_cancel): its waits on t->cond wake every
+ *   TREE_POLL_MS to ask, and its fetch returns -EINTR, installing nothing; a claimer that
+ *   gives up releases the node, and whoever waited for it fetches it then. The cancel
+ *   callback is asked with t->lock held, so it must not call into the tree.
  * - refs counts the parent's reference (while the node is in its parent's children), each
  *   lookup the kernel holds (tree_lookup, a readdirplus entry, tree_hold for a push notify.c
  *   queued), each listing of its parent that lists it (struct listing), and each call in
@@ -48,13 +54,18 @@
  *   holds a lookup on it, so it is alive.
  * - The watch is called with t->lock held, so the order is tree lock, then the watch's
  *   own lock (notify.c), never the other way; a watch never calls back into the tree.
- * - The pager's threads hold no tree lock, only their listing's own pager lock.
+ * - The pager's threads hold no tree lock, only their listing's own pager lock; they read
+ *   t->quit (atomic, set once by tree_quit, from a signal handler) without any lock.
+ * - A directory's index is built from a copy of its children's records with t->lock
+ *   released, by a caller that holds a reference on the directory; the bytes are kept
+ *   only when no index built from a later state got there first.
  */
 #ifndef CODESRCFS_TREE_I_H
 #define CODESRCFS_TREE_I_H
 
 #include <pthread.h>
 #include <stdalign.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uthash.h>
@@ -62,10 +73,14 @@
 #include "provider.h"
 #include "tree.h"
 
-#define TREE_FILE_MASK 3u	    /* low bits of an inode number: which file of the node */
-#define NODE_MAGIC     0x6e6f6465u  /* a live node */
-#define NODE_FREED     0xdeadf1eeu  /* a freed one, until its memory is reused */
-#define TREE_INO_HIGH  (1ULL << 62) /* above any address: no inode number is 0 or TREE_ROOT */
+#define TREE_FILE_MASK	  7u /* low bits of an inode number: which file of the node */
+#define TREE_INDEX	  4u /* those bits for a directory's .index.jsonl */
+#define TREE_INDEX_NAME	  ".index.jsonl"
+#define NODE_RESERVED_MAX 5	       /* node_reserved's names, its NULL included */
+#define NODE_MAGIC	  0x6e6f6465u  /* a live node */
+#define NODE_FREED	  0xdeadf1eeu  /* a freed one, until its memory is reused */
+#define TREE_INO_HIGH	  (1ULL << 62) /* above any address: no inode number is 0 or TREE_ROOT */
+#define TREE_POLL_MS	  40	       /* how often a wait asks whether its caller gave up */
 
 /* Those bits are free in a node's address only with malloc's alignment. */
 _Static_assert(alignof(max_align_t) > TREE_FILE_MASK, "malloc alignment too small");
@@ -100,6 +115,10 @@ struct node {
 	int err_logged;
 	struct neg *neg;
 	size_t nneg;
+	char *index; /* .index.jsonl as last built, or NULL */
+	size_t index_len;
+	uint64_t index_gen;   /* bumped when its bytes change: its mtime's nanoseconds */
+	uint64_t index_of[2]; /* the gen and t->completed it was built from */
 	UT_hash_handle hh;
 };
 
@@ -112,7 +131,9 @@ struct tree {
 	struct tree_opts o;
 	int64_t mount_time;
 	struct tree_watch watch; /* all NULL: nobody keeps copies */
-	uint64_t reads;		 /* readdir calls so far: which listing was read last */
+	atomic_int quit;	 /* tree_quit: listings ask for no more pages */
+	uint64_t completed; /* records complete() changed: an index built before may be stale */
+	uint64_t reads;	    /* readdir calls so far: which listing was read last */
 };
 
 /* One entry of a listing: the node and the name the reader is given. */
@@ -186,8 +207,8 @@ const char *node_record_file(const struct prov_record *rec, const char *fname, s
 			     int *nl);
 /* The contents of n's file fname, as node_record_file. Lock held. */
 const char *node_file(const struct node *n, const char *fname, size_t *len, int *nl);
-/* File names that n itself serves (NULL-terminated): its children may not take them. */
-void node_reserved(const struct node *n, const char *out[4]);
+/* Names that n itself serves (NULL-terminated): its children may not take them. */
+void node_reserved(const struct node *n, const char *out[NODE_RESERVED_MAX]);
 /* Replace n's record by rec (taken; its strings in block, or its own when block is NULL);
  * a changed file set is a changed directory. Lock held. */
 void node_set_record(struct node *n, struct prov_record *rec, struct recblock *block);
@@ -196,8 +217,12 @@ int node_rec_own(struct node *n);
 /* Attributes of file `file` of n (0: n itself), inode number included; -ENOENT when a
  * refresh took the file away. Lock held. */
 int node_stat(const struct tree *t, const struct node *n, unsigned file, struct tree_stat *st);
-/* Wait until nobody is fetching n, then claim it. Called and returns with the lock held. */
-void node_claim(struct tree *t, struct node *n);
+/* Wait on t->cond for a change, at most TREE_POLL_MS while this thread can be cancelled;
+ * -EINTR once its caller gave up (provider_cancelled), else 0. Lock held. */
+int node_wait(struct tree *t);
+/* Wait until nobody is fetching n, then claim it: 0, or -EINTR when this thread's caller
+ * gave up meanwhile (n not claimed). Called and returns with the lock held. */
+int node_claim(struct tree *t, struct node *n);
 /* Let others fetch n again. Lock held. */
 void node_release(struct tree *t, struct node *n);
 /* Fill in what a listing left out of n's record (Codeup repositories), once. 0 or -errno. */
@@ -212,10 +237,11 @@ void tree_watch_inode(const struct tree *t, uint64_t ino);
 /* ---- tree_pager.c: the only file that calls a provider ---- */
 
 /* The whole listing of dir (NULL: the provider's root) into all, one record per id, with
- * up to parallel requests in flight; fetched again (bounded) while entries moved. *first,
- * when set, is page 1, taken. 0 or -errno. */
+ * up to parallel requests in flight; fetched again (bounded) while entries moved; within
+ * the bounds of docs/design.md §4, else -EIO; no page is asked for once *quit is set.
+ * *first, when set, is page 1, taken. 0 or -errno. */
 int pager_listing(struct provider *p, const struct prov_record *dir, int parallel,
-		  struct prov_page **first, struct prov_page *all);
+		  const atomic_int *quit, struct prov_page **first, struct prov_page *all);
 /* Page 1 of dir into uniq, one record per id (total, page_size and last as the page
  * said); *keep, unless it is the last, a copy of the page as it came for pager_listing. */
 int pager_first(struct provider *p, const struct prov_record *dir, struct prov_page *uniq,
@@ -243,6 +269,9 @@ void node_take_record(struct tree *t, struct node *n, struct prov_record *rec,
 		      struct recblock *block);
 /* Make dir's listing fresh. A failed refresh keeps serving the old listing. */
 int tree_load(struct tree *t, struct node *dir);
+/* Fetch dir's whole listing now and install it; dir claimed, the lock held (released while
+ * fetching). 0, or -errno with nothing installed. */
+int tree_load_claimed(struct tree *t, struct node *dir);
 /* The rest of dir for a reader at the end of first page `gen`: a whole listing that keeps
  * that page in front, fetched with the page already there whatever its age, unless one
  * exists; nothing when a whole listing is there already. 0 or -errno. */
@@ -250,6 +279,23 @@ int tree_load_rest(struct tree *t, struct node *dir, uint64_t gen);
 /* Page-through: dir's first page only, unless a fresh listing is there already. */
 int tree_load_first(struct tree *t, struct node *dir);
 
+/* ---- tree_index.c ---- */
+
+/* Is name the .index.jsonl of n (a directory that lists children, the root excepted)? */
+int index_is(const struct node *n, const char *name);
+/* Look up dir's index: a whole, fresh listing first (what listing dir costs, nothing when
+ * it is there), then its attributes into *st; the kernel's lookup of it is held. 0 or
+ * -errno. */
+int index_lookup(struct tree *t, struct node *dir, struct tree_stat *st);
+/* Attributes of dir's index, built again from the listing held when that moved, with the
+ * lock released meanwhile: the caller holds a reference on dir. 0 or -ENOMEM. Lock held. */
+int index_stat(struct tree *t, struct node *dir, struct tree_stat *st);
+/* Up to size bytes of dir's index from off, as the kernel was last told of it. Lock held. */
+int index_read(const struct node *dir, char *buf, size_t size, off_t off);
+/* dir holds a new listing: the kernel's copy of its index, if any, is stale. Lock held. */
+void index_listing_changed(const struct tree *t, const struct node *dir);
+/* SIGHUP: the kernel looks dir's index up again. Lock held. */
+void index_flush(const struct tree *t, const struct node *dir);
 /* ---- tree_listing.c ---- */
 
 /* Readdir offsets: ".", "..", the three files, then the entries of a listing. */

@@ -12,6 +12,7 @@
  * read at most. Lock rules: tree_i.h. */
 #include <assert.h>
 #include <errno.h>
+#include <stdalign.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,13 +185,17 @@ static const size_t rec_strings[] = {
     offsetof(struct prov_record, path),
 };
 
-/* struct prov_record as packing knows it: a string added there must be packed too. */
+/* struct prov_record as packing knows it: a string added there must be packed too.
+ * ancestors (an array of strings) is packed as well; kind_name is a literal, left be. */
 struct rec_known {
 	char *id, *name;
 	size_t name_len;
 	char *meta, *url, *branch, *web_url, *scope, *path;
+	char **ancestors;
+	size_t nancestors;
 	int64_t ctime, mtime;
 	int kind;
+	const char *kind_name;
 	unsigned container : 1, incomplete : 1;
 };
 _Static_assert(sizeof(struct rec_known) == sizeof(struct prov_record),
@@ -201,7 +206,8 @@ static char **rec_str(struct prov_record *r, size_t k)
 	return (char **)((char *)r + rec_strings[k]);
 }
 
-/* Bytes the strings of r take, their NULs included. */
+/* Bytes the strings of r take, their NULs included, and its ancestors' array (with room
+ * to align it). */
 static size_t rec_size(struct prov_record *r)
 {
 	size_t size = r->name ? r->name_len + 1 : 0;
@@ -209,6 +215,10 @@ static size_t rec_size(struct prov_record *r)
 	for (size_t k = 0; k < sizeof(rec_strings) / sizeof(rec_strings[0]); k++)
 		if (*rec_str(r, k))
 			size += strlen(*rec_str(r, k)) + 1;
+	if (r->nancestors)
+		size += alignof(char *) - 1 + r->nancestors * sizeof(char *);
+	for (size_t i = 0; i < r->nancestors; i++)
+		size += strlen(r->ancestors[i]) + 1;
 	return size;
 }
 
@@ -222,6 +232,19 @@ static char *move_str(char **at, char *s, size_t len)
 	free(s);
 	*at += len + 1;
 	return to;
+}
+
+/* Move r's ancestors (the array, aligned, then each string) to *at; theirs are freed. */
+static void move_ancestors(char **at, struct prov_record *r)
+{
+	uintptr_t p = ((uintptr_t)*at + alignof(char *) - 1) & ~(uintptr_t)(alignof(char *) - 1);
+	char **arr = (char **)p;
+
+	*at = (char *)(arr + r->nancestors);
+	for (size_t i = 0; i < r->nancestors; i++)
+		arr[i] = move_str(at, r->ancestors[i], strlen(r->ancestors[i]));
+	free(r->ancestors);
+	r->ancestors = arr;
 }
 
 int recblock_pack(struct prov_page *pg, struct recblock **out)
@@ -250,6 +273,8 @@ int recblock_pack(struct prov_page *pg, struct recblock **out)
 			if (*rec_str(r, k))
 				*rec_str(r, k) =
 				    move_str(&at, *rec_str(r, k), strlen(*rec_str(r, k)));
+		if (r->nancestors)
+			move_ancestors(&at, r);
 	}
 	*out = b;
 	return 0;

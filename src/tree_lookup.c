@@ -129,7 +129,7 @@ static int seek(struct tree *t, struct node *dir, const char *name, const char *
 {
 	struct prov_record copy = {0}, *pick;
 	struct prov_page pg = {0};
-	const char *reserved[4];
+	const char *reserved[NODE_RESERVED_MAX];
 	int r;
 
 	pthread_mutex_lock(&t->lock);
@@ -194,9 +194,10 @@ int tree_child_get(struct tree *t, struct node *dir, const char *name, struct no
 	int r;
 
 	pthread_mutex_lock(&t->lock);
-	while (dir->loading)
-		pthread_cond_wait(&t->cond, &t->lock);
-	r = child_cached(t, dir, name, out);
+	for (r = 0; dir->loading && r == 0;)
+		r = node_wait(t);
+	if (r == 0)
+		r = child_cached(t, dir, name, out);
 	if (r != 0) {
 		pthread_mutex_unlock(&t->lock);
 		return r < 0 ? r : 0;

@@ -202,7 +202,7 @@ static void watch_found(const struct tree *t, const struct node *dir)
 static int listing_names(const struct node *dir, const struct prov_page *all,
 			 struct names_entry *ne, size_t *size)
 {
-	const char *reserved[4];
+	const char *reserved[NODE_RESERVED_MAX];
 	int r;
 
 	for (size_t i = 0; i < all->n; i++) {
@@ -233,6 +233,7 @@ static void listing_set(struct tree *t, struct node *dir, struct listing *l, int
 	if (whole)
 		pager_page_drop(&dir->first);
 	watch_found(t, dir);
+	index_listing_changed(t, dir);
 	node_neg_clear(dir);
 }
 
@@ -319,43 +320,61 @@ static int install_fetched(struct tree *t, struct node *dir, struct prov_page *p
 	return r;
 }
 
-/* Make dir whole. cont: the first page (its gen) a reader is at the end of, whose page
- * is used whatever its age; 0 for a reader at the start or a look-up. */
-static int load_whole(struct tree *t, struct node *dir, uint64_t cont)
+/* Fetch dir's whole listing and install it; dir claimed, the lock held (released while
+ * fetching). cont: the first page (its gen) a reader is at the end of, whose page is used
+ * however old (one read, one listing); 0 for anyone else. 0 or -errno. */
+static int load_claimed(struct tree *t, struct node *dir, uint64_t cont)
 {
 	struct prov_page all = {0}, *first = NULL;
 	struct prov_record copy = {0};
-	int fresh, r = 0;
+	int r = node_fetch_arg(dir, &copy);
 
-	pthread_mutex_lock(&t->lock);
-	node_claim(t, dir);
-	fresh = clock_now() < dir->list_expires;
-	if (cont ? !dir->partial || listing_from(dir, cont) : dir->listed && fresh)
-		goto release;
-	r = node_fetch_arg(dir, &copy);
 	if (r < 0)
-		goto release;
-	/* The page a reader at its end was given is reused however old: one read, one
-	 * listing. */
-	if (dir->partial && (fresh || (cont && listing_find(t, dir, cont) == dir->listings))) {
+		return r;
+	if (dir->partial && (clock_now() < dir->list_expires ||
+			     (cont && listing_find(t, dir, cont) == dir->listings))) {
 		first = dir->first;
 		dir->first = NULL;
 	}
 	pthread_mutex_unlock(&t->lock);
-	r = pager_listing(dir->prov, dir->prov_root ? NULL : &copy, t->o.parallel, &first, &all);
+	r = pager_listing(dir->prov, dir->prov_root ? NULL : &copy, t->o.parallel, &t->quit, &first,
+			  &all);
 	pthread_mutex_lock(&t->lock);
 	if (r == 0) {
 		r = install_fetched(t, dir, &all, 1);
 		dir->err_logged = 0;
-	} else {
-		r = load_failed(t, dir, r);
 	}
-release:
-	node_release(t, dir);
-	pthread_mutex_unlock(&t->lock);
 	prov_page_free(&all);
 	pager_page_drop(&first);
 	prov_record_free(&copy);
+	return r;
+}
+
+int tree_load_claimed(struct tree *t, struct node *dir)
+{
+	return load_claimed(t, dir, 0);
+}
+
+/* Claim dir and make it whole when it must be: for a reader at the end of first page
+ * cont, unless a whole listing is there; for anyone else (cont 0), unless a fresh one is. */
+static int load_whole(struct tree *t, struct node *dir, uint64_t cont)
+{
+	int r;
+
+	pthread_mutex_lock(&t->lock);
+	r = node_claim(t, dir);
+	if (r < 0)
+		goto out;
+	if (cont ? dir->partial && !listing_from(dir, cont)
+		 : !dir->listed || clock_now() >= dir->list_expires) {
+		r = load_claimed(t, dir, cont);
+		/* A reader that gave up is no failure of the cloud's. */
+		if (r < 0 && r != -EINTR)
+			r = load_failed(t, dir, r);
+	}
+	node_release(t, dir);
+out:
+	pthread_mutex_unlock(&t->lock);
 	return r;
 }
 
@@ -376,7 +395,10 @@ int tree_load_first(struct tree *t, struct node *dir)
 	int r = 0;
 
 	pthread_mutex_lock(&t->lock);
-	node_claim(t, dir);
+	if (node_claim(t, dir) < 0) {
+		pthread_mutex_unlock(&t->lock);
+		return -EINTR;
+	}
 	if ((dir->listed || dir->partial) && clock_now() < dir->list_expires)
 		goto release;
 	r = node_fetch_arg(dir, &copy);

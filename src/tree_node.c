@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "clock.h"
 #include "tree_i.h"
@@ -71,6 +72,7 @@ void node_free(struct node *n)
 		n->listings = l->next;
 		listing_free(l);
 	}
+	free(n->index);
 	pager_page_drop(&n->first);
 	node_rec_release(n);
 	free(n->name);
@@ -209,16 +211,17 @@ const char *node_file(const struct node *n, const char *fname, size_t *len, int 
 	return node_record_file(&n->rec, fname, len, nl);
 }
 
-void node_reserved(const struct node *n, const char *out[4])
+/* Every directory that lists children serves its index; one that serves files of its own
+ * (a Codeup group) may serve any of them, whichever its record holds now (docs/design.md
+ * §1), so a name never has to move when a file comes. */
+void node_reserved(const struct node *n, const char *out[NODE_RESERVED_MAX])
 {
 	size_t k = 0;
 
-	if (n->rec.meta)
-		out[k++] = "meta.json";
-	if (n->rec.url)
-		out[k++] = "url";
-	if (n->rec.branch)
-		out[k++] = "branch";
+	if (n->prov && node_is_dir_container(n))
+		out[k++] = TREE_INDEX_NAME;
+	for (unsigned i = 0; (n->rec.meta || n->rec.url || n->rec.branch) && tree_files[i]; i++)
+		out[k++] = tree_files[i];
 	out[k] = NULL;
 }
 
@@ -304,11 +307,29 @@ int node_stat(const struct tree *t, const struct node *n, unsigned file, struct 
 	return 0;
 }
 
-void node_claim(struct tree *t, struct node *n)
+int node_wait(struct tree *t)
+{
+	struct timespec ts;
+
+	if (!provider_get_cancel().cancelled) {
+		pthread_cond_wait(&t->cond, &t->lock);
+		return 0;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_nsec += TREE_POLL_MS * 1000000L;
+	ts.tv_sec += ts.tv_nsec / 1000000000L;
+	ts.tv_nsec %= 1000000000L;
+	pthread_cond_timedwait(&t->cond, &t->lock, &ts);
+	return provider_cancelled() ? -EINTR : 0;
+}
+
+int node_claim(struct tree *t, struct node *n)
 {
 	while (n->loading)
-		pthread_cond_wait(&t->cond, &t->lock);
+		if (node_wait(t) < 0)
+			return -EINTR;
 	n->loading = 1;
+	return 0;
 }
 
 void node_release(struct tree *t, struct node *n)
@@ -325,7 +346,9 @@ int node_complete(struct tree *t, struct node *n)
 	pthread_mutex_lock(&t->lock);
 	if (!n->rec.incomplete || !pager_can_complete(n->prov))
 		goto out;
-	node_claim(t, n);
+	r = node_claim(t, n);
+	if (r < 0)
+		goto out;
 	if (!n->rec.incomplete)
 		goto release;
 	r = prov_record_copy(&copy, &n->rec);
@@ -334,8 +357,10 @@ int node_complete(struct tree *t, struct node *n)
 	pthread_mutex_unlock(&t->lock);
 	r = pager_complete(n->prov, &copy);
 	pthread_mutex_lock(&t->lock);
-	if (r == 0)
+	if (r == 0) {
 		node_set_record(n, &copy, NULL);
+		t->completed++; /* its directory's index shows it */
+	}
 release:
 	node_release(t, n);
 out:

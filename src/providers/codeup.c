@@ -5,7 +5,11 @@
  * organization's repositories are listed page by page, each page memoised for dir_ttl and
  * shared by every directory, and placed by their namespace path. Page k of a directory is
  * its groups on page k of ListNamespaces and its repositories among page k of that list:
- * the tree pages it like any listing without a total. */
+ * the tree pages it like any listing without a total, told that more follow on every page
+ * but the last (prov_page.more), whatever the page brought. Codeup's own bounds
+ * (docs/design.md §4) end what that leaves to it: no list call is asked past its page
+ * CODEUP_MAX_PAGES, and an organization's memo holds at most CODEUP_MAX_ITEMS
+ * repositories in CODEUP_MAX_BYTES of answers. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -21,6 +25,14 @@
 
 #define CODEUP_PAGE   100
 #define CODEUP_PAGE_S "100"
+/* Codeup's bounds (docs/design.md §4): the pages of any list call, and what an
+ * organization's memo keeps. The memo keeps its repositories as parsed JSON, some 2.7 KB
+ * for a 535-byte item, so tighter than a listing's. */
+#define CODEUP_MAX_PAGES 1000
+#define CODEUP_MAX_ITEMS 100000L
+#define CODEUP_MAX_BYTES (128L << 20)
+#define CODEUP_ORG_PAGES 150 /* the docs advise no further: a list that long is no list */
+#define CODEUP_ORGS	 "/oapi/v1/platform/organizations"
 
 enum codeup_kind { CODEUP_ORG = 1, CODEUP_GROUP, CODEUP_REPO };
 
@@ -38,6 +50,7 @@ struct codeup_memo {
 	struct json_object **pages; /* pages[k - 1]: the array of page k, or NULL */
 	long npages;		    /* room in pages */
 	long last;		    /* the last page, 0 while unknown */
+	size_t items, bytes;	    /* what the pages held hold, against the bounds */
 	int64_t fetched;	    /* when the first of them came; 0 while empty */
 	unsigned gen;		    /* counts the drops: a page asked for before one is not kept */
 	struct codeup_lane *lanes;
@@ -48,6 +61,14 @@ struct codeup {
 	struct prov_common c;
 	pthread_mutex_t lock;	  /* guards memo, and every reference count of what it holds */
 	struct codeup_memo *memo; /* one per configured organization */
+};
+
+/* A directory's organization, full path (groups), the id its sub-groups name as parent and
+ * the ids of the groups above it, outermost first. */
+struct codeup_dir {
+	const char *org, *full, *gid;
+	char *const *anc;
+	size_t nanc;
 };
 
 static int64_t codeup_now(void)
@@ -134,7 +155,7 @@ static int codeup_get(struct codeup *cu, const char *what, const char *path,
 		r = http_perform(cu->c.http, &req, resp);
 	http_req_free(&req);
 	if (r < 0) {
-		log_msg(LOG_ERR, "codeup: %s failed: %s", what, strerror(-r));
+		log_msg(provider_fail_level(r), "codeup: %s failed: %s", what, strerror(-r));
 	} else if (resp->status < 200 || resp->status > 299) {
 		codeup_log(what, resp, NULL);
 		r = codeup_classify_error(resp->status, resp->body, resp->len);
@@ -163,36 +184,54 @@ static int codeup_more(const struct http_response *resp, size_t n, long k)
 	return n >= CODEUP_PAGE;
 }
 
-/* Page k of a list call: its array in *arr (caller puts it), and whether a page follows.
- * query has room for four more entries and a NULL after its nq. */
+/* Past a bound of a list call: it fails rather than be served cut. */
+static int codeup_bound(const char *what, const char *path, const char *bound, long limit)
+{
+	log_msg(LOG_ERR,
+		"codeup: %s %s: more than %ld %s; failing rather than serving it cut "
+		"(docs/design.md §4)",
+		what, path, limit, bound);
+	return -EIO;
+}
+
+/* What page k of a list call brought. */
+struct codeup_got {
+	struct json_object *arr; /* its array; the caller puts it */
+	size_t bytes;		 /* the answer's length */
+	int more;		 /* a page follows */
+};
+
+/* Page k of a list call, no further than CODEUP_MAX_PAGES. query has room for four more
+ * entries and a NULL after its nq. */
 static int codeup_get_page(struct codeup *cu, const char *what, const char *path,
-			   const char **query, size_t nq, long k, struct json_object **arr,
-			   int *more)
+			   const char **query, size_t nq, long k, struct codeup_got *got)
 {
 	struct http_response resp = {0};
 	char page[24];
 	int r;
 
+	memset(got, 0, sizeof(*got));
+	if (k > CODEUP_MAX_PAGES)
+		return codeup_bound(what, path, "pages", CODEUP_MAX_PAGES);
 	snprintf(page, sizeof(page), "%ld", k);
 	query[nq] = "page";
 	query[nq + 1] = page;
 	query[nq + 2] = "perPage";
 	query[nq + 3] = CODEUP_PAGE_S;
 	query[nq + 4] = NULL;
-	*arr = NULL;
-	*more = 0;
 	r = codeup_get(cu, what, path, query, &resp);
 	if (r == 0) {
-		*arr = provider_json_parse(resp.body, resp.len);
-		if (!json_object_is_type(*arr, json_type_array)) {
+		got->bytes = resp.len;
+		got->arr = provider_json_parse(resp.body, resp.len);
+		if (!json_object_is_type(got->arr, json_type_array)) {
 			codeup_log(what, &resp, "the answer is not a JSON array");
-			json_object_put(*arr);
-			*arr = NULL;
+			json_object_put(got->arr);
+			got->arr = NULL;
 			r = -EIO;
 		}
 	}
 	if (r == 0)
-		*more = codeup_more(&resp, json_object_array_length(*arr), k);
+		got->more = codeup_more(&resp, json_object_array_length(got->arr), k);
 	http_resp_free(&resp);
 	return r;
 }
@@ -224,10 +263,43 @@ static char *codeup_dup(const char *s)
 	return s && *s ? strdup(s) : NULL;
 }
 
-static int codeup_group_record(struct json_object *it, const char *org, int show_secrets,
+/* Is id directory d's, or that of a group above d? */
+static int codeup_above(const struct codeup_dir *d, const char *id)
+{
+	if (d->gid && !strcmp(d->gid, id))
+		return 1;
+	for (size_t i = 0; i < d->nanc; i++)
+		if (!strcmp(d->anc[i], id))
+			return 1;
+	return 0;
+}
+
+/* The ancestors of a group listed in d: d's, then d itself when d is a group. */
+static int codeup_ancestors(const struct codeup_dir *d, struct prov_record *r)
+{
+	size_t n = d->nanc + 1;
+
+	if (!d->gid)
+		return 0;
+	r->ancestors = calloc(n, sizeof(*r->ancestors));
+	if (!r->ancestors)
+		return -ENOMEM;
+	for (; r->nancestors < n; r->nancestors++) {
+		const char *id = r->nancestors < d->nanc ? d->anc[r->nancestors] : d->gid;
+
+		r->ancestors[r->nancestors] = strdup(id);
+		if (!r->ancestors[r->nancestors])
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* A group listed in directory d. A group that names d, or a group above d, as its child
+ * would make an endless tree, and is left out. */
+static int codeup_group_record(struct json_object *it, const struct codeup_dir *d, int show_secrets,
 			       struct prov_page *out)
 {
-	struct prov_record r = {.kind = CODEUP_GROUP, .container = 1};
+	struct prov_record r = {.kind = CODEUP_GROUP, .kind_name = "group", .container = 1};
 	const char *full = provider_json_str(it, "fullPath", NULL);
 	size_t wlen;
 	const char *web = provider_json_str(it, "webUrl", &wlen);
@@ -237,13 +309,22 @@ static int codeup_group_record(struct json_object *it, const char *org, int show
 
 	if (!id || !name)
 		return 0;
+	if (codeup_above(d, id)) {
+		log_msg(LOG_WARNING,
+			"codeup: group %.64s is listed inside itself or a group it holds; left "
+			"out",
+			id);
+		return 0;
+	}
 	r.id = strdup(id);
 	r.name = provider_strndup(name, r.name_len);
 	r.meta = provider_meta_json(it, show_secrets);
-	/* What listing the group takes besides its id: the organization and its full path. */
-	r.scope = strdup(org);
+	/* What listing the group takes besides its id: the organization, its full path and
+	 * the groups above it. */
+	r.scope = strdup(d->org);
 	r.path = codeup_dup(full);
 	if (!r.id || !r.name || !r.meta || !r.scope || (full && *full && !r.path) ||
+	    codeup_ancestors(d, &r) < 0 ||
 	    provider_url(web, wlen, "webUrl", id, show_secrets, &r.url) < 0 ||
 	    (r.url && !(r.web_url = strdup(r.url))) || prov_page_add(out, &r) < 0) {
 		prov_record_free(&r);
@@ -269,7 +350,7 @@ static char *codeup_meta_json(struct json_object *it, int show_secrets)
 static int codeup_repo_record(struct json_object *it, const char *org, int show_secrets,
 			      struct prov_page *out)
 {
-	struct prov_record r = {.kind = CODEUP_REPO};
+	struct prov_record r = {.kind = CODEUP_REPO, .kind_name = "repository"};
 	size_t ulen, wlen;
 	const char *url = provider_json_str(it, "httpUrlToRepo", &ulen);
 	const char *web = provider_json_str(it, "webUrl", &wlen);
@@ -327,8 +408,8 @@ static int codeup_repo_in(struct json_object *it, const char *full, const char *
 	return gid && nsid && !strcmp(nsid, gid);
 }
 
-static int codeup_add_groups(struct json_object *arr, const char *org, int top, int show_secrets,
-			     struct prov_page *out)
+static int codeup_add_groups(struct json_object *arr, const struct codeup_dir *d, int top,
+			     int show_secrets, struct prov_page *out)
 {
 	int r = 0;
 
@@ -339,7 +420,7 @@ static int codeup_add_groups(struct json_object *arr, const char *org, int top, 
 		/* "parentId empty" may answer every group the caller can see: keep the top. */
 		if (top && full && path_depth(full) != 1)
 			continue;
-		r = codeup_group_record(it, org, show_secrets, out);
+		r = codeup_group_record(it, d, show_secrets, out);
 	}
 	return r;
 }
@@ -382,6 +463,7 @@ static void codeup_memo_expire(struct codeup *cu, struct codeup_memo *m, int for
 		free(l);
 	}
 	m->last = 0;
+	m->items = m->bytes = 0;
 	m->fetched = 0;
 	m->gen++;
 }
@@ -395,59 +477,73 @@ static void codeup_memo_drop(struct codeup *cu, struct json_object *o)
 	pthread_mutex_unlock(&cu->lock);
 }
 
-/* Keep page k, fetched while the memo was at generation gen. Lock held. */
-static void codeup_memo_keep(struct codeup_memo *m, unsigned gen, long k, struct json_object *arr,
-			     int more)
+/* Keep page k, fetched while the memo was at generation gen, unless the memo would then
+ * hold more than its bounds: the list call (at path) fails instead. Lock held. */
+static int codeup_memo_keep(struct codeup_memo *m, unsigned gen, long k,
+			    const struct codeup_got *got, const char *path)
 {
+	size_t n = json_object_array_length(got->arr);
 	struct json_object **grown;
 
 	if (m->gen != gen)
-		return; /* dropped meanwhile: the page belongs to the listing that asked */
+		return 0; /* dropped meanwhile: the page belongs to the listing that asked */
+	if (k > m->npages || !m->pages[k - 1]) {
+		if (m->items + n > (size_t)CODEUP_MAX_ITEMS)
+			return codeup_bound("ListRepositories", path, "entries", CODEUP_MAX_ITEMS);
+		if (m->bytes + got->bytes > (size_t)CODEUP_MAX_BYTES)
+			return codeup_bound("ListRepositories", path, "bytes of answers",
+					    CODEUP_MAX_BYTES);
+	}
 	if (k > m->npages) {
 		grown = realloc(m->pages, (size_t)k * sizeof(*grown));
 		if (!grown)
-			return; /* not kept: asked again next time */
+			return 0; /* not kept: asked again next time */
 		memset(grown + m->npages, 0, (size_t)(k - m->npages) * sizeof(*grown));
 		m->pages = grown;
 		m->npages = k;
 	}
-	if (!m->pages[k - 1])
-		m->pages[k - 1] = json_object_get(arr);
-	if (!more && (!m->last || k < m->last))
+	if (!m->pages[k - 1]) {
+		m->pages[k - 1] = json_object_get(got->arr);
+		m->items += n;
+		m->bytes += got->bytes;
+	}
+	if (!got->more && (!m->last || k < m->last))
 		m->last = k;
 	if (!m->fetched)
 		m->fetched = codeup_now();
+	return 0;
 }
 
-/* Page k of org's repositories, the memo's or fetched and kept; *last when no page follows.
- * Release *arr with codeup_memo_drop. */
+/* Page k of org's repositories, the memo's or fetched and kept (got->bytes then counts the
+ * answer); got->more when a page follows. Release got->arr with codeup_memo_drop. */
 static int codeup_repos_page(struct codeup *cu, struct codeup_memo *m, const char *org, long k,
-			     struct json_object **arr, int *last)
+			     struct codeup_got *got)
 {
 	const char *query[12] = {"orderBy", "created_at", "sort", "asc"};
 	char *path;
 	unsigned gen;
-	int more = 0, r;
+	int last, r;
 
+	memset(got, 0, sizeof(*got));
 	pthread_mutex_lock(&cu->lock);
 	codeup_memo_expire(cu, m, 0);
-	*arr = k <= m->npages ? json_object_get(m->pages[k - 1]) : NULL;
-	*last = m->last && k >= m->last;
-	if (!*arr && *last)
-		*arr = json_object_new_array(); /* past the end: nothing to ask */
+	got->arr = k <= m->npages ? json_object_get(m->pages[k - 1]) : NULL;
+	last = m->last && k >= m->last;
+	got->more = !last;
+	if (!got->arr && last)
+		got->arr = json_object_new_array(); /* past the end: nothing to ask */
 	gen = m->gen;
 	pthread_mutex_unlock(&cu->lock);
-	if (*arr || *last)
-		return *arr ? 0 : -ENOMEM;
+	if (got->arr || last)
+		return got->arr ? 0 : -ENOMEM;
 	path = codeup_path(org, "repositories", NULL);
-	r = path ? codeup_get_page(cu, "ListRepositories", path, query, 4, k, arr, &more) : -ENOMEM;
-	free(path);
+	r = path ? codeup_get_page(cu, "ListRepositories", path, query, 4, k, got) : -ENOMEM;
 	if (r == 0) {
 		pthread_mutex_lock(&cu->lock);
-		codeup_memo_keep(m, gen, k, *arr, more);
+		r = codeup_memo_keep(m, gen, k, got, path);
 		pthread_mutex_unlock(&cu->lock);
 	}
-	*last = !more;
+	free(path);
 	return r;
 }
 
@@ -509,11 +605,6 @@ static void codeup_lane_keep(struct codeup *cu, struct codeup_memo *m, const cha
 	pthread_mutex_unlock(&cu->lock);
 }
 
-/* A directory's organization, full path (groups) and the id its sub-groups name as parent. */
-struct codeup_dir {
-	const char *org, *full, *gid;
-};
-
 static int codeup_dir_of(const struct prov_record *dir, struct codeup_dir *d)
 {
 	memset(d, 0, sizeof(*d));
@@ -526,6 +617,8 @@ static int codeup_dir_of(const struct prov_record *dir, struct codeup_dir *d)
 	d->org = dir->scope;
 	d->full = dir->path ? dir->path : "";
 	d->gid = dir->id;
+	d->anc = dir->ancestors;
+	d->nanc = dir->nancestors;
 	return 0;
 }
 
@@ -536,21 +629,22 @@ static int codeup_groups_page(struct codeup *cu, const struct codeup_dir *d, con
 {
 	const char *query[16] = {"parentId", d->gid ? d->gid : "", "orderBy", "created_at", "sort",
 				 "asc"};
-	struct json_object *groups = NULL;
+	struct codeup_got got = {0};
 	char *path = codeup_path(d->org, "namespaces", NULL);
 	size_t nq = 6;
-	int more = 0, r = -ENOMEM;
+	int r = -ENOMEM;
 
 	if (search) {
 		query[nq++] = "search";
 		query[nq++] = search;
 	}
 	if (path)
-		r = codeup_get_page(cu, "ListNamespaces", path, query, nq, k, &groups, &more);
+		r = codeup_get_page(cu, "ListNamespaces", path, query, nq, k, &got);
 	if (r == 0)
-		r = codeup_add_groups(groups, d->org, !d->gid, cu->c.show_secrets, out);
-	*done = !more;
-	json_object_put(groups);
+		r = codeup_add_groups(got.arr, d, !d->gid, cu->c.show_secrets, out);
+	out->bytes += got.bytes; /* the tree bounds a listing's bytes */
+	*done = !got.more;
+	json_object_put(got.arr);
 	free(path);
 	return r;
 }
@@ -564,18 +658,16 @@ static int codeup_take_repos(struct codeup *cu, const struct codeup_dir *d, stru
 }
 
 /* Page k of d's listing. No answer counts d's own entries, so the total stays unknown and
- * the page is the last when both lists ended. A page that is not the last but holds none of
- * d's entries (they are all on later pages of the organization's list) carries a record
- * without an id: the tree skips it, and takes an empty page for the end of a listing. */
+ * the page is the last when both lists ended. A page may hold none of d's entries (they
+ * lie on later pages of the organization's list), so every page but the last says more
+ * follow: the bounds of the list calls end a listing that never ends. */
 static int codeup_dir_page(struct codeup *cu, const struct codeup_dir *d, long k,
 			   struct prov_page *out)
 {
 	struct codeup_memo *m = codeup_memo_of(cu, d->org);
 	const char *parent = d->gid ? d->gid : "";
-	struct json_object *repos = NULL;
-	struct prov_record none = {0};
-	size_t before = out->n;
-	int gdone = 1, rdone = 0, r = 0;
+	struct codeup_got repos = {0};
+	int gdone = 1, r = 0;
 	long glast;
 
 	if (!m)
@@ -587,15 +679,15 @@ static int codeup_dir_page(struct codeup *cu, const struct codeup_dir *d, long k
 			codeup_lane_keep(cu, m, parent, k, gdone);
 	}
 	if (r == 0)
-		r = codeup_repos_page(cu, m, d->org, k, &repos, &rdone);
+		r = codeup_repos_page(cu, m, d->org, k, &repos);
 	if (r == 0)
-		r = codeup_take_repos(cu, d, repos, out);
-	codeup_memo_drop(cu, repos);
+		r = codeup_take_repos(cu, d, repos.arr, out);
+	codeup_memo_drop(cu, repos.arr);
+	out->bytes += repos.bytes;
 	out->total = -1;
 	out->page_size = 0;
-	out->last = gdone && rdone;
-	if (r == 0 && !out->last && out->n == before)
-		r = prov_page_add(out, &none);
+	out->last = gdone && !repos.more;
+	out->more = !out->last;
 	return r;
 }
 
@@ -607,7 +699,8 @@ static int codeup_list_page(struct provider *base, const struct prov_record *dir
 	int r;
 
 	if (!dir)
-		return provider_scopes_page(cu->c.scopes, cu->c.nscopes, CODEUP_ORG, out);
+		return provider_scopes_page(cu->c.scopes, cu->c.nscopes, CODEUP_ORG, "organization",
+					    out);
 	r = codeup_dir_of(dir, &d);
 	return r < 0 ? r : codeup_dir_page(cu, &d, page, out);
 }
@@ -625,10 +718,11 @@ static int codeup_search_repos(struct codeup *cu, struct codeup_search *s, const
 {
 	const char *query[12] = {"orderBy", "created_at", "sort", "asc", "search", term};
 	struct codeup_memo *m = codeup_memo_of(cu, s->d.org);
-	struct json_object **pages, *arr = NULL;
+	struct json_object **pages;
+	struct codeup_got got = {0};
 	char *path;
 	long n;
-	int more = 0, r = 0;
+	int r = 0;
 
 	if (!m)
 		return -ENOENT;
@@ -643,12 +737,11 @@ static int codeup_search_repos(struct codeup *cu, struct codeup_search *s, const
 		return r;
 	}
 	path = codeup_path(s->d.org, "repositories", NULL);
-	r = path ? codeup_get_page(cu, "ListRepositories", path, query, 6, k, &arr, &more)
-		 : -ENOMEM;
+	r = path ? codeup_get_page(cu, "ListRepositories", path, query, 6, k, &got) : -ENOMEM;
 	if (r == 0)
-		r = codeup_take_repos(cu, &s->d, arr, out);
-	s->repos_done = !more;
-	json_object_put(arr);
+		r = codeup_take_repos(cu, &s->d, got.arr, out);
+	s->repos_done = !got.more;
+	json_object_put(got.arr);
 	free(path);
 	return r;
 }
@@ -754,13 +847,63 @@ out:
 	return r;
 }
 
-static int codeup_check(struct provider *base)
+/* The organizations in the array of a ListOrganizations answer, as containers. */
+static int codeup_add_orgs(struct json_object *arr, struct prov_page *out)
+{
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < json_object_array_length(arr); i++) {
+		struct json_object *it = json_object_array_get_idx(arr, i);
+		const char *ctime = provider_json_str(it, "createdAt", NULL);
+		char idbuf[32];
+		const char *id = codeup_id(it, "id", idbuf, sizeof(idbuf));
+
+		if (id)
+			r = provider_add_container(out, id, CODEUP_ORG, "organization",
+						   provider_parse_time(ctime));
+	}
+	return r;
+}
+
+/* The organizations of ids among those the token's user joined, into found: every page
+ * of ListOrganizations until each of ids came. */
+static int codeup_orgs_of(struct provider *base, char *const *ids, size_t n,
+			  struct prov_page *found)
+{
+	const char *query[8] = {NULL};
+	struct codeup_got got = {.more = 1};
+	int r = 0;
+
+	for (long k = 1; r == 0 && got.more && k <= CODEUP_ORG_PAGES; k++) {
+		r = codeup_get_page((struct codeup *)base, "ListOrganizations", CODEUP_ORGS, query,
+				    0, k, &got);
+		if (r == 0)
+			r = codeup_add_orgs(got.arr, found);
+		json_object_put(got.arr);
+		if (r == 0 && !provider_confirm_scopes(ids, n, found, "organization", NULL, 0))
+			break;
+	}
+	return r;
+}
+
+/* The token, and the configured organizations with the same call when there are some. */
+static int codeup_check(struct provider *base, char *why, size_t whylen)
 {
 	struct codeup *cu = (struct codeup *)base;
 	struct http_response resp = {0};
-	int r = codeup_get(cu, "GetCurrentUser", "/oapi/v1/platform/user", NULL, &resp);
+	struct prov_page pg = {0};
+	int r;
 
-	http_resp_free(&resp);
+	if (!cu->c.nscopes) {
+		r = codeup_get(cu, "GetCurrentUser", "/oapi/v1/platform/user", NULL, &resp);
+		http_resp_free(&resp);
+		return r;
+	}
+	r = codeup_orgs_of(base, cu->c.scopes, cu->c.nscopes, &pg);
+	if (r == 0)
+		r = provider_confirm_scopes(cu->c.scopes, cu->c.nscopes, &pg, "organization", why,
+					    whylen);
+	prov_page_free(&pg);
 	return r;
 }
 
@@ -800,10 +943,22 @@ int codeup_parse_namespaces(const char *body, size_t len, const char *org, int t
 			    int show_secrets, struct prov_page *out)
 {
 	struct json_object *arr = provider_json_parse(body, len);
+	struct codeup_dir d = {.org = org};
 	int r = -EIO;
 
 	if (json_object_is_type(arr, json_type_array))
-		r = codeup_add_groups(arr, org, top, show_secrets, out);
+		r = codeup_add_groups(arr, &d, top, show_secrets, out);
+	json_object_put(arr);
+	return r;
+}
+
+int codeup_parse_organizations(const char *body, size_t len, struct prov_page *out)
+{
+	struct json_object *arr = provider_json_parse(body, len);
+	int r = -EIO;
+
+	if (json_object_is_type(arr, json_type_array))
+		r = codeup_add_orgs(arr, out);
 	json_object_put(arr);
 	return r;
 }

@@ -19,6 +19,9 @@
  * (unless show_secrets). 0 or -ENOMEM. */
 int provider_url(const char *s, size_t len, const char *what, const char *id, int show_secrets,
 		 char **out);
+/* The log level of a request that got no answer: a reader that gave up (-EINTR) or the
+ * daemon stopping (-ECANCELED) is asked for, not met, and worth no error line. */
+int provider_fail_level(int r);
 /* Seconds since the epoch of an ISO 8601 time ("2021-01-18T12:52:15Z", "+08:00"), 0 if bad. */
 int64_t provider_parse_time(const char *s);
 /* The JSON value of exactly len bytes of body (white space may trail), or NULL when it is
@@ -30,10 +33,18 @@ const char *provider_json_str(struct json_object *obj, const char *key, size_t *
 struct json_object *provider_json_get(struct json_object *obj, const char *key, int t);
 /* A NUL-terminated copy of len bytes of s (which may hold NUL bytes), or NULL. */
 char *provider_strndup(const char *s, size_t len);
-/* Append a container record named by its id (a workspace or organization). 0 or -ENOMEM. */
-int provider_add_container(struct prov_page *out, const char *id, int kind, int64_t ctime);
+/* Append a container record named by its id (a workspace or organization; kind_name as in
+ * struct prov_record). 0 or -ENOMEM. */
+int provider_add_container(struct prov_page *out, const char *id, int kind, const char *kind_name,
+			   int64_t ctime);
 /* The configured scopes as one final page of containers. 0 or -ENOMEM. */
-int provider_scopes_page(char *const *scopes, size_t n, int kind, struct prov_page *out);
+int provider_scopes_page(char *const *scopes, size_t n, int kind, const char *kind_name,
+			 struct prov_page *out);
+/* 0 when each of the n scopes is the id of a record of found; else -ENOENT and, unless why
+ * is NULL, one line in why naming those that are not ("workspace 9999 not found: no such
+ * id, or these credentials cannot see it"); what names one scope: "workspace". */
+int provider_confirm_scopes(char *const *scopes, size_t n, const struct prov_page *found,
+			    const char *what, char *why, size_t whylen);
 /* What every provider keeps of its configuration and environment. */
 struct prov_common {
 	struct http *http;
@@ -89,6 +100,8 @@ int codeup_parse_namespaces(const char *body, size_t len, const char *org, int t
  * and id gid (both NULL: those of no group). 0 or -EIO. */
 int codeup_parse_repositories(const char *body, size_t len, const char *org, const char *full,
 			      const char *gid, int show_secrets, struct prov_page *out);
+/* Codeup ListOrganizations body (a bare array) → organization containers. 0 or -EIO. */
+int codeup_parse_organizations(const char *body, size_t len, struct prov_page *out);
 /* Codeup error answer → -EACCES (401, 403, token error codes) or -EIO. */
 int codeup_classify_error(long status, const char *body, size_t len);
 

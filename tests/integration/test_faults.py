@@ -103,29 +103,3 @@ def test_hostile_names_stay_inside_their_directory(emulator, mount, tmp_path):
     # nothing escaped: the only entries anywhere under the mount are inside pai/9
     assert sorted(os.listdir(m.path)) == ["pai"]
     assert os.listdir(os.path.join(m.path, "pai")) == ["9"]
-
-
-@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
-def test_stop_signal_does_not_wait_for_a_stalled_request(emulator, mount, sig):
-    """A listing stalled on the server (timeout=30, 2 retries: over a minute) does not keep
-    the daemon, or its mount, once told to stop: the requests in flight are cancelled, the
-    reader gets its answer, the mount goes and the daemon exits cleanly."""
-    import signal
-    import subprocess
-
-    from conftest import is_mount
-
-    emu = emulator("--generate-pai", "20")
-    ws = pai_workspaces(emu)[0]["WorkspaceId"]
-    m = mount(emu, pai_config(emu, workspaces=[ws]), opts=["timeout=30", "retries=2"])
-    emu.configure(stall=1.0, stall_s=90)
-    reader = subprocess.Popen(["ls", os.path.join(m.path, "pai", ws)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    while not emu.stats().get("fault.stall"):  # bounded by the test's alarm
-        time.sleep(0.05)
-    start = time.monotonic()
-    m.proc.send_signal(getattr(signal, sig))
-    assert m.proc.wait(timeout=60) == 0, m.log()
-    assert time.monotonic() - start < 10, "the daemon waited for the stalled request"
-    assert reader.wait(timeout=10) != 0
-    assert not is_mount(m.path)

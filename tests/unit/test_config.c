@@ -250,6 +250,38 @@ static void test_unknown_section_and_key(void **state)
 		     "@:3: 'access_key_id' set twice in [pai]");
 }
 
+/* A name comes back as written: capitals kept, bytes outside printable ASCII escaped, with
+ * the names expected; one that looks like a pasted credential does not come back. */
+static void test_names_as_written(void **state)
+{
+	(void)state;
+	expect_error("[PAI]\n", 0600, "@:1: unknown section [PAI] (expected pai, volc or codeup)");
+	expect_error("[codeup]\nToken = x\n", 0600,
+		     "@:2: unknown key 'Token' in [codeup] (expected token, endpoint or "
+		     "organizations)");
+	expect_error("[pai]\nAccess_Key_ID = x\n", 0600,
+		     "@:2: unknown key 'Access_Key_ID' in [pai] (expected access_key_id, "
+		     "access_key_secret, security_token, region, endpoint or workspaces)");
+	expect_error("[codeup]\nto\x01k\xc3\xa9n = x\n", 0600,
+		     "@:2: unknown key 'to\\x01k\\xc3\\xa9n' in [codeup]");
+	expect_error("[p\x7f\\ai]\n", 0600, "@:1: unknown section [p\\x7f\\x5cai] (expected");
+	expect_error("[volc]\nsecret-key = x\n", 0600, "@:2: unknown key 'secret-key' in [volc]");
+	expect_error("[pai]\nregion2 = x\n", 0600, "@:2: unknown key 'region2' in [pai]");
+	/* Pasted credentials, with the '=' of their base64 padding. */
+	expect_error("[volc]\nTmpJ" SECRET "aGVsbG8==\n", 0600,
+		     "@:2: unknown key in [volc] (not shown: it looks like a credential; expected "
+		     "access_key, secret_key");
+	expect_error("[codeup]\nabcdefghij" SECRET "klmnop=\n", 0600, "not shown");
+	expect_error("[codeup]\nx" SECRET "abcdefghijklmnopqrstuvw=\n", 0600, "not shown");
+	expect_error("[codeup]\nAbcDefGhi9=\n", 0600, "not shown");
+	expect_error("[" SECRET "]\n", 0600,
+		     "@:1: unknown section (not shown: it looks like a credential; expected pai, "
+		     "volc or codeup)");
+	/* "key: value" is no key, whatever follows the colon. */
+	expect_error("[pai]\naccess_key_secret:abc" SECRET "=\n", 0600,
+		     "@:2: expected 'key = value'");
+}
+
 static void test_garbage_line(void **state)
 {
 	(void)state;
@@ -522,6 +554,112 @@ static void test_env_overrides_file(void **state)
 	config_free(&c);
 }
 
+/* Where each credential and the list of ids came from, as a refusal at mount names them. */
+static void test_origins_in_file_and_environment(void **state)
+{
+	static const char text[] =
+	    "[pai]\naccess_key_id = fileid\n; comment\naccess_key_secret = " SECRET
+	    "\nsecurity_token = " SECRET "sts\nworkspaces = 1, 2\n"
+	    "[codeup]\ntoken = " SECRET "\norganizations = o\n";
+	struct config c;
+	char err[256], buf[512], *path, *want;
+
+	(void)state;
+	assert_int_equal(load_text(&c, text, 0600, err, sizeof(err), &path), 0);
+	config_describe_creds(&PROV(c, "pai"), buf, sizeof(buf));
+	assert_true(asprintf(&want,
+			     "access_key_id from %s:2, access_key_secret from %s:4, "
+			     "security_token from %s:5",
+			     path, path, path) > 0);
+	assert_string_equal(buf, want);
+	free(want);
+	config_describe_scopes(&PROV(c, "pai"), buf, sizeof(buf));
+	assert_true(asprintf(&want, "workspaces from %s:6", path) > 0);
+	assert_string_equal(buf, want);
+	free(want);
+	config_describe_creds(&PROV(c, "volc"), buf, sizeof(buf));
+	assert_string_equal(buf, ""); /* nothing configured */
+	config_describe_scopes(&PROV(c, "volc"), buf, sizeof(buf));
+	assert_string_equal(buf, "");
+	config_free(&c);
+
+	/* The environment wins key by key, and says so; the file's token goes with its pair. */
+	setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", "envid", 1);
+	setenv("ALICLOUD_ACCESS_KEY_SECRET", SECRET "env", 1);
+	setenv("CODEUP_TOKEN", SECRET "envtoken", 1);
+	setenv("ALIBABA_CLOUD_YUNXIAO_ORGANIZATION_ID", "o1,o2", 1);
+	assert_int_equal(config_load(&c, path, 1, err, sizeof(err)), 0);
+	config_describe_creds(&PROV(c, "pai"), buf, sizeof(buf));
+	assert_string_equal(buf,
+			    "access_key_id from ALIBABA_CLOUD_ACCESS_KEY_ID in the environment, "
+			    "access_key_secret from ALICLOUD_ACCESS_KEY_SECRET in the "
+			    "environment");
+	assert_null(PROV(c, "pai").token_from);
+	config_describe_creds(&PROV(c, "codeup"), buf, sizeof(buf));
+	assert_string_equal(buf, "token from CODEUP_TOKEN in the environment");
+	config_describe_scopes(&PROV(c, "codeup"), buf, sizeof(buf));
+	assert_string_equal(buf, "organizations from ALIBABA_CLOUD_YUNXIAO_ORGANIZATION_ID in the "
+				 "environment");
+	assert_null(strstr(buf, SECRET));
+	config_free(&c);
+
+	/* Half from each: each half names its own origin. */
+	clear_env(NULL);
+	setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", SECRET "env", 1);
+	assert_int_equal(config_load(&c, path, 1, err, sizeof(err)), 0);
+	config_describe_creds(&PROV(c, "pai"), buf, sizeof(buf));
+	assert_true(asprintf(&want,
+			     "access_key_id from %s:2, access_key_secret from "
+			     "ALIBABA_CLOUD_ACCESS_KEY_SECRET in the environment",
+			     path) > 0);
+	assert_string_equal(buf, want);
+	free(want);
+	config_free(&c);
+	free(path);
+}
+
+/* A key from the aliyun CLI's file names the file and its profile. */
+static void test_origin_of_a_vendor_file(void **state)
+{
+	char *home, *dir, *file, *want, buf[512], err[256];
+	const char *old = getenv("HOME");
+	char *saved = old ? strdup(old) : NULL;
+	struct config c;
+	FILE *f;
+
+	(void)state;
+	assert_true(asprintf(&home, "%s/home-XXXXXX", tmpdir) > 0);
+	assert_non_null(mkdtemp(home));
+	assert_true(asprintf(&dir, "%s/.aliyun", home) > 0);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	assert_true(asprintf(&file, "%s/config.json", dir) > 0);
+	f = fopen(file, "w");
+	assert_non_null(f);
+	fprintf(f, "{\"current\":\"work\",\"profiles\":[{\"name\":\"work\",\"mode\":\"AK\","
+		   "\"access_key_id\":\"LTAIx\",\"access_key_secret\":\"" SECRET "\"}]}");
+	fclose(f);
+	assert_int_equal(chmod(file, 0600), 0);
+	setenv("HOME", home, 1);
+	setenv("CODEUP_TOKEN", SECRET, 1);
+	assert_int_equal(config_load_profile(&c, NULL, 0, NULL, err, sizeof(err)), 0);
+	config_describe_creds(&PROV(c, "pai"), buf, sizeof(buf));
+	assert_true(asprintf(&want,
+			     "access_key_id from %s profile 'work', access_key_secret from %s "
+			     "profile 'work'",
+			     file, file) > 0);
+	assert_string_equal(buf, want);
+	config_free(&c);
+	if (saved)
+		setenv("HOME", saved, 1);
+	else
+		unsetenv("HOME");
+	free(saved);
+	free(want);
+	free(file);
+	free(dir);
+	free(home);
+}
+
 static void test_env_variants_order(void **state)
 {
 	struct config c;
@@ -661,6 +799,9 @@ int main(void)
 	    T(test_defaults),
 	    T(test_crlf_bom_and_lists),
 	    T(test_unknown_section_and_key),
+	    T(test_names_as_written),
+	    T(test_origins_in_file_and_environment),
+	    T(test_origin_of_a_vendor_file),
 	    T(test_garbage_line),
 	    T(test_bad_values),
 	    T(test_half_credentials),

@@ -40,9 +40,25 @@ struct fake {
 	int delay_us; /* each page takes this long, so requests overlap */
 	int inflight, max_inflight;
 	int mutate_on_call; /* add an entry when this list call is made (0: never) */
-	int incomplete;	    /* listings leave url out; complete() fills it in */
+	int stall;	/* list_page waits, as on a stalled network, until cleared or cancelled */
+	int stalled;	/* calls that met the stall so far */
+	int incomplete; /* listings leave url out; complete() fills it in */
 	int complete_calls;
 };
+
+/* As http does: wait while the fake network stalls, giving up when the caller does. */
+static int fake_stall(struct fake *f)
+{
+	if (!__atomic_load_n(&f->stall, __ATOMIC_SEQ_CST))
+		return 0;
+	__atomic_add_fetch(&f->stalled, 1, __ATOMIC_SEQ_CST);
+	while (__atomic_load_n(&f->stall, __ATOMIC_SEQ_CST))
+		if (provider_cancelled())
+			return -EINTR;
+		else
+			usleep(1000);
+	return 0;
+}
 
 static int64_t fake_clock;
 
@@ -102,8 +118,10 @@ static int fake_list_page(struct provider *p, const struct prov_record *dir, lon
 {
 	struct fake *f = (struct fake *)p;
 	struct prov_record r;
-	int err, got = 0;
+	int err = fake_stall(f), got = 0;
 
+	if (err)
+		return err;
 	pthread_mutex_lock(&f->lock);
 	f->inflight++;
 	f->max_inflight = f->inflight > f->max_inflight ? f->inflight : f->max_inflight;
@@ -145,8 +163,11 @@ static int fake_lookup(struct provider *p, const struct prov_record *dir, const 
 {
 	struct fake *f = (struct fake *)p;
 	struct prov_record r;
+	int err = fake_stall(f);
 
 	(void)dir;
+	if (err)
+		return err;
 	pthread_mutex_lock(&f->lock);
 	f->lookup_calls++;
 	for (int i = 0; i < f->n; i++) {
@@ -941,6 +962,192 @@ static void test_xattrs_outside_user_are_unsupported(void **state)
 	tree_forget(x->t, cs.ino, 1);
 }
 
+/* ---- readers that give up (docs/design.md §3 Interrupts) ------------------------------ */
+
+static int flag_raised(void *ctx)
+{
+	return __atomic_load_n((int *)ctx, __ATOMIC_SEQ_CST);
+}
+
+struct reader {
+	struct tree *t;
+	uint64_t ino;
+	int give_up; /* raised: the reader gives up (its cancel callback says so) */
+	int cancellable;
+	int r;
+	struct names c;
+};
+
+static void *reader_run(void *arg)
+{
+	struct reader *rd = arg;
+
+	if (rd->cancellable)
+		tree_thread_cancel(flag_raised, &rd->give_up);
+	rd->r = tree_readdir(rd->t, rd->ino, 0, 0, collect, &rd->c);
+	tree_thread_cancel(NULL, NULL);
+	return NULL;
+}
+
+static void wait_until(const int *v, int at_least)
+{
+	while (__atomic_load_n(v, __ATOMIC_SEQ_CST) < at_least)
+		usleep(1000);
+}
+
+/* Two readers of a directory that stalls: a, then b waiting for a's fetch. */
+static void two_readers(struct fixture *x, struct reader *a, struct reader *b, pthread_t th[2])
+{
+	struct tree_stat ws;
+
+	fake_fill(&x->f, 5);
+	assert_int_equal(path_lookup(x->t, "/fake/ws", &ws), 0);
+	a->t = b->t = x->t;
+	a->ino = b->ino = ws.ino;
+	x->f.stall = 1;
+	assert_int_equal(pthread_create(&th[0], NULL, reader_run, a), 0);
+	wait_until(&x->f.stalled, 1); /* a fetches */
+	assert_int_equal(pthread_create(&th[1], NULL, reader_run, b), 0);
+	usleep(50000); /* b waits for a's fetch */
+}
+
+/* A reader that gives up while it waits for another's fetch gets EINTR at once; the fetch
+ * goes on and its reader gets the listing. */
+static void test_a_waiter_that_gives_up_leaves_the_fetch_alone(void **state)
+{
+	struct fixture *x = *state;
+	struct reader *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
+	pthread_t th[2];
+
+	b->cancellable = 1;
+	two_readers(x, a, b, th);
+	__atomic_store_n(&b->give_up, 1, __ATOMIC_SEQ_CST);
+	pthread_join(th[1], NULL);
+	assert_int_equal(b->r, -EINTR);
+	assert_int_equal(__atomic_load_n(&x->f.stall, __ATOMIC_SEQ_CST), 1); /* a still waits */
+	__atomic_store_n(&x->f.stall, 0, __ATOMIC_SEQ_CST);
+	pthread_join(th[0], NULL);
+	assert_int_equal(a->r, 0);
+	assert_int_equal(a->c.n, 2 + 5);
+	assert_int_equal(x->f.stalled, 1); /* b asked nothing */
+	tree_forget(x->t, a->ino, 1);
+	free(a);
+	free(b);
+}
+
+/* The reader that fetches gives up: it gets EINTR, nothing is installed, and the reader
+ * that waited for it fetches for itself and gets the whole listing. */
+static void test_a_fetcher_that_gives_up_lets_the_waiter_fetch(void **state)
+{
+	struct fixture *x = *state;
+	struct reader *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
+	pthread_t th[2];
+
+	a->cancellable = 1;
+	two_readers(x, a, b, th);
+	__atomic_store_n(&a->give_up, 1, __ATOMIC_SEQ_CST);
+	pthread_join(th[0], NULL);
+	assert_int_equal(a->r, -EINTR);
+	wait_until(&x->f.stalled, 2); /* b fetches in turn */
+	__atomic_store_n(&x->f.stall, 0, __ATOMIC_SEQ_CST);
+	pthread_join(th[1], NULL);
+	assert_int_equal(b->r, 0);
+	assert_int_equal(b->c.n, 2 + 5);
+	tree_forget(x->t, a->ino, 1);
+	free(a);
+	free(b);
+}
+
+/* A look-up that gives up while the name filter stalls gets EINTR and remembers no miss. */
+static void test_a_lookup_that_gives_up(void **state)
+{
+	struct fixture *x = *state;
+	struct tree_stat st;
+	int give_up = 1;
+
+	fake_add(&x->f, "1", "alpha", 1);
+	assert_int_equal(path_stat(x->t, "/fake/ws", &st), 0);
+	x->f.stall = 1;
+	tree_thread_cancel(flag_raised, &give_up);
+	assert_int_equal(path_stat(x->t, "/fake/ws/alpha/url", &st), -EINTR);
+	tree_thread_cancel(NULL, NULL);
+	x->f.stall = 0;
+	assert_int_equal(path_stat(x->t, "/fake/ws/alpha/url", &st), 0);
+}
+
+/* ---- tree_refresh: one directory again now, and what changed ---------------------------- */
+
+static void test_refresh_lists_now_and_tells_the_changes(void **state)
+{
+	struct fixture *x = *state;
+	struct names *c = calloc(1, sizeof(*c));
+	struct told *w = watch(x->t);
+	struct tree_stat ws;
+	char *text;
+	size_t len;
+	int calls;
+
+	fake_add(&x->f, "1", "alpha", 1);
+	fake_add(&x->f, "2", "beta", 2);
+	fake_add(&x->f, "3", "gamma", 3);
+	fake_add(&x->f, "4", "delta", 4);
+	assert_int_equal(path_lookup(x->t, "/fake/ws", &ws), 0);
+	assert_int_equal(read_dir(x->t, "/fake/ws", c), 0);
+	calls = x->f.list_calls;
+
+	x->f.e[0].moved = 1;   /* alpha's url changes */
+	x->f.e[1] = x->f.e[3]; /* beta is gone; delta moves up */
+	x->f.e[2].branch = 1;  /* gamma gains a branch */
+	snprintf(x->f.e[3].id, sizeof(x->f.e[3].id), "5");
+	snprintf(x->f.e[3].name, sizeof(x->f.e[3].name), "epsilon"); /* epsilon is new */
+	assert_int_equal(tree_refresh(x->t, ws.ino, &text, &len), 0);
+	assert_int_equal(x->f.list_calls, calls + 1); /* though the listing was fresh */
+	assert_int_equal(len, strlen(text));
+	assert_string_equal(text, "- beta\n~ alpha\n~ gamma\n+ epsilon\n");
+	assert_true(was_told(w, "inode %llx", (unsigned long long)ws.ino)); /* the kernel's copy */
+	free(text);
+
+	c->n = 0;
+	assert_int_equal(read_dir(x->t, "/fake/ws", c), 0);
+	assert_true(has(c, "epsilon"));
+	assert_false(has(c, "beta"));
+	assert_int_equal(tree_refresh(x->t, ws.ino, &text, &len), 0);
+	assert_int_equal(len, 0); /* nothing changed since */
+	free(text);
+	tree_watch(x->t, NULL);
+	tree_forget(x->t, ws.ino, 1);
+	free(w);
+	free(c);
+}
+
+static void test_refresh_of_what_lists_nothing(void **state)
+{
+	struct fixture *x = *state;
+	struct tree_stat ws, cs, url;
+	char *text;
+	size_t len;
+
+	fake_add(&x->f, "1", "alpha", 1);
+	fake_add(&x->f, "2", "beta", 2);
+	assert_int_equal(path_lookup(x->t, "/fake/ws", &ws), 0);
+	assert_int_equal(tree_refresh(x->t, ws.ino, &text, &len), 0);
+	assert_string_equal(text, "+ alpha\n+ beta\n"); /* never listed: all is new */
+	free(text);
+	assert_int_equal(path_lookup(x->t, "/fake/ws/alpha", &cs), 0);
+	assert_int_equal(path_lookup(x->t, "/fake/ws/alpha/url", &url), 0);
+	assert_int_equal(tree_refresh(x->t, cs.ino, &text, &len), -ENOTDIR);
+	assert_int_equal(tree_refresh(x->t, url.ino, &text, &len), -ENOTDIR);
+	assert_int_equal(tree_refresh(x->t, TREE_ROOT, &text, &len), 0); /* fixed */
+	assert_int_equal(len, 0);
+	free(text);
+	x->f.fail = -EIO;
+	assert_int_equal(tree_refresh(x->t, ws.ino, &text, &len), -EIO); /* said, not hidden */
+	assert_null(text);
+	tree_forget(x->t, url.ino, 1);
+	tree_forget(x->t, cs.ino, 1);
+	tree_forget(x->t, ws.ino, 1);
+}
+
 /* The tree anew with dir_ttl ttl (the fake's entries stay). */
 static void retree(struct fixture *x, long ttl)
 {
@@ -1178,6 +1385,14 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_root_lists_providers, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_a_waiter_that_gives_up_leaves_the_fetch_alone,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_a_fetcher_that_gives_up_lets_the_waiter_fetch,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_a_lookup_that_gives_up, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_refresh_lists_now_and_tells_the_changes, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_refresh_of_what_lists_nothing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_full_listing_paged_and_named, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_first_page_only_for_a_reader_that_stops, setup,
 					    teardown),
