@@ -45,25 +45,34 @@ static int index_dup(char **dst, const char *s)
 	return s && !*dst ? -ENOMEM : 0;
 }
 
-/* Copy what the index says of dir's children, in its order. 0 or -ENOMEM. Lock held. */
+/* The number of entries of dir's current listing. Lock held. */
+static size_t index_count(const struct node *dir)
+{
+	return dir->listings ? dir->listings->n : 0;
+}
+
+/* Copy what the index says of dir's children, in the order of its current listing. 0 or
+ * -ENOMEM. Lock held. */
 static int index_snapshot(const struct node *dir, struct index_src **out)
 {
-	struct index_src *src = calloc(dir->norder ? dir->norder : 1, sizeof(*src));
+	size_t n = index_count(dir);
+	struct index_src *src = calloc(n ? n : 1, sizeof(*src));
 	int r = src ? 0 : -ENOMEM;
 
-	for (size_t i = 0; r == 0 && i < dir->norder; i++) {
-		const struct node *c = dir->order[i];
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		const struct lentry *e = &dir->listings->e[i];
+		const struct node *c = e->node;
 
 		src[i].kind = c->rec.kind_name;
 		src[i].incomplete = c->rec.incomplete && pager_can_complete(c->prov);
-		if (index_dup(&src[i].name, c->name) || index_dup(&src[i].id, c->rec.id) ||
+		if (index_dup(&src[i].name, e->name) || index_dup(&src[i].id, c->rec.id) ||
 		    index_dup(&src[i].url, c->rec.url) ||
 		    index_dup(&src[i].branch, c->rec.branch) ||
 		    index_dup(&src[i].meta, c->rec.meta))
 			r = -ENOMEM;
 	}
 	if (r < 0) {
-		index_src_free(src, dir->norder);
+		index_src_free(src, n);
 		src = NULL;
 	}
 	*out = src;
@@ -178,7 +187,7 @@ static int index_update(struct tree *t, struct node *dir)
 {
 	uint64_t gen = dir->gen, done = t->completed;
 	struct index_src *src = NULL;
-	size_t n = dir->norder, len = 0;
+	size_t n = index_count(dir), len = 0;
 	char *buf = NULL;
 	int r;
 
