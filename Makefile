@@ -197,8 +197,8 @@ check-tsan: deps-test
 	$(TSAN_RUN) build/tsan/tests/test_http
 	CODESRCFS_BIN=$(abspath build/tsan/codesrcfs) $(TSAN_RUN) $(PYTHON) -m pytest -q \
 		-p no:cacheprovider tests/integration/test_pai.py tests/integration/test_speed_counts.py \
-		tests/integration/test_mount_checks.py \
-		-k "parallel_readers or removed_entries or kernels_entries or every_cloud or one_call_each"
+		tests/integration/test_mount_checks.py tests/integration/test_churn.py \
+		-k "parallel_readers or removed_entries or kernels_entries or every_cloud or one_call_each or churn_readers"
 
 # valgrind (memcheck) on a plain -O1 build: catches what the sanitizers' builds can hide
 # (uninitialised reads into libcurl/json-c/libfuse, which are not instrumented). Only

@@ -9,6 +9,7 @@ import math
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -265,6 +266,61 @@ def table(b):
     return "\n".join(out)
 
 
+def memory_run(a, work, refreshes=10):
+    """The memory run: the daemon's resident memory (VmRSS, KiB) after the first listing of
+    a workspace of --memory-entries code sources, and after each of `refreshes` refreshes
+    of it (SIGHUP, then the same ls). Memory a refresh frees must serve the next one, or be
+    given back: the last figure stays near the first."""
+    def rss(pid):
+        with open(f"/proc/{pid}/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+    emu = subprocess.Popen([sys.executable, EMULATOR, "--port", "0", "--generate-pai",
+                            str(a.memory_entries)], stdout=subprocess.PIPE, text=True)
+    url = "http://127.0.0.1:" + emu.stdout.readline().split()[1]
+    cfg, mnt = os.path.join(work, "memory-config"), os.path.join(work, "memory")
+    os.mkdir(mnt)
+    with open(os.open(cfg, os.O_CREAT | os.O_WRONLY, 0o600), "w") as f:
+        f.write(f"[pai]\naccess_key_id = testak\naccess_key_secret = testsecret\n"
+                f"endpoint = {url}\nworkspaces = 1001\n")
+    fs = subprocess.Popen([a.binary, "-f", "-o", f"config={cfg},dir_ttl=3600,attr_ttl=3600",
+                           mnt], stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(400):
+            if os.path.ismount(mnt):
+                break
+            time.sleep(0.05)
+        d = os.path.join(mnt, "pai", "1001")
+        figures = []
+        for i in range(refreshes + 1):
+            if i:
+                fs.send_signal(signal.SIGHUP)
+                time.sleep(0.5)
+            subprocess.run(["ls", "-f", d], stdout=subprocess.DEVNULL, check=True)
+            time.sleep(0.3)
+            figures.append(rss(fs.pid))
+    finally:
+        subprocess.run(["fusermount3", "-u", mnt], check=False)
+        fs.wait(timeout=30)
+        emu.terminate()
+        emu.wait(timeout=30)
+    return figures
+
+
+def memory_text(a, figures):
+    first, last = figures[0], figures[-1]
+    return "\n".join([
+        f"## Memory: {a.memory_entries} code sources, {len(figures) - 1} refreshes", "",
+        "Resident memory (VmRSS) after the first listing, then after each refresh "
+        "(SIGHUP, then the same `ls`).", "",
+        "| after | RSS | of the first |", "|---|---|---|",
+        *(f"| {'first listing' if i == 0 else f'refresh {i}'} | {kib / 1024:.1f} MiB | "
+          f"{kib / first:.2f}× |" for i, kib in enumerate(figures)),
+        "", f"After {len(figures) - 1} refreshes: {last / 1024:.1f} MiB, {last / first:.2f}× "
+        f"the first listing's {first / 1024:.1f} MiB (highest {max(figures) / first:.2f}×).",
+        ""])
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--binary", default=os.path.join(ROOT, "build", "codesrcfs"))
@@ -275,6 +331,7 @@ def main():
     p.add_argument("--peer-timeout", type=int, default=60,
                    help="seconds before a peer's row is stopped")
     p.add_argument("--out", default=os.path.join(ROOT, "docs", "benchmarks.md"))
+    p.add_argument("--memory-entries", type=int, default=50000)
     a = p.parse_args()
     with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as work:
         b = Bench(a, work)
@@ -284,7 +341,8 @@ def main():
                 b.peers()
         finally:
             b.close()
-    text = table(b)
+        memory = memory_run(a, work)
+    text = table(b) + "\n" + memory_text(a, memory)
     print(text)
     head = (f"# Benchmarks\n\nWritten by `make bench` on {datetime.date.today()}, "
             f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}.\n"

@@ -242,6 +242,10 @@ static int fs_dirbuf_add(void *ctx, const char *name, const struct tree_stat *ts
 		len = fuse_add_direntry(d->req, d->buf + d->used, room, name, &e.attr, next);
 	} else {
 		fs_entry(d->fs, ts, &e);
+		/* Node id 0: the name and inode number without a lookup for the kernel to
+		 * count, which it would forget later; the tree holds none for this entry. */
+		if (!holds)
+			e.ino = 0;
 		len = fuse_add_direntry_plus(d->req, d->buf + d->used, room, name, &e, next);
 	}
 	if (len > room)

@@ -45,23 +45,30 @@ static int index_dup(char **dst, const char *s)
 	return s && !*dst ? -ENOMEM : 0;
 }
 
-/* Copy what the index says of dir's children, in its order, into *out (room for all of
- * them) and how many into *n: the links beside ids are no directories, and are left out.
- * 0 or -ENOMEM. Lock held. */
+/* The number of entries of dir's current listing. Lock held. */
+static size_t index_count(const struct node *dir)
+{
+	return dir->listings ? dir->listings->n : 0;
+}
+
+/* Copy what the index says of dir's children, in the order of its current listing, into
+ * *out (room for index_count of them) and how many into *n: the links beside ids are no
+ * directories, and are left out. 0 or -ENOMEM. Lock held. */
 static int index_snapshot(const struct node *dir, struct index_src **out, size_t *n)
 {
-	struct index_src *src = calloc(dir->norder ? dir->norder : 1, sizeof(*src));
+	size_t all = index_count(dir), i = 0;
+	struct index_src *src = calloc(all ? all : 1, sizeof(*src));
 	int r = src ? 0 : -ENOMEM;
-	size_t i = 0;
 
-	for (size_t k = 0; r == 0 && k < dir->norder; k++) {
-		const struct node *c = dir->order[k];
+	for (size_t k = 0; r == 0 && k < all; k++) {
+		const struct lentry *e = &dir->listings->e[k];
+		const struct node *c = e->node;
 
 		if (c->link)
 			continue;
 		src[i].kind = c->rec.kind_name;
 		src[i].incomplete = c->rec.incomplete && pager_can_complete(c->prov);
-		if (index_dup(&src[i].name, c->name) || index_dup(&src[i].id, c->rec.id) ||
+		if (index_dup(&src[i].name, e->name) || index_dup(&src[i].id, c->rec.id) ||
 		    index_dup(&src[i].url, c->rec.url) ||
 		    index_dup(&src[i].branch, c->rec.branch) ||
 		    index_dup(&src[i].meta, c->rec.meta))
@@ -69,7 +76,7 @@ static int index_snapshot(const struct node *dir, struct index_src **out, size_t
 		i++;
 	}
 	if (r < 0) {
-		index_src_free(src, dir->norder);
+		index_src_free(src, all);
 		src = NULL;
 	}
 	*out = src;

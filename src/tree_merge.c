@@ -8,6 +8,7 @@
  * offsets stay valid. What the kernel holds that a refresh changed is told to the watch.
  * Lock rules: tree_i.h. */
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,15 +17,11 @@
 #include "names.h"
 #include "tree_i.h"
 
+#define TREE_TRIM_BYTES (1 << 20) /* a listing that large hands free heap back after it */
+
 struct byid {
 	struct node *node;
 	UT_hash_handle hh;
-};
-
-/* A directory's children by id while a listing is installed: the links apart, as they
- * share their target's id. */
-struct olds {
-	struct byid *nodes, *links;
 };
 
 /* A refresh brings node n, which the kernel holds, the record rec: tell the watch which of
@@ -57,18 +54,36 @@ static void watch_record(const struct tree *t, const struct node *n, const struc
 			tree_watch_inode(t, ino | (i + 1));
 }
 
-void node_take_record(struct tree *t, struct node *n, struct prov_record *rec)
+void node_take_record(struct tree *t, struct node *n, struct prov_record *rec,
+		      struct recblock *block)
 {
 	if (rec->incomplete && !n->rec.incomplete && n->rec.url) {
-		prov_record_free(rec);
+		if (block)
+			memset(rec, 0, sizeof(*rec)); /* the block's strings */
+		else
+			prov_record_free(rec);
+		node_rec_own(n); /* kept, but not in the block of the listing it came with */
 		return;
 	}
 	if (node_held(n))
 		watch_record(t, n, rec);
-	node_set_record(n, rec);
+	node_set_record(n, rec, block);
 }
 
-/* The child of id in old, called name from now on (the watch told when the kernel held
+/* A fresh listing being installed: its records (strings in block, or their own), names
+ * and the names of the links beside them (NULL where a record has none), the children it
+ * replaces (by id; the links apart, as they share their target's id), and the listing
+ * readers will be given. */
+struct install {
+	struct prov_page *all;
+	struct recblock *block;
+	struct names_entry *ne;
+	char **links;
+	struct byid *old, *old_links;
+	struct listing *l;
+};
+
+/* The child of id in *old, called name from now on (the watch told when the kernel held
  * it under another name), or a new one. NULL when out of memory. Lock held. */
 static struct node *child_of_id(struct tree *t, struct node *dir, struct byid **old, const char *id,
 				const char *name)
@@ -82,64 +97,65 @@ static struct node *child_of_id(struct tree *t, struct node *dir, struct byid **
 	c = b->node;
 	HASH_DEL(*old, b);
 	free(b);
-	if (node_held(c) && strcmp(c->name, name))
-		tree_watch_entry(t, dir, c->name, 1); /* renamed: the old name is gone */
-	free(c->name);
-	c->name = strdup(name);
-	if (!c->name) {
-		node_unref(t, c);
-		return NULL;
+	if (strcmp(c->name, name)) {
+		char *renamed = strdup(name);
+
+		if (!renamed) {
+			node_orphan(t, c);
+			return NULL;
+		}
+		if (node_held(c))
+			tree_watch_entry(t, dir, c->name, 1); /* renamed: the old name is gone */
+		free(c->name);
+		c->name = renamed;
 	}
 	return c;
 }
 
-static int install_child(struct tree *t, struct node *dir, struct byid **old,
-			 struct prov_record *rec, const char *name, struct node **order,
-			 size_t *norder)
+static int install_child(struct tree *t, struct node *dir, struct install *in, size_t i)
 {
-	struct node *c = child_of_id(t, dir, old, rec->id, name);
+	struct prov_record *rec = &in->all->recs[i];
+	struct node *c = child_of_id(t, dir, &in->old, rec->id, in->ne[i].name);
 
 	if (!c)
 		return -ENOMEM;
-	node_take_record(t, c, rec);
+	node_take_record(t, c, rec, in->block);
 	HASH_ADD_KEYPTR(hh, dir->children, c->name, strlen(c->name), c);
-	order[(*norder)++] = c;
+	listing_add(in->l, c, c->name);
 	return 0;
 }
 
-/* The link name -> target, target just installed, after it in dir's order. */
-static int install_link(struct tree *t, struct node *dir, struct byid **old,
-			const struct node *target, const char *name, struct node **order,
-			size_t *norder)
+/* The link name -> target, target just installed, after it in the listing. */
+static int install_link(struct tree *t, struct node *dir, struct install *in,
+			const struct node *target, const char *name)
 {
-	struct node *l = child_of_id(t, dir, old, target->rec.id, name);
+	struct node *l = child_of_id(t, dir, &in->old_links, target->rec.id, name);
 
 	if (!l)
 		return -ENOMEM;
 	if (node_set_link(t, l, target) < 0) {
-		node_unref(t, l);
+		node_orphan(t, l);
 		return -ENOMEM;
 	}
 	HASH_ADD_KEYPTR(hh, dir->children, l->name, strlen(l->name), l);
-	order[(*norder)++] = l;
+	listing_add(in->l, l, l->name);
 	return 0;
 }
 
 /* Detach dir's children into maps by id so the new listing can reuse them. */
-static void detach_children(struct tree *t, struct node *dir, struct olds *olds)
+static void detach_children(struct tree *t, struct node *dir, struct install *in)
 {
 	struct node *c, *tmp;
 
 	HASH_ITER(hh, dir->children, c, tmp) {
 		struct byid *b = malloc(sizeof(*b)), *dup;
-		struct byid **old = c->link ? &olds->links : &olds->nodes;
+		struct byid **old = c->link ? &in->old_links : &in->old;
 
 		HASH_DEL(dir->children, c);
 		HASH_FIND_STR(*old, c->rec.id ? c->rec.id : "", dup);
 		if (!b || dup || !c->rec.id) {
 			free(b);
-			node_order_replace(dir, c, NULL);
-			node_unref(t, c);
+			node_orphan(t, c);
 			continue;
 		}
 		b->node = c;
@@ -147,38 +163,60 @@ static void detach_children(struct tree *t, struct node *dir, struct olds *olds)
 	}
 }
 
-/* Mark (or unmark) the entries of a first page a reader has been given, so the whole
- * listing can keep them in front in the same order: the reader's offsets stay valid even
- * when entries moved on the server meanwhile. */
-static void keep_first_page_order(struct node *dir, int whole, int mark)
+struct rank {
+	const char *id;
+	size_t place;
+	UT_hash_handle hh;
+};
+
+/* The whole listing l follows first page `first` a reader may be part-way through: the
+ * page's entries still there go in front in the page's order (matched by id, a link apart
+ * from the directory whose id it shares: a look-up may have put another node under a name
+ * since), the rest keep theirs, so the reader's offsets stay valid; l says how many of the
+ * page are gone. 0 or -ENOMEM. */
+static int keep_first_page_order(const struct listing *first, struct listing *l)
 {
-	for (size_t i = 0; whole && dir->partial && i < dir->norder; i++)
-		dir->order[i]->rank = mark ? i + 1 : 0;
-}
+	struct rank *ranks = calloc(first->n ? first->n : 1, sizeof(*ranks)), *map[2] = {0}, *k;
+	struct lentry *front = calloc(first->n ? first->n : 1, sizeof(*front));
+	size_t nfront = 0, nrest = 0;
 
-static int rank_cmp(const void *a, const void *b)
-{
-	const struct node *x = *(struct node *const *)a, *y = *(struct node *const *)b;
-
-	return (x->rank > y->rank) - (x->rank < y->rank);
-}
-
-/* Move the first page's survivors to the front of order, in their old order; the rest keep
- * theirs. Returns how many of the old first page's nold entries are gone. */
-static size_t first_page_prefix(struct node **order, size_t n, size_t nold)
-{
-	size_t kept = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		struct node *c = order[i];
-
-		if (!c->rank)
-			continue;
-		memmove(&order[kept + 1], &order[kept], (i - kept) * sizeof(*order));
-		order[kept++] = c;
+	if (!ranks || !front) {
+		free(ranks);
+		free(front);
+		return -ENOMEM;
 	}
-	qsort(order, kept, sizeof(*order), rank_cmp);
-	return nold - kept;
+	for (size_t i = 0; i < first->n; i++) {
+		const char *id = first->e[i].node->rec.id;
+		int link = first->e[i].node->link != NULL;
+
+		HASH_FIND_STR(map[link], id ? id : "", k);
+		if (!id || k)
+			continue;
+		ranks[i] = (struct rank){.id = id, .place = i};
+		HASH_ADD_KEYPTR(hh, map[link], id, strlen(id), &ranks[i]);
+	}
+	for (size_t i = 0; i < l->n; i++) {
+		const char *id = l->e[i].node->rec.id;
+
+		HASH_FIND_STR(map[l->e[i].node->link != NULL], id ? id : "", k);
+		if (k && !front[k->place].node) {
+			front[k->place] = l->e[i];
+			nfront++;
+		} else {
+			l->e[nrest++] = l->e[i];
+		}
+	}
+	memmove(&l->e[nfront], l->e, nrest * sizeof(*l->e));
+	for (size_t i = 0, j = 0; i < first->n; i++)
+		if (front[i].node)
+			l->e[j++] = front[i];
+	l->from = first->gen;
+	l->dropped = first->n - nfront;
+	HASH_CLEAR(hh, map[0]);
+	HASH_CLEAR(hh, map[1]);
+	free(ranks);
+	free(front);
+	return 0;
 }
 
 /* Misses of dir the kernel may remember that its fresh listing has: they go. Lock held. */
@@ -194,11 +232,12 @@ static void watch_found(const struct tree *t, const struct node *dir)
 	}
 }
 
-/* The unique names of all's records, as names_assign gives them. */
+/* The unique names of all's records, as names_assign gives them; *size: their bytes. */
 static int listing_names(const struct node *dir, const struct prov_page *all,
-			 struct names_entry *ne)
+			 struct names_entry *ne, size_t *size)
 {
 	const char *reserved[NODE_RESERVED_MAX];
+	int r;
 
 	for (size_t i = 0; i < all->n; i++) {
 		ne[i].raw = all->recs[i].name ? all->recs[i].name : "";
@@ -207,23 +246,28 @@ static int listing_names(const struct node *dir, const struct prov_page *all,
 		ne[i].ctime = all->recs[i].ctime;
 	}
 	node_reserved(dir, reserved);
-	return names_assign(ne, all->n, reserved);
+	r = names_assign(ne, all->n, reserved);
+	*size = 0;
+	for (size_t i = 0; r == 0 && i < all->n; i++)
+		*size += strlen(ne[i].name) + 1;
+	return r;
 }
 
 /* The names of the links beside all's directories (named ne) into links[i], NULL where
  * record i has no label: its label, by the same rules, with every directory's name taken
  * as well as the names dir serves itself, so a directory keeps its id whatever the links
- * are called. 0 or -ENOMEM; the caller frees the names. */
+ * are called. *n: how many, *size: their bytes. 0 or -ENOMEM; the caller frees them. */
 static int link_names(const struct node *dir, const struct prov_page *all,
-		      const struct names_entry *ne, char **links)
+		      const struct names_entry *ne, char **links, size_t *n, size_t *size)
 {
 	const char *reserved[NODE_RESERVED_MAX];
 	struct names_entry *le = calloc(all->n ? all->n : 1, sizeof(*le));
-	const char **taken = calloc(all->n + sizeof(reserved) / sizeof(*reserved), sizeof(*taken));
+	const char **taken = calloc(all->n + NODE_RESERVED_MAX, sizeof(*taken));
 	size_t *idx = calloc(all->n ? all->n : 1, sizeof(*idx));
 	size_t m = 0, k = 0;
 	int r = -ENOMEM;
 
+	*n = *size = 0;
 	if (!le || !taken || !idx)
 		goto out;
 	node_reserved(dir, reserved);
@@ -242,8 +286,11 @@ static int link_names(const struct node *dir, const struct prov_page *all,
 		idx[m++] = i;
 	}
 	r = names_assign(le, m, taken);
-	for (size_t j = 0; r == 0 && j < m; j++)
+	for (size_t j = 0; r == 0 && j < m; j++) {
 		links[idx[j]] = le[j].name;
+		*size += strlen(le[j].name) + 1;
+	}
+	*n = r == 0 ? m : 0;
 out:
 	free(le);
 	free(taken);
@@ -251,29 +298,25 @@ out:
 	return r;
 }
 
-/* dir now holds order: a whole listing or its first page. Lock held. */
-static void listing_set(struct tree *t, struct node *dir, struct node **order, size_t norder,
-			int whole)
+/* dir now serves l: a whole listing or its first page. Lock held. */
+static void listing_set(struct tree *t, struct node *dir, struct listing *l, int whole)
 {
-	free(dir->order);
-	dir->order = order;
-	dir->norder = norder;
 	dir->listed = whole;
 	dir->partial = !whole;
-	dir->gen++;
+	l->partial = !whole;
+	listing_push(t, dir, l, ++dir->gen);
 	dir->list_expires = clock_now() + t->o.dir_ttl;
 	/* A first page answers look-ups of its names as a name look-up would. */
-	for (size_t i = 0; !whole && i < norder; i++)
-		dir->order[i]->seed_expires = dir->list_expires;
+	for (size_t i = 0; !whole && i < l->n; i++)
+		l->e[i].node->seed_expires = dir->list_expires;
 	if (whole)
 		pager_page_drop(&dir->first);
 	watch_found(t, dir);
 	index_listing_changed(t, dir);
 	node_neg_clear(dir);
-	node_order_check(dir);
 }
 
-/* Let go of the children of old that the new listing did not take. Lock held. */
+/* Let go of the children of *old that the new listing did not take. Lock held. */
 static void drop_olds(struct tree *t, struct node *dir, struct byid **old, int told)
 {
 	struct byid *b, *tmp;
@@ -282,52 +325,58 @@ static void drop_olds(struct tree *t, struct node *dir, struct byid **old, int t
 		HASH_DEL(*old, b);
 		if (told && node_held(b->node))
 			tree_watch_entry(t, dir, b->node->name, 1); /* gone from the cloud */
-		node_unref(t, b->node);
+		node_orphan(t, b->node);
 		free(b);
 	}
 }
 
-/* Replace dir's children by the records of all (and the links beside those that have a
- * label). Called with the lock held. */
-static int install_listing(struct tree *t, struct node *dir, struct prov_page *all, int whole)
+/* Names of in's directories and of the links beside them, and a listing with room for
+ * both. 0 or -ENOMEM. */
+static int install_names(const struct node *dir, struct install *in)
 {
-	struct names_entry *ne = calloc(all->n ? all->n : 1, sizeof(*ne));
-	char **links = calloc(all->n ? all->n : 1, sizeof(*links));
-	struct node **order = calloc(all->n ? 2 * all->n : 1, sizeof(*order));
-	struct olds old = {NULL, NULL};
-	size_t norder = 0;
+	size_t size, nlinks, lsize;
+	int r = listing_names(dir, in->all, in->ne, &size);
+
+	if (r == 0)
+		r = link_names(dir, in->all, in->ne, in->links, &nlinks, &lsize);
+	if (r == 0 && !(in->l = listing_new(in->all->n + nlinks, size + lsize)))
+		r = -ENOMEM;
+	return r;
+}
+
+/* Replace dir's children by the records of all (strings in block, or their own), and the
+ * links beside those that have a label. Lock held. */
+static int install_listing(struct tree *t, struct node *dir, struct prov_page *all,
+			   struct recblock *block, int whole)
+{
+	struct install in = {.all = all, .block = block};
+	struct listing *cur = dir->listings;
 	int r = -ENOMEM;
 
-	if (!ne || !links || !order)
-		goto out;
-	r = listing_names(dir, all, ne);
-	if (r == 0)
-		r = link_names(dir, all, ne, links);
+	in.ne = calloc(all->n ? all->n : 1, sizeof(*in.ne));
+	in.links = calloc(all->n ? all->n : 1, sizeof(*in.links));
+	if (in.ne && in.links)
+		r = install_names(dir, &in);
 	if (r < 0)
 		goto out;
-	keep_first_page_order(dir, whole, 1);
-	detach_children(t, dir, &old);
+	detach_children(t, dir, &in);
 	for (size_t i = 0; i < all->n && r == 0; i++) {
-		r = install_child(t, dir, &old.nodes, &all->recs[i], ne[i].name, order, &norder);
-		if (r == 0 && links[i])
-			r = install_link(t, dir, &old.links, order[norder - 1], links[i], order,
-					 &norder);
+		r = install_child(t, dir, &in, i);
+		if (r == 0 && in.links[i])
+			r = install_link(t, dir, &in, in.l->e[in.l->n - 1].node, in.links[i]);
 	}
-	if (r == 0 && whole && dir->partial)
-		dir->dropped = first_page_prefix(order, norder, dir->norder);
-	keep_first_page_order(dir, whole, 0);
-	listing_set(t, dir, order, norder, whole);
-	order = NULL;
+	if (r == 0 && whole && cur && cur->partial)
+		r = keep_first_page_order(cur, in.l);
+	listing_set(t, dir, in.l, whole);
 out:
-	drop_olds(t, dir, &old.nodes, r == 0 && whole);
-	drop_olds(t, dir, &old.links, r == 0 && whole);
+	drop_olds(t, dir, &in.old, r == 0 && whole);
+	drop_olds(t, dir, &in.old_links, r == 0 && whole);
 	for (size_t i = 0; i < all->n; i++) {
-		free(ne ? ne[i].name : NULL);
-		free(links ? links[i] : NULL);
+		free(in.ne ? in.ne[i].name : NULL);
+		free(in.links ? in.links[i] : NULL);
 	}
-	free(ne);
-	free(links);
-	free(order);
+	free(in.ne);
+	free(in.links);
 	return r;
 }
 
@@ -351,7 +400,34 @@ static int load_failed(struct tree *t, struct node *dir, int r)
 	return 0;
 }
 
-int tree_load_claimed(struct tree *t, struct node *dir)
+/* A listing just fetched: its strings packed into one block (without the lock: the copy
+ * of a large listing takes a while), then installed. A block a whole listing fills is
+ * large; once the last one's memory is free, the heap gives back what it can. */
+static int install_fetched(struct tree *t, struct node *dir, struct prov_page *pg, int whole)
+{
+	struct recblock *block;
+	size_t size;
+	int r;
+
+	pthread_mutex_unlock(&t->lock);
+	recblock_pack(pg, &block); /* without memory for it, the records stay as they are */
+	size = block ? block->size : 0;
+	pthread_mutex_lock(&t->lock);
+	r = install_listing(t, dir, pg, block, whole);
+	recblock_done(block, pg);
+	if (size >= TREE_TRIM_BYTES) {
+		pthread_mutex_unlock(&t->lock);
+		prov_page_free(pg);
+		malloc_trim(0);
+		pthread_mutex_lock(&t->lock);
+	}
+	return r;
+}
+
+/* Fetch dir's whole listing and install it; dir claimed, the lock held (released while
+ * fetching). cont: the first page (its gen) a reader is at the end of, whose page is used
+ * however old (one read, one listing); 0 for anyone else. 0 or -errno. */
+static int load_claimed(struct tree *t, struct node *dir, uint64_t cont)
 {
 	struct prov_page all = {0}, *first = NULL;
 	struct prov_record copy = {0};
@@ -359,7 +435,8 @@ int tree_load_claimed(struct tree *t, struct node *dir)
 
 	if (r < 0)
 		return r;
-	if (dir->partial && clock_now() < dir->list_expires) {
+	if (dir->partial && (clock_now() < dir->list_expires ||
+			     (cont && listing_find(t, dir, cont) == dir->listings))) {
 		first = dir->first;
 		dir->first = NULL;
 	}
@@ -368,7 +445,7 @@ int tree_load_claimed(struct tree *t, struct node *dir)
 			  &all);
 	pthread_mutex_lock(&t->lock);
 	if (r == 0) {
-		r = install_listing(t, dir, &all, 1);
+		r = install_fetched(t, dir, &all, 1);
 		dir->err_logged = 0;
 	}
 	prov_page_free(&all);
@@ -377,7 +454,14 @@ int tree_load_claimed(struct tree *t, struct node *dir)
 	return r;
 }
 
-int tree_load(struct tree *t, struct node *dir)
+int tree_load_claimed(struct tree *t, struct node *dir)
+{
+	return load_claimed(t, dir, 0);
+}
+
+/* Claim dir and make it whole when it must be: for a reader at the end of first page
+ * cont, unless a whole listing is there; for anyone else (cont 0), unless a fresh one is. */
+static int load_whole(struct tree *t, struct node *dir, uint64_t cont)
 {
 	int r;
 
@@ -385,8 +469,9 @@ int tree_load(struct tree *t, struct node *dir)
 	r = node_claim(t, dir);
 	if (r < 0)
 		goto out;
-	if (!dir->listed || clock_now() >= dir->list_expires) {
-		r = tree_load_claimed(t, dir);
+	if (cont ? dir->partial && !listing_from(dir, cont)
+		 : !dir->listed || clock_now() >= dir->list_expires) {
+		r = load_claimed(t, dir, cont);
 		/* A reader that gave up is no failure of the cloud's. */
 		if (r < 0 && r != -EINTR)
 			r = load_failed(t, dir, r);
@@ -395,6 +480,16 @@ int tree_load(struct tree *t, struct node *dir)
 out:
 	pthread_mutex_unlock(&t->lock);
 	return r;
+}
+
+int tree_load(struct tree *t, struct node *dir)
+{
+	return load_whole(t, dir, 0);
+}
+
+int tree_load_rest(struct tree *t, struct node *dir, uint64_t gen)
+{
+	return load_whole(t, dir, gen);
 }
 
 int tree_load_first(struct tree *t, struct node *dir)
@@ -416,7 +511,7 @@ int tree_load_first(struct tree *t, struct node *dir)
 		r = pager_first(dir->prov, dir->prov_root ? NULL : &copy, &uniq, &keep);
 	pthread_mutex_lock(&t->lock);
 	if (r == 0)
-		r = install_listing(t, dir, &uniq, uniq.last);
+		r = install_fetched(t, dir, &uniq, uniq.last);
 	if (r == 0 && !dir->listed) {
 		pager_page_drop(&dir->first);
 		dir->first = keep;

@@ -49,15 +49,32 @@ void node_neg_clear(struct node *n)
 	n->nneg = 0;
 }
 
+/* Let go of n's record: its strings, or its share of their block. */
+static void node_rec_release(struct node *n)
+{
+	if (n->block) {
+		recblock_unref(n->block);
+		n->block = NULL;
+		memset(&n->rec, 0, sizeof(n->rec));
+	} else {
+		prov_record_free(&n->rec);
+	}
+}
+
 void node_free(struct node *n)
 {
 	assert(n->magic == NODE_MAGIC); /* not freed twice */
 	n->magic = NODE_FREED;
 	node_neg_clear(n);
-	free(n->order);
+	while (n->listings) {
+		struct listing *l = n->listings;
+
+		n->listings = l->next;
+		listing_free(l);
+	}
 	free(n->index);
 	pager_page_drop(&n->first);
-	prov_record_free(&n->rec);
+	node_rec_release(n);
 	free(n->link);
 	free(n->name);
 	free(n);
@@ -75,6 +92,8 @@ void node_unref_n(struct tree *t, struct node *n, uint64_t count)
 		n->refs -= count;
 		return;
 	}
+	assert(n->in_listings == 0 && n->lookups == 0); /* those hold references */
+	listing_drop_all(t, n);
 	HASH_ITER(hh, n->children, c, tmp) {
 		HASH_DEL(n->children, c);
 		node_unref_n(t, c, 1);
@@ -105,33 +124,13 @@ void node_ref_kernel(struct node *n)
 	n->lookups++;
 }
 
-/* A child leaves order whenever it leaves dir->children: order holds no reference of its
- * own. */
-void node_order_replace(struct node *dir, const struct node *c, struct node *repl)
+void node_orphan(struct tree *t, struct node *n)
 {
-	for (size_t i = 0; i < dir->norder; i++) {
-		if (dir->order[i] != c)
-			continue;
-		if (repl) {
-			dir->order[i] = repl;
-		} else {
-			memmove(&dir->order[i], &dir->order[i + 1],
-				(dir->norder - i - 1) * sizeof(*dir->order));
-			dir->norder--;
-		}
-		return;
-	}
-}
-
-void node_order_check(const struct node *dir)
-{
-	for (size_t i = 0; i < dir->norder; i++) {
-		struct node *c;
-
-		HASH_FIND_STR(dir->children, dir->order[i]->name, c);
-		assert(c == dir->order[i]);
-		(void)c;
-	}
+	/* A node that lives on (the kernel or an older listing holds it) keeps its record,
+	 * but not the block of a listing that is going. */
+	if (n->refs > 1)
+		node_rec_own(n);
+	node_unref(t, n);
 }
 
 uint64_t node_ino(const struct tree *t, const struct node *n)
@@ -183,7 +182,7 @@ void tree_watch_inode(const struct tree *t, uint64_t ino)
 
 int node_held(const struct node *n)
 {
-	return n->refs > 1;
+	return n->refs - n->in_listings > 1;
 }
 
 int node_is_dir_container(const struct node *n)
@@ -233,13 +232,16 @@ static unsigned node_file_set(const struct node *n)
 	return (n->rec.meta ? 1u : 0) | (n->rec.url ? 2u : 0) | (n->rec.branch ? 4u : 0);
 }
 
-void node_set_record(struct node *n, struct prov_record *rec)
+void node_set_record(struct node *n, struct prov_record *rec, struct recblock *block)
 {
 	unsigned before = node_file_set(n);
 
-	prov_record_free(&n->rec);
+	node_rec_release(n);
 	n->rec = *rec;
 	memset(rec, 0, sizeof(*rec));
+	n->block = block;
+	if (block)
+		recblock_ref(block);
 	if (node_file_set(n) != before)
 		n->gen++;
 }
@@ -261,8 +263,22 @@ int node_set_link(struct tree *t, struct node *l, const struct node *target)
 		tree_watch_inode(t, node_ino(t, l)); /* its size and the target it keeps */
 	free(l->link);
 	l->link = to;
-	prov_record_free(&l->rec);
+	node_rec_release(l);
 	l->rec = rec;
+	return 0;
+}
+
+int node_rec_own(struct node *n)
+{
+	struct prov_record copy;
+
+	if (!n->block)
+		return 0;
+	if (prov_record_copy(&copy, &n->rec) < 0)
+		return -ENOMEM; /* it stays in the block, which then lives on with it */
+	recblock_unref(n->block);
+	n->block = NULL;
+	n->rec = copy;
 	return 0;
 }
 
@@ -376,7 +392,7 @@ int node_complete(struct tree *t, struct node *n)
 	r = pager_complete(n->prov, &copy);
 	pthread_mutex_lock(&t->lock);
 	if (r == 0) {
-		node_set_record(n, &copy);
+		node_set_record(n, &copy, NULL);
 		t->completed++; /* its directory's index shows it */
 	}
 release:

@@ -98,8 +98,8 @@ static int changes(const struct node *dir, const struct seen *before, EVP_MD_CTX
 		if (!c)
 			fprintf(f, "- %s\n", e->name);
 	}
-	for (size_t i = 0; i < dir->norder; i++) {
-		c = dir->order[i];
+	for (size_t i = 0; dir->listings && i < dir->listings->n; i++) {
+		c = dir->listings->e[i].node;
 		HASH_FIND_STR(before, c->name, e);
 		if (!e)
 			fprintf(f, "+ %s\n", c->name);
