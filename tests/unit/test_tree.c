@@ -1539,7 +1539,7 @@ static void test_first_page_keeps_its_links_in_place(void **state)
 	struct fixture *x = *state;
 	struct names *c = calloc(1, sizeof(*c));
 	struct tree_stat root;
-	char id[16], label[16];
+	char id[16], label[32];
 
 	for (int i = 0; i < 25; i++) {
 		snprintf(id, sizeof(id), "%d", 2000 + i);
