@@ -6,7 +6,7 @@
  * the easy handles and the share handle (TLS sessions). A caller hands the engine a
  * transfer and waits on a condition variable, waking every HTTP_POLL_MS to ask its
  * cancel callback; giving up is a flag the engine acts on at once. */
-#define _GNU_SOURCE /* asprintf, explicit_bzero */
+#define _GNU_SOURCE /* asprintf */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -22,6 +22,7 @@
 #include "clock.h"
 #include "http.h"
 #include "log.h"
+#include "secret.h"
 
 #define HTTP_BACKOFF_BASE_MS  250
 #define HTTP_BACKOFF_CAP_MS   5000
@@ -235,19 +236,12 @@ static char *http_url(const struct http_request *req)
 	return n < 0 ? NULL : url;
 }
 
-/* Header lines carry signatures and tokens: wipe them, as http_req.c does. */
-static void http_wipe_free(char *s)
-{
-	explicit_bzero(s, strlen(s));
-	free(s);
-}
-
 static void http_slist_free(struct curl_slist *list)
 {
 	struct curl_slist *l;
 
 	for (l = list; l; l = l->next)
-		explicit_bzero(l->data, strlen(l->data));
+		secret_wipe(l->data, strlen(l->data)); /* signatures and tokens */
 	curl_slist_free_all(list);
 }
 
@@ -269,7 +263,7 @@ static int http_headers(const struct http_request *req, struct curl_slist **out)
 		if (n < 0)
 			goto nomem;
 		next = curl_slist_append(list, line);
-		http_wipe_free(line);
+		secret_free(line);
 		if (!next)
 			goto nomem;
 		list = next;

@@ -3,7 +3,7 @@
  *
  * Every string a request or response holds is its own malloc'd copy. Header values are
  * wiped before they are freed: some carry a secret (x-yunxiao-token, STS tokens). */
-#define _GNU_SOURCE /* strcasecmp, explicit_bzero */
+#define _GNU_SOURCE /* strcasecmp */
 #include <errno.h>
 #include <limits.h>
 #include <stdint.h>
@@ -14,6 +14,7 @@
 #include <curl/curl.h>
 
 #include "http.h"
+#include "secret.h"
 
 /* One query parameter, encoded, for sorting. */
 struct http_qpair {
@@ -21,21 +22,13 @@ struct http_qpair {
 	char *value;
 };
 
-static void http_wipe_free(char *s)
-{
-	if (s) {
-		explicit_bzero(s, strlen(s));
-		free(s);
-	}
-}
-
 static void http_fields_free(struct http_field *f, size_t n)
 {
 	size_t i;
 
 	for (i = 0; i < n; i++) {
 		free(f[i].name);
-		http_wipe_free(f[i].value);
+		secret_free(f[i].value);
 		f[i].name = f[i].value = NULL;
 	}
 }
@@ -105,7 +98,7 @@ static int http_field_set(struct http_field *f, const char *name, const char *va
 		return -ENOMEM;
 	}
 	free(f->name);
-	http_wipe_free(f->value);
+	secret_free(f->value);
 	f->name = n;
 	f->value = v;
 	return 0;
@@ -262,7 +255,7 @@ void http_req_free(struct http_request *req)
 	http_fields_free(req->query, req->nquery);
 	http_fields_free(req->headers, req->nheaders);
 	if (req->body)
-		explicit_bzero(req->body, req->body_len);
+		secret_wipe(req->body, req->body_len);
 	free(req->body);
 	memset(req, 0, sizeof(*req));
 }

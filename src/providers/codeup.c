@@ -23,6 +23,7 @@
 #include <json-c/json.h>
 #include <uthash.h>
 
+#include "clock.h"
 #include "log.h"
 #include "providers_i.h"
 
@@ -76,14 +77,6 @@ struct codeup_dir {
 	char *const *anc;
 	size_t nanc;
 };
-
-static int64_t codeup_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
-}
 
 /* One path segment, percent-encoded. "", "." and ".." are refused: curl would resolve them
  * as dot segments and the request would leave the organization. */
@@ -476,7 +469,7 @@ static void codeup_memo_expire(struct codeup *cu, struct codeup_memo *m, int for
 {
 	struct codeup_lane *l, *tmp;
 
-	if (!force && (!m->fetched || codeup_now() < m->fetched + cu->c.dir_ttl))
+	if (!force && (!m->fetched || clock_now() < m->fetched + cu->c.dir_ttl))
 		return;
 	for (long k = 0; k < m->npages; k++) {
 		json_object_put(m->pages[k]);
@@ -534,7 +527,7 @@ static int codeup_memo_keep(struct codeup_memo *m, unsigned gen, long k,
 	if (!got->more && (!m->last || k < m->last))
 		m->last = k;
 	if (!m->fetched)
-		m->fetched = codeup_now();
+		m->fetched = clock_now();
 	return 0;
 }
 
@@ -625,7 +618,7 @@ static void codeup_lane_keep(struct codeup *cu, struct codeup_memo *m, const cha
 	else if (l && done && (!l->last || k < l->last))
 		l->last = k;
 	if (!m->fetched)
-		m->fetched = codeup_now();
+		m->fetched = clock_now();
 	pthread_mutex_unlock(&cu->lock);
 }
 

@@ -234,7 +234,7 @@ class NonceCache:
 
 # ============================================================================ data
 
-# Names that stress the DESIGN §1 rules: duplicates (equal creation times too), '/',
+# Names that stress the docs/design.md §1 rules: duplicates (equal creation times too), '/',
 # '.', '..', '', a name that collides with a sanitised one, control characters, names
 # over 255 bytes (2- and 3-byte characters), CJK, '~', and a name equal to a suffixed
 # name ("dup~<id>").
@@ -408,7 +408,7 @@ def epoch_of(text):
 
 
 def id_key(ident):
-    """DESIGN §1: ids compare as numbers when all digits, otherwise byte by byte."""
+    """docs/design.md §1: ids compare as numbers when all digits, otherwise byte by byte."""
     s = str(ident)
     return (0, int(s), s) if s.isdigit() else (1, 0, s)
 

@@ -1,5 +1,5 @@
 /* libFuzzer target: display names → directory entry names. Whatever the clouds send, every
- * entry must be a valid, unique path component (DESIGN §1), so this checks the result
+ * entry must be a valid, unique path component (docs/design.md §1), so this checks the result
  * rather than just running the code.
  *
  * Input: lines separated by '\n', each "raw name[\tid]"; a line without a tab gets its

@@ -8,7 +8,7 @@ import pytest
 from test_pai import expected_names, pai_config, pai_workspaces
 
 TIMEOUT, RETRIES = 2, 1
-BOUND = TIMEOUT * (RETRIES + 1) + 5 * RETRIES + 5  # DESIGN §3, plus slack for the machine
+BOUND = TIMEOUT * (RETRIES + 1) + 5 * RETRIES + 5  # docs/design.md §3, plus slack for the machine
 
 
 @pytest.mark.parametrize("knob", [{"reset": 1.0}, {"truncate": 1.0}, {"malformed": 1.0},

@@ -1,4 +1,4 @@
-"""Request counts of the lazy paths (DESIGN §3): what each operation costs the cloud, and
+"""Request counts of the lazy paths (docs/design.md §3): what each operation costs the cloud, and
 what warm re-reads cost the daemon (the kernel's caches answer them)."""
 import collections
 import json

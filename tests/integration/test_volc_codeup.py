@@ -83,7 +83,7 @@ def test_provider_without_credentials_is_absent(emulator, mount):
 
 def codeup_expected(org):
     """{relative dir path: ("group"|"repo", record)} predicted from the data, with the
-    DESIGN §1 names computed per directory (groups count as older than repositories)."""
+    docs/design.md §1 names computed per directory (groups count as older than repositories)."""
     members = {}  # parent rel path → [(raw, id, ctime, kind, record)]
     for g in org["namespaces"]:
         parent = g["fullPath"].split("/", 1)[1].rpartition("/")[0]
