@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""A TCP relay that puts a round-trip time on the wire, for benchmarks and tests.
+
+    python3 tests/relay/relay.py --listen 0 --target 127.0.0.1:8443 --rtt-ms 50
+    PORT 41877
+
+Every chunk read from either side is written to the other RTT/2 later, in order. A new
+connection passes no byte before one RTT has gone by since it was accepted: what the
+TCP handshake costs a real client before its first request can leave. So a request sent
+at once on a new connection is answered after two RTT, and each later request on it
+after one; TLS handshakes, keep-alive and multiplexing cost what they cost on a real
+network. Bandwidth is not limited. (The kernel here has no netem qdisc to do this.)
+
+It prints exactly one line, `PORT <n>` (127.0.0.1), then relays until SIGTERM or SIGINT
+(exit 0). Python 3 standard library only; test and bench tooling, like the emulator."""
+import argparse
+import asyncio
+import collections
+import signal
+import socket
+import sys
+
+CHUNK = 65536
+
+
+class Pipe:
+    """One direction of one connection: chunks and then EOF, each due at its own time,
+    written in the order they were read."""
+
+    def __init__(self, reader, writer, delay, not_before):
+        self.reader, self.writer = reader, writer
+        self.delay, self.not_before = delay, not_before
+        self.queue = collections.deque()
+        self.ready = asyncio.Event()
+
+    async def read(self):
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                data = await self.reader.read(CHUNK)
+            except OSError:
+                data = b""
+            due = max(loop.time(), self.not_before) + self.delay
+            self.queue.append((due, data))
+            self.ready.set()
+            if not data:
+                return
+
+    async def write(self):
+        loop = asyncio.get_running_loop()
+        while True:
+            while not self.queue:
+                self.ready.clear()
+                await self.ready.wait()
+            due, data = self.queue.popleft()
+            if due > loop.time():
+                await asyncio.sleep(due - loop.time())
+            if not data:
+                if self.writer.can_write_eof():
+                    self.writer.write_eof()
+                return
+            self.writer.write(data)
+            await self.writer.drain()
+
+    async def run(self):
+        reading = asyncio.ensure_future(self.read())
+        try:
+            await self.write()
+        finally:
+            reading.cancel()
+
+
+def nodelay(writer):
+    """Chunks are timed by the relay, not by Nagle's algorithm waiting for an ACK."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class Relay:
+    def __init__(self, host, port, rtt):
+        self.host, self.port, self.rtt = host, port, rtt
+
+    async def serve(self, creader, cwriter):
+        accepted = asyncio.get_running_loop().time()
+        try:
+            sreader, swriter = await asyncio.open_connection(self.host, self.port)
+        except OSError:
+            cwriter.close()
+            return
+        nodelay(cwriter)
+        nodelay(swriter)
+        half = self.rtt / 2
+        up = Pipe(creader, swriter, half, accepted + self.rtt)
+        down = Pipe(sreader, cwriter, half, accepted + self.rtt)
+        try:
+            # A side that fails (reset, broken pipe) ends both directions.
+            done, pending = await asyncio.wait(
+                [asyncio.ensure_future(up.run()), asyncio.ensure_future(down.run())],
+                return_when=asyncio.FIRST_EXCEPTION)
+            for task in pending:
+                task.cancel()
+            for task in done:
+                task.exception()  # retrieved: a reset is how connections end here
+        finally:
+            for w in (cwriter, swriter):
+                w.close()
+
+
+async def main_async(args):
+    host, _, port = args.target.rpartition(":")
+    relay = Relay(host.strip("[]") or "127.0.0.1", int(port), args.rtt_ms / 1000)
+    server = await asyncio.start_server(relay.serve, "127.0.0.1", args.listen)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"PORT {server.sockets[0].getsockname()[1]}", flush=True)
+    async with server:
+        await stop.wait()
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--listen", type=int, default=0, help="port (0: a free one), 127.0.0.1")
+    p.add_argument("--target", required=True, help="HOST:PORT to relay to")
+    p.add_argument("--rtt-ms", type=float, default=50, help="round-trip time (default 50)")
+    args = p.parse_args(argv)
+    try:
+        asyncio.run(main_async(args))
+    except OSError as e:
+        sys.stderr.write(f"relay: {e}\n")
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
