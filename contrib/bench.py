@@ -1,14 +1,23 @@
 #!/usr/bin/env python3
-"""make bench: codesrcfs against the emulator with a per-request latency, row by row, with
-the ideal beside each cold row and a tmpfs copy of the same tree as the floor of warm
-rows. Writes the table to docs/benchmarks.md. Not part of make check."""
+"""make bench: codesrcfs against the emulator, row by row, written to docs/benchmarks.md.
+Not part of make check.
+
+Three parts. (1) The emulator with a latency per request: cold rows beside their ideal,
+warm rows beside the same tree copied to tmpfs and beside libfuse's own passthrough_ll
+over that copy (the FUSE floor, built here from libfuse3-dev's examples), and the peers
+httpdirfs and rclone. (2) Real round trips: the emulator without latency behind
+tests/relay/relay.py, which holds every chunk RTT/2 each way and a new connection one RTT,
+so that handshakes, keep-alive and multiplexing cost what they cost on a network; each
+row beside its ideal counted in round trips. (3) The targets, met or not."""
 import argparse
 import datetime
+import gzip
 import json
 import math
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -17,6 +26,28 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EMULATOR = os.path.join(ROOT, "tests", "emulator", "emulator.py")
+RELAY = os.path.join(ROOT, "tests", "relay", "relay.py")
+BENCH_BUILD = os.path.join(ROOT, "build", "bench")
+# The generated part of docs/benchmarks.md lies between these; what follows is kept.
+BEGIN = "<!-- make bench writes from here -->"
+END = "<!-- make bench writes up to here; what follows is kept -->"
+
+# Rows on a mount whose directory is listed (no API request expected), in this order, on
+# codesrcfs, the tmpfs copy and passthrough_ll alike. The first cat, find and grep are
+# the kernel's first visits of each code source directory and file.
+WARM = (("warm ls -l", "ls -l {d}"),
+        ("first cat */url", "cat {d}/*/url"),
+        ("cat */url (again)", "cat {d}/*/url"),
+        ("first find | wc -l", "find {d} | wc -l"),
+        ("first grep -r", "grep -r -q zzz-no-match {d}"),
+        ("find | wc -l (again)", "find {d} | wc -l"),
+        ("grep -r (again)", "grep -r -q zzz-no-match {d}"))
+FIRST_VISITS = ("first cat */url", "first find | wc -l", "first grep -r")
+
+MOUNT = "mount (credential check)"
+FIRST = "first entry right after mounting"
+LOOKUP = "cold look-up of one name"
+COLD_LS = "cold ls"
 
 
 def emu_call(url, path, body=None):
@@ -50,34 +81,147 @@ def peak_rss_kib(pid):
     return 0
 
 
+def start_tool(argv):
+    """A tool that prints `PORT <n>` once it serves (the emulator, the relay): (proc, n)."""
+    proc = subprocess.Popen([sys.executable] + argv, stdout=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, text=True)
+    line = proc.stdout.readline()
+    if not line.startswith("PORT "):
+        proc.kill()
+        raise RuntimeError(f"{os.path.basename(argv[0])} did not start: {line!r}")
+    return proc, int(line.split()[1])
+
+
+def stop_tool(proc):
+    proc.terminate()
+    proc.wait(timeout=30)
+    proc.stdout.close()
+
+
+def wait_mounted(mnt, proc=None, tries=400):
+    for _ in range(tries):
+        if os.path.ismount(mnt):
+            return True
+        if proc is not None and proc.poll() is not None:
+            return False
+        time.sleep(0.05)
+    return False
+
+
+def unmount(mnt, proc=None):
+    """Unmount; a row that was stopped may leave a reader inside: then lazily."""
+    if subprocess.run(["fusermount3", "-u", mnt], check=False,
+                      stderr=subprocess.DEVNULL).returncode != 0:
+        if proc is not None:
+            proc.kill()
+        subprocess.run(["fusermount3", "-uz", mnt], check=False)
+    if proc is not None:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def passthrough_ll_sources():
+    """libfuse's example passthrough_ll.c and the header it includes, as libfuse3-dev
+    ships them (maybe gzipped): {name: path}, or {} when this system left the package's
+    examples out."""
+    listed = subprocess.run(["dpkg", "-L", "libfuse3-dev"], capture_output=True, text=True,
+                            check=False).stdout.split()
+    found = {}
+    for name in ("passthrough_ll.c", "passthrough_helpers.h"):
+        for path in listed:
+            if path.endswith(("/" + name, "/" + name + ".gz")) and os.path.exists(path):
+                found[name] = path
+    return found if len(found) == 2 else {}
+
+
+def build_passthrough_ll():
+    """build/bench/passthrough_ll, compiled now from libfuse3-dev's examples: (path, None)
+    or (None, why not)."""
+    srcs = passthrough_ll_sources()
+    if not srcs:
+        return None, "libfuse3-dev's examples (passthrough_ll.c) are not installed"
+    os.makedirs(BENCH_BUILD, exist_ok=True)
+    for name, src in srcs.items():
+        opener = gzip.open if src.endswith(".gz") else open
+        with opener(src, "rb") as fin, open(os.path.join(BENCH_BUILD, name), "wb") as fout:
+            shutil.copyfileobj(fin, fout)
+    out = os.path.join(BENCH_BUILD, "passthrough_ll")
+    flags = subprocess.run(["pkg-config", "--cflags", "--libs", "fuse3"], capture_output=True,
+                           text=True, check=True).stdout.split()
+    r = subprocess.run(["cc", "-O2", "-o", out, os.path.join(BENCH_BUILD, "passthrough_ll.c")]
+                       + flags, capture_output=True, text=True, check=False)
+    if r.returncode != 0:
+        return None, "passthrough_ll did not build: " + r.stderr.strip()[-300:]
+    return out, None
+
+
+class Transport:
+    """How codesrcfs reaches the relay: the endpoint's scheme and what the handshake
+    costs. The relay relays TCP, so TLS and h2 pass through it unchanged."""
+
+    def __init__(self, label, scheme, tls, h2, target_port):
+        self.label, self.scheme, self.tls, self.h2 = label, scheme, tls, h2
+        self.target_port = target_port
+
+
+def ideal_round_trips(op, pages, parallel, tls, h2):
+    """Round trips an ideal client needs, counted as docs/benchmarks.md says: a TCP
+    connection 1, a TLS 1.3 handshake 1, each request 1, the requests of one round in
+    flight together. The mount opens the first connection; later rows find it warm. A
+    listing learns how many pages there are from its first page; then the warm
+    connection takes one page per round trip at once, and (HTTP/1.1) `parallel - 1` new
+    connections one each once their handshakes are done; h2 multiplexes `parallel` on
+    the warm connection."""
+    setup = 2 if tls else 1
+    if op == MOUNT:
+        return setup + 1
+    if op in (FIRST, LOOKUP):
+        return 1
+    rest, k = pages - 1, 0
+    while rest > 0:
+        k += 1
+        rest -= parallel if h2 else 1 + (parallel - 1) * (k > setup)
+    return 1 + k
+
+
 class Bench:
     def __init__(self, args, work):
         self.args, self.work = args, work
-        self.emu = subprocess.Popen([sys.executable, EMULATOR, "--port", "0", "--generate-pai",
-                                     str(args.entries), "--latency-ms", str(args.latency)],
-                                    stdout=subprocess.PIPE, text=True)
-        self.url = "http://127.0.0.1:" + self.emu.stdout.readline().split()[1]
+        self.emu, port = start_tool([EMULATOR, "--port", "0", "--generate-pai",
+                                     str(args.entries), "--latency-ms", str(args.latency)])
+        self.emu_port = port
+        self.url = f"http://127.0.0.1:{port}"
         self.ws = "1001"
         self.mnt = os.path.join(work, "mnt")
         os.mkdir(self.mnt)
-        self.cfg = os.path.join(work, "config")
-        with open(os.open(self.cfg, os.O_CREAT | os.O_WRONLY, 0o600), "w") as f:
-            f.write(f"[pai]\naccess_key_id = testak\naccess_key_secret = testsecret\n"
-                    f"endpoint = {self.url}\nworkspaces = {self.ws}\n")
+        self.cfg = self.config("config", self.url)
         self.fs = None
         self.mount()
         self.rows = []
         self.rss = 0
         self.peer_rows = {}
+        self.fuse_rows = {}
+        self.fuse_note = None
+        self.rtt_rows = []
+        self.rtt_missing = []
+        self.last = None
+
+    def config(self, name, endpoint):
+        path = os.path.join(self.work, name)
+        with open(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600), "w") as f:
+            f.write(f"[pai]\naccess_key_id = testak\naccess_key_secret = testsecret\n"
+                    f"endpoint = {endpoint}\nworkspaces = {self.ws}\n")
+        return path
+
+    def options(self, cfg):
+        return (f"config={cfg},parallel={self.args.parallel},dir_ttl=3600,attr_ttl=3600,"
+                f"logfile={os.path.join(self.work, 'daemon.log')}")
 
     def daemon(self, mnt):
-        proc = subprocess.Popen([self.args.binary, "-f", "-o",
-                                 f"config={self.cfg},parallel={self.args.parallel},"
-                                 f"dir_ttl=3600,attr_ttl=3600", mnt])
-        for _ in range(200):
-            if os.path.ismount(mnt):
-                break
-            time.sleep(0.05)
+        proc = subprocess.Popen([self.args.binary, "-f", "-o", self.options(self.cfg), mnt])
+        wait_mounted(mnt, tries=200)
         return proc
 
     def mount(self):
@@ -101,8 +245,11 @@ class Bench:
     def requests(self):
         return emu_call(self.url, "/_emu/stats").get("total", 0)
 
-    def row(self, name, cmd, ideal=None, floor_cmd=None, measure=timed):
+    def reset_stats(self):
         emu_call(self.url, "/_emu/reset-stats", {})
+
+    def row(self, name, cmd, ideal=None, floor_cmd=None, measure=timed):
+        self.reset_stats()
         secs = measure(cmd)
         reqs = self.requests()
         floor = timed(floor_cmd) if floor_cmd else None
@@ -119,47 +266,58 @@ class Bench:
         self.row("first entry of a never-listed directory",
                  f"next(os.scandir({d!r}))", lat, measure=self_timed)
         self.mount()
-        self.row("cold look-up of one name", f"cat {d}/{last}/url", lat)
+        self.row(LOOKUP, f"cat {d}/{last}/url", lat)
         self.mount()
-        self.row("cold ls", f"ls {d}", ideal_list)
+        self.row(COLD_LS, f"ls {d}", ideal_list)
         self.copy_to(tmp)
-        self.row("warm ls -l", f"ls -l {d}", None, f"ls -l {tmp}")
-        self.row("warm cat */url", f"cat {d}/*/url", None, f"cat {tmp}/*/url")
-        self.row("warm cat */url (again)", f"cat {d}/*/url", None, f"cat {tmp}/*/url")
-        for again in ("", " (again)"):
-            self.row("find | wc -l" + again, f"find {d} | wc -l", None, f"find {tmp} | wc -l")
-            self.row("grep -r" + again, f"grep -r -q zzz-no-match {d}", None,
-                     f"grep -r -q zzz-no-match {tmp}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        self.rss = max(self.rss, peak_rss_kib(self.fs.pid))
+        try:
+            for name, cmd in WARM:
+                self.row(name, cmd.format(d=d), None, cmd.format(d=tmp))
+            self.rss = max(self.rss, peak_rss_kib(self.fs.pid))
+            self.fuse_floor(tmp)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def fuse_floor(self, tmp):
+        """The warm rows on libfuse's passthrough_ll over the tmpfs copy, on a fresh mount
+        whose directory was listed first (as codesrcfs's was by the cold ls): what FUSE
+        itself costs for the same first visits. cache=always: the kernel keeps entries,
+        attributes and pages, as it does for codesrcfs."""
+        binary, self.fuse_note = build_passthrough_ll()
+        if not binary:
+            print("bench: no passthrough_ll row:", self.fuse_note, file=sys.stderr)
+            return
+        mnt = os.path.join(self.work, "passthrough_ll")
+        os.makedirs(mnt, exist_ok=True)
+        proc = subprocess.Popen([binary, "-f", "-o", f"source={tmp},cache=always", mnt],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if not wait_mounted(mnt, proc):
+            self.fuse_note = "passthrough_ll did not mount"
+            print("bench:", self.fuse_note, file=sys.stderr)
+            proc.kill()
+            return
+        try:
+            timed(f"ls {mnt}")
+            for name, cmd in WARM:
+                self.fuse_rows[name] = timed(cmd.format(d=mnt))
+        finally:
+            unmount(mnt, proc)
 
     def peer_mount(self, argv, mnt):
         """A peer's daemon on mnt, or None when it did not mount."""
         os.makedirs(mnt, exist_ok=True)
         proc = subprocess.Popen(argv + [mnt], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
-        for _ in range(400):
-            if os.path.ismount(mnt):
-                return proc
-            time.sleep(0.05)
+        if wait_mounted(mnt, proc):
+            return proc
         proc.kill()
         return None
-
-    def peer_unmount(self, proc, mnt):
-        """Unmount; a row that was stopped may leave a reader inside: then lazily."""
-        if subprocess.run(["fusermount3", "-u", mnt], check=False).returncode != 0:
-            proc.kill()
-            subprocess.run(["fusermount3", "-uz", mnt], check=False)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
     def peer_row(self, cmd, measure=timed):
         """(seconds, API requests, stopped) of one row; a row past --peer-timeout is
         stopped and reported as such."""
         limit = self.args.peer_timeout
-        emu_call(self.url, "/_emu/reset-stats", {})
+        self.reset_stats()
         if measure is timed:
             secs = timed(f"timeout {limit} sh -c '{cmd}'")
         else:
@@ -178,24 +336,19 @@ class Bench:
         for label, cmd, measure in (
                 ("first entry of a never-listed directory", f"next(os.scandir({d!r}))",
                  self_timed),
-                ("cold look-up of one name", f"cat {d}/{last}/url", timed)):
+                (LOOKUP, f"cat {d}/{last}/url", timed)):
             proc = self.peer_mount(argv, mnt)
             if not proc:
                 return rows
             rows[label] = self.peer_row(cmd, measure)
-            self.peer_unmount(proc, mnt)
+            unmount(mnt, proc)
         proc = self.peer_mount(argv, mnt)
         if not proc:
             return rows
-        for label, cmd in (("cold ls", f"ls {d}"), ("warm ls -l", f"ls -l {d}"),
-                           ("warm cat */url", f"cat {d}/*/url"),
-                           ("warm cat */url (again)", f"cat {d}/*/url"),
-                           ("find | wc -l", f"find {d} | wc -l"),
-                           ("grep -r", f"grep -r -q zzz-no-match {d}"),
-                           ("find | wc -l (again)", f"find {d} | wc -l"),
-                           ("grep -r (again)", f"grep -r -q zzz-no-match {d}")):
-            rows[label] = self.peer_row(cmd)
-        self.peer_unmount(proc, mnt)
+        rows[COLD_LS] = self.peer_row(f"ls {d}")
+        for label, cmd in WARM:
+            rows[label] = self.peer_row(cmd.format(d=d))
+        unmount(mnt, proc)
         return rows
 
     def peers(self):
@@ -208,11 +361,80 @@ class Bench:
                                            "--attr-timeout", "1h", ":http:"], self.last),
         }
 
+    # ---- real round trips: the relay in front of the emulator -------------------------
+
+    def transports(self):
+        """What this bench can put behind the relay: plain HTTP/1.1 to the emulator."""
+        self.rtt_missing = ["HTTP/1.1 over TLS", "h2 over TLS"]
+        return [Transport("HTTP/1.1, plain", "http", False, False, self.emu_port)]
+
+    def rtt(self):
+        """Each transport's rows, each the median of --repeat runs on fresh daemons; the
+        emulator answers at once, the relay holds the time."""
+        emu_call(self.url, "/_emu/config", {"latency_ms": 0})
+        for t in self.transports():
+            relay, port = start_tool([RELAY, "--listen", "0", "--target",
+                                      f"127.0.0.1:{t.target_port}", "--rtt-ms",
+                                      str(self.args.rtt)])
+            try:
+                self.rtt_transport(t, f"{t.scheme}://127.0.0.1:{port}")
+            finally:
+                stop_tool(relay)
+
+    def mount_detached(self, cfg, mnt):
+        """codesrcfs as a user runs it: the command returns once the credential check has
+        passed and the mount is there. Its seconds."""
+        t = time.monotonic()
+        r = subprocess.run([self.args.binary, "-o", self.options(cfg), mnt],
+                           capture_output=True, text=True, check=False)
+        secs = time.monotonic() - t
+        if r.returncode != 0:
+            raise RuntimeError(f"codesrcfs did not mount: {r.stderr.strip()}")
+        return secs
+
+    def rtt_sample(self, cfg, mnt, op, d):
+        """(seconds, API requests) of one operation on a fresh daemon."""
+        self.reset_stats()
+        secs = self.mount_detached(cfg, mnt)
+        try:
+            if op != MOUNT:
+                self.reset_stats()
+                if op == FIRST:
+                    secs = self_timed(f"next(os.scandir({d!r}))")
+                elif op == LOOKUP:
+                    secs = self_timed(f"open({os.path.join(d, self.last, 'url')!r}).read()")
+                else:
+                    secs = timed(f"ls {d}")
+            return secs, self.requests()
+        finally:
+            unmount(mnt)
+
+    def rtt_transport(self, t, endpoint):
+        a = self.args
+        cfg = self.config("config-rtt", endpoint)
+        mnt = os.path.join(self.work, "rtt")
+        os.makedirs(mnt, exist_ok=True)
+        d = os.path.join(mnt, "pai", self.ws)
+        pages = math.ceil(a.entries / 100)
+        for op in (MOUNT, FIRST, LOOKUP, COLD_LS):
+            samples = [self.rtt_sample(cfg, mnt, op, d) for _ in range(a.repeat)]
+            secs = statistics.median(s for s, _ in samples)
+            reqs = max(r for _, r in samples)
+            trips = ideal_round_trips(op, pages, a.parallel, t.tls, t.h2)
+            self.rtt_rows.append((op, t.label, secs, reqs, trips))
+
     def close(self):
         subprocess.run(["fusermount3", "-u", self.mnt], check=False)
         self.fs.wait(timeout=30)
-        self.emu.terminate()
-        self.emu.wait(timeout=30)
+        stop_tool(self.emu)
+
+
+def cell(label):
+    return label.replace("|", "\\|")  # "find | wc -l" is one cell
+
+
+def ms(secs):
+    return f"{secs * 1000:.1f} ms"
 
 
 def table(b):
@@ -220,13 +442,16 @@ def table(b):
     out = [f"## {a.entries} code sources, {a.latency:g} ms per request, parallel={a.parallel}",
            "",
            "| operation | codesrcfs | API requests | ideal (cold) | ratio | tmpfs (warm) | ratio "
-           "| httpdirfs (requests) | rclone (requests) |",
-           "|---|---|---|---|---|---|---|---|---|"]
+           "| passthrough_ll | ratio | httpdirfs (requests) | rclone (requests) |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, secs, reqs, ideal, floor in b.rows:
         i = f"{ideal * 1000:.0f} ms" if ideal else ""
         ri = f"{secs / ideal:.2f}×" if ideal else ""
-        f = f"{floor * 1000:.1f} ms" if floor else ""
+        f = ms(floor) if floor else ""
         rf = f"{secs / floor:.2f}×" if floor else ""
+        fuse = b.fuse_rows.get(name)
+        pf = ms(fuse) if fuse else ""
+        rp = f"{secs / fuse:.2f}×" if fuse else ""
         peers = []
         for p in ("httpdirfs", "rclone"):
             got = b.peer_rows.get(p, {}).get(name)
@@ -235,44 +460,134 @@ def table(b):
             elif got[2]:
                 peers.append(f"> {got[0]:.0f} s, stopped ({got[1]})")
             else:
-                peers.append(f"{got[0] * 1000:.1f} ms ({got[1]})")
-        label = name.replace("|", "\\|")  # "find | wc -l" is one cell
-        out.append(f"| {label} | {secs * 1000:.1f} ms | {reqs} | {i} | {ri} | {f} | {rf} | "
-                   f"{peers[0]} | {peers[1]} |")
+                peers.append(f"{ms(got[0])} ({got[1]})")
+        out.append(f"| {cell(name)} | {ms(secs)} | {reqs} | {i} | {ri} | {f} | {rf} | {pf} | "
+                   f"{rp} | {peers[0]} | {peers[1]} |")
     out += ["", f"Daemon peak RSS: {b.rss / 1024:.1f} MiB "
             f"({b.rss * 1024 / a.entries:.0f} bytes per code source, everything listed).", ""]
+    if b.fuse_note:
+        out += [f"No passthrough_ll column: {b.fuse_note}.", ""]
     return "\n".join(out)
 
 
+def rtt_table(b):
+    a = b.args
+    if not b.rtt_rows:
+        return ""
+    out = [f"## Round trips: {a.entries} code sources, RTT {a.rtt:g} ms on the wire, "
+           f"parallel={a.parallel}",
+           "",
+           f"Median of {a.repeat} runs, each on a fresh daemon.",
+           "",
+           "| operation | transport | codesrcfs | API requests | ideal (round trips) | ratio |",
+           "|---|---|---|---|---|---|"]
+    for op, transport, secs, reqs, trips in b.rtt_rows:
+        ideal = trips * a.rtt / 1000
+        out.append(f"| {cell(op)} | {transport} | {ms(secs)} | {reqs} | "
+                   f"{ideal * 1000:.0f} ms ({trips}) | {secs / ideal:.2f}× |")
+    if b.rtt_missing:
+        out += ["", "Not measured: " + ", ".join(b.rtt_missing) + " (this bench has no "
+                "TLS endpoint to put behind the relay yet)."]
+    return "\n".join(out + [""])
+
+
+def verdict(ok):
+    return "yes" if ok else "**no**"
+
+
+def targets(b):
+    """The targets of the issue, met or not, from this run's numbers."""
+    a = b.args
+    out = ["## Targets", "", "| target | measured | met |", "|---|---|---|"]
+    for op, transport, secs, _, trips in b.rtt_rows:
+        ideal = trips * a.rtt / 1000
+        if op == FIRST:
+            out.append(f"| first entry after mounting ≤ 1.2× one RTT ({transport}) | "
+                       f"{ms(secs)} against {a.rtt:g} ms: {secs / ideal:.2f}× | "
+                       f"{verdict(secs <= 1.2 * ideal)} |")
+        if op == COLD_LS:
+            out.append(f"| cold ls of {a.entries} ≤ 1.2× the round-trip ideal ({transport}) | "
+                       f"{ms(secs)} against {ideal * 1000:.0f} ms: {secs / ideal:.2f}× | "
+                       f"{verdict(secs <= 1.2 * ideal)} |")
+    for transport in b.rtt_missing:
+        out.append(f"| cold ls and first entry over {transport} | not measured | n/a |")
+    rows = {name: (secs, reqs, ideal, floor) for name, secs, reqs, ideal, floor in b.rows}
+    if COLD_LS in rows:
+        secs, _, ideal, _ = rows[COLD_LS]
+        out.append(f"| cold ls at {a.latency:g} ms emulator latency ≤ 1.15× ideal | "
+                   f"{ms(secs)} against {ideal * 1000:.0f} ms: {secs / ideal:.2f}× | "
+                   f"{verdict(secs <= 1.15 * ideal)} |")
+    for name in FIRST_VISITS:
+        fuse = b.fuse_rows.get(name)
+        if name in rows and fuse:
+            secs = rows[name][0]
+            out.append(f"| {cell(name)} ≤ 1.5× passthrough_ll | {ms(secs)} against "
+                       f"{ms(fuse)}: {secs / fuse:.2f}× | {verdict(secs <= 1.5 * fuse)} |")
+        elif name in rows:
+            out.append(f"| {cell(name)} ≤ 1.5× passthrough_ll | no passthrough_ll | n/a |")
+    warm = [(name, rows[name][1]) for name, _ in WARM if name in rows]
+    if warm:
+        asked = [f"{cell(n)}: {r}" for n, r in warm if r]
+        out.append("| warm rows make no API request | "
+                   + ("; ".join(asked) if asked else "0 on every warm row")
+                   + f" | {verdict(not asked)} |")
+    return "\n".join(out + [""])
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return f.read().split()[0]
+
+
+def write_doc(path, generated):
+    """Replace the part between BEGIN and END (or the whole file when it has none)."""
+    try:
+        with open(path) as f:
+            old = f.read()
+    except FileNotFoundError:
+        old = ""
+    if BEGIN in old and END in old:
+        text = old.split(BEGIN, 1)[0] + BEGIN + "\n" + generated + END + old.split(END, 1)[1]
+    else:
+        text = "# Benchmarks\n\n" + BEGIN + "\n" + generated + END + "\n"
+    with open(path, "w") as f:
+        f.write(text)
+
+
 def main():
-    p = argparse.ArgumentParser()
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--binary", default=os.path.join(ROOT, "build", "codesrcfs"))
     p.add_argument("--entries", type=int, default=10000)
-    p.add_argument("--latency", type=float, default=20)
+    p.add_argument("--latency", type=float, default=20,
+                   help="ms the emulator waits per request in the first part")
     p.add_argument("--parallel", type=int, default=8)
+    p.add_argument("--rtt", type=float, default=50,
+                   help="ms of round trip the relay puts on the wire; 0 skips that part")
+    p.add_argument("--repeat", type=int, default=3,
+                   help="runs per round-trip row (the median is written)")
     p.add_argument("--no-peers", action="store_true", help="skip httpdirfs and rclone")
     p.add_argument("--peer-timeout", type=int, default=60,
                    help="seconds before a peer's row is stopped")
     p.add_argument("--out", default=os.path.join(ROOT, "docs", "benchmarks.md"))
     a = p.parse_args()
+    load = [loadavg()]
     with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as work:
         b = Bench(a, work)
         try:
             b.run()
             if not a.no_peers:
                 b.peers()
+            if a.rtt > 0:
+                b.rtt()
         finally:
             b.close()
-    text = table(b)
+    load.append(loadavg())
+    text = "\n".join((table(b), rtt_table(b), targets(b)))
     print(text)
-    head = (f"# Benchmarks\n\nWritten by `make bench` on {datetime.date.today()}, "
-            f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}.\n"
-            "Ideal for a cold listing: one page, then ceil((pages - 1) / parallel) rounds, "
-            "each one latency. Warm rows are compared with the same tree copied to tmpfs.\n"
-            "The peers mount the emulator's plain HTTP listing of the same tree (same "
-            "latency per request); n/a: a row the bench does not run for them.\n\n")
-    with open(a.out, "w") as f:
-        f.write(head + text)
+    head = (f"Written by `make bench` on {datetime.date.today()}, {platform.machine()}, "
+            f"{os.cpu_count()} cores, {platform.platform()}; load average {load[0]} at the "
+            f"start, {load[1]} at the end.\n\n")
+    write_doc(a.out, head + text)
 
 
 if __name__ == "__main__":
