@@ -6,6 +6,7 @@ told, and not wildly more); they are wide, [0.9, 2] × the expected time, becaus
 machine is shared. No speed of codesrcfs is asserted here."""
 import os
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -49,26 +50,64 @@ class Echo:
                 conn.sendall(data)
 
 
+def start_relay(target, rtt):
+    proc = subprocess.Popen([sys.executable, RELAY, "--listen", "0", "--target",
+                             f"127.0.0.1:{target}", "--rtt-ms", str(rtt * 1000)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL)
+    line = read_line(proc.stdout, 10)
+    assert line.startswith("PORT "), line
+    return proc, int(line.split()[1])
+
+
+def stop_relay(proc):
+    """SIGTERM: it must exit 0 and leave nothing on stderr."""
+    proc.terminate()
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0 and not err, err
+
+
 @pytest.fixture
 def relay():
-    """relay(target_port, rtt) → the relay's port; every relay is stopped (SIGTERM) after
-    the test, which checks that it exits 0."""
+    """relay(target_port, rtt) → the relay's port; every relay is stopped after the test."""
     procs = []
 
     def start(target, rtt):
-        proc = subprocess.Popen([sys.executable, RELAY, "--listen", "0", "--target",
-                                 f"127.0.0.1:{target}", "--rtt-ms", str(rtt * 1000)],
-                                stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        proc, port = start_relay(target, rtt)
         procs.append(proc)
-        line = read_line(proc.stdout, 10)
-        assert line.startswith("PORT "), line
-        return int(line.split()[1])
+        return port
 
     yield start
     for proc in procs:
-        proc.terminate()
-        assert proc.wait(timeout=10) == 0
-        proc.stdout.close()
+        stop_relay(proc)
+
+
+@pytest.mark.timeout_s(30)
+def test_resets_half_closes_and_a_stop_with_bytes_in_flight_are_clean():
+    """Clients that reset right after sending (a daemon killed), clients that half-close,
+    clients still open with bytes in flight when SIGTERM comes: the relay exits 0 and
+    writes nothing on stderr."""
+    proc, port = start_relay(Echo().port, 0.02)
+    kept = []
+    try:
+        for i in range(40):
+            sock = connect(port)
+            sock.sendall(b"x" * 100000)
+            if i % 2:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                sock.close()
+            else:
+                kept.append(sock)
+        time.sleep(0.1)
+        for sock in kept[::2]:
+            sock.shutdown(socket.SHUT_WR)
+        time.sleep(0.05)
+        stop_relay(proc)
+    finally:
+        for sock in kept:
+            sock.close()
+        if proc.poll() is None:
+            proc.kill()
 
 
 def exchange(sock, data):

@@ -68,41 +68,58 @@ class Pipe:
             await self.write()
         finally:
             reading.cancel()
+            await asyncio.gather(reading, return_exceptions=True)
 
 
 def nodelay(writer):
     """Chunks are timed by the relay, not by Nagle's algorithm waiting for an ACK."""
     sock = writer.get_extra_info("socket")
-    if sock is not None:
+    try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (AttributeError, OSError):
+        pass  # a peer that reset already: the pipes will see it
 
 
 class Relay:
     def __init__(self, host, port, rtt):
         self.host, self.port, self.rtt = host, port, rtt
+        self.connections = set()
 
     async def serve(self, creader, cwriter):
         accepted = asyncio.get_running_loop().time()
+        task = asyncio.current_task()
+        self.connections.add(task)
+        try:
+            await self.relay(creader, cwriter, accepted)
+        finally:
+            self.connections.discard(task)
+
+    async def stop(self):
+        """Every connection still open ends now, before the loop does."""
+        for task in list(self.connections):
+            task.cancel()
+        await asyncio.gather(*self.connections, return_exceptions=True)
+
+    async def relay(self, creader, cwriter, accepted):
+        nodelay(cwriter)
         try:
             sreader, swriter = await asyncio.open_connection(self.host, self.port)
         except OSError:
             cwriter.close()
             return
-        nodelay(cwriter)
         nodelay(swriter)
         half = self.rtt / 2
         up = Pipe(creader, swriter, half, accepted + self.rtt)
         down = Pipe(sreader, cwriter, half, accepted + self.rtt)
+        tasks = [asyncio.ensure_future(up.run()), asyncio.ensure_future(down.run())]
         try:
             # A side that fails (reset, broken pipe) ends both directions.
-            done, pending = await asyncio.wait(
-                [asyncio.ensure_future(up.run()), asyncio.ensure_future(down.run())],
-                return_when=asyncio.FIRST_EXCEPTION)
-            for task in pending:
-                task.cancel()
-            for task in done:
-                task.exception()  # retrieved: a reset is how connections end here
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         finally:
+            for task in tasks:
+                task.cancel()
+            # Retrieved, not raised: a reset is how connections end here.
+            await asyncio.gather(*tasks, return_exceptions=True)
             for w in (cwriter, swriter):
                 w.close()
 
@@ -118,6 +135,8 @@ async def main_async(args):
     print(f"PORT {server.sockets[0].getsockname()[1]}", flush=True)
     async with server:
         await stop.wait()
+        server.close()
+        await relay.stop()
 
 
 def main(argv=None):
