@@ -44,6 +44,7 @@ WARM = (("warm ls -l", "ls -l {d}"),
         ("grep -r (again)", "grep -r -q zzz-no-match {d}"))
 FIRST_VISITS = ("first cat */url", "first find | wc -l", "first grep -r")
 
+FIRST_NEVER = "first entry of a never-listed directory"
 MOUNT = "mount (credential check)"
 FIRST = "first entry right after mounting"
 LOOKUP = "cold look-up of one name"
@@ -198,7 +199,6 @@ class Bench:
         os.mkdir(self.mnt)
         self.cfg = self.config("config", self.url)
         self.fs = None
-        self.mount()
         self.rows = []
         self.rss = 0
         self.peer_rows = {}
@@ -248,32 +248,43 @@ class Bench:
     def reset_stats(self):
         emu_call(self.url, "/_emu/reset-stats", {})
 
-    def row(self, name, cmd, ideal=None, floor_cmd=None, measure=timed):
+    def sample(self, samples, name, cmd, floor_cmd=None, measure=timed):
         self.reset_stats()
         secs = measure(cmd)
         reqs = self.requests()
         floor = timed(floor_cmd) if floor_cmd else None
-        self.rows.append((name, secs, reqs, ideal, floor))
+        samples.setdefault(name, []).append((secs, reqs, floor))
 
     def run(self):
+        """Each row the median of --repeat runs; each run's cold rows on fresh daemons,
+        its warm rows on the daemon of its cold ls."""
         a, d = self.args, os.path.join(self.mnt, "pai", self.ws)
         pages = math.ceil(a.entries / 100)
         lat = a.latency / 1000
-        ideal_list = math.ceil((pages - 1) / a.parallel) * lat + lat
+        ideals = {FIRST_NEVER: lat, LOOKUP: lat,
+                  COLD_LS: math.ceil((pages - 1) / a.parallel) * lat + lat}
         tmp = os.path.join("/dev/shm", f"codesrcfs-bench-{os.getpid()}")
         data = emu_call(self.url, "/_emu/data")
         last = self.last = data["pai"]["workspaces"][0]["code_sources"][-1]["DisplayName"]
-        self.row("first entry of a never-listed directory",
-                 f"next(os.scandir({d!r}))", lat, measure=self_timed)
-        self.mount()
-        self.row(LOOKUP, f"cat {d}/{last}/url", lat)
-        self.mount()
-        self.row(COLD_LS, f"ls {d}", ideal_list)
+        samples = {}
         self.copy_to(tmp)
         try:
-            for name, cmd in WARM:
-                self.row(name, cmd.format(d=d), None, cmd.format(d=tmp))
-            self.rss = max(self.rss, peak_rss_kib(self.fs.pid))
+            for _ in range(a.repeat):
+                self.mount()
+                self.sample(samples, FIRST_NEVER, f"next(os.scandir({d!r}))",
+                            measure=self_timed)
+                self.mount()
+                self.sample(samples, LOOKUP, f"cat {d}/{last}/url")
+                self.mount()
+                self.sample(samples, COLD_LS, f"ls {d}")
+                for name, cmd in WARM:
+                    self.sample(samples, name, cmd.format(d=d), cmd.format(d=tmp))
+                self.rss = max(self.rss, peak_rss_kib(self.fs.pid))
+            for name, got in samples.items():
+                floors = [f for _, _, f in got if f is not None]
+                self.rows.append((name, statistics.median(s for s, _, _ in got),
+                                  max(r for _, r, _ in got), ideals.get(name),
+                                  statistics.median(floors) if floors else None))
             self.fuse_floor(tmp)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -289,19 +300,22 @@ class Bench:
             return
         mnt = os.path.join(self.work, "passthrough_ll")
         os.makedirs(mnt, exist_ok=True)
-        proc = subprocess.Popen([binary, "-f", "-o", f"source={tmp},cache=always", mnt],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if not wait_mounted(mnt, proc):
-            self.fuse_note = "passthrough_ll did not mount"
-            print("bench:", self.fuse_note, file=sys.stderr)
-            proc.kill()
-            return
-        try:
-            timed(f"ls {mnt}")
-            for name, cmd in WARM:
-                self.fuse_rows[name] = timed(cmd.format(d=mnt))
-        finally:
-            unmount(mnt, proc)
+        samples = {}
+        for _ in range(self.args.repeat):
+            proc = subprocess.Popen([binary, "-f", "-o", f"source={tmp},cache=always", mnt],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if not wait_mounted(mnt, proc):
+                self.fuse_note = "passthrough_ll did not mount"
+                print("bench:", self.fuse_note, file=sys.stderr)
+                proc.kill()
+                return
+            try:
+                timed(f"ls {mnt}")
+                for name, cmd in WARM:
+                    samples.setdefault(name, []).append(timed(cmd.format(d=mnt)))
+            finally:
+                unmount(mnt, proc)
+        self.fuse_rows = {name: statistics.median(got) for name, got in samples.items()}
 
     def peer_mount(self, argv, mnt):
         """A peer's daemon on mnt, or None when it did not mount."""
@@ -334,7 +348,7 @@ class Bench:
         d = os.path.join(mnt, "pai", self.ws)
         rows = {}
         for label, cmd, measure in (
-                ("first entry of a never-listed directory", f"next(os.scandir({d!r}))",
+                (FIRST_NEVER, f"next(os.scandir({d!r}))",
                  self_timed),
                 (LOOKUP, f"cat {d}/{last}/url", timed)):
             proc = self.peer_mount(argv, mnt)
@@ -440,6 +454,8 @@ def ms(secs):
 def table(b):
     a = b.args
     out = [f"## {a.entries} code sources, {a.latency:g} ms per request, parallel={a.parallel}",
+           "",
+           f"Median of {a.repeat} runs (the peers: one).",
            "",
            "| operation | codesrcfs | API requests | ideal (cold) | ratio | tmpfs (warm) | ratio "
            "| passthrough_ll | ratio | httpdirfs (requests) | rclone (requests) |",
@@ -564,7 +580,8 @@ def main():
     p.add_argument("--rtt", type=float, default=50,
                    help="ms of round trip the relay puts on the wire; 0 skips that part")
     p.add_argument("--repeat", type=int, default=3,
-                   help="runs per round-trip row (the median is written)")
+                   help="runs of each codesrcfs and passthrough_ll row, the median written "
+                   "(the peers run once)")
     p.add_argument("--no-peers", action="store_true", help="skip httpdirfs and rclone")
     p.add_argument("--peer-timeout", type=int, default=60,
                    help="seconds before a peer's row is stopped")
