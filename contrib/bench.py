@@ -17,6 +17,7 @@ import math
 import os
 import platform
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -158,13 +159,86 @@ def build_passthrough_ll():
     return out, None
 
 
-class Transport:
-    """How codesrcfs reaches the relay: the endpoint's scheme and what the handshake
-    costs. The relay relays TCP, so TLS and h2 pass through it unchanged."""
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
-    def __init__(self, label, scheme, tls, h2, target_port):
-        self.label, self.scheme, self.tls, self.h2 = label, scheme, tls, h2
-        self.target_port = target_port
+
+def wait_port(port, proc, what, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not listen on {port} within {timeout} s")
+
+
+def make_ca(d):
+    """A throwaway CA made with the openssl command, and a certificate for 127.0.0.1 it
+    signed: (cafile, cert, key). Never kept."""
+    def openssl(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60, cwd=d)
+
+    os.makedirs(d, exist_ok=True)
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=bench CA")
+    with open(os.path.join(d, "srv.ext"), "w") as f:
+        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+                "extendedKeyUsage=serverAuth\n")
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=localhost")
+    openssl("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "srv.pem", "-days", "2", "-extfile", "srv.ext")
+    return tuple(os.path.join(d, n) for n in ("ca.pem", "srv.pem", "srv.key"))
+
+
+class Transport:
+    """What the relay forwards to and what its handshake costs. The relay relays TCP, so
+    TLS and h2 pass through it unchanged. TLS is Debian's nghttpx in front of the plain
+    emulator, offering only `alpn` (http/1.1 or h2), TLS 1.3."""
+
+    def __init__(self, label, backend_port, tls=None, alpn=None, work=None):
+        self.label, self.tls, self.alpn = label, tls, alpn
+        self.h2 = alpn == "h2"
+        self.backend_port, self.work, self.proc = backend_port, work, None
+        self.port = backend_port
+
+    @property
+    def scheme(self):
+        return "https" if self.tls else "http"
+
+    def start(self):
+        if not self.tls:
+            return
+        _, cert, key = self.tls
+        self.port = free_port()
+        name = self.alpn.replace("/", "")  # http/1.1 is no file name
+        self.access_log = os.path.join(self.work, f"nghttpx-{name}.log")
+        self.proc = subprocess.Popen(
+            ["nghttpx", "--conf=/dev/null", f"--frontend=127.0.0.1,{self.port}",
+             f"--backend=127.0.0.1,{self.backend_port}", "--workers=1", "--no-ocsp",
+             f"--npn-list={self.alpn}", "--tls-min-proto-version=TLSv1.3",
+             f"--accesslog-file={self.access_log}", "--accesslog-format=$alpn",
+             f"--errorlog-file={os.path.join(self.work, 'nghttpx-error.log')}", key, cert],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.port, self.proc, "nghttpx")
+
+    def stop(self):
+        """None, or what is wrong: a protocol other than the one offered was served."""
+        if not self.proc:
+            return None
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+        with open(self.access_log) as f:
+            served = set(f.read().split())
+        if served != {self.alpn}:
+            return f"nghttpx served {', '.join(sorted(served)) or 'nothing'}"
+        return None
 
 
 def ideal_round_trips(op, pages, parallel, tls, h2):
@@ -206,6 +280,7 @@ class Bench:
         self.fuse_note = None
         self.rtt_rows = []
         self.rtt_missing = []
+        self.cafile = None
         self.last = None
 
     def config(self, name, endpoint):
@@ -377,49 +452,88 @@ class Bench:
 
     # ---- real round trips: the relay in front of the emulator -------------------------
 
+    def tls_missing(self):
+        """Why this bench cannot measure TLS here, or None."""
+        for tool, package in (("nghttpx", "nghttp2-proxy"), ("openssl", "openssl")):
+            if not shutil.which(tool):
+                return f"no {tool} (Debian package {package})"
+        usage = subprocess.run([self.args.binary, "--help"], capture_output=True, text=True,
+                               check=False)
+        if "cafile=" not in usage.stdout + usage.stderr:
+            return "this codesrcfs has no -o cafile= to trust the bench's CA"
+        return None
+
     def transports(self):
-        """What this bench can put behind the relay: plain HTTP/1.1 to the emulator."""
-        self.rtt_missing = ["HTTP/1.1 over TLS", "h2 over TLS"]
-        return [Transport("HTTP/1.1, plain", "http", False, False, self.emu_port)]
+        """Plain HTTP/1.1 to the emulator; over TLS 1.3, HTTP/1.1 and h2 through nghttpx
+        when this machine and this codesrcfs can."""
+        plain = Transport("HTTP/1.1, plain", self.emu_port)
+        why = self.tls_missing()
+        if why:
+            self.rtt_missing = [(label, why) for label in ("HTTP/1.1, TLS", "h2, TLS")]
+            return [plain]
+        tls = make_ca(os.path.join(self.work, "ca"))
+        self.cafile = tls[0]
+        return [plain,
+                Transport("HTTP/1.1, TLS", self.emu_port, tls, "http/1.1", self.work),
+                Transport("h2, TLS", self.emu_port, tls, "h2", self.work)]
 
     def rtt(self):
         """Each transport's rows, each the median of --repeat runs on fresh daemons; the
         emulator answers at once, the relay holds the time."""
         emu_call(self.url, "/_emu/config", {"latency_ms": 0})
         for t in self.transports():
-            relay, port = start_tool([RELAY, "--listen", "0", "--target",
-                                      f"127.0.0.1:{t.target_port}", "--rtt-ms",
-                                      str(self.args.rtt)])
+            t.start()
+            wrong = None
             try:
-                self.rtt_transport(t, f"{t.scheme}://127.0.0.1:{port}")
+                self.relay_log = os.path.join(self.work, f"relay-{len(self.rtt_rows)}.log")
+                relay, port = start_tool([RELAY, "--listen", "0", "--target",
+                                          f"127.0.0.1:{t.port}", "--rtt-ms",
+                                          str(self.args.rtt), "--log", self.relay_log])
+                try:
+                    self.rtt_transport(t, f"{t.scheme}://127.0.0.1:{port}")
+                finally:
+                    stop_tool(relay)
             finally:
-                stop_tool(relay)
+                wrong = t.stop()
+            if wrong:
+                raise RuntimeError(f"{t.label}: {wrong}")
 
-    def mount_detached(self, cfg, mnt):
+    def connections(self):
+        """Connections the relay has accepted so far."""
+        try:
+            with open(self.relay_log) as f:
+                return sum(1 for _ in f)
+        except FileNotFoundError:
+            return 0
+
+    def mount_detached(self, cfg, mnt, tls):
         """codesrcfs as a user runs it: the command returns once the credential check has
         passed and the mount is there. Its seconds."""
+        opts = self.options(cfg) + (f",cafile={self.cafile}" if tls else "")
         t = time.monotonic()
-        r = subprocess.run([self.args.binary, "-o", self.options(cfg), mnt],
+        r = subprocess.run([self.args.binary, "-o", opts, mnt],
                            capture_output=True, text=True, check=False)
         secs = time.monotonic() - t
         if r.returncode != 0:
             raise RuntimeError(f"codesrcfs did not mount: {r.stderr.strip()}")
         return secs
 
-    def rtt_sample(self, cfg, mnt, op, d):
-        """(seconds, API requests) of one operation on a fresh daemon."""
+    def rtt_sample(self, cfg, mnt, op, d, tls):
+        """(seconds, API requests, new connections) of one operation on a fresh daemon."""
         self.reset_stats()
-        secs = self.mount_detached(cfg, mnt)
+        conns = self.connections()
+        secs = self.mount_detached(cfg, mnt, tls)
         try:
             if op != MOUNT:
                 self.reset_stats()
+                conns = self.connections()
                 if op == FIRST:
                     secs = self_timed(f"next(os.scandir({d!r}))")
                 elif op == LOOKUP:
                     secs = self_timed(f"open({os.path.join(d, self.last, 'url')!r}).read()")
                 else:
                     secs = timed(f"ls {d}")
-            return secs, self.requests()
+            return secs, self.requests(), self.connections() - conns
         finally:
             unmount(mnt)
 
@@ -431,11 +545,12 @@ class Bench:
         d = os.path.join(mnt, "pai", self.ws)
         pages = math.ceil(a.entries / 100)
         for op in (MOUNT, FIRST, LOOKUP, COLD_LS):
-            samples = [self.rtt_sample(cfg, mnt, op, d) for _ in range(a.repeat)]
-            secs = statistics.median(s for s, _ in samples)
-            reqs = max(r for _, r in samples)
-            trips = ideal_round_trips(op, pages, a.parallel, t.tls, t.h2)
-            self.rtt_rows.append((op, t.label, secs, reqs, trips))
+            samples = [self.rtt_sample(cfg, mnt, op, d, t.tls) for _ in range(a.repeat)]
+            secs = statistics.median(s for s, _, _ in samples)
+            reqs = max(r for _, r, _ in samples)
+            conns = max(c for _, _, c in samples)
+            trips = ideal_round_trips(op, pages, a.parallel, bool(t.tls), t.h2)
+            self.rtt_rows.append((op, t.label, secs, reqs, conns, trips))
 
     def close(self):
         subprocess.run(["fusermount3", "-u", self.mnt], check=False)
@@ -495,15 +610,15 @@ def rtt_table(b):
            "",
            f"Median of {a.repeat} runs, each on a fresh daemon.",
            "",
-           "| operation | transport | codesrcfs | API requests | ideal (round trips) | ratio |",
-           "|---|---|---|---|---|---|"]
-    for op, transport, secs, reqs, trips in b.rtt_rows:
+           "| operation | transport | codesrcfs | API requests | new connections "
+           "| ideal (round trips) | ratio |",
+           "|---|---|---|---|---|---|---|"]
+    for op, transport, secs, reqs, conns, trips in b.rtt_rows:
         ideal = trips * a.rtt / 1000
-        out.append(f"| {cell(op)} | {transport} | {ms(secs)} | {reqs} | "
+        out.append(f"| {cell(op)} | {transport} | {ms(secs)} | {reqs} | {conns} | "
                    f"{ideal * 1000:.0f} ms ({trips}) | {secs / ideal:.2f}× |")
-    if b.rtt_missing:
-        out += ["", "Not measured: " + ", ".join(b.rtt_missing) + " (this bench has no "
-                "TLS endpoint to put behind the relay yet)."]
+    for transport, why in b.rtt_missing:
+        out += ["", f"Not measured: {transport}: {why}."]
     return "\n".join(out + [""])
 
 
@@ -515,7 +630,7 @@ def targets(b):
     """The targets of the issue, met or not, from this run's numbers."""
     a = b.args
     out = ["## Targets", "", "| target | measured | met |", "|---|---|---|"]
-    for op, transport, secs, _, trips in b.rtt_rows:
+    for op, transport, secs, _, _, trips in b.rtt_rows:
         ideal = trips * a.rtt / 1000
         if op == FIRST:
             out.append(f"| first entry after mounting ≤ 1.2× one RTT ({transport}) | "
@@ -525,8 +640,8 @@ def targets(b):
             out.append(f"| cold ls of {a.entries} ≤ 1.2× the round-trip ideal ({transport}) | "
                        f"{ms(secs)} against {ideal * 1000:.0f} ms: {secs / ideal:.2f}× | "
                        f"{verdict(secs <= 1.2 * ideal)} |")
-    for transport in b.rtt_missing:
-        out.append(f"| cold ls and first entry over {transport} | not measured | n/a |")
+    for transport, _ in b.rtt_missing:
+        out.append(f"| first entry and cold ls ({transport}) | not measured | n/a |")
     rows = {name: (secs, reqs, ideal, floor) for name, secs, reqs, ideal, floor in b.rows}
     if COLD_LS in rows:
         secs, _, ideal, _ = rows[COLD_LS]

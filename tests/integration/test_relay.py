@@ -50,9 +50,9 @@ class Echo:
                 conn.sendall(data)
 
 
-def start_relay(target, rtt):
+def start_relay(target, rtt, *extra):
     proc = subprocess.Popen([sys.executable, RELAY, "--listen", "0", "--target",
-                             f"127.0.0.1:{target}", "--rtt-ms", str(rtt * 1000)],
+                             f"127.0.0.1:{target}", "--rtt-ms", str(rtt * 1000), *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             stdin=subprocess.DEVNULL)
     line = read_line(proc.stdout, 10)
@@ -72,8 +72,8 @@ def relay():
     """relay(target_port, rtt) → the relay's port; every relay is stopped after the test."""
     procs = []
 
-    def start(target, rtt):
-        proc, port = start_relay(target, rtt)
+    def start(target, rtt, *extra):
+        proc, port = start_relay(target, rtt, *extra)
         procs.append(proc)
         return port
 
@@ -214,3 +214,16 @@ def test_a_target_that_refuses_closes_the_client(relay):
             assert sock.recv(100) == b""
         except ConnectionResetError:
             pass
+
+
+@pytest.mark.timeout_s(30)
+def test_the_log_has_a_line_per_connection_with_the_clients_port(relay, tmp_path):
+    log = tmp_path / "connections"
+    port = relay(Echo().port, 0.01, "--log", str(log))
+    ports = []
+    for _ in range(3):
+        with connect(port) as sock:
+            exchange(sock, b"x")
+            exchange(sock, b"y")  # a kept connection is one line
+            ports.append(str(sock.getsockname()[1]))
+    assert log.read_text().split() == ports

@@ -12,7 +12,9 @@ after one; TLS handshakes, keep-alive and multiplexing cost what they cost on a 
 network. Bandwidth is not limited. (The kernel here has no netem qdisc to do this.)
 
 It prints exactly one line, `PORT <n>` (127.0.0.1), then relays until SIGTERM or SIGINT
-(exit 0). Python 3 standard library only; test and bench tooling, like the emulator."""
+(exit 0). `--log FILE` appends a line per accepted connection (the client's port), so a
+benchmark can count the connections a client opened. Python 3 standard library only;
+test and bench tooling, like the emulator."""
 import argparse
 import asyncio
 import collections
@@ -81,12 +83,15 @@ def nodelay(writer):
 
 
 class Relay:
-    def __init__(self, host, port, rtt):
-        self.host, self.port, self.rtt = host, port, rtt
+    def __init__(self, host, port, rtt, log=None):
+        self.host, self.port, self.rtt, self.log = host, port, rtt, log
         self.connections = set()
 
     async def serve(self, creader, cwriter):
         accepted = asyncio.get_running_loop().time()
+        if self.log:
+            self.log.write(f"{cwriter.get_extra_info('peername')[1]}\n")
+            self.log.flush()
         task = asyncio.current_task()
         self.connections.add(task)
         try:
@@ -126,7 +131,8 @@ class Relay:
 
 async def main_async(args):
     host, _, port = args.target.rpartition(":")
-    relay = Relay(host.strip("[]") or "127.0.0.1", int(port), args.rtt_ms / 1000)
+    log = open(args.log, "a", buffering=1) if args.log else None
+    relay = Relay(host.strip("[]") or "127.0.0.1", int(port), args.rtt_ms / 1000, log)
     server = await asyncio.start_server(relay.serve, "127.0.0.1", args.listen)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -144,6 +150,8 @@ def main(argv=None):
     p.add_argument("--listen", type=int, default=0, help="port (0: a free one), 127.0.0.1")
     p.add_argument("--target", required=True, help="HOST:PORT to relay to")
     p.add_argument("--rtt-ms", type=float, default=50, help="round-trip time (default 50)")
+    p.add_argument("--log", metavar="FILE",
+                   help="append a line per accepted connection (the client's port)")
     args = p.parse_args(argv)
     try:
         asyncio.run(main_async(args))
