@@ -25,14 +25,27 @@ UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 ASAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
+# What compiling needs, checked before the first compiler run (build-deps): each
+# pkg-config name with the Debian package that brings it, and uthash's header.
+BUILD_PC  := fuse3:libfuse3-dev libcurl:libcurl4-openssl-dev json-c:libjson-c-dev \
+	     openssl:libssl-dev
+BUILD_MISSING = $(strip $(shell \
+	if command -v pkg-config >/dev/null 2>&1; then \
+		for p in $(BUILD_PC); do pkg-config --exists $${p%%:*} || echo $${p#*:}; done; \
+	else echo pkg-config; fi; \
+	if command -v $(firstword $(CC)) >/dev/null 2>&1; then \
+		printf '\043include <uthash.h>\n' | $(CC) -E -x c - >/dev/null 2>&1 || echo uthash-dev; \
+	else echo gcc; fi))
+
 DEB_BUILD := gcc make pkg-config libfuse3-dev libcurl4-openssl-dev libjson-c-dev libssl-dev \
 	     uthash-dev libcmocka-dev
-DEB_TEST  := fuse3 python3 python3-pytest git clang libclang-rt-14-dev valgrind
+DEB_TEST  := fuse3 python3 python3-pytest git clang libclang-rt-14-dev valgrind openssl \
+	     tinyproxy nghttp2-proxy
 DEB_DEMO  := fuse3 python3 git
 DEB_BENCH := fuse3 python3 httpdirfs rclone
 DEB_DEB   := build-essential dpkg-dev debhelper lintian
 
-.PHONY: all unit integration check check-plain check-asan demo deps deps-test deps-demo deps-bench \
+.PHONY: build-deps all unit integration check check-plain check-asan demo deps deps-test deps-demo deps-bench \
 	install uninstall clean format bench fuzz fuzz-short check-tsan check-valgrind
 
 all: $(BUILD)/codesrcfs
@@ -40,7 +53,7 @@ all: $(BUILD)/codesrcfs
 $(BUILD)/codesrcfs: $(OBJ)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/obj/%.o: src/%.c $(wildcard include/*.h) | $(BUILD)/obj
+$(BUILD)/obj/%.o: src/%.c $(wildcard include/*.h src/*.h) | build-deps $(BUILD)/obj
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJ) | $(BUILD)/tests
@@ -48,6 +61,10 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJ) | $(BUILD)/tests
 
 $(BUILD)/obj $(BUILD)/tests:
 	mkdir -p $@
+
+# One line naming what is missing, where the compiler would stop at the first #include.
+build-deps:
+	$(if $(BUILD_MISSING),$(error codesrcfs: missing build packages: $(BUILD_MISSING) — run: make deps))
 
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
@@ -122,7 +139,7 @@ FUZZ_NAMES   := $(FUZZ_SRC:tests/fuzz/%.c=%)
 FUZZ_BIN     := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/%)
 FUZZ_LIB_OBJ := $(filter-out %/main.o,$(SRC:src/%.c=$(FUZZ_BUILD)/obj/%.o))
 
-$(FUZZ_BUILD)/obj/%.o: src/%.c $(wildcard include/*.h) | $(FUZZ_BUILD)/obj
+$(FUZZ_BUILD)/obj/%.o: src/%.c $(wildcard include/*.h src/*.h) | build-deps $(FUZZ_BUILD)/obj
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 
 $(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_LIB_OBJ)

@@ -114,7 +114,8 @@ organizations = org-demo
 EOF
 
 echo "The emulator of the three clouds listens on 127.0.0.1:$port."
-run "cat $work/config | sed 's/\\(secret\\|token\\)\\( *\\)= .*/\\1\\2= ******/'"
+# Every key that names a secret or a token is shown masked.
+run "sed -E 's/^([a-z_]*(secret|token)[a-z_]* *= ).*/\\1******/' $work/config"
 run "$bin -o config=$work/config $mnt"
 cd "$mnt"
 run "ls"
@@ -124,10 +125,12 @@ run "cat pai/1001/dlc-examples/meta.json"
 run "find . -name url | sort"
 run "grep -r --include=url -l 'repos' . | sort"
 cd "$work"
-step 'for d in mnt/pai/1001/*/ mnt/codeup/org-demo/platform/*/; do git clone -q --branch "$(cat "$d/branch")" "$(cat "$d/url")" "clones/$(basename "$d")"; done'
+# --branch only where the cloud records one; -- so that no URL is read as an option.
+step 'for d in mnt/pai/1001/*/ mnt/codeup/org-demo/platform/*/; do b=$(cat "$d/branch" 2>/dev/null); git clone -q ${b:+--branch "$b"} -- "$(cat "$d/url")" "clones/$(basename "$d")"; done'
 mkdir -p clones
 for d in mnt/pai/1001/*/ mnt/codeup/org-demo/platform/*/; do
-	git clone -q --branch "$(cat "$d/branch")" "$(cat "$d/url")" "clones/$(basename "$d")"
+	b=$(cat "$d/branch" 2>/dev/null) || b=
+	git clone -q ${b:+--branch "$b"} -- "$(cat "$d/url")" "clones/$(basename "$d")"
 done
 run "ls clones && head -1 clones/*/README.md"
 run "fusermount3 -u $mnt"

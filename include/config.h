@@ -36,6 +36,9 @@ int config_load_profile(struct config *c, const char *path, int explicit, const 
 			char *err, size_t errlen);
 /* Check an endpoint: https://, or http:// to a loopback host only. 0 or -EINVAL + err. */
 int config_check_endpoint(const char *url, char *err, size_t errlen);
+/* Remove the variables config_load reads (credentials among them) from the environment,
+ * wiping their text, so no child and no reader of /proc/<pid>/environ sees them. */
+void config_clear_env(void);
 /* Release everything c owns. */
 void config_free(struct config *c);
 

@@ -1,11 +1,14 @@
 /* http: requests over libcurl with reused connections, timeouts, retries and backoff.
- * Knows nothing of clouds or JSON: signing and error classification are callbacks. */
+ * Knows nothing of clouds or JSON: signing and error classification are callbacks.
+ * One engine thread drives every transfer of a client (libcurl's multi interface), so
+ * connections are kept and reused across threads, and HTTP/2 multiplexes on one. */
 #ifndef CODESRCFS_HTTP_H
 #define CODESRCFS_HTTP_H
 
 #include <stddef.h>
 
-#define HTTP_MAX_FIELDS 32
+#define HTTP_MAX_FIELDS	     32	 /* query parameters and request headers */
+#define HTTP_MAX_RESP_FIELDS 128 /* response header fields; an answer with more fails */
 
 struct http_field {
 	char *name;
@@ -16,7 +19,7 @@ struct http_response {
 	long status; /* 0 when no answer arrived */
 	char *body;  /* NUL-terminated, len bytes */
 	size_t len;
-	struct http_field headers[HTTP_MAX_FIELDS]; /* names lower-cased; extras dropped */
+	struct http_field headers[HTTP_MAX_RESP_FIELDS]; /* names lower-cased */
 	size_t nheaders;
 };
 
@@ -42,6 +45,11 @@ struct http_request {
 	void *classify_ctx;
 	const char *label;     /* names the call in logs, e.g. "pai ListCodeSources"; no secrets */
 	const char *id_header; /* response header carrying the request id, for logs, or NULL */
+	/* Polled (from the calling thread) at least every 50 ms while the request waits on
+	 * the network or on a backoff; non-zero aborts it and http_perform returns -EINTR.
+	 * NULL: the thread's default (http_thread_cancel), if any. */
+	int (*cancelled)(void *ctx);
+	void *cancel_ctx;
 };
 
 struct http_opts {
@@ -49,6 +57,8 @@ struct http_opts {
 	int retries;	 /* further attempts after a retryable failure */
 	size_t max_body; /* larger answers fail with -EFBIG */
 	const char *user_agent;
+	int max_host_conns; /* connections open at once to one host; 0: 8 */
+	const char *cafile; /* PEM bundle of the CAs to trust for https://; NULL: the system's */
 };
 
 struct http;
@@ -77,13 +87,27 @@ void http_resp_free(struct http_response *resp);
 /* RFC 3986 percent-encoding (unreserved kept, %XX upper-case); caller frees. */
 char *http_escape(const char *s, size_t len);
 
-/* A client: connection pool, shared DNS/TLS caches. NULL on failure. */
+/* A client: connection cache, DNS and TLS session caches. NULL on failure. */
 struct http *http_new(const struct http_opts *opts);
 /* Send req, retrying 429/5xx/network failures with backoff and jitter (Retry-After
- * honoured). 0 when an answer arrived (any status, in resp); -ETIMEDOUT, -EIO, -EFBIG
- * otherwise. Thread-safe. */
+ * honoured); a failure no retry can fix (certificate, unresolved name) is not retried.
+ * 0 when an answer arrived (any status, in resp); otherwise -ETIMEDOUT, -EIO, -EFBIG,
+ * -EINTR (req's cancel callback said so) or -ECANCELED (http_shutdown), with the cause
+ * in http_last_error(). Thread-safe; never from the engine's own callbacks. */
 int http_perform(struct http *h, struct http_request *req, struct http_response *resp);
-/* Close connections and free h. */
+/* Why this thread's last http_perform got no answer: "host[:port]: reason (libcurl's
+ * words)", the reason being e.g. "certificate not trusted", "name not resolved",
+ * "connection refused", "timed out"; "" when it got one. Valid until its next call. */
+const char *http_last_error(void);
+/* The cancel callback of this thread's requests that have none of their own (NULL: none). */
+void http_thread_cancel(int (*cancelled)(void *ctx), void *ctx);
+/* Abort every transfer in flight and every later one: their http_perform returns
+ * -ECANCELED at once. Thread-safe; not async-signal-safe (call it from a thread). */
+void http_shutdown(struct http *h);
+/* Stop the engine thread, keeping the connections, until the next request: call with
+ * nothing in flight before fork() (daemonising), which a thread does not survive. */
+void http_pause(struct http *h);
+/* Close connections and free h; nothing may be in flight or start on h any more. */
 void http_free(struct http *h);
 
 #endif

@@ -1,4 +1,4 @@
-/* names: turn cloud display names into safe, unique directory entry names (DESIGN §1). */
+/* names: safe, unique directory entry names from display names (docs/design.md §1). */
 #ifndef CODESRCFS_NAMES_H
 #define CODESRCFS_NAMES_H
 
@@ -24,5 +24,8 @@ int names_id_cmp(const char *a, const char *b);
  * the others get "~<id>" (repeated until unique). Names in reserved (NULL-terminated,
  * may be NULL) count as taken. 0 or -ENOMEM. */
 int names_assign(struct names_entry *e, size_t n, const char *const *reserved);
+
+/* Names this thread's names_assign calls looked up so far: a measure of their work. */
+unsigned long names_probes(void);
 
 #endif

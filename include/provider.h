@@ -75,6 +75,13 @@ struct provider *provider_new(enum prov_kind kind, const struct prov_conf *conf,
  * show_secrets; obj's values are left as they were, but json-c keeps the printed text
  * inside obj, so obj must not be in use by another thread. Caller frees. */
 char *provider_meta_json(struct json_object *obj, int show_secrets);
+/* The url file of a record from the clone URL s (len bytes, NULL when the item has none):
+ * *out NULL when s is NULL or no usable clone URL (empty, a control byte such as NUL or
+ * newline, a leading '-'; unless what is NULL, one line is logged naming what (the field)
+ * and id, never the value), else a copy of s without the password of its user information
+ * (unless show_secrets). 0 or -ENOMEM. */
+int provider_url(const char *s, size_t len, const char *what, const char *id, int show_secrets,
+		 char **out);
 /* Seconds since the epoch of an ISO 8601 time ("2021-01-18T12:52:15Z", "+08:00"), 0 if bad. */
 int64_t provider_parse_time(const char *s);
 /* The JSON value of exactly len bytes of body (white space may trail), or NULL when it is

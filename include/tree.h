@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "provider.h"
+struct provider;
 
 struct tree_opts {
 	long dir_ttl;  /* seconds a listing is trusted */
@@ -16,7 +16,6 @@ struct tree_opts {
 	int parallel;  /* page requests in flight for one listing */
 	uid_t uid;
 	gid_t gid;
-	int64_t (*now)(void); /* clock in seconds; NULL: CLOCK_MONOTONIC */
 };
 
 struct tree_stat {
@@ -28,8 +27,11 @@ struct tree_stat {
 	int64_t ctime;
 };
 
-/* Returns non-zero when the caller's buffer is full; next is the offset to resume at. */
-typedef int (*tree_fill_fn)(void *ctx, const char *name, const struct tree_stat *st, off_t next);
+/* One entry for the reader; next is the offset to resume at. holds: the entry, once taken,
+ * holds one lookup of st->ino, to be given back with tree_forget when the reader never
+ * gets it. Returns non-zero when the caller's buffer is full (the entry is not taken). */
+typedef int (*tree_fill_fn)(void *ctx, const char *name, const struct tree_stat *st, off_t next,
+			    int holds);
 
 struct tree;
 
@@ -47,8 +49,8 @@ void tree_forget(struct tree *t, uint64_t ino, uint64_t nlookup);
 void tree_hold(struct tree *t, uint64_t ino);
 /* Attributes of ino. 0 or -ENOENT (a refresh took a file away). */
 int tree_getattr(struct tree *t, uint64_t ino, struct tree_stat *st);
-/* Entries of directory ino from offset off ("." and ".." included). With plus, every
- * entry fill takes other than "." and ".." is one lookup of its inode. 0 or -errno. */
+/* Entries of directory ino from offset off ("." and ".." included). With plus, the entries
+ * fill is told hold a lookup do so once taken. 0 or -errno. */
 int tree_readdir(struct tree *t, uint64_t ino, off_t off, int plus, tree_fill_fn fill, void *ctx);
 /* Up to size bytes of file ino from off. Bytes read or -EISDIR, -ENOENT. */
 int tree_read(struct tree *t, uint64_t ino, char *buf, size_t size, off_t off);

@@ -222,7 +222,8 @@ static int codeup_group_record(struct json_object *it, const char *org, int show
 {
 	struct prov_record r = {.kind = CODEUP_GROUP, .container = 1};
 	const char *full = provider_json_str(it, "fullPath", NULL);
-	const char *web = provider_json_str(it, "webUrl", NULL);
+	size_t wlen;
+	const char *web = provider_json_str(it, "webUrl", &wlen);
 	char idbuf[32];
 	const char *id = codeup_id(it, "id", idbuf, sizeof(idbuf));
 	const char *name = codeup_name(it, &r.name_len);
@@ -232,12 +233,12 @@ static int codeup_group_record(struct json_object *it, const char *org, int show
 	r.id = strdup(id);
 	r.name = provider_strndup(name, r.name_len);
 	r.meta = provider_meta_json(it, show_secrets);
-	r.url = strdup(web ? web : "");
-	r.web_url = codeup_dup(web);
 	/* What listing the group takes besides its id: the organization and its full path. */
 	if (asprintf(&r.aux, "%s\n%s", org, full ? full : "") < 0)
 		r.aux = NULL;
-	if (!r.id || !r.name || !r.meta || !r.url || !r.aux || prov_page_add(out, &r) < 0) {
+	if (!r.id || !r.name || !r.meta || !r.aux ||
+	    provider_url(web, wlen, "webUrl", id, show_secrets, &r.url) < 0 ||
+	    (r.url && !(r.web_url = strdup(r.url))) || prov_page_add(out, &r) < 0) {
 		prov_record_free(&r);
 		return -ENOMEM;
 	}
@@ -262,26 +263,29 @@ static int codeup_repo_record(struct json_object *it, const char *org, int show_
 			      struct prov_page *out)
 {
 	struct prov_record r = {.kind = CODEUP_REPO};
-	const char *url = provider_json_str(it, "httpUrlToRepo", NULL);
+	size_t ulen, wlen;
+	const char *url = provider_json_str(it, "httpUrlToRepo", &ulen);
+	const char *web = provider_json_str(it, "webUrl", &wlen);
 	const char *branch = provider_json_str(it, "defaultBranch", NULL);
 	const char *mtime = provider_json_str(it, "lastActivityAt", NULL);
 	char idbuf[32];
 	const char *id = codeup_id(it, "id", idbuf, sizeof(idbuf));
 	const char *name = codeup_name(it, &r.name_len);
+	int fail;
 
 	if (!id || !name)
 		return 0;
 	r.id = strdup(id);
 	r.name = provider_strndup(name, r.name_len);
 	r.meta = codeup_meta_json(it, show_secrets);
-	r.url = codeup_dup(url);
+	fail = provider_url(url, ulen, "httpUrlToRepo", id, show_secrets, &r.url) < 0 ||
+	       provider_url(web, wlen, NULL, id, show_secrets, &r.web_url) < 0;
 	r.branch = codeup_dup(branch);
 	r.incomplete = !r.url || !r.branch; /* GetRepository has them */
 	r.aux = strdup(org);
-	r.web_url = codeup_dup(provider_json_str(it, "webUrl", NULL));
 	r.ctime = provider_parse_time(provider_json_str(it, "createdAt", NULL));
 	r.mtime = provider_parse_time(mtime ? mtime : provider_json_str(it, "updatedAt", NULL));
-	if (!r.id || !r.name || !r.meta || !r.aux || prov_page_add(out, &r) < 0) {
+	if (fail || !r.id || !r.name || !r.meta || !r.aux || prov_page_add(out, &r) < 0) {
 		prov_record_free(&r);
 		return -ENOMEM;
 	}
@@ -523,8 +527,9 @@ static int codeup_merge(struct prov_record *rec, struct json_object *got, int sh
 {
 	struct json_object *item = json_tokener_parse(rec->meta ? rec->meta : "{}");
 	const char *url, *branch;
-	char *meta, *nurl, *nbranch;
-	int r = -ENOMEM;
+	char *meta, *nurl = NULL, *nbranch;
+	size_t ulen;
+	int r = -ENOMEM, ru;
 
 	if (!json_object_is_type(item, json_type_object)) {
 		json_object_put(item);
@@ -535,11 +540,11 @@ static int codeup_merge(struct prov_record *rec, struct json_object *got, int sh
 	json_object_object_foreach(got, key, val)
 	    json_object_object_add(item, key, json_object_get(val));
 	meta = provider_meta_json(item, show_secrets);
-	url = provider_json_str(item, "httpUrlToRepo", NULL);
+	url = provider_json_str(item, "httpUrlToRepo", &ulen);
 	branch = provider_json_str(item, "defaultBranch", NULL);
-	nurl = codeup_dup(url);
+	ru = provider_url(url, ulen, "httpUrlToRepo", rec->id, show_secrets, &nurl);
 	nbranch = codeup_dup(branch);
-	if (meta && (nurl || !url || !*url) && (nbranch || !branch || !*branch)) {
+	if (meta && ru == 0 && (nbranch || !branch || !*branch)) {
 		free(rec->meta);
 		free(rec->url);
 		free(rec->branch);

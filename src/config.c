@@ -6,7 +6,9 @@
  * key name (a stray secret on a line of its own must not end up on stderr).
  *
  * Key ids (access_key_id, access_key) are not secrets: a file holding only those may be
- * readable by others. Secrets and STS tokens make the file private. */
+ * readable by others. Secrets and STS tokens make the file private. Whatever it holds, the
+ * file must be the user's (or root's) and writable by no one else: an endpoint is where
+ * the credentials go. */
 #define _GNU_SOURCE /* explicit_bzero, strcasecmp */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -332,6 +334,9 @@ static int cfg_scope_add(struct prov_conf *pc, const char *s, size_t len)
 
 	if (len > CFG_MAX_SCOPE)
 		return -E2BIG;
+	/* A path segment "." or ".." would leave the organization's URL. */
+	if ((len == 1 || len == 2) && !strncmp(s, "..", len))
+		return -EINVAL;
 	for (i = 0; i < pc->nscopes; i++)
 		if (strlen(pc->scopes[i]) == len && !memcmp(pc->scopes[i], s, len))
 			return 0; /* listed twice: one directory */
@@ -434,11 +439,20 @@ static int cfg_unknown_key(struct cfg_parse *p, const char *name)
 			name, cfg_names[p->section]);
 }
 
-static int cfg_bad_value(struct cfg_parse *p, const char *name, int rc)
+/* Why a value was refused: cfg_value_check's or cfg_store's error. */
+static const char *cfg_why(int rc, enum cfg_field f)
+{
+	if (rc == -E2BIG)
+		return f == CF_SCOPES ? "holds an id that is too long" : "is too long";
+	if (rc == -EINVAL && f == CF_SCOPES)
+		return "lists '.' or '..', which is no id";
+	return "contains control characters";
+}
+
+static int cfg_bad_value(struct cfg_parse *p, const char *name, int rc, enum cfg_field f)
 {
 	return cfg_fail(p->err, p->errlen, "%s:%lu: value of '%s' in [%s] %s", p->path, p->line,
-			name, cfg_names[p->section],
-			rc == -E2BIG ? "is too long" : "contains control characters");
+			name, cfg_names[p->section], cfg_why(rc, f));
 }
 
 static int cfg_endpoint_value(struct cfg_parse *p, const char *v)
@@ -490,11 +504,14 @@ static int cfg_parse_key(struct cfg_parse *p, char *line, char *eq)
 	key = &cfg_keys[i];
 	rc = cfg_value_check(value, key->field);
 	if (rc)
-		return cfg_bad_value(p, name, rc);
+		return cfg_bad_value(p, name, rc, key->field);
 	if (key->field == CF_ENDPOINT && (rc = cfg_endpoint_value(p, value)))
 		return rc;
-	if (cfg_store(&p->c->prov[p->section], key->field, value))
+	rc = cfg_store(&p->c->prov[p->section], key->field, value);
+	if (rc == -ENOMEM)
 		return cfg_nomem(p->err, p->errlen);
+	if (rc)
+		return cfg_bad_value(p, name, rc, key->field);
 	p->has_secret |= key->secret && *value;
 	return 0;
 }
@@ -589,6 +606,11 @@ static int cfg_read_file(struct config *c, const char *path, int explicit, char 
 	rc = cfg_open(path, explicit, &fd, &st, err, errlen);
 	if (rc)
 		return rc > 0 ? 0 : rc;
+	rc = credfile_trusted(path, &st, err, errlen);
+	if (rc) {
+		close(fd);
+		return rc;
+	}
 	f = fdopen(fd, "r");
 	if (!f) {
 		close(fd);
@@ -645,12 +667,13 @@ static int cfg_apply_env(struct config *c, char *err, size_t errlen)
 		if (!v)
 			continue;
 		rc = cfg_value_check(v, e->field);
+		if (!rc)
+			rc = cfg_store(&c->prov[e->prov], e->field, v);
+		if (rc == -ENOMEM)
+			return cfg_nomem(err, errlen);
 		if (rc)
 			return cfg_fail(err, errlen, "environment variable %s %s", which,
-					rc == -E2BIG ? "is too long"
-						     : "contains control characters");
-		if (cfg_store(&c->prov[e->prov], e->field, v))
-			return cfg_nomem(err, errlen);
+					cfg_why(rc, e->field));
 		if (e->field == CF_KEY_ID || e->field == CF_SECRET)
 			from_env[e->prov] |= 1;
 		if (e->field == CF_TOKEN)
@@ -658,6 +681,30 @@ static int cfg_apply_env(struct config *c, char *err, size_t errlen)
 	}
 	cfg_env_drop_token(c, from_env);
 	return 0;
+}
+
+/* Every copy of name in the environment, removed, then wiped where it lay: the initial
+ * environment is what /proc/<pid>/environ shows and what a child would inherit. */
+static void cfg_env_clear(const char *name)
+{
+	size_t len = strlen(name), n = 0;
+	char *found[8];
+
+	for (char **e = environ; *e && n < sizeof(found) / sizeof(found[0]); e++)
+		if (!strncmp(*e, name, len) && (*e)[len] == '=')
+			found[n++] = *e;
+	unsetenv(name);
+	while (n--)
+		explicit_bzero(found[n], strlen(found[n]));
+}
+
+void config_clear_env(void)
+{
+	for (size_t i = 0; i < CFG_NENVS; i++)
+		for (size_t j = 0; j < sizeof(cfg_envs[i].vars) / sizeof(cfg_envs[i].vars[0]) &&
+				   cfg_envs[i].vars[j];
+		     j++)
+			cfg_env_clear(cfg_envs[i].vars[j]);
 }
 
 /* ---- defaults and final checks ---- */

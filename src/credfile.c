@@ -1,7 +1,8 @@
 #define _GNU_SOURCE /* asprintf */
 /* credfile: the aliyun CLI's ~/.aliyun/config.json and the Volcengine SDKs' ~/.volc/config,
  * read after the environment and the codesrcfs configuration, for a provider that has no
- * credentials yet. Like the codesrcfs file, one readable by group or others is refused. */
+ * credentials yet. Like the codesrcfs file, one readable by group or others is refused, and
+ * so is one that anyone but the user (or root) owns or can change. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
@@ -29,6 +30,22 @@ static int cred_fail(char *err, size_t errlen, const char *fmt, ...)
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
 	return -EINVAL;
+}
+
+int credfile_trusted(const char *path, const struct stat *st, char *err, size_t errlen)
+{
+	/* Whoever can change the file chooses the endpoint our credentials are sent to. */
+	if (st->st_uid != 0 && st->st_uid != getuid())
+		return cred_fail(err, errlen,
+				 "%s: belongs to uid %u, not to you (uid %u) or root; codesrcfs "
+				 "reads only files that no one else can change",
+				 path, (unsigned)st->st_uid, (unsigned)getuid());
+	if (st->st_mode & 022)
+		return cred_fail(err, errlen,
+				 "%s: can be changed by group or others (mode %04o); run chmod "
+				 "go-w %s",
+				 path, (unsigned)(st->st_mode & 07777), path);
+	return 0;
 }
 
 static char *cred_home_path(const char *rel)
@@ -63,6 +80,9 @@ static struct json_object *cred_read(const char *path, int *rc, char *err, size_
 		*rc = cred_fail(err, errlen, "%s: not a regular file of reasonable size", path);
 		goto out;
 	}
+	*rc = credfile_trusted(path, &st, err, errlen);
+	if (*rc)
+		goto out;
 	if (st.st_mode & 077) {
 		*rc = cred_fail(
 		    err, errlen,

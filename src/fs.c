@@ -134,38 +134,43 @@ struct fs_dirbuf {
 	size_t nheld, cap;
 };
 
-static int fs_is_dot(const char *name)
+/* Room for one more held lookup. 0 or -ENOMEM. */
+static int fs_held_room(struct fs_dirbuf *d)
 {
-	return name[0] == '.' && (!name[1] || (name[1] == '.' && !name[2]));
+	size_t cap = d->cap ? 2 * d->cap : 64;
+	struct fs_held *held;
+
+	if (d->nheld < d->cap)
+		return 0;
+	held = realloc(d->held, cap * sizeof(*held));
+	if (!held)
+		return -ENOMEM;
+	d->held = held;
+	d->cap = cap;
+	return 0;
 }
 
 /* tree_fill_fn: one entry into the answer; non-zero when it does not fit. */
-static int fs_dirbuf_add(void *ctx, const char *name, const struct tree_stat *ts, off_t next)
+static int fs_dirbuf_add(void *ctx, const char *name, const struct tree_stat *ts, off_t next,
+			 int holds)
 {
 	struct fs_dirbuf *d = ctx;
 	size_t room = d->size - d->used, len;
 	struct fuse_entry_param e;
 
+	if (holds && fs_held_room(d) < 0)
+		return 1; /* a shorter answer; the reader comes back for the rest */
 	if (!d->plus) {
 		fs_stat(d->fs, ts, &e.attr);
 		len = fuse_add_direntry(d->req, d->buf + d->used, room, name, &e.attr, next);
 	} else {
-		if (d->nheld == d->cap) {
-			size_t cap = d->cap ? 2 * d->cap : 64;
-			struct fs_held *held = realloc(d->held, cap * sizeof(*held));
-
-			if (!held)
-				return 1; /* a shorter answer; the reader comes back for the rest */
-			d->held = held;
-			d->cap = cap;
-		}
 		fs_entry(d->fs, ts, &e);
 		len = fuse_add_direntry_plus(d->req, d->buf + d->used, room, name, &e, next);
 	}
 	if (len > room)
 		return 1;
 	d->used += len;
-	if (d->plus && !fs_is_dot(name)) /* the kernel counts no lookup of "." and ".." */
+	if (holds)
 		d->held[d->nheld++] = (struct fs_held){.ino = ts->ino, .is_file = !ts->is_dir};
 	return 0;
 }

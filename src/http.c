@@ -1,48 +1,79 @@
-/* http: the transport half of http.h — pooled libcurl easy handles, retries, backoff.
+/* http: the transport half of http.h — one engine thread on libcurl's multi interface,
+ * retries and backoff in the callers' threads.
  *
- * Connections stay alive inside each pooled easy handle's own connection cache; the
- * share handle carries only DNS and TLS sessions, because libcurl does not support
- * sharing the connection cache between concurrent threads (CURLSHOPT_SHARE(3)). */
+ * Every libcurl handle is touched by the engine thread alone: the multi handle (whose
+ * connection cache keeps HTTP/1.1 connections alive and lets HTTP/2 multiplex on one),
+ * the easy handles and the share handle (TLS sessions). A caller hands the engine a
+ * transfer and waits on a condition variable, waking every HTTP_POLL_MS to ask its
+ * cancel callback; giving up is a flag the engine acts on at once. */
 #define _GNU_SOURCE /* asprintf, explicit_bzero */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <curl/curl.h>
 
+#include "clock.h"
 #include "http.h"
 #include "log.h"
 
-#define HTTP_POOL_MAX	      64
 #define HTTP_BACKOFF_BASE_MS  250
 #define HTTP_BACKOFF_CAP_MS   5000
 #define HTTP_DEFAULT_TIMEOUT  15
 #define HTTP_DEFAULT_MAX_BODY (64UL << 20)
 #define HTTP_DEFAULT_UA	      "codesrcfs"
+#define HTTP_DEFAULT_CONNS    8
+#define HTTP_POLL_MS	      40   /* how often a waiting caller asks its cancel callback */
+#define HTTP_GRACE_MS	      1000 /* past libcurl's own timeout, the caller gives up */
+#define HTTP_ERRTEXT_MAX      512
+
+struct http_xfer;
 
 struct http {
 	long timeout_s;
 	int retries;
 	size_t max_body;
 	char *user_agent;
+	char *cafile;
+	CURLM *multi;
 	CURLSH *share;
-	pthread_mutex_t share_lock[CURL_LOCK_DATA_LAST];
-	pthread_mutex_t pool_lock;
-	CURL *pool[HTTP_POOL_MAX];
-	size_t npool;
+	pthread_mutex_t lock; /* guards what follows, and each transfer's state and abort */
+	pthread_cond_t cond;  /* a transfer finished, or the client shut down */
+	struct http_xfer *queue, *queue_tail; /* handed over, not yet seen by the engine */
+	struct http_xfer *active;	      /* the engine's; linked and unlinked by it */
+	pthread_t thread;
+	int running;  /* the engine thread exists */
+	int stopping; /* the engine is asked to exit once idle (http_pause, http_free) */
+	int shut;     /* http_shutdown: everything fails with -ECANCELED */
 };
 
-/* What one transfer collects. */
+enum http_xfer_state { XFER_QUEUED, XFER_ACTIVE, XFER_FINISHED };
+
+/* One attempt, on its caller's stack: the caller waits until the engine lets go of it. */
 struct http_xfer {
+	struct http_xfer *next, *prev;
+	const struct http_request *req;
+	const char *url;
+	struct curl_slist *hdrs;
 	struct http_response *resp;
 	size_t max_body;
 	size_t cap;
 	int too_big;
+	int too_many; /* more header fields than a response holds */
 	int nomem;
+	CURL *easy;		    /* engine thread only */
+	enum http_xfer_state state; /* under h->lock */
+	int abort;		    /* under h->lock: the -errno the caller gave up with */
+	CURLcode code;		    /* set when finished */
+	long status;
+	long os_errno;
+	char errbuf[CURL_ERROR_SIZE];
 };
 
 /* How one attempt ended. */
@@ -51,147 +82,46 @@ struct http_outcome {
 	int transient; /* a network failure worth another attempt */
 	CURLcode code;
 	long ms;
+	char text[HTTP_ERRTEXT_MAX]; /* why there is no answer: "host: reason (detail)" */
 };
 
 static pthread_once_t http_once = PTHREAD_ONCE_INIT;
 static CURLcode http_init_rc; /* written once, under http_once */
+
+/* What the calling thread's last http_perform met, and its default cancel callback. */
+static __thread char http_errtext[HTTP_ERRTEXT_MAX];
+static __thread int (*http_thread_cancelled)(void *ctx);
+static __thread void *http_thread_cancel_ctx;
 
 static void http_global_init(void)
 {
 	http_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-static void http_share_lock(CURL *c, curl_lock_data data, curl_lock_access access, void *ud)
+const char *http_last_error(void)
 {
-	struct http *h = ud;
-
-	(void)c;
-	(void)access;
-	if ((unsigned)data < CURL_LOCK_DATA_LAST)
-		pthread_mutex_lock(&h->share_lock[data]);
+	return http_errtext;
 }
 
-static void http_share_unlock(CURL *c, curl_lock_data data, void *ud)
+void http_thread_cancel(int (*cancelled)(void *ctx), void *ctx)
 {
-	struct http *h = ud;
-
-	(void)c;
-	if ((unsigned)data < CURL_LOCK_DATA_LAST)
-		pthread_mutex_unlock(&h->share_lock[data]);
+	http_thread_cancelled = cancelled;
+	http_thread_cancel_ctx = ctx;
 }
 
-static CURLSH *http_share_new(struct http *h)
-{
-	CURLSH *sh = curl_share_init();
-	CURLSHcode e = CURLSHE_OK;
-
-	if (!sh)
-		return NULL;
-	if (!e)
-		e = curl_share_setopt(sh, CURLSHOPT_LOCKFUNC, http_share_lock);
-	if (!e)
-		e = curl_share_setopt(sh, CURLSHOPT_UNLOCKFUNC, http_share_unlock);
-	if (!e)
-		e = curl_share_setopt(sh, CURLSHOPT_USERDATA, h);
-	if (!e)
-		e = curl_share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-	if (!e)
-		e = curl_share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-	if (e) {
-		curl_share_cleanup(sh);
-		return NULL;
-	}
-	return sh;
-}
-
-struct http *http_new(const struct http_opts *opts)
-{
-	struct http *h;
-	int i;
-
-	pthread_once(&http_once, http_global_init);
-	if (http_init_rc != CURLE_OK || !opts)
-		return NULL;
-	h = calloc(1, sizeof(*h));
-	if (!h)
-		return NULL;
-	/* A zero timeout would mean "wait for ever" to libcurl: never allow it. */
-	h->timeout_s = opts->timeout_s > 0 ? opts->timeout_s : HTTP_DEFAULT_TIMEOUT;
-	h->retries = opts->retries > 0 ? opts->retries : 0;
-	h->max_body = opts->max_body ? opts->max_body : HTTP_DEFAULT_MAX_BODY;
-	if (h->max_body > SIZE_MAX / 2)
-		h->max_body = SIZE_MAX / 2; /* so len + n + 1 cannot wrap */
-	h->user_agent = strdup(opts->user_agent ? opts->user_agent : HTTP_DEFAULT_UA);
-	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
-		pthread_mutex_init(&h->share_lock[i], NULL);
-	pthread_mutex_init(&h->pool_lock, NULL);
-	h->share = http_share_new(h);
-	if (!h->user_agent || !h->share) {
-		http_free(h);
-		return NULL;
-	}
-	return h;
-}
-
-void http_free(struct http *h)
-{
-	size_t i;
-	int j;
-
-	if (!h)
-		return;
-	/* Easy handles first: they must let go of the share before it is cleaned up. */
-	for (i = 0; i < h->npool; i++)
-		curl_easy_cleanup(h->pool[i]);
-	if (h->share)
-		curl_share_cleanup(h->share);
-	for (j = 0; j < CURL_LOCK_DATA_LAST; j++)
-		pthread_mutex_destroy(&h->share_lock[j]);
-	pthread_mutex_destroy(&h->pool_lock);
-	free(h->user_agent);
-	free(h);
-}
-
-static CURL *http_pool_get(struct http *h)
-{
-	CURL *c = NULL;
-
-	pthread_mutex_lock(&h->pool_lock);
-	if (h->npool)
-		c = h->pool[--h->npool];
-	pthread_mutex_unlock(&h->pool_lock);
-	return c ? c : curl_easy_init();
-}
-
-static void http_pool_put(struct http *h, CURL *c)
-{
-	/* Reset drops pointers to this request's headers and body but keeps the
-	 * handle's live connections, which is the point of pooling it. */
-	curl_easy_reset(c);
-	pthread_mutex_lock(&h->pool_lock);
-	if (h->npool < HTTP_POOL_MAX) {
-		h->pool[h->npool++] = c;
-		c = NULL;
-	}
-	pthread_mutex_unlock(&h->pool_lock);
-	if (c)
-		curl_easy_cleanup(c);
-}
-
-static long http_now_ms(void)
+/* Wait on h->cond (lock held) for at most ms milliseconds. */
+static void http_cond_wait_ms(struct http *h, long ms)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void http_sleep_ms(long ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_cond_timedwait(&h->cond, &h->lock, &ts);
 }
 
 static size_t http_on_body(char *ptr, size_t size, size_t nmemb, void *ud)
@@ -259,8 +189,13 @@ static size_t http_on_header(char *buf, size_t size, size_t nmemb, void *ud)
 		return total;
 	}
 	colon = memchr(buf, ':', len);
-	if (!colon || colon == buf || http_is_space(buf[0]) || r->nheaders >= HTTP_MAX_FIELDS)
+	if (!colon || colon == buf || http_is_space(buf[0]))
 		return total;
+	/* Dropping fields past the last slot could drop the one a provider pages by. */
+	if (r->nheaders >= HTTP_MAX_RESP_FIELDS) {
+		x->too_many = 1;
+		return 0;
+	}
 	nlen = (size_t)(colon - buf);
 	while (nlen && http_is_space(buf[nlen - 1]))
 		nlen--;
@@ -397,13 +332,15 @@ static CURLcode http_set_method(CURL *c, const struct http_request *req)
 	return e;
 }
 
-static CURLcode http_setup(struct http *h, CURL *c, const char *url, struct curl_slist *hdrs,
-			   struct http_xfer *x, const struct http_request *req)
+/* Connection, TLS and proxy: what every transfer of the client shares. */
+static CURLcode http_setup_transport(struct http *h, CURL *c, struct http_xfer *x)
 {
 	CURLcode e = CURLE_OK;
 
+	HTTP_SET(c, e, CURLOPT_PRIVATE, x);
+	HTTP_SET(c, e, CURLOPT_ERRORBUFFER, x->errbuf);
 	HTTP_SET(c, e, CURLOPT_SHARE, h->share);
-	HTTP_SET(c, e, CURLOPT_URL, url);
+	HTTP_SET(c, e, CURLOPT_URL, x->url);
 	HTTP_SET(c, e, CURLOPT_PROTOCOLS_STR, "http,https");
 	HTTP_SET(c, e, CURLOPT_FOLLOWLOCATION, 0L);
 	HTTP_SET(c, e, CURLOPT_NOSIGNAL, 1L);
@@ -411,27 +348,262 @@ static CURLcode http_setup(struct http *h, CURL *c, const char *url, struct curl
 	HTTP_SET(c, e, CURLOPT_TIMEOUT, h->timeout_s);
 	HTTP_SET(c, e, CURLOPT_SSL_VERIFYPEER, 1L);
 	HTTP_SET(c, e, CURLOPT_SSL_VERIFYHOST, 2L);
-	HTTP_SET(c, e, CURLOPT_USERAGENT, h->user_agent);
-	HTTP_SET(c, e, CURLOPT_ACCEPT_ENCODING, "");
+	if (h->cafile)
+		HTTP_SET(c, e, CURLOPT_CAINFO, h->cafile);
+	/* HTTP/2 is offered by ALPN; its transfers then share one connection, and a new one
+	 * waits for the first handshake to know whether it may, rather than opening its own.
+	 * Over http:// only an answer would tell, which a stalled server never gives. */
+	HTTP_SET(c, e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+	if (strncasecmp(x->url, "http://", 7))
+		HTTP_SET(c, e, CURLOPT_PIPEWAIT, 1L);
+	else /* http:// is for loopback only: a proxy would see the credentials in clear. */
+		HTTP_SET(c, e, CURLOPT_PROXY, "");
 	HTTP_SET(c, e, CURLOPT_TCP_KEEPALIVE, 1L);
 	HTTP_SET(c, e, CURLOPT_TCP_KEEPIDLE, 60L);
 	HTTP_SET(c, e, CURLOPT_TCP_KEEPINTVL, 30L);
-	HTTP_SET(c, e, CURLOPT_HTTPHEADER, hdrs);
+#if LIBCURL_VERSION_NUM >= 0x075700
+	/* An aborted transfer must not wait for its resolver thread to finish. */
+	HTTP_SET(c, e, CURLOPT_QUICK_EXIT, 1L);
+#endif
+	return e;
+}
+
+static CURLcode http_setup(struct http *h, CURL *c, struct http_xfer *x)
+{
+	CURLcode e = http_setup_transport(h, c, x);
+
+	HTTP_SET(c, e, CURLOPT_USERAGENT, h->user_agent);
+	HTTP_SET(c, e, CURLOPT_ACCEPT_ENCODING, "");
+	HTTP_SET(c, e, CURLOPT_HTTPHEADER, x->hdrs);
 	HTTP_SET(c, e, CURLOPT_WRITEFUNCTION, http_on_body);
 	HTTP_SET(c, e, CURLOPT_WRITEDATA, x);
 	HTTP_SET(c, e, CURLOPT_HEADERFUNCTION, http_on_header);
 	HTTP_SET(c, e, CURLOPT_HEADERDATA, x);
 	if (e == CURLE_OK)
-		e = http_set_method(c, req);
+		e = http_set_method(c, x->req);
 	return e;
 }
 
-/* Failures that another attempt may not meet: the network, not the request. */
+/* ---- the engine thread ---------------------------------------------------------------- */
+
+/* Let go of x (lock held): its caller may return as soon as it sees it finished. */
+static void http_finish(struct http *h, struct http_xfer *x, CURLcode code)
+{
+	if (x->easy) {
+		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
+		curl_easy_getinfo(x->easy, CURLINFO_OS_ERRNO, &x->os_errno);
+		curl_multi_remove_handle(h->multi, x->easy);
+		curl_easy_cleanup(x->easy);
+		x->easy = NULL;
+	}
+	if (x->prev)
+		x->prev->next = x->next;
+	else
+		h->active = x->next;
+	if (x->next)
+		x->next->prev = x->prev;
+	x->next = x->prev = NULL;
+	x->code = code;
+	x->state = XFER_FINISHED;
+	pthread_cond_broadcast(&h->cond);
+}
+
+/* Hand x to libcurl (lock held); it is on the active list already. */
+static void http_start(struct http *h, struct http_xfer *x)
+{
+	CURL *c = curl_easy_init();
+	CURLcode e = c ? http_setup(h, c, x) : CURLE_OUT_OF_MEMORY;
+
+	if (e == CURLE_OK && curl_multi_add_handle(h->multi, c) != CURLM_OK)
+		e = CURLE_OUT_OF_MEMORY;
+	if (e != CURLE_OK) {
+		curl_easy_cleanup(c);
+		http_finish(h, x, e);
+		return;
+	}
+	x->easy = c;
+}
+
+/* Take in what callers queued, and drop what they gave up on (lock held). */
+static void http_admit(struct http *h)
+{
+	struct http_xfer *x, *next;
+
+	while ((x = h->queue)) {
+		h->queue = x->next;
+		x->prev = NULL;
+		x->next = h->active;
+		if (h->active)
+			h->active->prev = x;
+		h->active = x;
+		x->state = XFER_ACTIVE;
+		if (!x->abort && !h->shut)
+			http_start(h, x);
+	}
+	h->queue_tail = NULL;
+	for (x = h->active; x; x = next) {
+		next = x->next;
+		if (h->shut && !x->abort)
+			x->abort = -ECANCELED;
+		if (x->abort)
+			http_finish(h, x, CURLE_ABORTED_BY_CALLBACK);
+	}
+}
+
+static void http_reap(struct http *h)
+{
+	struct http_xfer *x;
+	CURLMsg *m;
+	int left;
+
+	while ((m = curl_multi_info_read(h->multi, &left))) {
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		x = NULL;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+		if (x)
+			http_finish(h, x, m->data.result);
+	}
+}
+
+static void *http_engine(void *arg)
+{
+	struct http *h = arg;
+	int running, idle_stop;
+
+	for (;;) {
+		pthread_mutex_lock(&h->lock);
+		http_admit(h);
+		idle_stop = h->stopping && !h->active;
+		pthread_mutex_unlock(&h->lock);
+		if (idle_stop)
+			break;
+		/* Unlocked: body callbacks run here, and callers must be able to queue. */
+		curl_multi_perform(h->multi, &running);
+		pthread_mutex_lock(&h->lock);
+		http_reap(h);
+		pthread_mutex_unlock(&h->lock);
+		curl_multi_poll(h->multi, NULL, 0, 1000, NULL);
+	}
+	return NULL;
+}
+
+/* Start the engine (lock held). Signals are for the other threads to take. */
+static int http_engine_start(struct http *h)
+{
+	sigset_t all, old;
+	int r;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	r = pthread_create(&h->thread, NULL, http_engine, h);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r)
+		return -r;
+	h->running = 1;
+	return 0;
+}
+
+/* Queue x for the engine. 0, or -ECANCELED after http_shutdown. */
+static int http_submit(struct http *h, struct http_xfer *x)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&h->lock);
+	if (h->shut)
+		r = -ECANCELED;
+	else if (!h->running)
+		r = http_engine_start(h);
+	if (r == 0) {
+		x->state = XFER_QUEUED;
+		x->next = NULL;
+		if (h->queue_tail)
+			h->queue_tail->next = x;
+		else
+			h->queue = x;
+		h->queue_tail = x;
+	}
+	pthread_mutex_unlock(&h->lock);
+	if (r == 0)
+		curl_multi_wakeup(h->multi);
+	return r;
+}
+
+/* ---- waiting in the caller's thread ---------------------------------------------------- */
+
+static int http_is_cancelled(const struct http_request *req)
+{
+	if (req->cancelled)
+		return req->cancelled(req->cancel_ctx) != 0;
+	return http_thread_cancelled && http_thread_cancelled(http_thread_cancel_ctx) != 0;
+}
+
+/* Why the caller should give x up now (lock held, dropped around the callback), or 0. */
+static int http_give_up(struct http *h, const struct http_xfer *x, long deadline)
+{
+	int cancelled;
+
+	if (h->shut)
+		return -ECANCELED;
+	pthread_mutex_unlock(&h->lock);
+	cancelled = http_is_cancelled(x->req);
+	pthread_mutex_lock(&h->lock);
+	if (h->shut)
+		return -ECANCELED;
+	if (cancelled)
+		return -EINTR;
+	return (long)clock_ms() >= deadline ? -ETIMEDOUT : 0;
+}
+
+/* Until the engine lets go of x; on shutdown, cancel or deadline, ask it to drop x. */
+static void http_wait(struct http *h, struct http_xfer *x, long deadline)
+{
+	int why;
+
+	pthread_mutex_lock(&h->lock);
+	while (x->state != XFER_FINISHED) {
+		if (!x->abort && (why = http_give_up(h, x, deadline))) {
+			x->abort = why;
+			curl_multi_wakeup(h->multi);
+			continue;
+		}
+		if (x->state != XFER_FINISHED)
+			http_cond_wait_ms(h, HTTP_POLL_MS);
+	}
+	pthread_mutex_unlock(&h->lock);
+}
+
+/* Sleep ms unless cancelled (-EINTR) or shut down (-ECANCELED); 0 when slept. */
+static int http_sleep(struct http *h, const struct http_request *req, long ms)
+{
+	long end = (long)clock_ms() + ms, left;
+	int r = 0, cancelled;
+
+	pthread_mutex_lock(&h->lock);
+	while (!h->shut && (left = end - (long)clock_ms()) > 0) {
+		pthread_mutex_unlock(&h->lock);
+		cancelled = http_is_cancelled(req);
+		pthread_mutex_lock(&h->lock);
+		if (cancelled) {
+			r = -EINTR;
+			break;
+		}
+		if (!h->shut)
+			http_cond_wait_ms(h, left < HTTP_POLL_MS ? left : HTTP_POLL_MS);
+	}
+	if (h->shut)
+		r = -ECANCELED;
+	pthread_mutex_unlock(&h->lock);
+	return r;
+}
+
+/* ---- what an attempt met ----------------------------------------------------------------- */
+
+/* Failures that another attempt may not meet: the network, not the request. A name that
+ * does not resolve and a certificate that does not verify stay so. */
 static int http_transient(CURLcode code)
 {
 	switch (code) {
-	case CURLE_COULDNT_RESOLVE_HOST:
-	case CURLE_COULDNT_RESOLVE_PROXY:
 	case CURLE_COULDNT_CONNECT:
 	case CURLE_OPERATION_TIMEDOUT:
 	case CURLE_PARTIAL_FILE:
@@ -450,56 +622,136 @@ static int http_transient(CURLcode code)
 	}
 }
 
-/* One try: resp gets the answer (rc 0) or stays empty. */
-static void http_attempt(struct http *h, CURL *c, struct http_request *req,
-			 struct http_response *resp, int attempt, struct http_outcome *o)
+/* The transport's reason in a person's words; libcurl's own text follows it. */
+static const char *http_reason(CURLcode code, long os_errno, const char *detail)
 {
-	struct http_xfer x = {.resp = resp, .max_body = h->max_body};
-	struct curl_slist *hdrs = NULL;
-	char *url = NULL;
-	long start = http_now_ms();
-
-	memset(o, 0, sizeof(*o));
-	o->rc = -ENOMEM;
-	url = http_url(req);
-	if (!url || http_headers(req, &hdrs) < 0)
-		goto out;
-	curl_easy_reset(c);
-	o->code = http_setup(h, c, url, hdrs, &x, req);
-	if (o->code == CURLE_OK)
-		o->code = curl_easy_perform(c);
-	o->ms = http_now_ms() - start;
-	if (x.nomem || o->code == CURLE_OUT_OF_MEMORY) {
-		o->rc = -ENOMEM;
-	} else if (x.too_big) {
-		o->rc = -EFBIG;
-	} else if (o->code != CURLE_OK) {
-		o->rc = o->code == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -EIO;
-		o->transient = http_transient(o->code);
-	} else {
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
-		/* Callers may parse the body without checking for NULL. */
-		if (!resp->body && !(resp->body = calloc(1, 1)))
-			o->rc = -ENOMEM;
-		else
-			o->rc = 0;
+	switch (code) {
+	case CURLE_COULDNT_RESOLVE_HOST:
+		return "name not resolved";
+	case CURLE_COULDNT_RESOLVE_PROXY:
+		return "proxy name not resolved";
+	case CURLE_COULDNT_CONNECT:
+		if (os_errno == ECONNREFUSED)
+			return "connection refused";
+		return os_errno == ETIMEDOUT ? "timed out" : "cannot connect";
+	case CURLE_OPERATION_TIMEDOUT:
+		return "timed out";
+	case CURLE_PEER_FAILED_VERIFICATION:
+		if (strstr(detail, "subject name") || strstr(detail, "does not match"))
+			return "certificate is for another host name";
+		return "certificate not trusted";
+	case CURLE_SSL_CACERT_BADFILE:
+		return "cannot read the certificate authorities (cafile)";
+	case CURLE_SSL_CONNECT_ERROR:
+		return "TLS handshake failed";
+	case CURLE_GOT_NOTHING:
+		return "connection closed without an answer";
+	case CURLE_PARTIAL_FILE:
+		return "answer cut short";
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+		return os_errno == ECONNRESET ? "connection reset" : "connection broken";
+	default:
+		return curl_easy_strerror(code);
 	}
+}
+
+static void http_explain(const struct http_request *req, const struct http_xfer *x,
+			 struct http_outcome *o)
+{
+	const char *why = http_reason(x->code, x->os_errno, x->errbuf);
+
+	if (x->errbuf[0] && strcmp(x->errbuf, why))
+		snprintf(o->text, sizeof(o->text), "%s: %s (%s)", req->host, why, x->errbuf);
+	else
+		snprintf(o->text, sizeof(o->text), "%s: %s", req->host, why);
+}
+
+/* Fill o from what the engine left in x. */
+static void http_judge(struct http *h, const struct http_request *req, struct http_xfer *x,
+		       struct http_outcome *o)
+{
+	struct http_response *resp = x->resp;
+
+	o->code = x->code;
+	o->rc = -EIO;
+	if (x->abort == -EINTR || x->abort == -ECANCELED) {
+		o->rc = x->abort;
+		snprintf(o->text, sizeof(o->text), "%s: %s", req->host,
+			 o->rc == -EINTR ? "interrupted" : "the client is shutting down");
+	} else if (x->nomem || x->code == CURLE_OUT_OF_MEMORY) {
+		o->rc = -ENOMEM;
+		snprintf(o->text, sizeof(o->text), "%s: out of memory", req->host);
+	} else if (x->too_many) {
+		snprintf(o->text, sizeof(o->text), "%s: answer with more than %d header fields",
+			 req->host, HTTP_MAX_RESP_FIELDS);
+	} else if (x->too_big) {
+		o->rc = -EFBIG;
+		snprintf(o->text, sizeof(o->text), "%s: answer larger than %zu bytes", req->host,
+			 h->max_body);
+	} else if (x->code == CURLE_ABORTED_BY_CALLBACK) {
+		o->rc = -ETIMEDOUT;
+		o->transient = 1;
+		snprintf(o->text, sizeof(o->text), "%s: timed out (no answer in %ld s)", req->host,
+			 h->timeout_s);
+	} else if (x->code != CURLE_OK) {
+		o->rc = x->code == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -EIO;
+		o->transient = http_transient(x->code);
+		http_explain(req, x, o);
+	} else {
+		resp->status = x->status;
+		/* Callers may parse the body without checking for NULL. */
+		o->rc = resp->body || (resp->body = calloc(1, 1)) ? 0 : -ENOMEM;
+	}
+}
+
+static void http_log_attempt(const struct http_request *req, const struct http_response *resp,
+			     const struct http_outcome *o, int attempt)
+{
+	const char *rid;
+
+	if (!log_debug_enabled())
+		return;
 	/* Path only: the query and the headers carry signatures and tokens. */
 	if (o->rc == 0) {
-		const char *rid = req->id_header ? http_resp_header(resp, req->id_header) : NULL;
-
+		rid = req->id_header ? http_resp_header(resp, req->id_header) : NULL;
 		log_msg(LOG_DEBUG, "%s: %s %s -> %ld in %ld ms (attempt %d, request id %s)",
 			http_label(req), http_method(req), req->path, resp->status, o->ms,
 			attempt + 1, rid ? rid : "-");
 	} else
 		log_msg(LOG_DEBUG, "%s: %s %s -> %s in %ld ms (attempt %d)", http_label(req),
-			http_method(req), req->path,
-			o->rc == -EFBIG ? "body too large" : curl_easy_strerror(o->code), o->ms,
-			attempt + 1);
+			http_method(req), req->path, o->text, o->ms, attempt + 1);
+}
+
+/* One try: resp gets the answer (rc 0) or stays empty. */
+static void http_attempt(struct http *h, struct http_request *req, struct http_response *resp,
+			 int attempt, struct http_outcome *o)
+{
+	struct http_xfer x = {.req = req, .resp = resp, .max_body = h->max_body};
+	long start = (long)clock_ms();
+	char *url;
+
+	memset(o, 0, sizeof(*o));
+	o->rc = -ENOMEM;
+	snprintf(o->text, sizeof(o->text), "%s: out of memory", req->host);
+	url = http_url(req);
+	if (!url || http_headers(req, &x.hdrs) < 0)
+		goto out;
+	x.url = url;
+	o->rc = http_submit(h, &x);
+	if (o->rc < 0) {
+		snprintf(o->text, sizeof(o->text), "%s: %s", req->host,
+			 o->rc == -ECANCELED ? "the client is shutting down" : strerror(-o->rc));
+		goto out;
+	}
+	http_wait(h, &x, start + h->timeout_s * 1000 + HTTP_GRACE_MS);
+	o->ms = (long)clock_ms() - start;
+	http_judge(h, req, &x, o);
+	http_log_attempt(req, resp, o, attempt);
 out:
 	if (o->rc)
 		http_resp_free(resp);
-	http_slist_free(hdrs);
+	http_slist_free(x.hdrs);
 	free(url);
 }
 
@@ -512,6 +764,8 @@ static long http_retry_after_ms(const struct http_response *resp)
 
 	if (!v || !*v)
 		return -1;
+	while (v[0] == '0' && v[1] >= '0' && v[1] <= '9')
+		v++; /* "0003" is three seconds, not a number too long to read */
 	for (p = v; *p >= '0' && *p <= '9'; p++)
 		;
 	if (!*p) {
@@ -572,38 +826,70 @@ static long http_next_wait(const struct http_request *req, const struct http_res
 static void http_log_retry(const struct http_request *req, const struct http_response *resp,
 			   const struct http_outcome *o, int attempt, int retries, long wait)
 {
-	char why[64];
+	char why[HTTP_ERRTEXT_MAX];
 
 	if (o->rc == 0)
 		snprintf(why, sizeof(why), "HTTP %ld", resp->status);
 	else
-		snprintf(why, sizeof(why), "%s", curl_easy_strerror(o->code));
+		snprintf(why, sizeof(why), "%s", o->text);
 	log_msg(LOG_WARNING, "%s: %s %s: %s; retry %d of %d in %ld ms", http_label(req),
 		http_method(req), req->path, why, attempt + 1, retries, wait);
+}
+
+/* Before an attempt: -ECANCELED or -EINTR (in o) when it must not be made. */
+static int http_stopped(struct http *h, const struct http_request *req, struct http_outcome *o)
+{
+	int shut;
+
+	pthread_mutex_lock(&h->lock);
+	shut = h->shut;
+	pthread_mutex_unlock(&h->lock);
+	o->rc = shut ? -ECANCELED : http_is_cancelled(req) ? -EINTR : 0;
+	if (o->rc) {
+		o->transient = 0;
+		snprintf(o->text, sizeof(o->text), "%s: %s", req->host,
+			 shut ? "the client is shutting down" : "interrupted");
+	}
+	return o->rc;
+}
+
+/* After the last attempt: the thread's error text, and one log line for a failure. */
+static void http_conclude(const struct http_request *req, const struct http_outcome *o)
+{
+	if (o->rc == 0) {
+		http_errtext[0] = '\0';
+		return;
+	}
+	if (o->text[0])
+		snprintf(http_errtext, sizeof(http_errtext), "%s", o->text);
+	else
+		snprintf(http_errtext, sizeof(http_errtext), "%s: %s", req->host, strerror(-o->rc));
+	/* Interrupts and shutdown are asked for, not met: not worth an error line. */
+	log_msg(o->rc == -EINTR || o->rc == -ECANCELED ? LOG_DEBUG : LOG_ERR, "%s: %s %s: %s",
+		http_label(req), http_method(req), req->path, http_errtext);
 }
 
 int http_perform(struct http *h, struct http_request *req, struct http_response *resp)
 {
 	struct http_response cur = {0};
 	struct http_outcome o = {.rc = -EIO};
-	unsigned int seed = (unsigned int)(http_now_ms() ^ (uintptr_t)req ^ (uintptr_t)&cur);
+	unsigned int seed = (unsigned int)((long)clock_ms() ^ (uintptr_t)req ^ (uintptr_t)&cur);
 	int attempt, answered = 0;
 	long wait;
-	CURL *c;
 
 	memset(resp, 0, sizeof(*resp));
-	c = http_pool_get(h);
-	if (!c)
-		return -ENOMEM;
 	for (attempt = 0;; attempt++) {
+		if (http_stopped(h, req, &o))
+			break;
 		/* Signed afresh each time: a retry must carry a new date and nonce. */
 		if (req->sign) {
 			o.rc = req->sign(req, req->sign_ctx);
 			o.transient = 0;
+			o.text[0] = '\0';
 			if (o.rc < 0)
 				break;
 		}
-		http_attempt(h, c, req, &cur, attempt, &o);
+		http_attempt(h, req, &cur, attempt, &o);
 		if (o.rc == 0) {
 			http_resp_free(resp);
 			*resp = cur;
@@ -620,13 +906,119 @@ int http_perform(struct http *h, struct http_request *req, struct http_response 
 		if (wait < 0)
 			break;
 		http_log_retry(req, resp, &o, attempt, h->retries, wait);
-		http_sleep_ms(wait);
+		if ((o.rc = http_sleep(h, req, wait)) < 0) {
+			o.transient = 0;
+			snprintf(o.text, sizeof(o.text), "%s: %s", req->host,
+				 o.rc == -EINTR ? "interrupted" : "the client is shutting down");
+			break;
+		}
 	}
-	http_pool_put(h, c);
 	/* A network failure after an answer: the answer (its error body) says more. */
 	if (o.rc < 0 && o.transient && answered)
-		return 0;
+		o.rc = 0;
+	http_conclude(req, &o);
 	if (o.rc < 0)
 		http_resp_free(resp);
 	return o.rc;
+}
+
+/* ---- the client ------------------------------------------------------------------------- */
+
+static int http_handles_new(struct http *h, long conns)
+{
+	CURLMcode m = CURLM_OK;
+
+	h->share = curl_share_init();
+	h->multi = curl_multi_init();
+	if (!h->share || !h->multi)
+		return -ENOMEM;
+	/* Only the engine thread uses it: no lock callbacks needed. */
+	if (curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK)
+		return -ENOMEM;
+	m = curl_multi_setopt(h->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+	if (m == CURLM_OK)
+		m = curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS, conns);
+	/* Kept alive between listings: room for every provider's host. */
+	if (m == CURLM_OK)
+		m = curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, conns * 4);
+	return m == CURLM_OK ? 0 : -ENOMEM;
+}
+
+struct http *http_new(const struct http_opts *opts)
+{
+	pthread_condattr_t ca;
+	struct http *h;
+
+	pthread_once(&http_once, http_global_init);
+	if (http_init_rc != CURLE_OK || !opts)
+		return NULL;
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return NULL;
+	/* A zero timeout would mean "wait for ever" to libcurl: never allow it. */
+	h->timeout_s = opts->timeout_s > 0 ? opts->timeout_s : HTTP_DEFAULT_TIMEOUT;
+	h->retries = opts->retries > 0 ? opts->retries : 0;
+	h->max_body = opts->max_body ? opts->max_body : HTTP_DEFAULT_MAX_BODY;
+	if (h->max_body > SIZE_MAX / 2)
+		h->max_body = SIZE_MAX / 2; /* so len + n + 1 cannot wrap */
+	h->user_agent = strdup(opts->user_agent ? opts->user_agent : HTTP_DEFAULT_UA);
+	h->cafile = opts->cafile ? strdup(opts->cafile) : NULL;
+	pthread_mutex_init(&h->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&h->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	if (!h->user_agent || (opts->cafile && !h->cafile) ||
+	    http_handles_new(h, opts->max_host_conns > 0 ? opts->max_host_conns
+							 : HTTP_DEFAULT_CONNS) < 0) {
+		http_free(h);
+		return NULL;
+	}
+	return h;
+}
+
+void http_shutdown(struct http *h)
+{
+	pthread_mutex_lock(&h->lock);
+	h->shut = 1;
+	pthread_cond_broadcast(&h->cond);
+	pthread_mutex_unlock(&h->lock);
+	if (h->multi)
+		curl_multi_wakeup(h->multi);
+}
+
+void http_pause(struct http *h)
+{
+	int running;
+
+	pthread_mutex_lock(&h->lock);
+	running = h->running;
+	h->stopping = running;
+	pthread_mutex_unlock(&h->lock);
+	if (!running)
+		return;
+	curl_multi_wakeup(h->multi);
+	pthread_join(h->thread, NULL);
+	pthread_mutex_lock(&h->lock);
+	h->running = 0;
+	h->stopping = 0;
+	pthread_mutex_unlock(&h->lock);
+}
+
+void http_free(struct http *h)
+{
+	if (!h)
+		return;
+	http_shutdown(h);
+	http_pause(h);
+	/* The easy handles are gone with their transfers; the multi closes the connections. */
+	if (h->multi)
+		curl_multi_cleanup(h->multi);
+	if (h->share)
+		curl_share_cleanup(h->share);
+	pthread_cond_destroy(&h->cond);
+	pthread_mutex_destroy(&h->lock);
+	free(h->user_agent);
+	free(h->cafile);
+	free(h);
 }

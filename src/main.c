@@ -1,6 +1,8 @@
 #define _GNU_SOURCE /* memmem */
 /* main: options, configuration, the check at mount, then the FUSE loop. */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -8,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,6 +20,7 @@
 #include "config.h"
 #include "http.h"
 #include "log.h"
+#include "mountpoint.h"
 #include "provider.h"
 #include "notify.h"
 #include "tree.h"
@@ -26,17 +30,20 @@
 struct cli {
 	char *config;
 	char *dir_ttl, *attr_ttl, *neg_ttl, *timeout, *retries, *parallel;
-	char *profile, *logfile;
+	char *profile, *logfile, *cafile;
 	int delay_connect;
 	int allow_other;
 	int show_secrets;
+	int nonempty;
+	int noauto_unmount;
 	int help;
 	int version;
 };
 
-#define CLI_OPT(t, p)                                                                              \
+#define CLI_OPT(t, p) CLI_OPT_VAL(t, p, 1)
+#define CLI_OPT_VAL(t, p, v)                                                                       \
 	{                                                                                          \
-		t, offsetof(struct cli, p), 1                                                      \
+		t, offsetof(struct cli, p), v                                                      \
 	}
 
 static const struct fuse_opt cli_opts[] = {
@@ -49,9 +56,13 @@ static const struct fuse_opt cli_opts[] = {
     CLI_OPT("parallel=%s", parallel),
     CLI_OPT("profile=%s", profile),
     CLI_OPT("logfile=%s", logfile),
+    CLI_OPT("cafile=%s", cafile),
     FUSE_OPT_KEY("allow_other", 1),
     CLI_OPT("delay_connect", delay_connect),
     CLI_OPT("show_secrets", show_secrets),
+    CLI_OPT("nonempty", nonempty),
+    CLI_OPT_VAL("auto_unmount", noauto_unmount, 0),
+    CLI_OPT_VAL("noauto_unmount", noauto_unmount, 1),
     CLI_OPT("-h", help),
     CLI_OPT("--help", help),
     CLI_OPT("-V", version),
@@ -117,6 +128,11 @@ static void usage(const char *prog)
 	       "    -o show_secrets      do not redact credential fields in meta.json\n"
 	       "    -o profile=NAME      profile of ~/.aliyun/config.json to use for pai\n"
 	       "    -o logfile=PATH      append log lines to PATH (reopened on SIGHUP)\n"
+	       "    -o cafile=PATH       PEM bundle of the certificate authorities to trust\n"
+	       "                         for https:// (default: the system's)\n"
+	       "    -o nonempty          allow mounting over a non-empty directory\n"
+	       "    -o noauto_unmount    keep the mount when the daemon dies (default:\n"
+	       "                         auto_unmount, the mount goes with it)\n"
 	       "    -f                   stay in the foreground\n"
 	       "    -d                   debug output (implies -f)\n\n"
 	       "Credentials come from the configuration file and the environment\n"
@@ -188,15 +204,17 @@ struct mount {
 	int signals_set; /* libfuse complains when asked to remove handlers it never set */
 };
 
-static int open_providers(struct mount *m, const struct settings *s, int show_secrets)
+static int open_providers(struct mount *m, const struct settings *s, const struct cli *cli)
 {
 	struct http_opts ho = {
 	    .timeout_s = s->timeout,
 	    .retries = (int)s->retries,
 	    .max_body = MAX_BODY,
 	    .user_agent = "codesrcfs/" CODESRCFS_VERSION,
+	    .max_host_conns = (int)s->parallel,
+	    .cafile = cli->cafile,
 	};
-	struct provider_env env = {.show_secrets = show_secrets, .dir_ttl = s->dir_ttl};
+	struct provider_env env = {.show_secrets = cli->show_secrets, .dir_ttl = s->dir_ttl};
 	char err[512];
 
 	m->http = http_new(&ho);
@@ -221,15 +239,24 @@ static int open_providers(struct mount *m, const struct settings *s, int show_se
 	return 0;
 }
 
-/* One cheap authenticated call per provider, as sshfs connects before it mounts. */
-static int check_providers(struct mount *m)
+/* One cheap authenticated call per provider, as sshfs connects before it mounts. When no
+ * answer came, the one line names the host and the transport's reason, and what was
+ * logged on the way (retries) is dropped; -d shows everything. */
+static int check_providers(struct mount *m, int debug)
 {
 	for (size_t i = 0; i < m->nprovs; i++) {
-		int r = m->provs[i]->ops->check(m->provs[i]);
+		const char *net;
+		int r;
 
+		if (!debug)
+			log_hold();
+		r = m->provs[i]->ops->check(m->provs[i]);
+		net = r < 0 ? http_last_error() : "";
+		if (!debug)
+			log_release(!*net);
 		if (r < 0) {
 			fprintf(stderr, "codesrcfs: %s: cannot mount: %s\n", m->provs[i]->name,
-				check_failure(r));
+				*net ? net : check_failure(r));
 			return r;
 		}
 	}
@@ -304,19 +331,21 @@ static int run_loop(struct mount *m, const struct fuse_cmdline_opts *fo)
 	return r == 0 || r == SIGTERM || r == SIGINT ? 0 : 1;
 }
 
-static int check_mountpoint(const char *mp)
+/* cafile= as an absolute path, so the daemon still finds it after leaving the directory. */
+static int resolve_cafile(struct cli *cli)
 {
-	struct stat st;
+	char *abs;
 
-	if (!mp) {
-		fprintf(stderr, "codesrcfs: no mount point given (see codesrcfs --help)\n");
+	if (!cli->cafile)
+		return 0;
+	abs = realpath(cli->cafile, NULL);
+	if (!abs || access(abs, R_OK) < 0) {
+		fprintf(stderr, "codesrcfs: cafile=%s: %s\n", cli->cafile, strerror(errno));
+		free(abs);
 		return -EINVAL;
 	}
-	if (stat(mp, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "codesrcfs: mount point %s: %s\n", mp,
-			errno ? strerror(errno) : "not a directory");
-		return -ENOTDIR;
-	}
+	free(cli->cafile);
+	cli->cafile = abs;
 	return 0;
 }
 
@@ -328,20 +357,65 @@ static int load_config(struct mount *m, const struct cli *cli)
 
 	r = config_load_profile(&m->conf, path, cli->config != NULL, cli->profile, err,
 				sizeof(err));
+	/* From here on the credentials live in m->conf alone: no child inherits them. */
+	config_clear_env();
 	if (r < 0)
 		fprintf(stderr, "codesrcfs: %s\n", err[0] ? err : "cannot read the configuration");
+	for (int k = 0; r == 0 && k < PROV_COUNT; k++)
+		if (log_add_secret(m->conf.prov[k].secret) < 0 ||
+		    log_add_secret(m->conf.prov[k].token) < 0) {
+			fprintf(stderr, "codesrcfs: out of memory\n");
+			r = -ENOMEM;
+		}
 	free(path);
 	return r;
 }
 
-static int setup(struct mount *m, struct fuse_args *args, const struct cli *cli,
+/* auto_unmount: fusermount3 stays beside the daemon and unmounts when it dies, so even a
+ * kill -9 leaves no dead mount behind (with guard_mount for what it misses). */
+static int add_mount_options(struct fuse_args *args, const struct cli *cli)
+{
+	if (fuse_opt_add_arg(args, "-ofsname=codesrcfs,subtype=codesrcfs,default_permissions,ro"))
+		return -ENOMEM;
+	if (!cli->noauto_unmount && fuse_opt_add_arg(args, "-oauto_unmount"))
+		return -ENOMEM;
+	return 0;
+}
+
+/* With auto_unmount, the fusermount3 that libfuse runs lives as long as the daemon and
+ * inherits every descriptor not marked close-on-exec: the connections the check at mount
+ * opened would stay open in it after the daemon closed them. */
+static void cloexec_all(void)
+{
+	DIR *d;
+	struct dirent *e;
+
+	if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+		return;
+	d = opendir("/proc/self/fd"); /* kernels before 5.11 */
+	while (d && (e = readdir(d))) {
+		int fd = atoi(e->d_name);
+
+		if (fd > 2 && fd != dirfd(d))
+			fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
+	}
+	if (d)
+		closedir(d);
+}
+
+static int setup(struct mount *m, struct fuse_args *args, struct cli *cli,
 		 const struct fuse_cmdline_opts *fo)
 {
 	struct settings s;
 	struct tree_opts to = {0};
 
-	if (parse_settings(cli, &s) < 0 || check_mountpoint(fo->mountpoint) < 0 ||
-	    load_config(m, cli) < 0 || open_providers(m, &s, cli->show_secrets) < 0)
+	if (cli->show_secrets && cli->allow_other) {
+		fprintf(stderr, "codesrcfs: show_secrets with allow_other would show every "
+				"credential in meta.json to every user of this machine: refused\n");
+		return -EINVAL;
+	}
+	if (parse_settings(cli, &s) < 0 || mountpoint_check(fo->mountpoint, cli->nonempty) < 0 ||
+	    resolve_cafile(cli) < 0 || load_config(m, cli) < 0 || open_providers(m, &s, cli) < 0)
 		return -EINVAL;
 	to.dir_ttl = s.dir_ttl;
 	to.attr_ttl = s.attr_ttl;
@@ -359,23 +433,80 @@ static int setup(struct mount *m, struct fuse_args *args, const struct cli *cli,
 			.neg_ttl = (double)s.neg_ttl,
 			.uid = to.uid,
 			.gid = to.gid};
-	fuse_opt_add_arg(args, "-ofsname=codesrcfs,subtype=codesrcfs,default_permissions,ro");
+	if (add_mount_options(args, cli) < 0)
+		return -ENOMEM;
 	m->se = fuse_session_new(args, fs_operations(), sizeof(struct fuse_lowlevel_ops), &m->fs);
 	if (!m->se)
 		return -EINVAL; /* libfuse said why */
 	if (cli->allow_other)
 		log_msg(LOG_WARNING, "allow_other: every user of this machine can read what these "
 				     "credentials can list");
-	if (!cli->delay_connect && check_providers(m) < 0)
+	if (!cli->delay_connect && check_providers(m, fo->debug) < 0)
 		return -EACCES;
 	/* Before the mount shows: whoever sees it may stop us at once, and a default
 	 * SIGTERM would leave the mount point dead. */
 	if (fuse_set_signal_handlers(m->se) != 0)
 		return -EIO;
 	m->signals_set = 1;
+	cloexec_all();
 	if (fuse_session_mount(m->se, fo->mountpoint) != 0)
 		return -EIO;
 	return 0;
+}
+
+/* path, when relative, made absolute against the working directory: the daemon leaves it
+ * for / (fuse_daemonize), and a log file is opened again on SIGHUP. */
+static int make_absolute(const char *name, char **path)
+{
+	char *cwd, *abs = NULL;
+	int r = -ENOMEM;
+
+	if (!*path || !**path || **path == '/')
+		return 0;
+	cwd = get_current_dir_name();
+	if (!cwd) {
+		fprintf(stderr, "codesrcfs: cannot make %s=%s absolute: %s\n", name, *path,
+			strerror(errno));
+		return -errno;
+	}
+	if (asprintf(&abs, "%s/%s", strcmp(cwd, "/") ? cwd : "", *path) >= 0) {
+		free(*path);
+		*path = abs;
+		r = 0;
+	}
+	free(cwd);
+	return r;
+}
+
+/* Every path option the daemon keeps; a new one is one more line. */
+static int absolute_paths(struct cli *c)
+{
+	if (make_absolute("config", &c->config) < 0 || make_absolute("logfile", &c->logfile) < 0)
+		return -EINVAL;
+	return 0;
+}
+
+/* auto_unmount's other half: what fusermount3 misses (see mountpoint.c). */
+static void guard_mount(const struct cli *c, const struct fuse_cmdline_opts *fo, char **argv)
+{
+	if (c->noauto_unmount || mountpoint_guard(fo->mountpoint, argv) == 0)
+		return;
+	log_msg(LOG_WARNING,
+		"cannot guard %s: should this daemon die, fusermount3 -u %s clears "
+		"the mount it leaves",
+		fo->mountpoint, fo->mountpoint);
+}
+
+/* Without -f and logfile=, lines go to syslog; where nothing listens (a container, a
+ * minimal system) they would vanish without a word. */
+static void warn_lost_logs(const struct cli *c, const struct fuse_cmdline_opts *fo)
+{
+	if (fo->foreground || c->logfile || log_syslog_reachable())
+		return;
+	fprintf(stderr,
+		"codesrcfs: warning: no syslog daemon listens on %s: the log of this mount is "
+		"lost; use -o logfile=PATH (or -f) to keep it\n",
+		_PATH_LOG);
 }
 
 int main(int argc, char *argv[])
@@ -387,6 +518,8 @@ int main(int argc, char *argv[])
 	sigset_t hup;
 	int ret = 1;
 
+	/* No core dump and no ptrace by the same user: the memory holds the credentials. */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	/* Blocked before any thread exists, so every thread inherits the mask. */
 	sigemptyset(&hup);
 	sigaddset(&hup, SIGHUP);
@@ -402,7 +535,7 @@ int main(int argc, char *argv[])
 		ret = 0;
 		goto out;
 	}
-	if (fuse_parse_cmdline(&args, &fo) != 0)
+	if (absolute_paths(&cli) < 0 || fuse_parse_cmdline(&args, &fo) != 0)
 		goto out;
 	log_open(fo.debug, 1);
 	if (cli.logfile && log_set_file(cli.logfile) < 0) {
@@ -412,6 +545,10 @@ int main(int argc, char *argv[])
 	}
 	if (setup(&m, &args, &cli, &fo) < 0)
 		goto out;
+	/* Its engine thread would not survive the fork; its connections do. */
+	http_pause(m.http);
+	guard_mount(&cli, &fo, argv);
+	warn_lost_logs(&cli, &fo);
 	if (fuse_daemonize(fo.foreground) != 0)
 		goto unmount;
 	log_open(fo.debug, fo.foreground);
@@ -431,6 +568,8 @@ out:
 	free(cli.parallel);
 	free(cli.profile);
 	free(cli.logfile);
+	free(cli.cafile);
 	fuse_opt_free_args(&args);
+	log_forget_secrets();
 	return ret;
 }

@@ -1,4 +1,4 @@
-/* names: safe, unique directory entry names from cloud display names (DESIGN §1).
+/* names: safe, unique directory entry names from cloud display names (docs/design.md §1).
  *
  * Entries are named in age order (oldest first), so an entry's name depends only on
  * entries older than it: adding a newer entry never renames an existing one. */
@@ -21,10 +21,24 @@ struct name_node {
 	UT_hash_handle hh;
 };
 
+/* The candidates of one suffix sequence ("~<id>" repeated, or "~<id>~<n>" counted), named
+ * by what fixes them all. Names are only ever added while entries are named, so every
+ * candidate before next stays taken: the next entry of the family starts at next, which
+ * keeps naming linear however many entries share a family. */
+struct family {
+	char *key;
+	size_t len;
+	unsigned long next; /* 0: no candidate tried yet */
+	UT_hash_handle hh;
+};
+
+#define NAMES_COUNTER 21 /* "~" and the 20 digits of the largest counter */
+
 struct name_set {
 	struct name_node *head;
 	struct name_node *nodes; /* preallocated, one per name that can be added */
 	size_t used;
+	struct family *families;
 };
 
 /* Length of the UTF-8 character at s (n bytes left), strict per RFC 3629; an invalid or
@@ -161,9 +175,18 @@ static int entry_cmp(const void *pa, const void *pb)
 	return a < b ? -1 : a > b;
 }
 
+static _Thread_local unsigned long names_probe_count;
+
+unsigned long names_probes(void)
+{
+	return names_probe_count;
+}
+
 static int set_has(struct name_set *set, const char *key, size_t len)
 {
 	struct name_node *found = NULL;
+
+	names_probe_count++;
 
 	HASH_FIND(hh, set->head, key, len, found);
 	return found != NULL;
@@ -184,11 +207,48 @@ static int set_add(struct name_set *set, const char *key, size_t len)
 	return 0;
 }
 
+/* The family of key (len bytes), created on first use; NULL when out of memory. */
+static struct family *family_get(struct name_set *set, const char *key, size_t len)
+{
+	struct family *f = NULL;
+	int oom = 0;
+
+	HASH_FIND(hh, set->families, key, len, f);
+	if (f)
+		return f;
+	f = calloc(1, sizeof(*f));
+	if (!f || !(f->key = malloc(len))) {
+		free(f);
+		return NULL;
+	}
+	memcpy(f->key, key, len);
+	f->len = len;
+	HASH_ADD_KEYPTR(hh, set->families, f->key, f->len, f);
+	if (oom) {
+		free(f->key);
+		free(f);
+		return NULL;
+	}
+	return f;
+}
+
+static void families_free(struct name_set *set)
+{
+	struct family *f, *tmp;
+
+	HASH_ITER(hh, set->families, f, tmp)
+	{
+		HASH_DEL(set->families, f);
+		free(f->key);
+		free(f);
+	}
+}
+
 /* Candidate number k (k >= 1) for a taken name: base cut so that base + k copies of
  * suffix fit NAMES_MAX. Returns the length written to out, or 0 when k copies alone do
  * not fit. */
 static size_t build_suffixed(char *out, const char *base, const char *suf, size_t suflen,
-			     unsigned k)
+			     unsigned long k)
 {
 	size_t blen, pos, i;
 
@@ -203,56 +263,82 @@ static size_t build_suffixed(char *out, const char *base, const char *suf, size_
 	return pos;
 }
 
-/* Last resort when no number of "~<id>" copies fits (a very long name whose every cut is
- * taken): "~<id>~<n>", counting up. Terminates: the set is finite. */
-static size_t build_counted(char *out, const char *base, const char *suf, size_t suflen,
-			    unsigned long n)
+/* base + "~<id>" k times, k = 1, 2, … while it fits. 1 with the name in out (*len), 0 when
+ * every one is taken, -ENOMEM. The first candidate and the suffix's length fix the rest. */
+static int pick_repeated(struct name_set *set, const char *base, const char *suf, size_t suflen,
+			 char *out, size_t *len)
 {
-	char tail[NAMES_MAX + 32];
-	size_t tlen, blen;
+	char key[NAMES_MAX + 2];
+	struct family *f;
+	unsigned long k;
+	size_t klen;
 
-	tlen = (size_t)snprintf(tail, sizeof(tail), "%.*s~%lu", (int)suflen, suf, n);
-	if (tlen > NAMES_MAX) {
-		/* Keep the counter whole; cut the id part. */
-		size_t clen = (size_t)snprintf(NULL, 0, "~%lu", n);
-		size_t slen = utf8_cut(suf, suflen, NAMES_MAX - clen);
-
-		tlen = (size_t)snprintf(tail, sizeof(tail), "%.*s~%lu", (int)slen, suf, n);
-	}
-	blen = utf8_cut(base, strlen(base), NAMES_MAX - tlen);
-	memcpy(out, base, blen);
-	memcpy(out + blen, tail, tlen + 1);
-	return blen + tlen;
+	klen = build_suffixed(key + 1, base, suf, suflen, 1);
+	if (klen == 0)
+		return 0;
+	key[0] = (char)suflen; /* 2 to 255, never the counted families' 0 */
+	f = family_get(set, key, klen + 1);
+	if (!f)
+		return -ENOMEM;
+	for (k = f->next ? f->next : 1; (*len = build_suffixed(out, base, suf, suflen, k)); k++)
+		if (!set_has(set, out, *len)) {
+			f->next = k + 1;
+			return 1;
+		}
+	f->next = k;
+	return 0;
 }
 
-/* Pick a free name for e into out (NAMES_MAX + 1 bytes); returns its length. */
-static size_t pick_name(struct name_set *set, const struct names_entry *e, char *out)
+/* Last resort when no copy of "~<id>" fits or all are taken (an id of 255 bytes or more,
+ * or a long name whose every cut is taken): base cut, "~<id>" cut to 234 bytes, then "~<n>"
+ * for n = 2, 3, … so that the whole fits 255 bytes. Terminates: the set is finite. 0 or
+ * -ENOMEM. */
+static int pick_counted(struct name_set *set, const char *base, const char *suf, size_t suflen,
+			char *out, size_t *len)
+{
+	size_t tlen = utf8_cut(suf, suflen, NAMES_MAX - NAMES_COUNTER);
+	size_t blen = utf8_cut(base, strlen(base), NAMES_MAX - NAMES_COUNTER - tlen);
+	char key[NAMES_MAX + 1];
+	struct family *f;
+	unsigned long n;
+
+	key[0] = '\0';
+	memcpy(key + 1, base, blen);
+	memcpy(key + 1 + blen, suf, tlen);
+	f = family_get(set, key, 1 + blen + tlen);
+	if (!f)
+		return -ENOMEM;
+	memcpy(out, key + 1, blen + tlen);
+	for (n = f->next ? f->next : 2;; n++) {
+		*len = blen + tlen;
+		*len += (size_t)snprintf(out + *len, NAMES_COUNTER + 1, "~%lu", n);
+		if (!set_has(set, out, *len))
+			break;
+	}
+	f->next = n + 1;
+	return 0;
+}
+
+/* Pick a free name for e into out (NAMES_MAX + 1 bytes), its length in *len. 0 or -ENOMEM. */
+static int pick_name(struct name_set *set, const struct names_entry *e, char *out, size_t *len)
 {
 	char base[NAMES_MAX + 1], sid[NAMES_MAX + 1], suf[NAMES_MAX + 2];
-	size_t len, suflen;
-	unsigned long k;
+	size_t suflen;
+	int r;
 
 	names_sanitize(e->raw, e->raw_len, base);
-	len = strlen(base);
-	if (!set_has(set, base, len)) {
-		memcpy(out, base, len + 1);
-		return len;
+	*len = strlen(base);
+	if (!set_has(set, base, *len)) {
+		memcpy(out, base, *len + 1);
+		return 0;
 	}
 	/* The id goes into a path component, so it is made safe like a name. */
 	names_sanitize(e->id ? e->id : "", e->id ? strlen(e->id) : 0, sid);
 	suflen = (size_t)snprintf(suf, sizeof(suf), "~%s", sid);
-	for (k = 1;; k++) {
-		len = build_suffixed(out, base, suf, suflen, (unsigned)k);
-		if (len == 0)
-			break;
-		if (!set_has(set, out, len))
-			return len;
-	}
-	for (k = 2;; k++) {
-		len = build_counted(out, base, suf, suflen, k);
-		if (!set_has(set, out, len))
-			return len;
-	}
+	r = pick_repeated(set, base, suf, suflen, out, len);
+	if (r != 0)
+		return r < 0 ? r : 0;
+	return pick_counted(set, base, suf, suflen, out, len);
 }
 
 static size_t count_reserved(const char *const *reserved)
@@ -287,7 +373,8 @@ int names_assign(struct names_entry *e, size_t n, const char *const *reserved)
 		order[i] = &e[i];
 	qsort(order, n, sizeof(*order), entry_cmp);
 	for (i = 0; i < n; i++) {
-		len = pick_name(&set, order[i], buf);
+		if (pick_name(&set, order[i], buf, &len) < 0)
+			goto out;
 		order[i]->name = strdup(buf);
 		if (!order[i]->name || set_add(&set, order[i]->name, len))
 			goto out;
@@ -295,6 +382,7 @@ int names_assign(struct names_entry *e, size_t n, const char *const *reserved)
 	rc = 0;
 out:
 	HASH_CLEAR(hh, set.head);
+	families_free(&set);
 	free(set.nodes);
 	free(order);
 	if (rc)

@@ -123,10 +123,10 @@ static int pai_codesource_record(struct json_object *item, int show_secrets, str
 {
 	struct prov_record r = {.kind = PAI_CODESOURCE};
 	const char *id = provider_json_str(item, "CodeSourceId", NULL);
-	const char *url = provider_json_str(item, "CodeRepo", NULL);
+	size_t nlen, ulen;
+	const char *url = provider_json_str(item, "CodeRepo", &ulen);
 	const char *branch = provider_json_str(item, "CodeBranch", NULL);
 	const char *name;
-	size_t nlen;
 
 	if (!id || !*id)
 		return 0; /* nothing to name it by */
@@ -137,11 +137,11 @@ static int pai_codesource_record(struct json_object *item, int show_secrets, str
 	r.name = provider_strndup(name, nlen);
 	r.name_len = nlen;
 	r.meta = provider_meta_json(item, show_secrets);
-	r.url = strdup(url ? url : "");
 	r.branch = branch && *branch ? strdup(branch) : NULL;
 	r.ctime = provider_parse_time(provider_json_str(item, "GmtCreateTime", NULL));
 	r.mtime = provider_parse_time(provider_json_str(item, "GmtModifyTime", NULL));
-	if (!r.id || !r.name || !r.meta || !r.url || (branch && *branch && !r.branch) ||
+	if (!r.id || !r.name || !r.meta || (branch && *branch && !r.branch) ||
+	    provider_url(url, ulen, "CodeRepo", id, show_secrets, &r.url) < 0 ||
 	    prov_page_add(out, &r) < 0) {
 		prov_record_free(&r);
 		return -ENOMEM;

@@ -1,4 +1,4 @@
-#define _GNU_SOURCE /* strptime, timegm */
+#define _GNU_SOURCE /* strptime, timegm, memmem */
 /* provider: the table of clouds, and what every provider shares: records, pages,
  * redacted meta.json and time parsing. */
 #include <ctype.h>
@@ -40,22 +40,97 @@ struct provider *provider_new(enum prov_kind kind, const struct prov_conf *conf,
 	return p;
 }
 
-/* Keys whose values are credentials: one of these words anywhere in the key, in any case.
- * A word is compared only where its first letter stands, which keeps the walk over every
- * listed item cheap. */
-static int secret_key(const char *key)
+/* Keys whose values are credentials, compared with case, '_' and '-' ignored (so
+ * "private_key", "Private-Key" and "privateKey" are one key): a key holding one of
+ * secret_words anywhere, or ending in one of secret_ends, is a secret. The lists are the
+ * ones docs/configuration.md documents. */
+static const char *const secret_words[] = {
+    "token",	  "password", "passwd",	    "passphrase",    "secret", "accesskey",
+    "privatekey", "apikey",   "credential", "authorization", "cookie", NULL};
+static const char *const secret_ends[] = {"pass", "pwd", NULL};
+
+static int secret_key_norm(const char *norm, size_t n)
 {
-	static const char *const words[] = {"token",	 "password",   "passwd",     "secret",
-					    "accesskey", "privatekey", "credential", NULL};
+	for (size_t i = 0; secret_words[i]; i++)
+		if (strstr(norm, secret_words[i]))
+			return 1;
+	for (size_t i = 0; secret_ends[i]; i++) {
+		size_t wl = strlen(secret_ends[i]);
 
-	for (; *key; key++) {
-		int c = tolower((unsigned char)*key);
-
-		for (size_t i = 0; words[i]; i++)
-			if (c == words[i][0] && !strncasecmp(key, words[i], strlen(words[i])))
-				return 1;
+		if (n >= wl && !memcmp(norm + n - wl, secret_ends[i], wl))
+			return 1;
 	}
 	return 0;
+}
+
+static int secret_key(const char *key)
+{
+	char small[64], *norm = small;
+	size_t len = strlen(key), n = 0;
+	int r;
+
+	if (len >= sizeof(small) && !(norm = malloc(len + 1)))
+		return 1; /* cannot tell: redact */
+	for (; *key; key++)
+		if (*key != '_' && *key != '-')
+			norm[n++] = (char)tolower((unsigned char)*key);
+	norm[n] = '\0';
+	r = secret_key_norm(norm, n);
+	if (norm != small)
+		free(norm);
+	return r;
+}
+
+/* The password in "scheme://user:PASSWORD@host/…" of s (len bytes) as [*start, *end): 1 when
+ * s is such a URL with a non-empty password, else 0. The user information ends at the last
+ * '@' before the path, so a password that holds an unescaped '@' is taken whole. */
+static int url_password(const char *s, size_t len, size_t *start, size_t *end)
+{
+	const char *sep = len > 3 ? memmem(s, len, "://", 3) : NULL;
+	const char *auth, *at = NULL, *colon = NULL, *p;
+
+	if (!sep || sep == s || !isalpha((unsigned char)s[0]))
+		return 0;
+	for (p = s; p < sep; p++)
+		if (!isalnum((unsigned char)*p) && !strchr("+-.", *p))
+			return 0;
+	auth = sep + 3;
+	for (p = auth; p < s + len && !strchr("/?#", *p); p++)
+		if (*p == '@')
+			at = p;
+	for (p = auth; at && p < at && !colon; p++)
+		if (*p == ':')
+			colon = p;
+	if (!colon || colon + 1 == at)
+		return 0;
+	*start = (size_t)(colon + 1 - s);
+	*end = (size_t)(at - s);
+	return 1;
+}
+
+/* A string value that is a URL with a password gets "******" in its place. 1 when v held
+ * one (replaced when apply is set). */
+static int redact_url(struct json_object *v, int apply)
+{
+	const char *s = json_object_get_string(v);
+	size_t len = (size_t)json_object_get_string_len(v), a, b;
+	char *r;
+
+	if (!url_password(s, len, &a, &b))
+		return 0;
+	if (!apply)
+		return 1;
+	r = malloc(len - (b - a) + 7);
+	if (r) {
+		memcpy(r, s, a);
+		memcpy(r + a, "******", 6);
+		memcpy(r + a + 6, s + b, len - b);
+		json_object_set_string_len(v, r, (int)(len - (b - a) + 6));
+	} else {
+		json_object_set_string(v, "******"); /* cannot keep the rest: drop it all */
+	}
+	free(r);
+	return 1;
 }
 
 /* Empty strings, null and empty containers say "no secret here" and are kept as they are,
@@ -81,6 +156,8 @@ static int redact(struct json_object *obj, int apply)
 {
 	int n = 0;
 
+	if (json_object_is_type(obj, json_type_string))
+		return redact_url(obj, apply);
 	if (json_object_is_type(obj, json_type_array)) {
 		for (size_t i = 0; i < json_object_array_length(obj); i++)
 			n += redact(json_object_array_get_idx(obj, i), apply);
@@ -130,6 +207,50 @@ char *provider_meta_json(struct json_object *obj, int show_secrets)
 	}
 	json_object_put(copy);
 	return out;
+}
+
+/* Why s (len bytes) is no usable clone URL, or NULL when it is one. */
+static const char *url_unusable(const char *s, size_t len)
+{
+	if (len == 0)
+		return "it is empty";
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return "it holds a control character";
+	if (s[0] == '-')
+		return "it starts with '-', which git would take as an option";
+	return NULL;
+}
+
+int provider_url(const char *s, size_t len, const char *what, const char *id, int show_secrets,
+		 char **out)
+{
+	const char *why = s ? url_unusable(s, len) : NULL;
+	size_t a, b;
+
+	*out = NULL;
+	if (!s)
+		return 0;
+	if (why) {
+		/* The value may hold a secret: say why, never what. */
+		if (what)
+			log_msg(LOG_WARNING, "%s of %s is no usable clone URL (%s): no url file",
+				what, id ? id : "(no id)", why);
+		return 0;
+	}
+	if (show_secrets || !url_password(s, len, &a, &b))
+		a = b = len;
+	else if (!memcmp(s + a - 4, "://", 3))
+		a--, b++; /* "scheme://:password@host": no user either, so no '@' */
+	else
+		a--; /* the ':' before the password goes too */
+	*out = malloc(len - (b - a) + 1);
+	if (!*out)
+		return -ENOMEM;
+	memcpy(*out, s, a);
+	memcpy(*out + a, s + b, len - b);
+	(*out)[len - (b - a)] = '\0';
+	return 0;
 }
 
 /* n digits at s as a number, or -1. */
@@ -189,14 +310,12 @@ int64_t provider_parse_time(const char *s)
 	return (int64_t)timegm(&tm) - off;
 }
 
-struct json_object *provider_json_parse(const char *body, size_t len)
+static struct json_object *json_parse_exact(const char *body, size_t len)
 {
 	struct json_tokener *tok;
 	struct json_object *obj;
 	size_t end;
 
-	if (!body || len > INT_MAX)
-		return NULL;
 	tok = json_tokener_new();
 	if (!tok)
 		return NULL;
@@ -210,6 +329,110 @@ struct json_object *provider_json_parse(const char *body, size_t len)
 		obj = NULL;
 	}
 	json_tokener_free(tok);
+	return obj;
+}
+
+/* json-c keeps an object's keys as C strings: a key holding "\u0000" is cut there, and
+ * "x\u0000token" would print as "x", unredacted. Such escapes are parsed as a noncharacter
+ * (U+FDD0 … U+FDEF) that the body does not hold; members whose key holds it are dropped
+ * (a key with a NUL cannot be printed as it is), and in string values it turns back into
+ * the NUL it stood for. */
+#define NUL_MARK_FIRST 0xfdd0
+#define NUL_MARK_LAST  0xfdef
+
+static int mark_present(const char *body, size_t len, unsigned code)
+{
+	char hex[5], utf[3] = {'\xef', '\xb7', (char)(0x90 + code - NUL_MARK_FIRST)};
+
+	snprintf(hex, sizeof(hex), "%04x", code);
+	if (memmem(body, len, utf, sizeof(utf)))
+		return 1;
+	for (size_t i = 0; i + 6 <= len; i++)
+		if (body[i] == '\\' && body[i + 1] == 'u' && !strncasecmp(body + i + 2, hex, 4))
+			return 1;
+	return 0;
+}
+
+/* A copy of body with every "\u0000" escape replaced by the escape of code. */
+static char *mark_nuls(const char *body, size_t len, unsigned code)
+{
+	char *copy = malloc(len + 1), esc[7];
+
+	if (!copy)
+		return NULL;
+	memcpy(copy, body, len);
+	copy[len] = '\0';
+	snprintf(esc, sizeof(esc), "\\u%04x", code);
+	for (size_t i = 0; i + 6 <= len; i++) {
+		if (copy[i] != '\\')
+			continue;
+		if (!memcmp(copy + i + 1, "u0000", 5))
+			memcpy(copy + i, esc, 6);
+		i++; /* the escaped character: "\\u0000" is text, not a NUL */
+	}
+	return copy;
+}
+
+/* The marker (3 bytes) in string o back into the NUL it stood for. */
+static void unmark_string(struct json_object *o, const char *mark)
+{
+	const char *s = json_object_get_string(o);
+	size_t len = (size_t)json_object_get_string_len(o), n = 0;
+	char *t;
+
+	if (!memmem(s, len, mark, 3) || !(t = malloc(len + 1)))
+		return;
+	for (size_t i = 0; i < len; i++) {
+		if (i + 3 <= len && !memcmp(s + i, mark, 3)) {
+			t[n++] = '\0';
+			i += 2;
+		} else {
+			t[n++] = s[i];
+		}
+	}
+	json_object_set_string_len(o, t, (int)n);
+	free(t);
+}
+
+static void unmark(struct json_object *o, const char *mark)
+{
+	if (json_object_is_type(o, json_type_string)) {
+		unmark_string(o, mark);
+	} else if (json_object_is_type(o, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(o); i++)
+			unmark(json_object_array_get_idx(o, i), mark);
+	} else if (json_object_is_type(o, json_type_object)) {
+		/* The next entry is taken before the body runs: deleting this one is safe. */
+		json_object_object_foreach(o, key, val)
+		{
+			if (strstr(key, mark))
+				json_object_object_del(o, key);
+			else
+				unmark(val, mark);
+		}
+	}
+}
+
+struct json_object *provider_json_parse(const char *body, size_t len)
+{
+	struct json_object *obj;
+	unsigned code = NUL_MARK_FIRST;
+	char *copy, mark[4];
+
+	if (!body || len > INT_MAX)
+		return NULL;
+	if (!memmem(body, len, "\\u0000", 6))
+		return json_parse_exact(body, len);
+	while (code <= NUL_MARK_LAST && mark_present(body, len, code))
+		code++;
+	if (code > NUL_MARK_LAST)
+		return NULL; /* every marker taken: no real answer looks like this */
+	copy = mark_nuls(body, len, code);
+	obj = copy ? json_parse_exact(copy, len) : NULL;
+	mark[0] = '\xef', mark[1] = '\xb7', mark[2] = (char)(0x90 + code - NUL_MARK_FIRST);
+	mark[3] = '\0';
+	unmark(obj, mark);
+	free(copy);
 	return obj;
 }
 

@@ -137,11 +137,11 @@ static int volc_resource_record(struct json_object *item, int show_secrets, stru
 {
 	struct prov_record r = {.kind = VOLC_RESOURCE};
 	struct json_object *conf = provider_json_get(item, "Configuration", json_type_object);
+	size_t nlen, ulen;
 	const char *url =
-	    provider_json_str(provider_json_get(conf, "Git", json_type_object), "Url", NULL);
+	    provider_json_str(provider_json_get(conf, "Git", json_type_object), "Url", &ulen);
 	const char *id = provider_json_str(item, "Id", NULL);
 	const char *name;
-	size_t nlen;
 
 	if (!id || !*id)
 		return 0;
@@ -152,10 +152,11 @@ static int volc_resource_record(struct json_object *item, int show_secrets, stru
 	r.name = provider_strndup(name, nlen);
 	r.name_len = nlen;
 	r.meta = provider_meta_json(item, show_secrets);
-	r.url = strdup(url ? url : "");
 	r.ctime = provider_parse_time(provider_json_str(item, "CreateTime", NULL));
 	r.mtime = provider_parse_time(provider_json_str(item, "UpdateTime", NULL));
-	if (!r.id || !r.name || !r.meta || !r.url || prov_page_add(out, &r) < 0) {
+	if (!r.id || !r.name || !r.meta ||
+	    provider_url(url, ulen, "Configuration.Git.Url", id, show_secrets, &r.url) < 0 ||
+	    prov_page_add(out, &r) < 0) {
 		prov_record_free(&r);
 		return -ENOMEM;
 	}

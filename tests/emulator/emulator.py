@@ -4,7 +4,8 @@
 (x-yunxiao-token). One loopback port serves all three, routed as the real ones are;
 every request's signature or token is verified and answered with the real error shape.
 It also injects faults, changes its data while a listing is paged, counts what it
-served, and serves the PAI tree as plain HTTP directory listings under /_tree/.
+served (requests, connections, TLS handshakes), serves https with a given certificate,
+and serves the PAI tree as plain HTTP directory listings under /_tree/.
 
 Test and demo tooling, Python standard library only. See README.md beside this file."""
 import argparse
@@ -15,6 +16,7 @@ import json
 import random
 import signal
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -420,7 +422,7 @@ def normalize(data):
 DEFAULT_KNOBS = {"latency_ms": 0, "fail_5xx": 0.0, "throttle": 0.0, "retry_after": 1,
                  "reset": 0.0, "truncate": 0.0, "malformed": 0.0, "stall": 0.0, "stall_s": 30,
                  "down": False, "max_page_size": 100, "codeup_headers": True,
-                 "codeup_list_full": True, "mutate": None}
+                 "codeup_list_full": True, "mutate": None, "error_message": None}
 FAULT_KNOBS = ("fail_5xx", "throttle", "reset", "truncate", "malformed", "stall")
 
 
@@ -445,6 +447,9 @@ def check_knobs(new):
         elif k == "mutate":
             if v is not None and not isinstance(v, dict):
                 raise ValueError("mutate is an object or null")
+        elif k == "error_message":
+            if v is not None and not isinstance(v, str):
+                raise ValueError("error_message is a string or null")
         elif not isinstance(v, bool):
             raise ValueError(f"{k} is true or false")
         out[k] = v
@@ -471,9 +476,10 @@ class Store:
     # --- counters and dice
 
     def count(self, key, n=1):
+        """total counts requests: faults, mutations and connections are not ones."""
         with self.lock:
             self.stats[key] += n
-            if not key.startswith("fault.") and key != "mutations":
+            if not key.startswith(("fault.", "conn.")) and key != "mutations":
                 self.stats["total"] += n
 
     def roll(self, knob):
@@ -1129,6 +1135,20 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "cloud-emulator/2.0"
     timeout = SOCKET_TIMEOUT
 
+    def setup(self):
+        super().setup()
+        self.counted = False   # this connection is in conn.accepted
+
+    def count_connection(self):
+        """A connection counts once it carries a request other than /_emu/ (the tests'
+        own calls for stats would otherwise count themselves)."""
+        if self.counted:
+            return
+        self.counted = True
+        self.server.store.count("conn.accepted")
+        if isinstance(self.connection, ssl.SSLSocket):
+            self.server.store.count("conn.tls_handshakes")
+
     def log_message(self, fmt, *args):
         if self.server.verbose:
             sys.stderr.write("emulator: %s %s\n" % (self.address_string(), fmt % args))
@@ -1221,6 +1241,7 @@ class Handler(BaseHTTPRequestHandler):
         u = urllib.parse.urlsplit(self.path)
         if u.path.startswith("/_emu/"):
             return self.control(method, u.path, body)
+        self.count_connection()
         if u.path == "/_tree" or u.path.startswith("/_tree/"):
             return self.tree(method, u.path)
         providers = self.server.providers
@@ -1271,6 +1292,8 @@ class Handler(BaseHTTPRequestHandler):
             body, extra = provider.answer_ok(body, action, rid)
         except ApiError as e:
             status = e.status
+            if knobs["error_message"] is not None:  # what a server that echoes input says
+                e.message = knobs["error_message"]
             body, extra = provider.answer_error(e, action, req, rid)
             headers = e.headers
         if self.server.verbose:
@@ -1367,6 +1390,30 @@ class Server(ThreadingHTTPServer):
     daemon_threads = True         # a stalled handler never blocks exit
     allow_reuse_address = True
     request_queue_size = 128      # parallel clients open many connections at once
+    tls = None                    # an ssl.SSLContext when serving https
+
+    def finish_request(self, request, client_address):
+        """The TLS handshake happens here, in the connection's own thread, so a client
+        that stalls in it holds up nobody else."""
+        if self.tls is None:
+            return super().finish_request(request, client_address)
+        try:
+            request.settimeout(SOCKET_TIMEOUT)
+            conn = self.tls.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            self.store.count("conn.tls_failed")   # e.g. the client did not trust us
+            return
+        try:
+            self.RequestHandlerClass(conn, client_address, self)
+        finally:
+            conn.close()
+
+
+def tls_context(cert, key):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    ctx.set_alpn_protocols(["http/1.1"])   # what it speaks: a client must not try h2
+    return ctx
 
 
 # ============================================================================ main
@@ -1415,7 +1462,7 @@ def parse_args(argv):
     p.add_argument("--seed", type=int, default=1, help="seeds data generation and faults")
     p.add_argument("--config", metavar="JSON", help="initial knobs, as for POST /_emu/config")
     for knob, default in DEFAULT_KNOBS.items():
-        if knob == "mutate":
+        if knob in ("mutate", "error_message"):  # set through --config or POST
             continue
         flag = "--" + knob.replace("_", "-")
         if isinstance(default, bool):
@@ -1424,8 +1471,14 @@ def parse_args(argv):
         else:
             p.add_argument(flag, type=int if knob in ("max_page_size", "retry_after") else float,
                            metavar="N", dest=knob)
+    p.add_argument("--tls-cert", metavar="FILE", help="serve https with this PEM certificate "
+                   "(chain); needs --tls-key")
+    p.add_argument("--tls-key", metavar="FILE", help="the certificate's PEM private key")
     p.add_argument("--verbose", action="store_true", help="log every request to stderr")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        p.error("--tls-cert and --tls-key go together")
+    return args
 
 
 def initial_knobs(args):
@@ -1442,6 +1495,8 @@ def make_server(args, data):
     store = Store(data, args.seed, keys)
     store.configure(initial_knobs(args))
     server = Server(("127.0.0.1", args.port), Handler)
+    if args.tls_cert:
+        server.tls = tls_context(args.tls_cert, args.tls_key)
     server.store, server.verbose, server.tree = store, args.verbose, Tree(store)
     server.providers = {"pai": Pai(store, args.pai_sts),
                         "volc": Volc(store, args.volc_sts, args.volc_region),
@@ -1453,7 +1508,7 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         server = make_server(args, build_data(args))
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, ssl.SSLError) as e:
         sys.stderr.write(f"emulator: {e}\n")
         return 2
     if args.dump_data:

@@ -1,9 +1,11 @@
 """Fixtures: the emulator as a subprocess, and codesrcfs mounted for real against it.
 
-    emulator(*args)                       → Emulator (.port .url .stats() .reset_stats()
-                                            .configure(**knobs) .data() .stop())
+    emulator(*args, tls=None)             → Emulator (.port .url .stats() .reset_stats()
+                                            .configure(**knobs) .data() .stop(); with
+                                            tls=True https://localhost:port and .cafile)
+    test_ca                               → TestCA: a throwaway CA and certificates (session)
     mount(emu, config, opts=(), env=None, wait=True, timeout=MOUNT_TIMEOUT)
-                                          → Mount (.path .log() .proc .config)
+                                          → Mount (.path .log() .proc .config .kill())
     run_codesrcfs(args, env=None, timeout=10) → CompletedProcess (also a fixture)
 
 Every wait is bounded, every test has an alarm, and a daemon that leaves a sanitizer
@@ -15,6 +17,7 @@ import shlex
 import signal
 import subprocess
 import shutil
+import ssl
 import sys
 import tempfile
 import time
@@ -33,6 +36,9 @@ SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSani
 # Credentials in the developer's environment must never reach a test's daemon.
 CREDENTIAL_VARS = ("ALIBABA_CLOUD_", "ALIBABACLOUD_", "ALICLOUD_", "VOLCENGINE_", "VOLC_",
                    "CODEUP_TOKEN", "XDG_CONFIG_HOME")
+# A proxy of the developer's would see the tests' traffic: a test sets its own.
+PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY",
+              "ALL_PROXY", "NO_PROXY")
 TEST_TIMEOUT = int(os.environ.get("CODESRCFS_TEST_TIMEOUT", "300"))
 EMULATOR_START_TIMEOUT = 30   # 100,000 generated entries take a few seconds
 MOUNT_TIMEOUT = 10
@@ -69,7 +75,8 @@ def bounded(request):
 def clean_env(extra=None, home=None):
     """The environment for a child: no credential variables unless the test passes them,
     and a HOME of its own so no vendor credential file of the developer is read."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(CREDENTIAL_VARS)}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(CREDENTIAL_VARS) and k not in PROXY_VARS}
     if home:
         os.makedirs(home, exist_ok=True)
         env["HOME"] = str(home)
@@ -94,9 +101,51 @@ def read_line(stream, timeout):
     return buf.decode(errors="replace")
 
 
+class TestCA:
+    """A CA made for this test session with the openssl command, and certificates it
+    signed: .cert/.key for localhost and 127.0.0.1, .wrong_cert/.wrong_key for another
+    host name. Nothing of it is kept in the repository."""
+
+    def __init__(self, d):
+        self.dir = d
+        self.cafile = os.path.join(d, "ca.pem")
+        self.cert, self.key = self.issue("localhost", "DNS:localhost,IP:127.0.0.1")
+        self.wrong_cert, self.wrong_key = self.issue("wrong", "DNS:other.example")
+
+    def openssl(self, *args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60,
+                       cwd=self.dir)
+
+    def make_ca(self):
+        self.openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                     "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+                     "-subj", "/CN=codesrcfs test CA")
+
+    def issue(self, name, san):
+        if not os.path.exists(self.cafile):
+            self.make_ca()
+        ext = os.path.join(self.dir, f"{name}.ext")
+        with open(ext, "w") as f:
+            f.write(f"subjectAltName={san}\nbasicConstraints=CA:FALSE\n"
+                    "extendedKeyUsage=serverAuth\n")
+        self.openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                     "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}")
+        self.openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                     "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", "-extfile", ext)
+        return os.path.join(self.dir, f"{name}.pem"), os.path.join(self.dir, f"{name}.key")
+
+
+@pytest.fixture(scope="session")
+def test_ca(tmp_path_factory):
+    return TestCA(str(tmp_path_factory.mktemp("ca")))
+
+
 class Emulator:
-    def __init__(self, args, tmp):
+    def __init__(self, args, tmp, tls=None, cafile=None):
         self.stderr_path = os.path.join(tmp, f"emulator-{time.monotonic_ns()}.err")
+        if tls:
+            args = [*args, "--tls-cert", tls[0], "--tls-key", tls[1]]
+        self.cafile = cafile
         with open(self.stderr_path, "w") as err:
             self.proc = subprocess.Popen([sys.executable, EMULATOR, "--port", "0", *args],
                                          stdout=subprocess.PIPE, stderr=err,
@@ -106,7 +155,14 @@ class Emulator:
             self.stop()
             raise RuntimeError(f"emulator did not start ({line!r}): {self.log()}")
         self.port = int(line.split()[1])
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"https://localhost:{self.port}" if tls else f"http://127.0.0.1:{self.port}"
+        # Never through a proxy of the environment; https trusts the test CA.
+        handlers = [urllib.request.ProxyHandler({})]
+        if tls:
+            ctx = ssl.create_default_context(cafile=cafile)
+            ctx.check_hostname = False  # the control calls of a wrong-host-name test too
+            handlers.append(urllib.request.HTTPSHandler(context=ctx))
+        self.opener = urllib.request.build_opener(*handlers)
 
     def log(self):
         with open(self.stderr_path, errors="replace") as f:
@@ -116,11 +172,12 @@ class Emulator:
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.url + path, data=data,
                                      method="POST" if body is not None else "GET")
-        with urllib.request.urlopen(req, timeout=30) as r:
+        with self.opener.open(req, timeout=30) as r:
             return json.loads(r.read())
 
     def stats(self):
-        """{"pai.ListCodeSources": n, …, "total": n, "fault.5xx": n, …}"""
+        """{"pai.ListCodeSources": n, …, "total": n, "fault.5xx": n, …, "conn.accepted": n,
+        "conn.tls_handshakes": n}"""
         return self._call("/_emu/stats")
 
     def reset_stats(self):
@@ -147,13 +204,20 @@ class Emulator:
 
 
 @pytest.fixture
-def emulator(tmp_path):
-    """emulator(*args): start tests/emulator/emulator.py with args, e.g.
-    emulator("--generate-pai", 250, "--seed", 3)."""
+def emulator(tmp_path, request):
+    """emulator(*args, tls=None): start tests/emulator/emulator.py with args, e.g.
+    emulator("--generate-pai", 250, "--seed", 3). tls=True serves https with the test
+    CA's localhost certificate; tls=(cert, key) with that one."""
     started = []
 
-    def start(*args):
-        emu = Emulator([str(a) for a in args], str(tmp_path))
+    def start(*args, tls=None):
+        cafile = None
+        if tls:
+            ca = request.getfixturevalue("test_ca")
+            cafile = ca.cafile
+            if tls is True:
+                tls = (ca.cert, ca.key)
+        emu = Emulator([str(a) for a in args], str(tmp_path), tls, cafile)
         started.append(emu)
         return emu
 
@@ -209,11 +273,19 @@ def unmount(path):
 class Mount:
     def __init__(self, path, proc, log_path, config):
         self.path, self.proc, self.log_path, self.config = path, proc, log_path, config
+        self.killed = False
 
     def log(self):
         """The daemon's stderr so far."""
         with open(self.log_path, errors="replace") as f:
             return f.read()
+
+    def kill(self):
+        """SIGKILL the daemon, as a crash would, and wait for it; what it leaves mounted is
+        the test's to check (the fixture then accepts its exit)."""
+        self.killed = True
+        self.proc.kill()
+        return self.proc.wait(timeout=EXIT_TIMEOUT)
 
     def unmount(self):
         """Unmount and wait for the daemon: its exit code, or "killed"."""
@@ -265,7 +337,7 @@ def mount(tmp_path):
         text = m.log()
         if any(mark in text for mark in SANITIZER_MARKS):
             problems.append(f"{m.path}: sanitizer report:\n{text[-4000:]}")
-        elif rc not in (0, None):
+        elif rc not in (0, None) and not m.killed:
             problems.append(f"{m.path}: codesrcfs exited with {rc}:\n{text[-2000:]}")
     if problems:
         pytest.fail("\n".join(problems))

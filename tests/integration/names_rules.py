@@ -46,13 +46,18 @@ def assign(entries, reserved=()):
         base = sanitize(raw)
         name = base
         if name in taken:
-            suffix = ("~" + ident).encode().replace(b"/", b"_")
+            suffix = b"~" + sanitize(ident.encode())
             k = 1
-            while True:
+            while len(suffix) * k <= 255:
                 name = cut(base, 255 - len(suffix) * k) + suffix * k
                 if name not in taken:
                     break
                 k += 1
+            else:  # no copy fits, or all are taken: "~<id>" cut to 234 bytes, "~<n>"
+                head = cut(suffix, 234)
+                head, n = cut(base, 234 - len(head)) + head, 2
+                while (name := head + b"~%d" % n) in taken:
+                    n += 1
         taken.add(name)
         names[ident] = name
     return names

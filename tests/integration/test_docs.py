@@ -336,3 +336,23 @@ def test_bench_keeps_what_follows_its_part_of_the_doc(tmp_path):
     text = doc.read_text()
     assert "by hand" in text and "kept" in text and "second" in text
     assert "first" not in text
+
+
+def test_demo_runs_and_prints_no_secret():
+    """contrib/demo.sh (make demo) runs through, its clone loop included, and nothing it
+    prints holds a secret of its configuration or its data: the configuration is shown with
+    every secret and token masked, meta.json redacted."""
+    from conftest import clean_env
+
+    r = subprocess.run([os.path.join(ROOT, "contrib", "demo.sh"), BINARY], env=clean_env(),
+                       capture_output=True, text=True, timeout=240)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-3000:]
+    clones = out.split("$ ls clones")[1]
+    for name in ("dlc-examples", "llm-finetune", "vision_models", "data-pipeline"):
+        assert f"==> clones/{name}/README.md <==" in clones, name
+    for key in ("access_key_secret", "secret_key", "token"):
+        assert re.search(rf"^{key} *= \*\*\*\*\*\*$", out, re.M), key
+    for secret in ("testsecret", "volcsecret", "pt-testtoken", "ghp_demoSecretToken",
+                   "volc-demo-secret"):
+        assert secret not in out, secret

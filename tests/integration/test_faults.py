@@ -86,7 +86,7 @@ def test_hostile_names_stay_inside_their_directory(emulator, mount, tmp_path):
     sources = [{"CodeSourceId": f"{i + 1}", "DisplayName": n, "CodeRepo": f"https://x/{i}.git",
                 "WorkspaceId": "9", "GmtCreateTime": f"2024-01-01T00:00:{i:02d}Z"}
                for i, n in enumerate(names)]
-    sources.append({"CodeSourceId": "7", "DisplayName": "dup", "CodeRepo": "https://x/d.git",
+    sources.append({"CodeSourceId": "14", "DisplayName": "dup", "CodeRepo": "https://x/d.git",
                     "WorkspaceId": "9", "GmtCreateTime": "2023-01-01T00:00:00Z"})
     data = tmp_path / "data.json"
     data.write_text(json.dumps({"pai": {"workspaces": [

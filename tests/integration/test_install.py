@@ -86,7 +86,8 @@ def test_man_page_renders_without_warnings():
     assert r.returncode == 0 and r.stderr == "", r.stderr
     for word in ("SYNOPSIS", "config=PATH", "dir_ttl=S", "attr_ttl=S", "neg_ttl=S", "timeout=S",
                  "delay_connect", "retries=N", "parallel=N", "show_secrets", "--version",
-                 "[codeup]", "CODEUP_TOKEN", "SIGHUP", "fuse.codesrcfs", "EXIT STATUS"):
+                 "[codeup]", "CODEUP_TOKEN", "SIGHUP", "fuse.codesrcfs", "EXIT STATUS", "nonempty",
+                 "auto_unmount", "noauto_unmount"):
         assert word in r.stdout, word
 
 
@@ -178,3 +179,24 @@ def test_mount8_and_fstab_through_the_installed_helper(stage, pai_emu, tmp_path,
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"LS {' '.join(workspaces)} " in r.stdout and "DONE" in r.stdout, r.stdout
     assert not is_mount(str(mp))
+
+
+@pytest.mark.parametrize("goal", [["all"], ["install", "DESTDIR={tmp}/stage"]])
+def test_make_without_the_dev_packages_names_them_in_one_line(tmp_path, goal):
+    """Where pkg-config finds none of the libraries (PKG_CONFIG_PATH an empty directory,
+    PKG_CONFIG_LIBDIR empty: as on a machine without the -dev packages), make and make
+    install stop before the compiler with one line naming the Debian packages and
+    `make deps`, and compile nothing."""
+    empty = tmp_path / "pkgconfig"
+    empty.mkdir()
+    build = tmp_path / "build"
+    env = {**make_env(), "PKG_CONFIG_PATH": str(empty), "PKG_CONFIG_LIBDIR": ""}
+    r = subprocess.run(["make", "-s", "-C", ROOT, f"BUILD={build}",
+                        *[g.format(tmp=tmp_path) for g in goal]],
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0
+    (line,) = r.stderr.strip().splitlines()
+    assert line.endswith("codesrcfs: missing build packages: libfuse3-dev "
+                         "libcurl4-openssl-dev libjson-c-dev libssl-dev — run: make deps.  Stop."), line
+    assert not build.exists() or not list(build.rglob("*.o"))
+    assert not (tmp_path / "stage").exists()

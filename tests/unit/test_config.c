@@ -304,6 +304,48 @@ static void test_group_readable_refused(void **state)
 	expect_error("[volc]\nsecurity_token = " SECRET "\n", 0660, "(mode 0660)");
 }
 
+/* Whatever the file holds, no one but its owner may change it: an endpoint alone decides
+ * where the environment's credentials are sent. */
+static void test_writable_by_others_refused(void **state)
+{
+	(void)state;
+	setenv("CODEUP_TOKEN", SECRET, 1);
+	expect_error("[codeup]\nendpoint = http://127.0.0.1:9\n", 0666,
+		     "@: can be changed by group or others (mode 0666); run chmod go-w @");
+	expect_error("[codeup]\nendpoint = http://127.0.0.1:9\n", 0620, "(mode 0620)");
+	expect_error("[codeup]\nendpoint = http://127.0.0.1:9\n", 0602, "(mode 0602)");
+}
+
+/* Ids that are no ids: "." and ".." would be dot segments of a request path. */
+static void test_dot_scopes_refused(void **state)
+{
+	char *text, big[300];
+
+	(void)state;
+	expect_error("[codeup]\ntoken = " SECRET "\norganizations = org-1, ..\n", 0600,
+		     "@:3: value of 'organizations' in [codeup] lists '.' or '..', which is no id");
+	expect_error("[pai]\nworkspaces = .\n", 0600, "@:2: value of 'workspaces' in [pai] lists");
+	memset(big, 'w', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	assert_true(asprintf(&text, "[volc]\nworkspaces = a %s\n", big) > 0);
+	expect_error(text, 0600,
+		     "@:2: value of 'workspaces' in [volc] holds an id that is too long");
+	free(text);
+}
+
+static void test_env_dot_scope_refused(void **state)
+{
+	struct config c;
+	char err[256];
+
+	(void)state;
+	setenv("CODEUP_TOKEN", SECRET, 1);
+	setenv("ALIBABA_CLOUD_YUNXIAO_ORGANIZATION_ID", "..", 1);
+	assert_int_equal(config_load(&c, NULL, 0, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "environment variable ALIBABA_CLOUD_YUNXIAO_ORGANIZATION_ID lists "
+				 "'.' or '..', which is no id");
+}
+
 /* Key ids and endpoints are not secrets: such a file may be world-readable. */
 static void test_readable_without_secrets(void **state)
 {
@@ -606,6 +648,9 @@ int main(void)
 	    T(test_half_credentials),
 	    T(test_group_readable_refused),
 	    T(test_readable_without_secrets),
+	    T(test_writable_by_others_refused),
+	    T(test_dot_scopes_refused),
+	    T(test_env_dot_scope_refused),
 	    T(test_missing_and_directory),
 	    T(test_no_provider),
 	    T(test_endpoint_in_file),

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -139,7 +140,7 @@ static void send_body(int fd, const struct step *st, size_t len)
 /* Act out one step; 0 to keep the connection, -1 to close it. */
 static int play(int fd, const struct step *st)
 {
-	char head[1024];
+	char head[8192]; /* room for an answer with many header fields */
 	size_t blen = st->body_len ? st->body_len : (st->body ? strlen(st->body) : 0);
 	struct pollfd pfd = {.fd = fd, .events = POLLIN};
 
@@ -189,10 +190,12 @@ static void *conn_main(void *arg)
 
 static void *accept_main(void *arg)
 {
-	int fd, ok;
+	int fd, ok, one = 1;
 
 	(void)arg;
 	while ((fd = accept(srv.fd, NULL, NULL)) >= 0) {
+		/* Head and body leave in two writes: no 40 ms wait for a delayed ACK between. */
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		pthread_mutex_lock(&srv.lock);
 		ok = srv.nconns < MAX_CONNS && !pthread_create(&srv.conns[srv.nconns].thread, NULL,
 							       conn_main, (void *)(long)fd);
@@ -399,6 +402,45 @@ static void test_429_retry_after_60_stops(void **state)
 	assert_int_equal(resp.status, 429);
 	assert_int_equal(server_nreq(), 1);
 	assert_true(now_ms() - t0 < 1000);
+	http_resp_free(&resp);
+	http_free(h);
+}
+
+/* Leading zeros do not make a Retry-After long: "0000000000001" is one second. */
+static void test_retry_after_leading_zeros(void **state)
+{
+	static const struct step s[] = {
+	    {STEP_ANSWER, 429, "Retry-After: 0000000000001\r\n", "slow", 0},
+	    {STEP_ANSWER, 200, NULL, "ok", 0}};
+	struct http *h = client(2, 2, 0);
+	struct http_response resp;
+
+	(void)state;
+	server_script(2, s);
+	assert_int_equal(get(h, &resp), 0);
+	assert_int_equal(resp.status, 200);
+	assert_int_equal(server_nreq(), 2);
+	http_resp_free(&resp);
+	http_free(h);
+}
+
+/* An answer with more header fields than a response holds fails whole: keeping the first
+ * ones would silently lose a paging header that came after them. */
+static void test_too_many_header_fields_fail_the_answer(void **state)
+{
+	static char many[HTTP_MAX_RESP_FIELDS * 24 + 64];
+	static struct step s[] = {{STEP_ANSWER, 200, many, "[]", 0}};
+	struct http *h = client(2, 0, 0);
+	struct http_response resp;
+	size_t len = 0;
+
+	(void)state;
+	for (int i = 0; i < HTTP_MAX_RESP_FIELDS; i++)
+		len += (size_t)snprintf(many + len, sizeof(many) - len, "X-Junk-%d: v\r\n", i);
+	snprintf(many + len, sizeof(many) - len, "X-Next-Page: 2\r\n");
+	server_script(1, s);
+	assert_int_equal(get(h, &resp), -EIO);
+	assert_non_null(strstr(http_last_error(), "header fields"));
 	http_resp_free(&resp);
 	http_free(h);
 }
@@ -756,6 +798,375 @@ static void test_bad_scheme_not_retried(void **state)
 	http_free(h);
 }
 
+/* ---- a server that accepts and never answers -------------------------------------------- */
+
+struct stalled {
+	int fd;
+	int port;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	int conns[MAX_CONNS];
+	int nconns;
+};
+
+static void *stalled_main(void *arg)
+{
+	struct stalled *st = arg;
+	int fd;
+
+	while ((fd = accept(st->fd, NULL, NULL)) >= 0) {
+		pthread_mutex_lock(&st->lock);
+		if (st->nconns < MAX_CONNS)
+			st->conns[st->nconns++] = fd;
+		else
+			close(fd);
+		pthread_mutex_unlock(&st->lock);
+	}
+	return NULL;
+}
+
+static void stalled_start(struct stalled *st)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	socklen_t alen = sizeof(a);
+
+	memset(st, 0, sizeof(*st));
+	pthread_mutex_init(&st->lock, NULL);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	st->fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(st->fd >= 0);
+	assert_int_equal(bind(st->fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(st->fd, 64), 0);
+	assert_int_equal(getsockname(st->fd, (struct sockaddr *)&a, &alen), 0);
+	st->port = ntohs(a.sin_port);
+	assert_int_equal(pthread_create(&st->thread, NULL, stalled_main, st), 0);
+}
+
+static int stalled_nconns(struct stalled *st)
+{
+	int n;
+
+	pthread_mutex_lock(&st->lock);
+	n = st->nconns;
+	pthread_mutex_unlock(&st->lock);
+	return n;
+}
+
+static void stalled_stop(struct stalled *st)
+{
+	int i;
+
+	shutdown(st->fd, SHUT_RDWR);
+	pthread_join(st->thread, NULL);
+	close(st->fd);
+	for (i = 0; i < st->nconns; i++)
+		close(st->conns[i]);
+	pthread_mutex_destroy(&st->lock);
+}
+
+static void stalled_request(struct http_request *req, const struct stalled *st)
+{
+	char base[64];
+
+	snprintf(base, sizeof(base), "http://127.0.0.1:%d", st->port);
+	assert_int_equal(http_req_init(req, "GET", base, "/never"), 0);
+	req->label = "stalled";
+}
+
+/* Says "cancelled" from a set time on, and remembers when it was first asked after it. */
+struct canceller {
+	long at_ms;
+	long polls;
+};
+
+static int cancel_after(void *ctx)
+{
+	struct canceller *c = ctx;
+
+	c->polls++;
+	return now_ms() >= c->at_ms;
+}
+
+static void test_cancel_while_stalled(void **state)
+{
+	struct http *h = client(30, 3, 0);
+	struct canceller c = {.at_ms = now_ms() + 300};
+	struct http_request req;
+	struct http_response resp;
+	struct stalled st;
+
+	(void)state;
+	stalled_start(&st);
+	stalled_request(&req, &st);
+	req.cancelled = cancel_after;
+	req.cancel_ctx = &c;
+	assert_int_equal(http_perform(h, &req, &resp), -EINTR);
+	/* Out within 0.1 s of saying so, and asked every 50 ms or sooner (one wake-up late
+	 * on a busy machine allowed for). */
+	assert_true(now_ms() - c.at_ms < 100);
+	assert_true(c.polls >= 300 / 50 - 1);
+	assert_int_equal(resp.status, 0);
+	assert_null(resp.body);
+	assert_non_null(strstr(http_last_error(), "interrupted"));
+	assert_int_equal(stalled_nconns(&st), 1);
+	http_req_free(&req);
+	http_free(h);
+	stalled_stop(&st);
+}
+
+static void test_cancel_during_backoff(void **state)
+{
+	static const struct step s[] = {{STEP_ANSWER, 503, "Retry-After: 4\r\n", "busy", 0}};
+	struct http *h = client(30, 3, 0);
+	struct canceller c = {.at_ms = now_ms() + 300};
+	struct http_request req;
+	struct http_response resp;
+
+	(void)state;
+	server_script(1, s);
+	request(&req, "GET", "/x");
+	req.cancelled = cancel_after;
+	req.cancel_ctx = &c;
+	assert_int_equal(http_perform(h, &req, &resp), -EINTR);
+	assert_true(now_ms() - c.at_ms < 100);
+	assert_int_equal(server_nreq(), 1);
+	assert_null(resp.body);
+	http_req_free(&req);
+	http_free(h);
+}
+
+static int thread_cancel_now(void *ctx)
+{
+	(void)ctx;
+	return 1;
+}
+
+static void test_thread_default_cancel(void **state)
+{
+	static const struct step s[] = {{STEP_ANSWER, 200, NULL, "ok", 0}};
+	struct http *h = client(2, 0, 0);
+	struct http_response resp;
+
+	(void)state;
+	server_script(1, s);
+	http_thread_cancel(thread_cancel_now, NULL);
+	assert_int_equal(get(h, &resp), -EINTR);
+	assert_int_equal(server_nreq(), 0);
+	http_thread_cancel(NULL, NULL);
+	assert_int_equal(get(h, &resp), 0);
+	assert_int_equal(resp.status, 200);
+	http_resp_free(&resp);
+	http_free(h);
+}
+
+struct waiter {
+	struct http *h;
+	struct stalled *st;
+	int rc;
+	long done_ms;
+};
+
+static void *wait_stalled(void *arg)
+{
+	struct waiter *w = arg;
+	struct http_request req;
+	struct http_response resp;
+
+	stalled_request(&req, w->st);
+	w->rc = http_perform(w->h, &req, &resp);
+	w->done_ms = now_ms();
+	http_req_free(&req);
+	return NULL;
+}
+
+static void *get_thread(void *arg)
+{
+	struct waiter *w = arg;
+	struct http_response resp;
+
+	w->rc = get(w->h, &resp);
+	w->done_ms = now_ms();
+	http_resp_free(&resp);
+	return NULL;
+}
+
+static void test_shutdown_cancels_everything(void **state)
+{
+	static const struct step s[] = {{STEP_ANSWER, 503, "Retry-After: 4\r\n", "busy", 0}};
+	struct http *h = client(30, 3, 0);
+	struct waiter w[4];
+	struct http_response resp;
+	struct stalled st;
+	pthread_t t[4];
+	long at;
+	int i;
+
+	(void)state;
+	stalled_start(&st);
+	server_script(1, s);
+	for (i = 0; i < 3; i++) {
+		w[i] = (struct waiter){.h = h, .st = &st};
+		assert_int_equal(pthread_create(&t[i], NULL, wait_stalled, &w[i]), 0);
+	}
+	/* The fourth sleeps in a backoff after a 503. */
+	w[3] = (struct waiter){.h = h};
+	assert_int_equal(pthread_create(&t[3], NULL, get_thread, &w[3]), 0);
+	while (stalled_nconns(&st) < 3 || server_nreq() < 1)
+		usleep(10000);
+	usleep(100000);
+	at = now_ms();
+	http_shutdown(h);
+	for (i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(w[i].rc, -ECANCELED);
+		assert_true(w[i].done_ms - at < 100);
+	}
+	/* Later requests do not even start. */
+	assert_int_equal(get(h, &resp), -ECANCELED);
+	assert_int_equal(server_nreq(), 1);
+	assert_non_null(strstr(http_last_error(), "shutting down"));
+	http_free(h);
+	stalled_stop(&st);
+}
+
+/* ---- connections, proxies, error text ---------------------------------------------------- */
+
+static int server_nconns(void)
+{
+	int n;
+
+	pthread_mutex_lock(&srv.lock);
+	n = srv.nconns;
+	pthread_mutex_unlock(&srv.lock);
+	return n;
+}
+
+static void test_connection_kept_across_requests_and_pause(void **state)
+{
+	static const struct step s[] = {{STEP_ANSWER, 200, NULL, "ok", 0}};
+	struct http *h = client(2, 0, 0);
+	struct http_response resp;
+	int before = server_nconns(), i;
+
+	(void)state;
+	server_script(1, s);
+	for (i = 0; i < 5; i++) {
+		assert_int_equal(get(h, &resp), 0);
+		http_resp_free(&resp);
+	}
+	/* As before daemonising: the engine thread goes, the connection stays. */
+	http_pause(h);
+	assert_int_equal(get(h, &resp), 0);
+	assert_string_equal(resp.body, "ok");
+	http_resp_free(&resp);
+	assert_int_equal(server_nconns() - before, 1);
+	http_free(h);
+}
+
+static void test_connections_capped_per_host(void **state)
+{
+	static const struct step s[] = {{STEP_ANSWER, 200, NULL, "ok", 0}};
+	struct http_opts o = {.timeout_s = 5, .retries = 1, .max_host_conns = 2};
+	struct http *h = http_new(&o);
+	int before = server_nconns(), i;
+	pthread_t t[NTHREADS];
+	void *fails;
+
+	(void)state;
+	assert_non_null(h);
+	server_script(1, s);
+	for (i = 0; i < NTHREADS; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, hammer, h), 0);
+	for (i = 0; i < NTHREADS; i++) {
+		pthread_join(t[i], &fails);
+		assert_int_equal((long)fails, 0);
+	}
+	assert_int_equal(server_nreq(), NTHREADS * PER_THREAD);
+	assert_in_range(server_nconns() - before, 1, 2);
+	http_free(h);
+}
+
+static void test_loopback_http_never_proxied(void **state)
+{
+	static const struct step s[] = {{STEP_ANSWER, 200, NULL, "direct", 0}};
+	struct http *h = client(5, 0, 0);
+	struct http_response resp;
+	struct stalled proxy;
+	char url[64];
+
+	(void)state;
+	stalled_start(&proxy);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", proxy.port);
+	setenv("http_proxy", url, 1);
+	setenv("ALL_PROXY", url, 1);
+	server_script(1, s);
+	assert_int_equal(get(h, &resp), 0);
+	unsetenv("http_proxy");
+	unsetenv("ALL_PROXY");
+	assert_string_equal(resp.body, "direct");
+	assert_int_equal(stalled_nconns(&proxy), 0);
+	http_resp_free(&resp);
+	http_free(h);
+	stalled_stop(&proxy);
+}
+
+static void test_unresolved_name_not_retried(void **state)
+{
+	struct http *h = client(5, 3, 0);
+	struct http_request req;
+	struct http_response resp;
+	int n = 0;
+
+	(void)state;
+	/* A label longer than 63 bytes fails inside the resolver: no query leaves. */
+	assert_int_equal(
+	    http_req_init(&req, "GET",
+			  "http://aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+			  "aaaaaaaaaaaaaaaaaaaa.invalid",
+			  "/"),
+	    0);
+	req.sign = sign_count;
+	req.sign_ctx = &n;
+	assert_int_equal(http_perform(h, &req, &resp), -EIO);
+	assert_int_equal(n, 1);
+	assert_non_null(strstr(http_last_error(), ".invalid: name not resolved"));
+	http_req_free(&req);
+	http_free(h);
+}
+
+static void test_refused_names_host_and_reason(void **state)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	socklen_t alen = sizeof(a);
+	struct http *h = client(1, 1, 0);
+	struct http_request req;
+	struct http_response resp;
+	char base[64], want[64];
+	int fd, n = 0;
+
+	(void)state;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+	close(fd);
+	snprintf(base, sizeof(base), "http://127.0.0.1:%d", ntohs(a.sin_port));
+	assert_int_equal(http_req_init(&req, "GET", base, "/"), 0);
+	req.sign = sign_count;
+	req.sign_ctx = &n;
+	assert_int_equal(http_perform(h, &req, &resp), -EIO);
+	assert_int_equal(n, 2); /* worth a retry: the server may be restarting */
+	snprintf(want, sizeof(want), "127.0.0.1:%d: connection refused", ntohs(a.sin_port));
+	assert_non_null(strstr(http_last_error(), want));
+	/* An answer clears it. */
+	http_req_free(&req);
+	server_script(1, (const struct step[]){{STEP_ANSWER, 200, NULL, "ok", 0}});
+	assert_int_equal(get(h, &resp), 0);
+	assert_string_equal(http_last_error(), "");
+	http_resp_free(&resp);
+	http_free(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -766,6 +1177,8 @@ int main(void)
 	    cmocka_unit_test(test_429_retry_after_1),
 	    cmocka_unit_test(test_429_retry_after_60_stops),
 	    cmocka_unit_test(test_retry_after_date),
+	    cmocka_unit_test(test_retry_after_leading_zeros),
+	    cmocka_unit_test(test_too_many_header_fields_fail_the_answer),
 	    cmocka_unit_test(test_4xx_not_retried),
 	    cmocka_unit_test(test_closed_then_200),
 	    cmocka_unit_test(test_short_body_then_200),
@@ -779,6 +1192,15 @@ int main(void)
 	    cmocka_unit_test(test_post_body),
 	    cmocka_unit_test(test_concurrent),
 	    cmocka_unit_test(test_bad_scheme_not_retried),
+	    cmocka_unit_test(test_cancel_while_stalled),
+	    cmocka_unit_test(test_cancel_during_backoff),
+	    cmocka_unit_test(test_thread_default_cancel),
+	    cmocka_unit_test(test_shutdown_cancels_everything),
+	    cmocka_unit_test(test_connection_kept_across_requests_and_pause),
+	    cmocka_unit_test(test_connections_capped_per_host),
+	    cmocka_unit_test(test_loopback_http_never_proxied),
+	    cmocka_unit_test(test_unresolved_name_not_retried),
+	    cmocka_unit_test(test_refused_names_host_and_reason),
 	};
 
 	return cmocka_run_group_tests(tests, server_start, server_stop);

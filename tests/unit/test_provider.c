@@ -114,7 +114,7 @@ static void test_meta_redacts_at_any_depth(void **state)
 static void test_meta_near_misses_are_kept(void **state)
 {
 	struct json_object *o = json_tokener_parse(
-	    "{\"Tokamak\":\"v1\",\"pass\":\"v2\",\"SECRE\":\"v3\",\"accessKe\":\"v4\","
+	    "{\"Tokamak\":\"v1\",\"passive\":\"v2\",\"SECRE\":\"v3\",\"accessKe\":\"v4\","
 	    "\"CodeRepoAccessToken\":\"\",\"n\":[{\"creden\":\"v5\"}]}");
 	char *m = provider_meta_json(o, 0);
 
@@ -141,6 +141,161 @@ static void test_meta_show_secrets(void **state)
 	free_meta(m);
 	json_object_put(o);
 	assert_null(provider_meta_json(NULL, 0));
+}
+
+/* Keys are compared with case, '_' and '-' ignored, against the documented words. */
+static void test_meta_normalised_keys(void **state)
+{
+	struct json_object *o = json_tokener_parse(
+	    "{\"private_key\":\"s1\",\"ApiKey\":\"s2\",\"Authorization\":\"s3\",\"ssh_pass\":"
+	    "\"s4\","
+	    "\"Private-Key\":\"s5\",\"X_API_KEY\":\"s6\",\"db_pwd\":\"s7\",\"Pass\":\"s8\","
+	    "\"session-cookie\":\"s9\",\"PassPhrase\":\"s10\",\"pass_word\":\"s11\","
+	    "\"passive\":\"k1\",\"Passage\":\"k2\",\"author\":\"k3\",\"keyboard\":\"k4\","
+	    "\"api\":\"k5\",\"private\":\"k6\"}");
+	char *m = provider_meta_json(o, 0);
+	char want[64];
+
+	(void)state;
+	assert_non_null(m);
+	for (int i = 1; i <= 11; i++) {
+		snprintf(want, sizeof(want), "\"s%d\"", i);
+		if (strstr(m, want))
+			fail_msg("%s shows in %s", want, m);
+	}
+	for (int i = 1; i <= 6; i++) {
+		snprintf(want, sizeof(want), "\"k%d\"", i);
+		assert_non_null(strstr(m, want));
+	}
+	assert_non_null(strstr(m, "\"private_key\": \"******\""));
+	assert_non_null(strstr(m, "\"ssh_pass\": \"******\""));
+	free_meta(m);
+	json_object_put(o);
+}
+
+/* A URL's password is a secret wherever the URL stands; the rest of it stays. */
+static void test_meta_url_passwords(void **state)
+{
+	struct json_object *o = json_tokener_parse(
+	    "{\"CodeRepo\":\"https://oauth2:ghp_s1@github.com/x.git\","
+	    "\"list\":[\"http://u:s2@h:8080/p?q=a@b\",\"ssh://git@github.com/x.git\"],"
+	    "\"n\":{\"mirror\":\"git+https://:s3@example.com/r\"},"
+	    "\"mail\":\"a:b@c.d\",\"web\":\"https://h/p?x=u:v@w\",\"plain\":\"https://u@h/x\"}");
+	char *m = provider_meta_json(o, 0), *shown;
+
+	(void)state;
+	assert_non_null(m);
+	assert_null(strstr(m, "s1"));
+	assert_null(strstr(m, "s2"));
+	assert_null(strstr(m, "s3"));
+	assert_non_null(strstr(m, "\"https://oauth2:******@github.com/x.git\""));
+	assert_non_null(strstr(m, "\"http://u:******@h:8080/p?q=a@b\""));
+	assert_non_null(strstr(m, "\"ssh://git@github.com/x.git\""));
+	assert_non_null(strstr(m, "\"git+https://:******@example.com/r\""));
+	assert_non_null(strstr(m, "\"a:b@c.d\""));	       /* no scheme: no URL */
+	assert_non_null(strstr(m, "\"https://h/p?x=u:v@w\"")); /* '@' past the host */
+	assert_non_null(strstr(m, "\"https://u@h/x\""));
+	free_meta(m);
+	shown = provider_meta_json(o, 1);
+	assert_non_null(strstr(shown, "ghp_s1"));
+	free_meta(shown);
+	/* The caller's value is untouched. */
+	assert_string_equal(json_object_get_string(json_object_object_get(o, "CodeRepo")),
+			    "https://oauth2:ghp_s1@github.com/x.git");
+	json_object_put(o);
+}
+
+/* json-c cuts a key at a NUL: "x\u0000token" would print as "x", unredacted. Such members
+ * go; a NUL in a value stays, and an escaped backslash before "u0000" is text. */
+static void test_json_nul_in_keys(void **state)
+{
+	static const char body[] =
+	    "{\"x\\u0000token\":\"s1\",\"Password\\u0000\":\"s2\",\"x\":\"kept\","
+	    "\"v\":\"a\\u0000b\",\"t\":\"\\\\u0000\",\"m\":\"\\ufdd0\","
+	    "\"n\":[{\"k\\u0000\":1,\"ok\":\"\\u0000\"}]}";
+	struct json_object *o = provider_json_parse(body, strlen(body)), *v;
+	char *m;
+
+	(void)state;
+	assert_non_null(o);
+	assert_int_equal(json_object_object_length(o), 5);
+	assert_string_equal(json_object_get_string(json_object_object_get(o, "x")), "kept");
+	v = json_object_object_get(o, "v");
+	assert_int_equal(json_object_get_string_len(v), 3);
+	assert_memory_equal(json_object_get_string(v), "a\0b", 3);
+	assert_string_equal(json_object_get_string(json_object_object_get(o, "t")), "\\u0000");
+	assert_string_equal(json_object_get_string(json_object_object_get(o, "m")),
+			    "\xef\xb7\x90"); /* a genuine U+FDD0 is no marker */
+	v = json_object_array_get_idx(json_object_object_get(o, "n"), 0);
+	assert_int_equal(json_object_object_length(v), 1);
+	assert_int_equal(json_object_get_string_len(json_object_object_get(v, "ok")), 1);
+	m = provider_meta_json(o, 0);
+	assert_null(strstr(m, "s1"));
+	assert_null(strstr(m, "s2"));
+	free_meta(m);
+	json_object_put(o);
+}
+
+/* A string literal and its length, NUL bytes inside included. */
+#define LIT(s) s, sizeof(s) - 1
+
+static void check_url(const char *s, size_t len, int show, const char *want)
+{
+	char *out = (char *)"unset";
+
+	assert_int_equal(provider_url(s, len, "CodeRepo", "id-1", show, &out), 0);
+	if (!want)
+		assert_null(out);
+	else
+		assert_string_equal(out, want);
+	free(out);
+}
+
+static void test_url_file(void **state)
+{
+	(void)state;
+	check_url(NULL, 0, 0, NULL);
+	check_url(LIT(""), 0, NULL);
+	check_url(LIT("--upload-pack=touch PWNED"), 0, NULL);
+	check_url(LIT("-"), 0, NULL);
+	check_url(LIT("https://h/x\ny"), 0, NULL);
+	check_url(LIT("https://h/x\0--upload-pack=x"), 0, NULL); /* never cut at the NUL */
+	check_url(LIT("https://h/x\r"), 0, NULL);
+	check_url(LIT("https://h/\x7f"), 0, NULL);
+	check_url(LIT("https://oauth2:ghp_x@github.com/x.git"), 0,
+		  "https://oauth2@github.com/x.git");
+	check_url(LIT("https://oauth2:ghp_x@github.com/x.git"), 1,
+		  "https://oauth2:ghp_x@github.com/x.git");
+	check_url(LIT("https://:tok@h/x"), 0, "https://h/x");
+	check_url(LIT("https://u:p@h:8443/x?y=1@2"), 0, "https://u@h:8443/x?y=1@2");
+	check_url(LIT("https://u@h/x"), 0, "https://u@h/x");
+	check_url(LIT("git@github.com:x/y.git"), 0, "git@github.com:x/y.git");
+	check_url(LIT("https://h/a b"), 0, "https://h/a b");
+	check_url(LIT("https://\xe4\xb8\xad/x"), 0, "https://\xe4\xb8\xad/x");
+}
+
+/* A hostile clone URL gives no url file; meta.json still shows what the cloud said. */
+static void test_pai_unusable_urls(void **state)
+{
+	static const char body[] =
+	    "{\"CodeSources\":[{\"CodeSourceId\":\"1\",\"CodeRepo\":\"--upload-pack=touch PWNED\"},"
+	    "{\"CodeSourceId\":\"2\",\"CodeRepo\":\"https://h/x\\u0000--upload-pack=y\"},"
+	    "{\"CodeSourceId\":\"3\",\"CodeRepo\":\"https://h/x\\nhttps://evil/\"},"
+	    "{\"CodeSourceId\":\"4\",\"CodeRepo\":\"https://t:tok@h/ok.git\"}],\"TotalCount\":4}";
+	struct prov_page pg = {0};
+
+	(void)state;
+	assert_int_equal(pai_parse_codesources(body, strlen(body), 0, &pg), 0);
+	assert_int_equal(pg.n, 4);
+	assert_null(pg.recs[0].url);
+	assert_null(pg.recs[1].url);
+	assert_null(pg.recs[2].url);
+	assert_string_equal(pg.recs[3].url, "https://t@h/ok.git");
+	assert_non_null(strstr(pg.recs[0].meta, "\"--upload-pack=touch PWNED\""));
+	assert_non_null(strstr(pg.recs[1].meta, "\"https://h/x\\u0000--upload-pack=y\""));
+	assert_non_null(strstr(pg.recs[2].meta, "\"https://h/x\\nhttps://evil/\""));
+	assert_non_null(strstr(pg.recs[3].meta, "\"https://t:******@h/ok.git\""));
+	prov_page_free(&pg);
 }
 
 static void test_times(void **state)
@@ -343,7 +498,7 @@ static void test_pai_hostile(void **state)
 		for (size_t k = 0; k < pg.n; k++) {
 			assert_non_null(pg.recs[k].id);
 			assert_non_null(pg.recs[k].name);
-			assert_non_null(pg.recs[k].url);
+			assert_null(pg.recs[k].url); /* none is a string, or it is empty */
 			assert_non_null(pg.recs[k].meta);
 		}
 		prov_page_free(&pg);
@@ -360,7 +515,7 @@ static void test_pai_hostile_fields(void **state)
 	(void)state;
 	assert_int_equal(pai_parse_codesources(body, strlen(body), 0, &pg), 0);
 	assert_string_equal(pg.recs[0].name, "1"); /* not a string: named by its id */
-	assert_string_equal(pg.recs[0].url, "");
+	assert_null(pg.recs[0].url);
 	assert_null(pg.recs[0].branch);
 	assert_int_equal(pg.total, -1);
 	prov_page_free(&pg);
@@ -506,7 +661,7 @@ static void test_volc_hostile(void **state)
 			assert_int_equal(pg.n, cases[i].n);
 		for (size_t k = 0; k < pg.n; k++) {
 			assert_non_null(pg.recs[k].name);
-			assert_string_equal(pg.recs[k].url, "");
+			assert_null(pg.recs[k].url);
 		}
 		prov_page_free(&pg);
 	}
@@ -749,6 +904,11 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_meta_redacts_at_any_depth),
+	    cmocka_unit_test(test_meta_normalised_keys),
+	    cmocka_unit_test(test_meta_url_passwords),
+	    cmocka_unit_test(test_json_nul_in_keys),
+	    cmocka_unit_test(test_url_file),
+	    cmocka_unit_test(test_pai_unusable_urls),
 	    cmocka_unit_test(test_meta_near_misses_are_kept),
 	    cmocka_unit_test(test_meta_show_secrets),
 	    cmocka_unit_test(test_times),

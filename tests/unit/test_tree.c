@@ -3,15 +3,19 @@
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "clock.h"
+#include "provider.h"
 #include "tree.h"
 
 #define FAKE_MAX 1000
@@ -160,14 +164,14 @@ static int setup(void **state)
 {
 	struct fixture *x = calloc(1, sizeof(*x));
 	struct provider *p = &x->f.base;
-	struct tree_opts o = {
-	    .dir_ttl = 60, .attr_ttl = 30, .neg_ttl = 10, .parallel = 4, .now = fake_now};
+	struct tree_opts o = {.dir_ttl = 60, .attr_ttl = 30, .neg_ttl = 10, .parallel = 4};
 
 	x->f.base.ops = &fake_ops;
 	x->f.base.name = "fake";
 	x->f.page_size = 10;
 	pthread_mutex_init(&x->f.lock, NULL);
 	fake_clock = 1000;
+	clock_set_test(fake_now);
 	x->t = tree_new(&p, 1, &o);
 	*state = x;
 	return x->t ? 0 : -1;
@@ -178,6 +182,7 @@ static int teardown(void **state)
 	struct fixture *x = *state;
 
 	tree_free(x->t);
+	clock_set_test(NULL);
 	pthread_mutex_destroy(&x->f.lock);
 	free(x);
 	return 0;
@@ -239,11 +244,11 @@ struct names {
 	off_t next;
 };
 
-static int collect(void *ctx, const char *name, const struct tree_stat *st, off_t next)
+static int collect(void *ctx, const char *name, const struct tree_stat *st, off_t next, int holds)
 {
 	struct names *c = ctx;
 
-	(void)st;
+	(void)st, (void)holds;
 	snprintf(c->list[c->n++], sizeof(c->list[0]), "%s", name);
 	c->next = next;
 	return 0;
@@ -263,20 +268,21 @@ static int read_dir(struct tree *t, const char *path, struct names *c)
 	return r;
 }
 
-/* Like read_dir, as readdirplus: every entry but "." and ".." taken holds one lookup, and
- * its inode is kept in inos (give them back with forget_all). */
+/* Like read_dir, as readdirplus: an entry the tree says holds a lookup has its inode kept
+ * in inos (give them back with forget_all). */
 struct plus {
 	struct names names;
 	uint64_t inos[FAKE_MAX + 8];
 	int n;
 };
 
-static int collect_plus(void *ctx, const char *name, const struct tree_stat *st, off_t next)
+static int collect_plus(void *ctx, const char *name, const struct tree_stat *st, off_t next,
+			int holds)
 {
 	struct plus *p = ctx;
 
-	collect(&p->names, name, st, next);
-	if (strcmp(name, ".") && strcmp(name, ".."))
+	collect(&p->names, name, st, next, holds);
+	if (holds)
 		p->inos[p->n++] = st->ino;
 	return 0;
 }
@@ -776,6 +782,107 @@ static void test_first_page_with_a_repeated_id(void **state)
 	free(c);
 }
 
+/* Each entry's "holds a lookup" as the tree told it, one line each: "<name> <holds>". */
+static int collect_holds(void *ctx, const char *name, const struct tree_stat *st, off_t next,
+			 int holds)
+{
+	struct names *c = ctx;
+
+	(void)st;
+	snprintf(c->list[c->n++], sizeof(c->list[0]), "%s %d", name, holds);
+	c->next = next;
+	return 0;
+}
+
+/* Which entries a readdirplus answer makes lookups of is the tree's to say, not its
+ * reader's: every child and file, never "." or ".."; nothing without plus. Each one said
+ * is one reference, which forget gives back (ASan's leak check sees the rest freed). */
+static void test_readdir_says_which_entries_hold_a_lookup(void **state)
+{
+	struct fixture *x = *state;
+	struct names *c = calloc(1, sizeof(*c));
+	struct tree_stat ws, cs;
+
+	fake_add(&x->f, "1", "alpha", 1);
+	assert_int_equal(path_lookup(x->t, "/fake/ws", &ws), 0);
+	assert_int_equal(tree_readdir(x->t, ws.ino, 0, 1, collect_holds, c), 0);
+	assert_int_equal(c->n, 3);
+	assert_string_equal(c->list[0], ". 0");
+	assert_string_equal(c->list[1], ".. 0");
+	assert_string_equal(c->list[2], "alpha 1");
+	assert_int_equal(tree_lookup(x->t, ws.ino, "alpha", &cs), 0);
+	tree_forget(x->t, cs.ino, 2); /* the readdirplus entry's and the lookup's */
+	assert_int_equal(path_lookup(x->t, "/fake/ws/alpha", &cs), 0);
+	c->n = 0;
+	assert_int_equal(tree_readdir(x->t, cs.ino, 0, 1, collect_holds, c), 0);
+	assert_int_equal(c->n, 4);
+	assert_string_equal(c->list[2], "meta.json 1");
+	assert_string_equal(c->list[3], "url 1");
+	tree_forget(x->t, cs.ino, 2);
+	c->n = 0;
+	assert_int_equal(tree_readdir(x->t, ws.ino, 0, 0, collect_holds, c), 0);
+	assert_string_equal(c->list[2], "alpha 0");
+	tree_forget(x->t, ws.ino, 1);
+	free(c);
+}
+
+/* Run fn(t, ino) in a child process; the signal that ended it (0: none) and the start of
+ * what it wrote to stderr. */
+static int in_child(struct tree *t, uint64_t ino, void (*fn)(struct tree *, uint64_t), char *err,
+		    size_t size)
+{
+	int fd[2], status;
+	ssize_t got;
+	pid_t pid;
+
+	assert_int_equal(pipe(fd), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(fd[1], 2);
+		fn(t, ino);
+		_exit(0);
+	}
+	close(fd[1]);
+	got = read(fd[0], err, size - 1);
+	err[got > 0 ? got : 0] = '\0';
+	close(fd[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	return WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+}
+
+static void forget_twice(struct tree *t, uint64_t ino)
+{
+	tree_forget(t, ino, 2);
+}
+
+static void forget_once(struct tree *t, uint64_t ino)
+{
+	tree_forget(t, ino, 1);
+}
+
+/* Reference counts cannot lie: giving back more lookups than the kernel held aborts (an
+ * assertion, kept in every build) instead of freeing a node still in use. */
+static void test_an_over_forget_aborts(void **state)
+{
+	struct fixture *x = *state;
+	struct tree_stat cs, url;
+	char err[512];
+
+	fake_add(&x->f, "1", "alpha", 1);
+	assert_int_equal(path_lookup(x->t, "/fake/ws/alpha", &cs), 0); /* held once */
+	assert_int_equal(in_child(x->t, cs.ino, forget_once, err, sizeof(err)), 0);
+	assert_int_equal(in_child(x->t, cs.ino, forget_twice, err, sizeof(err)), SIGABRT);
+	assert_non_null(strstr(err, "lookups >= nlookup"));
+	/* A file's lookup is one on its node: the node itself and its file hold two. */
+	assert_int_equal(tree_lookup(x->t, cs.ino, "url", &url), 0);
+	assert_int_equal(in_child(x->t, url.ino, forget_twice, err, sizeof(err)), 0);
+	tree_forget(x->t, url.ino, 1);
+	assert_int_equal(in_child(x->t, url.ino, forget_twice, err, sizeof(err)), SIGABRT);
+	assert_non_null(strstr(err, "lookups >= nlookup"));
+	tree_forget(x->t, cs.ino, 1);
+}
+
 static void test_xattrs_outside_user_are_unsupported(void **state)
 {
 	struct fixture *x = *state;
@@ -820,6 +927,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_expired_first_page_name_looked_up_then_listed,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_first_page_with_a_repeated_id, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_readdir_says_which_entries_hold_a_lookup, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_an_over_forget_aborts, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_xattrs_outside_user_are_unsupported, setup,
 					    teardown),
 	};

@@ -1,0 +1,347 @@
+/* tree_node: a node's lifetime, references and inode numbers, its attributes and files.
+ *
+ * Inode numbers: the root is TREE_ROOT; any other is a node's address mixed with a key
+ * drawn at start (so no heap address reaches user space), with the low two bits naming
+ * one of the node's files (1 + index in tree_files) or the node itself (0). Every lookup
+ * the kernel holds is one reference on the node. Lock rules: tree_i.h. */
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "tree_i.h"
+
+const char *const tree_files[] = {"meta.json", "url", "branch", NULL};
+
+struct node *node_new(struct tree *t, const char *name, struct provider *prov)
+{
+	struct node *n = calloc(1, sizeof(*n));
+
+	if (!n)
+		return NULL;
+	n->name = strdup(name);
+	if (!n->name) {
+		free(n);
+		return NULL;
+	}
+	n->prov = prov;
+	n->magic = NODE_MAGIC;
+	n->refs = 1;
+	n->gen = 1;
+	n->all_next = t->all;
+	if (t->all)
+		t->all->all_prev = n;
+	t->all = n;
+	return n;
+}
+
+void node_neg_clear(struct node *n)
+{
+	struct neg *e, *tmp;
+
+	HASH_ITER(hh, n->neg, e, tmp)
+	{
+		HASH_DEL(n->neg, e);
+		free(e->name);
+		free(e);
+	}
+	n->nneg = 0;
+}
+
+void node_free(struct node *n)
+{
+	assert(n->magic == NODE_MAGIC); /* not freed twice */
+	n->magic = NODE_FREED;
+	node_neg_clear(n);
+	free(n->order);
+	pager_page_drop(&n->first);
+	prov_record_free(&n->rec);
+	free(n->name);
+	free(n);
+}
+
+void node_unref_n(struct tree *t, struct node *n, uint64_t count)
+{
+	struct node *c, *tmp;
+
+	if (!n)
+		return;
+	assert(n->magic == NODE_MAGIC);
+	assert(n->refs >= count); /* given back no more than was held */
+	if (n->refs > count) {
+		n->refs -= count;
+		return;
+	}
+	HASH_ITER(hh, n->children, c, tmp)
+	{
+		HASH_DEL(n->children, c);
+		node_unref_n(t, c, 1);
+	}
+	if (n->all_prev)
+		n->all_prev->all_next = n->all_next;
+	else
+		t->all = n->all_next;
+	if (n->all_next)
+		n->all_next->all_prev = n->all_prev;
+	node_free(n);
+}
+
+void node_unref(struct tree *t, struct node *n)
+{
+	node_unref_n(t, n, 1);
+}
+
+void node_ref(struct node *n)
+{
+	assert(n->magic == NODE_MAGIC);
+	n->refs++;
+}
+
+void node_ref_kernel(struct node *n)
+{
+	node_ref(n);
+	n->lookups++;
+}
+
+/* A child leaves order whenever it leaves dir->children: order holds no reference of its
+ * own. */
+void node_order_replace(struct node *dir, const struct node *c, struct node *repl)
+{
+	for (size_t i = 0; i < dir->norder; i++) {
+		if (dir->order[i] != c)
+			continue;
+		if (repl) {
+			dir->order[i] = repl;
+		} else {
+			memmove(&dir->order[i], &dir->order[i + 1],
+				(dir->norder - i - 1) * sizeof(*dir->order));
+			dir->norder--;
+		}
+		return;
+	}
+}
+
+void node_order_check(const struct node *dir)
+{
+	for (size_t i = 0; i < dir->norder; i++) {
+		struct node *c;
+
+		HASH_FIND_STR(dir->children, dir->order[i]->name, c);
+		assert(c == dir->order[i]);
+		(void)c;
+	}
+}
+
+uint64_t node_ino(const struct tree *t, const struct node *n)
+{
+	return n == t->root ? TREE_ROOT : (uint64_t)(uintptr_t)n ^ t->ino_key;
+}
+
+struct node *node_of_ino(const struct tree *t, uint64_t ino, unsigned *file)
+{
+	struct node *n;
+
+	*file = 0;
+	if (ino == TREE_ROOT)
+		return t->root;
+	*file = (unsigned)(ino & TREE_FILE_MASK);
+	n = (struct node *)(uintptr_t)((ino & ~(uint64_t)TREE_FILE_MASK) ^ t->ino_key);
+	assert(n->magic == NODE_MAGIC); /* an inode the kernel still holds */
+	return n;
+}
+
+struct node *node_get(struct tree *t, uint64_t ino, unsigned *file)
+{
+	struct node *n = node_of_ino(t, ino, file);
+
+	pthread_mutex_lock(&t->lock);
+	node_ref(n);
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
+void node_put(struct tree *t, struct node *n)
+{
+	pthread_mutex_lock(&t->lock);
+	node_unref(t, n);
+	pthread_mutex_unlock(&t->lock);
+}
+
+void tree_watch_entry(const struct tree *t, const struct node *dir, const char *name, int gone)
+{
+	if (t->watch.entry)
+		t->watch.entry(t->watch.ctx, node_ino(t, dir), name, gone);
+}
+
+void tree_watch_inode(const struct tree *t, uint64_t ino)
+{
+	if (t->watch.inode)
+		t->watch.inode(t->watch.ctx, ino);
+}
+
+int node_held(const struct node *n)
+{
+	return n->refs > 1;
+}
+
+int node_is_dir_container(const struct node *n)
+{
+	return n->rec.container || n->prov_root || !n->prov;
+}
+
+const char *node_record_file(const struct prov_record *rec, const char *fname, size_t *len, int *nl)
+{
+	const char *s = NULL;
+
+	*nl = 0;
+	if (!strcmp(fname, "meta.json"))
+		s = rec->meta;
+	else if (!strcmp(fname, "url"))
+		s = rec->url, *nl = 1;
+	else if (!strcmp(fname, "branch"))
+		s = rec->branch, *nl = 1;
+	if (!s)
+		return NULL;
+	*len = strlen(s) + *nl;
+	return s;
+}
+
+const char *node_file(const struct node *n, const char *fname, size_t *len, int *nl)
+{
+	return node_record_file(&n->rec, fname, len, nl);
+}
+
+void node_reserved(const struct node *n, const char *out[4])
+{
+	size_t k = 0;
+
+	if (n->rec.meta)
+		out[k++] = "meta.json";
+	if (n->rec.url)
+		out[k++] = "url";
+	if (n->rec.branch)
+		out[k++] = "branch";
+	out[k] = NULL;
+}
+
+/* Which of tree_files n serves, one bit each: a directory's entries besides its children. */
+static unsigned node_file_set(const struct node *n)
+{
+	return (n->rec.meta ? 1u : 0) | (n->rec.url ? 2u : 0) | (n->rec.branch ? 4u : 0);
+}
+
+void node_set_record(struct node *n, struct prov_record *rec)
+{
+	unsigned before = node_file_set(n);
+
+	prov_record_free(&n->rec);
+	n->rec = *rec;
+	memset(rec, 0, sizeof(*rec));
+	if (node_file_set(n) != before)
+		n->gen++;
+}
+
+static int64_t tree_time(const struct tree *t, int64_t a, int64_t b)
+{
+	return a ? a : b ? b : t->mount_time;
+}
+
+/* A listing past dir_ttl: the next reader makes it fresh. */
+static int node_expired(const struct node *n)
+{
+	return node_is_dir_container(n) && n->prov && (n->listed || n->partial) &&
+	       clock_now() >= n->list_expires;
+}
+
+/* The kernel keeps every directory it read and reads one again only when its mtime moved,
+ * so a directory's mtime nanoseconds carry the generation of its entries. A listing past
+ * dir_ttl already shows the generation its refresh will install: the kernel then asks,
+ * and keeps the fresh listing. */
+static void stat_dir(const struct tree *t, const struct node *n, struct tree_stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->is_dir = 1;
+	st->mtime = tree_time(t, n->rec.mtime, n->rec.ctime);
+	st->mtime_ns = (long)((n->gen + (node_expired(n) ? 1 : 0)) % 1000000000);
+	st->ctime = tree_time(t, n->rec.ctime, n->rec.mtime);
+}
+
+static void stat_file(const struct tree *t, const struct node *n, size_t len, struct tree_stat *st)
+{
+	stat_dir(t, n, st);
+	st->is_dir = 0;
+	st->mtime_ns = 0;
+	st->size = len;
+}
+
+int node_stat(const struct tree *t, const struct node *n, unsigned file, struct tree_stat *st)
+{
+	size_t len;
+	int nl;
+
+	if (!file)
+		stat_dir(t, n, st);
+	else if (node_file(n, tree_files[file - 1], &len, &nl))
+		stat_file(t, n, len, st);
+	else
+		return -ENOENT;
+	st->ino = node_ino(t, n) | file;
+	return 0;
+}
+
+void node_claim(struct tree *t, struct node *n)
+{
+	while (n->loading)
+		pthread_cond_wait(&t->cond, &t->lock);
+	n->loading = 1;
+}
+
+void node_release(struct tree *t, struct node *n)
+{
+	n->loading = 0;
+	pthread_cond_broadcast(&t->cond);
+}
+
+int node_complete(struct tree *t, struct node *n)
+{
+	struct prov_record copy = {0};
+	int r = 0;
+
+	pthread_mutex_lock(&t->lock);
+	if (!n->rec.incomplete || !pager_can_complete(n->prov))
+		goto out;
+	node_claim(t, n);
+	if (!n->rec.incomplete)
+		goto release;
+	r = prov_record_copy(&copy, &n->rec);
+	if (r < 0)
+		goto release;
+	pthread_mutex_unlock(&t->lock);
+	r = pager_complete(n->prov, &copy);
+	pthread_mutex_lock(&t->lock);
+	if (r == 0)
+		node_set_record(n, &copy);
+release:
+	node_release(t, n);
+out:
+	pthread_mutex_unlock(&t->lock);
+	prov_record_free(&copy);
+	return r;
+}
+
+int node_has_file(struct tree *t, struct node *n, const char *fname)
+{
+	size_t len;
+	int nl, r, has;
+
+	if (!n->prov || n->prov_root)
+		return 0;
+	r = node_complete(t, n);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&t->lock);
+	has = node_file(n, fname, &len, &nl) != NULL;
+	pthread_mutex_unlock(&t->lock);
+	return has;
+}
