@@ -42,7 +42,7 @@ DEB_BUILD := gcc make pkg-config libfuse3-dev libcurl4-openssl-dev libjson-c-dev
 DEB_TEST  := fuse3 python3 python3-pytest git clang libclang-rt-14-dev valgrind openssl \
 	     tinyproxy nghttp2-proxy
 DEB_DEMO  := fuse3 python3 git
-DEB_BENCH := fuse3 python3 httpdirfs rclone
+DEB_BENCH := fuse3 python3 httpdirfs rclone openssl nghttp2-proxy
 DEB_DEB   := build-essential dpkg-dev debhelper lintian
 
 .PHONY: build-deps all unit integration check check-plain check-asan demo deps deps-test deps-demo deps-bench \
