@@ -304,7 +304,7 @@ def test_bench_writes_tables_that_keep_their_columns():
         fuse_rows={"first find | wc -l": 0.2}, fuse_note=None,
         rtt_rows=[(bench.MOUNT, "HTTP/1.1, plain", 0.11, 1, 1, 2),
                   (bench.COLD_LS, "HTTP/1.1, plain", 0.2, 1, 0, 1)],
-        rtt_missing=[("h2, TLS", "no nghttpx")])
+        rtt_missing=[("h2, TLS", "no nghttpx")], no_delay=0.3)
     for text in (bench.table(b), bench.rtt_table(b), bench.targets(b)):
         assert text.count("\n|") >= 2, text
         assert_tables_keep_their_columns(text)
