@@ -7,8 +7,9 @@ warm rows beside the same tree copied to tmpfs and beside libfuse's own passthro
 over that copy (the FUSE floor, built here from libfuse3-dev's examples), and the peers
 httpdirfs and rclone. (2) Real round trips: the emulator without latency behind
 tests/relay/relay.py, which holds every chunk RTT/2 each way and a new connection one RTT,
-so that handshakes, keep-alive and multiplexing cost what they cost on a network; each
-row beside its ideal counted in round trips. (3) The targets, met or not."""
+so that handshakes, keep-alive and multiplexing cost what they cost on a network: plain
+HTTP/1.1, and HTTP/1.1 and h2 over TLS 1.3 through nghttpx; each row beside its ideal
+counted in round trips. (3) The targets, met or not. docs/benchmarks.md says how."""
 import argparse
 import datetime
 import gzip
@@ -276,6 +277,7 @@ class Bench:
         self.rows = []
         self.rss = 0
         self.peer_rows = {}
+        self.peer_note = None
         self.fuse_rows = {}
         self.fuse_note = None
         self.rtt_rows = []
@@ -319,11 +321,22 @@ class Bench:
         subprocess.run(["fusermount3", "-u", mnt], check=False)
         proc.wait(timeout=30)
 
+    def control(self, path, body=None):
+        """The emulator's control API; a clear error when the emulator is gone (on a
+        shared machine something may have stopped it)."""
+        try:
+            return emu_call(self.url, path, body)
+        except OSError as e:
+            code = self.emu.poll()
+            if code is not None:
+                raise RuntimeError(f"the emulator exited with {code} during the bench") from e
+            raise
+
     def requests(self):
-        return emu_call(self.url, "/_emu/stats").get("total", 0)
+        return self.control("/_emu/stats").get("total", 0)
 
     def reset_stats(self):
-        emu_call(self.url, "/_emu/reset-stats", {})
+        self.control("/_emu/reset-stats", {})
 
     def sample(self, samples, name, cmd, floor_cmd=None, measure=timed):
         self.reset_stats()
@@ -341,7 +354,7 @@ class Bench:
         ideals = {FIRST_NEVER: lat, LOOKUP: lat,
                   COLD_LS: math.ceil((pages - 1) / a.parallel) * lat + lat}
         tmp = os.path.join("/dev/shm", f"codesrcfs-bench-{os.getpid()}")
-        data = emu_call(self.url, "/_emu/data")
+        data = self.control("/_emu/data")
         last = self.last = data["pai"]["workspaces"][0]["code_sources"][-1]["DisplayName"]
         samples = {}
         self.copy_to(tmp)
@@ -482,7 +495,7 @@ class Bench:
     def rtt(self):
         """Each transport's rows, each the median of --repeat runs on fresh daemons; the
         emulator answers at once, the relay holds the time."""
-        emu_call(self.url, "/_emu/config", {"latency_ms": 0})
+        self.control("/_emu/config", {"latency_ms": 0})
         self.relay_log = None
         cfg = self.config("config-direct", self.url)
         mnt = os.path.join(self.work, "rtt")
@@ -564,8 +577,8 @@ class Bench:
             self.rtt_rows.append((op, t.label, secs, reqs, conns, trips))
 
     def close(self):
-        subprocess.run(["fusermount3", "-u", self.mnt], check=False)
-        self.fs.wait(timeout=30)
+        if self.fs:
+            unmount(self.mnt, self.fs)
         stop_tool(self.emu)
 
 
@@ -609,6 +622,8 @@ def table(b):
             f"({b.rss * 1024 / a.entries:.0f} bytes per code source, everything listed).", ""]
     if b.fuse_note:
         out += [f"No passthrough_ll column: {b.fuse_note}.", ""]
+    if b.peer_note:
+        out += [f"The peers' rows did not finish: {b.peer_note}.", ""]
     return "\n".join(out)
 
 
@@ -722,10 +737,14 @@ def main():
         b = Bench(a, work)
         try:
             b.run()
-            if not a.no_peers:
-                b.peers()
             if a.rtt > 0:
                 b.rtt()
+            if not a.no_peers:
+                try:
+                    b.peers()
+                except RuntimeError as e:  # the rest is worth writing
+                    b.peer_note = str(e)
+                    print("bench: peers:", e, file=sys.stderr)
         finally:
             b.close()
     load.append(loadavg())

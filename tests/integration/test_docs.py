@@ -301,7 +301,7 @@ def test_bench_writes_tables_that_keep_their_columns():
         rss=1024,
         rows=[("cold ls", 0.5, 1, 0.02, None), ("first find | wc -l", 0.1, 0, None, 0.05)],
         peer_rows={"rclone": {"first find | wc -l": (61.0, 9, True)}},
-        fuse_rows={"first find | wc -l": 0.2}, fuse_note=None,
+        fuse_rows={"first find | wc -l": 0.2}, fuse_note=None, peer_note="stopped",
         rtt_rows=[(bench.MOUNT, "HTTP/1.1, plain", 0.11, 1, 1, 2),
                   (bench.COLD_LS, "HTTP/1.1, plain", 0.2, 1, 0, 1)],
         rtt_missing=[("h2, TLS", "no nghttpx")], no_delay=0.3)
