@@ -623,7 +623,7 @@ def ms(secs):
 
 def table(b):
     a = b.args
-    out = [f"## {a.entries} code sources, {a.latency:g} ms per request, parallel={a.parallel}",
+    out = [f"## {a.entries:,} code sources, {a.latency:g} ms per request, parallel={a.parallel}",
            "",
            f"Median of {a.repeat} runs (the peers: one).",
            "",
@@ -662,7 +662,7 @@ def rtt_table(b):
     a = b.args
     if not b.rtt_rows:
         return ""
-    out = [f"## Round trips: {a.entries} code sources, RTT {a.rtt:g} ms on the wire, "
+    out = [f"## Round trips: {a.entries:,} code sources, RTT {a.rtt:g} ms on the wire, "
            f"parallel={a.parallel}",
            "",
            f"Median of {a.repeat} runs, each on a fresh daemon.",
@@ -698,9 +698,9 @@ def targets(b):
                        f"{ms(secs)} against {a.rtt:g} ms: {secs / ideal:.2f}× | "
                        f"{verdict(secs <= 1.2 * ideal)} |")
         if op == COLD_LS:
-            out.append(f"| cold ls of {a.entries} ≤ 1.2× the round-trip ideal ({transport}) | "
-                       f"{ms(secs)} against {ideal * 1000:.0f} ms: {secs / ideal:.2f}× | "
-                       f"{verdict(secs <= 1.2 * ideal)} |")
+            out.append(f"| cold ls of {a.entries:,} ≤ 1.2× the round-trip ideal "
+                       f"({transport}) | {ms(secs)} against {ideal * 1000:.0f} ms: "
+                       f"{secs / ideal:.2f}× | {verdict(secs <= 1.2 * ideal)} |")
     for transport, _ in b.rtt_missing:
         out.append(f"| first entry and cold ls ({transport}) | not measured | n/a |")
     rows = {name: (secs, reqs, ideal, floor) for name, secs, reqs, ideal, floor in b.rows}
