@@ -12,13 +12,15 @@ SANITIZE  ?=
 PYTHON    := /usr/bin/python3
 
 CFLAGS    ?= -O2 -g
-ALL_CFLAGS = $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror -Wshadow -Iinclude \
+ALL_CFLAGS = $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror -Wshadow -Iinclude -Isrc \
 	     $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
 	     -DCODESRCFS_VERSION=\"$(VERSION)\" $(SANITIZE)
 ALL_LDFLAGS = $(LDFLAGS) $(SANITIZE)
 LDLIBS    += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 
-SRC       := $(wildcard src/*.c)
+# src/providers/: one file per cloud, and the table of them (docs/hacking.md).
+SRC       := $(wildcard src/*.c src/providers/*.c)
+HDR       := $(wildcard include/*.h src/*.h src/providers/*.h)
 OBJ       := $(SRC:src/%.c=$(BUILD)/obj/%.o)
 LIB_OBJ   := $(filter-out $(BUILD)/obj/main.o,$(OBJ))
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
@@ -39,27 +41,29 @@ BUILD_MISSING = $(strip $(shell \
 
 DEB_BUILD := gcc make pkg-config libfuse3-dev libcurl4-openssl-dev libjson-c-dev libssl-dev \
 	     uthash-dev libcmocka-dev
-DEB_TEST  := fuse3 python3 python3-pytest git clang libclang-rt-14-dev valgrind openssl \
-	     tinyproxy nghttp2-proxy
+DEB_TEST  := fuse3 python3 python3-pytest git jq clang libclang-rt-14-dev valgrind openssl \
+	     tinyproxy nghttp2-proxy clang-format
+DEB_FORMAT := clang-format
 DEB_DEMO  := fuse3 python3 git
-DEB_BENCH := fuse3 python3 httpdirfs rclone openssl nghttp2-proxy
+DEB_BENCH := fuse3 python3 jq httpdirfs rclone openssl nghttp2-proxy
 DEB_DEB   := build-essential dpkg-dev debhelper lintian
 
 .PHONY: build-deps all unit integration check check-plain check-asan demo deps deps-test deps-demo deps-bench \
-	install uninstall clean format bench fuzz fuzz-short check-tsan check-valgrind
+	install uninstall clean format format-check bench fuzz fuzz-short check-tsan check-valgrind
 
 all: $(BUILD)/codesrcfs
 
 $(BUILD)/codesrcfs: $(OBJ)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/obj/%.o: src/%.c $(wildcard include/*.h src/*.h) | build-deps $(BUILD)/obj
+$(BUILD)/obj/%.o: src/%.c $(HDR) | build-deps
+	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-$(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJ) | $(BUILD)/tests
+$(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJ) $(HDR) | $(BUILD)/tests
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS) -lcmocka
 
-$(BUILD)/obj $(BUILD)/tests:
+$(BUILD)/tests:
 	mkdir -p $@
 
 # One line naming what is missing, where the compiler would stop at the first #include.
@@ -80,7 +84,8 @@ check-plain: deps-test
 check-asan: deps-test
 	$(MAKE) BUILD=build/asan SANITIZE="$(ASAN)" CFLAGS="-O1 -g" all unit integration
 
-check: check-plain check-asan check-tsan fuzz-short
+# The style check comes first: it is the cheapest, and builds nothing.
+check: format-check check-plain check-asan check-tsan fuzz-short
 
 demo: deps-demo all
 	./contrib/demo.sh $(abspath $(BUILD)/codesrcfs)
@@ -120,8 +125,16 @@ uninstall:
 		$(DESTDIR)$(PREFIX)/share/codesrcfs/fstab.example
 	rmdir $(DESTDIR)$(PREFIX)/share/codesrcfs 2>/dev/null || true
 
+# Every C file, with the project's .clang-format (docs/hacking.md).
+FORMAT_SRC = $(wildcard src/*.c src/*.h src/providers/*.c src/providers/*.h include/*.h \
+	     tests/unit/*.c tests/fuzz/*.c)
+
 format:
-	clang-format -i src/*.c include/*.h tests/unit/*.c tests/fuzz/*.c
+	clang-format -i $(FORMAT_SRC)
+
+format-check:
+	@./contrib/deps.sh $(DEB_FORMAT)
+	clang-format --dry-run -Werror $(FORMAT_SRC)
 
 clean:
 	rm -rf build
@@ -139,14 +152,12 @@ FUZZ_NAMES   := $(FUZZ_SRC:tests/fuzz/%.c=%)
 FUZZ_BIN     := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/%)
 FUZZ_LIB_OBJ := $(filter-out %/main.o,$(SRC:src/%.c=$(FUZZ_BUILD)/obj/%.o))
 
-$(FUZZ_BUILD)/obj/%.o: src/%.c $(wildcard include/*.h src/*.h) | build-deps $(FUZZ_BUILD)/obj
+$(FUZZ_BUILD)/obj/%.o: src/%.c $(HDR) | build-deps
+	@mkdir -p $(@D)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 
-$(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_LIB_OBJ)
+$(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_LIB_OBJ) $(HDR)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB_OBJ) $(LDLIBS)
-
-$(FUZZ_BUILD)/obj:
-	mkdir -p $@
 
 # Reached only through the pattern rule above, so make would delete them after each link.
 .SECONDARY: $(FUZZ_LIB_OBJ)
@@ -172,7 +183,8 @@ bench: deps-bench all
 	$(PYTHON) contrib/bench.py --binary $(abspath $(BUILD)/codesrcfs) $(BENCH_ARGS)
 
 # ThreadSanitizer on what is shared between threads: the tree cache (test_tree), the HTTP
-# pool (test_http) and a mount under many parallel readers. ASLR off (setarch -R): TSan's
+# pool (test_http), a mount under many parallel readers and the checks at mount (a thread
+# per cloud). ASLR off (setarch -R): TSan's
 # fixed shadow layout can collide with mappings randomised over this kernel's 28+ bits;
 # the personality is inherited by pytest's children, so the daemon runs with it too. The
 # fixtures fail a test whose daemon log holds "WARNING: ThreadSanitizer".
@@ -185,7 +197,8 @@ check-tsan: deps-test
 	$(TSAN_RUN) build/tsan/tests/test_http
 	CODESRCFS_BIN=$(abspath build/tsan/codesrcfs) $(TSAN_RUN) $(PYTHON) -m pytest -q \
 		-p no:cacheprovider tests/integration/test_pai.py tests/integration/test_speed_counts.py \
-		-k "parallel_readers or removed_entries or kernels_entries"
+		tests/integration/test_mount_checks.py tests/integration/test_churn.py \
+		-k "parallel_readers or removed_entries or kernels_entries or every_cloud or one_call_each or churn_readers"
 
 # valgrind (memcheck) on a plain -O1 build: catches what the sanitizers' builds can hide
 # (uninitialised reads into libcurl/json-c/libfuse, which are not instrumented). Only

@@ -19,6 +19,7 @@ import os
 import platform
 import resource
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -47,6 +48,10 @@ WARM = (("warm ls -l", "ls -l {d}"),
         ("grep -r (again)", "grep -r -q zzz-no-match {d}"))
 FIRST_VISITS = ("first cat */url", "first find | wc -l", "first grep -r")
 
+INDEX_COLD_JQ = "index: cold jq -r .url .index.jsonl"
+INDEX_COLD_CAT = "index: cold cat */url"
+INDEX_WARM_JQ = "index: warm jq -r .url .index.jsonl"
+INDEX_WARM_CAT = "index: warm cat */url"
 FIRST_NEVER = "first entry of a never-listed directory"
 MOUNT = "mount (credential check)"
 FIRST = "first entry right after mounting"
@@ -390,14 +395,34 @@ class Bench:
                 for name, cmd in WARM:
                     self.sample(samples, name, cmd.format(d=d), cmd.format(d=tmp))
                 self.rss = max(self.rss, peak_rss_kib(self.fs.pid))
-            for name, got in samples.items():
-                floors = [f for _, _, f in got if f is not None]
-                self.rows.append((name, statistics.median(s for s, _, _ in got),
-                                  max(r for _, r, _ in got), ideals.get(name),
-                                  statistics.median(floors) if floors else None))
+            # passthrough_ll first: the index copied in would be one more file to it.
             self.fuse_floor(tmp)
+            self.index_rows(samples, ideals, tmp)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+        for name, got in samples.items():
+            floors = [f for _, _, f in got if f is not None]
+            self.rows.append((name, statistics.median(s for s, _, _ in got),
+                              max(r for _, r, _ in got), ideals.get(name),
+                              statistics.median(floors) if floors else None))
+
+    def index_rows(self, samples, ideals, tmp):
+        """One read of .index.jsonl (docs/design.md §1) against a url file per code source:
+        each cold row from a fresh daemon, the warm ones against the tmpfs copy (the index
+        copied beside the tree, since readdir never shows it)."""
+        d = os.path.join(self.mnt, "pai", self.ws)
+        jq, cat = "jq -r .url {}/.index.jsonl >/dev/null", "cat {}/*/url >/dev/null"
+        ideals[INDEX_COLD_JQ] = ideals[INDEX_COLD_CAT] = ideals[COLD_LS]
+        for _ in range(self.args.repeat):
+            self.mount()
+            self.sample(samples, INDEX_COLD_JQ, jq.format(d))
+            self.mount()
+            self.sample(samples, INDEX_COLD_CAT, cat.format(d))
+            if not os.path.exists(os.path.join(tmp, ".index.jsonl")):
+                shutil.copy(os.path.join(d, ".index.jsonl"), tmp)
+            self.sample(samples, INDEX_WARM_JQ, jq.format(d), jq.format(tmp))
+            self.sample(samples, INDEX_WARM_CAT, cat.format(d), cat.format(tmp))
+            self.rss = max(self.rss, peak_rss_kib(self.fs.pid))
 
     def fuse_floor(self, tmp):
         """The warm rows on libfuse's passthrough_ll over the tmpfs copy, on a fresh mount
@@ -717,7 +742,9 @@ def targets(b):
                        f"{ms(fuse)}: {secs / fuse:.2f}× | {verdict(secs <= 1.5 * fuse)} |")
         elif name in rows:
             out.append(f"| {cell(name)} ≤ 1.5× passthrough_ll | no passthrough_ll | n/a |")
-    warm = [(name, rows[name][1]) for name, _ in WARM if name in rows]
+    warm = [(name, rows[name][1]) for name in [n for n, _ in WARM] + [INDEX_WARM_JQ,
+                                                                      INDEX_WARM_CAT]
+            if name in rows]
     if warm:
         asked = [f"{cell(n)}: {r}" for n, r in warm if r]
         out.append("| warm rows make no API request | "
@@ -746,6 +773,61 @@ def write_doc(path, generated):
         f.write(text)
 
 
+def memory_run(a, work, refreshes=10):
+    """The memory run: the daemon's resident memory (VmRSS, KiB) after the first listing of
+    a workspace of --memory-entries code sources, and after each of `refreshes` refreshes
+    of it (SIGHUP, then the same ls). Memory a refresh frees must serve the next one, or be
+    given back: the last figure stays near the first."""
+    def rss(pid):
+        with open(f"/proc/{pid}/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+    emu = subprocess.Popen([sys.executable, EMULATOR, "--port", "0", "--generate-pai",
+                            str(a.memory_entries)], stdout=subprocess.PIPE, text=True)
+    url = "http://127.0.0.1:" + emu.stdout.readline().split()[1]
+    cfg, mnt = os.path.join(work, "memory-config"), os.path.join(work, "memory")
+    os.mkdir(mnt)
+    with open(os.open(cfg, os.O_CREAT | os.O_WRONLY, 0o600), "w") as f:
+        f.write(f"[pai]\naccess_key_id = testak\naccess_key_secret = testsecret\n"
+                f"endpoint = {url}\nworkspaces = 1001\n")
+    fs = subprocess.Popen([a.binary, "-f", "-o", f"config={cfg},dir_ttl=3600,attr_ttl=3600",
+                           mnt], stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(400):
+            if os.path.ismount(mnt):
+                break
+            time.sleep(0.05)
+        d = os.path.join(mnt, "pai", "1001")
+        figures = []
+        for i in range(refreshes + 1):
+            if i:
+                fs.send_signal(signal.SIGHUP)
+                time.sleep(0.5)
+            subprocess.run(["ls", "-f", d], stdout=subprocess.DEVNULL, check=True)
+            time.sleep(0.3)
+            figures.append(rss(fs.pid))
+    finally:
+        subprocess.run(["fusermount3", "-u", mnt], check=False)
+        fs.wait(timeout=30)
+        emu.terminate()
+        emu.wait(timeout=30)
+    return figures
+
+
+def memory_text(a, figures):
+    first, last = figures[0], figures[-1]
+    return "\n".join([
+        f"## Memory: {a.memory_entries:,} code sources, {len(figures) - 1} refreshes", "",
+        "Resident memory (VmRSS) after the first listing, then after each refresh "
+        "(SIGHUP, then the same `ls`).", "",
+        "| after | RSS | of the first |", "|---|---|---|",
+        *(f"| {'first listing' if i == 0 else f'refresh {i}'} | {kib / 1024:.1f} MiB | "
+          f"{kib / first:.2f}× |" for i, kib in enumerate(figures)),
+        "", f"After {len(figures) - 1} refreshes: {last / 1024:.1f} MiB, {last / first:.2f}× "
+        f"the first listing's {first / 1024:.1f} MiB (highest {max(figures) / first:.2f}×).",
+        ""])
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--binary", default=os.path.join(ROOT, "build", "codesrcfs"))
@@ -762,6 +844,8 @@ def main():
     p.add_argument("--peer-timeout", type=int, default=60,
                    help="seconds before a peer's row is stopped")
     p.add_argument("--out", default=os.path.join(ROOT, "docs", "benchmarks.md"))
+    p.add_argument("--memory-entries", type=int, default=50000,
+                   help="code sources of the memory run (refreshes of one listing); 0 skips it")
     a = p.parse_args()
     load = [loadavg()]
     with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as work:
@@ -778,8 +862,10 @@ def main():
                     print("bench: peers:", e, file=sys.stderr)
         finally:
             b.close()
+        memory = memory_run(a, work) if a.memory_entries > 0 else None
     load.append(loadavg())
-    text = "\n".join((table(b), rtt_table(b), targets(b)))
+    text = "\n".join((table(b), rtt_table(b), targets(b),
+                      memory_text(a, memory) if memory else ""))
     print(text)
     head = (f"Written by `make bench` on {datetime.date.today()}, {platform.machine()}, "
             f"{os.cpu_count()} cores, {platform.platform()}; load average {load[0]} at the "

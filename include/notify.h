@@ -17,6 +17,9 @@ struct notify;
 struct notify *notify_start(struct fuse_session *se, struct tree *t);
 /* Queue file ino, which the kernel has just learned, for its bytes (n NULL: nothing). */
 void notify_file(struct notify *n, uint64_t ino);
+/* Wait (a bounded while) until the kernel has been told every stale copy queued so far, so
+ * that what a request changed shows to the next reader (n NULL: return at once). */
+void notify_sync(struct notify *n);
 /* Stop watching t, let go of what still waited, and free n; before the session ends. */
 void notify_stop(struct notify *n);
 

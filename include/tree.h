@@ -25,6 +25,7 @@ struct tree_stat {
 	int64_t mtime; /* seconds since the epoch */
 	long mtime_ns; /* a directory's: moves when its entries change (or are due to) */
 	int64_t ctime;
+	int of_listing; /* a directory's .index.jsonl: trusted no longer than its listing */
 };
 
 /* One entry for the reader; next is the offset to resume at. holds: the entry, once taken,
@@ -41,8 +42,14 @@ struct tree;
 /* A tree over n providers (kept, not owned). NULL on failure. */
 struct tree *tree_new(struct provider **provs, size_t n, const struct tree_opts *opts);
 /* Look up name in directory dir: its attributes, inode number included; that inode then
- * holds one lookup until tree_forget. 0 or -ENOENT, -ENOTDIR, -ENAMETOOLONG, -EIO, -EACCES. */
+ * holds one lookup until tree_forget. A directory that lists children (the root excepted)
+ * answers for ".index.jsonl" too, which readdir never gives (docs/design.md §1). 0 or
+ * -ENOENT, -ENOTDIR, -ENAMETOOLONG, -EIO, -EACCES. */
 int tree_lookup(struct tree *t, uint64_t dir, const char *name, struct tree_stat *st);
+/* This thread's tree calls from now on give up, with -EINTR, once cancelled(ctx) says so:
+ * asked while they wait on the network or on another thread's fetch of the same directory,
+ * with the tree's lock held (it must not call into the tree). NULL: they never give up. */
+void tree_thread_cancel(int (*cancelled)(void *ctx), void *ctx);
 /* The kernel lets go of nlookup lookups of ino. */
 void tree_forget(struct tree *t, uint64_t ino, uint64_t nlookup);
 /* One more reference on ino (which must be held already), given back with tree_forget. */
@@ -60,6 +67,13 @@ int tree_read(struct tree *t, uint64_t ino, char *buf, size_t size, off_t off);
 int tree_getxattr(struct tree *t, uint64_t ino, const char *name, char *buf, size_t size);
 /* The NUL-separated names of ino's extended attributes; size 0 asks for the length. */
 int tree_listxattr(struct tree *t, uint64_t ino, char *buf, size_t size);
+/* List directory ino again now, whatever dir_ttl says, telling the watch what the kernel
+ * holds that went stale, its copy of the listing included. *text (malloc'd, *len bytes)
+ * gets one line per change: "+ name", "- name", "~ name" (another entry under that name,
+ * or files that came, went or changed); a directory never listed in full gives a "+" for
+ * every entry, the root nothing. 0, or -ENOTDIR (ino lists no children), -EINTR, -EIO,
+ * -EACCES: a refresh that fails changes nothing. */
+int tree_refresh(struct tree *t, uint64_t ino, char **text, size_t *len);
 /* Who keeps copies of the tree (the kernel) and is told when they go stale. Both calls come
  * with the tree's lock held: note and return, never call back into the tree. */
 struct tree_watch {
@@ -75,6 +89,9 @@ void tree_watch(struct tree *t, const struct tree_watch *w);
 /* Forget every listing and every remembered miss (SIGHUP), and tell the watch that every
  * listing, entry and file the kernel holds is to be checked again. */
 void tree_flush(struct tree *t);
+/* The daemon is exiting: every listing under way stops before its next page and fails,
+ * and none starts. Async-signal-safe. */
+void tree_quit(struct tree *t);
 /* Free t and every node, those the kernel still held included. */
 void tree_free(struct tree *t);
 

@@ -2,20 +2,22 @@
  *
  * Order: the file (if any), then the environment (which wins, key by key), then
  * defaults, then checks. Errors are one line in err; they name files, lines, sections
- * and keys but never print a value, and a name is printed only when it looks like a
- * key name (a stray secret on a line of its own must not end up on stderr).
+ * and keys but never print a value, and a name is printed as written (escaped) unless it
+ * looks like a credential (a stray secret on a line of its own must not end up on stderr).
+ * Where each credential and id list came from is kept for the refusals at mount.
  *
  * Key ids (access_key_id, access_key) are not secrets: a file holding only those may be
  * readable by others. Secrets and STS tokens make the file private. Whatever it holds, the
  * file must be the user's (or root's) and writable by no one else: an endpoint is where
  * the credentials go. */
-#define _GNU_SOURCE /* explicit_bzero, strcasecmp */
+#define _GNU_SOURCE /* asprintf, vasprintf, environ, strcasecmp */
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,80 +27,30 @@
 
 #include "config.h"
 #include "credfile.h"
+#include "provider.h"
+#include "secret.h"
 
 #define CFG_MAX_LINE  8192
 #define CFG_MAX_VALUE 4096 /* STS tokens run to a couple of thousand bytes */
 #define CFG_MAX_URL   512
-#define CFG_MAX_NAME  32 /* longest name worth echoing back in an error */
+#define CFG_MAX_NAME  32		     /* longest name worth echoing back in an error */
+#define CFG_MAX_RUN   16		     /* letters and digits in a row that no name holds */
+#define CFG_SHOWN     (CFG_MAX_NAME * 4 + 1) /* a name escaped by cfg_show_name */
 #define CFG_MAX_SCOPE 256
 
-enum cfg_field { CF_KEY_ID, CF_SECRET, CF_TOKEN, CF_REGION, CF_ENDPOINT, CF_SCOPES };
-
-struct cfg_key {
-	enum prov_kind prov;
-	enum cfg_field field;
-	int secret;
-	const char *name;
-};
-
-static const struct cfg_key cfg_keys[] = {
-    {PROV_PAI, CF_KEY_ID, 0, "access_key_id"},	  {PROV_PAI, CF_SECRET, 1, "access_key_secret"},
-    {PROV_PAI, CF_TOKEN, 1, "security_token"},	  {PROV_PAI, CF_REGION, 0, "region"},
-    {PROV_PAI, CF_ENDPOINT, 0, "endpoint"},	  {PROV_PAI, CF_SCOPES, 0, "workspaces"},
-    {PROV_VOLC, CF_KEY_ID, 0, "access_key"},	  {PROV_VOLC, CF_SECRET, 1, "secret_key"},
-    {PROV_VOLC, CF_TOKEN, 1, "security_token"},	  {PROV_VOLC, CF_REGION, 0, "region"},
-    {PROV_VOLC, CF_ENDPOINT, 0, "endpoint"},	  {PROV_VOLC, CF_SCOPES, 0, "workspaces"},
-    {PROV_CODEUP, CF_SECRET, 1, "token"},	  {PROV_CODEUP, CF_ENDPOINT, 0, "endpoint"},
-    {PROV_CODEUP, CF_SCOPES, 0, "organizations"},
-};
-
-#define CFG_NKEYS (sizeof(cfg_keys) / sizeof(cfg_keys[0]))
-
-/* Environment variables, most preferred first; the first non-empty one counts. */
-struct cfg_env {
-	enum prov_kind prov;
-	enum cfg_field field;
-	const char *vars[4];
-};
-
-static const struct cfg_env cfg_envs[] = {
-    {PROV_PAI,
-     CF_KEY_ID,
-     {"ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABACLOUD_ACCESS_KEY_ID", "ALICLOUD_ACCESS_KEY_ID"}},
-    {PROV_PAI,
-     CF_SECRET,
-     {"ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIBABACLOUD_ACCESS_KEY_SECRET",
-      "ALICLOUD_ACCESS_KEY_SECRET"}},
-    {PROV_PAI, CF_TOKEN, {"ALIBABA_CLOUD_SECURITY_TOKEN"}},
-    {PROV_PAI, CF_REGION, {"ALIBABA_CLOUD_REGION_ID"}},
-    {PROV_VOLC, CF_KEY_ID, {"VOLCENGINE_ACCESS_KEY", "VOLC_ACCESSKEY"}},
-    {PROV_VOLC, CF_SECRET, {"VOLCENGINE_SECRET_KEY", "VOLC_SECRETKEY"}},
-    {PROV_VOLC, CF_TOKEN, {"VOLCENGINE_SESSION_TOKEN"}},
-    {PROV_VOLC, CF_REGION, {"VOLCENGINE_REGION"}},
-    {PROV_CODEUP, CF_SECRET, {"CODEUP_TOKEN", "ALIBABA_CLOUD_YUNXIAO_ACCESS_TOKEN"}},
-    {PROV_CODEUP, CF_SCOPES, {"ALIBABA_CLOUD_YUNXIAO_ORGANIZATION_ID"}},
-};
-
-#define CFG_NENVS (sizeof(cfg_envs) / sizeof(cfg_envs[0]))
+#define CFG_MAX_KEYS 64 /* a bit each in cfg_parse.seen */
 
 /* State of one file being read. */
 struct cfg_parse {
 	struct config *c;
 	const char *path;
 	unsigned long line;
-	int section;		       /* enum prov_kind, or -1 before the first header */
-	unsigned int seen[PROV_COUNT]; /* bit per cfg_keys index: duplicates are errors */
+	int section;	/* index in c->prov, or -1 before the first header */
+	uint64_t *seen; /* per section, a bit per key index: duplicates are errors */
 	int has_secret;
 	char *err;
 	size_t errlen;
 };
-
-static const char *const cfg_names[PROV_COUNT] = {"pai", "volc", "codeup"};
-
-const char *config_prov_name(enum prov_kind k)
-{
-	return (unsigned)k < PROV_COUNT ? cfg_names[k] : "?";
-}
 
 static int cfg_fail(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -119,14 +71,6 @@ static int cfg_nomem(char *err, size_t errlen)
 {
 	cfg_fail(err, errlen, "out of memory");
 	return -ENOMEM;
-}
-
-static void cfg_wipe_free(char *s)
-{
-	if (s) {
-		explicit_bzero(s, strlen(s));
-		free(s);
-	}
 }
 
 /* ---- small string helpers ---- */
@@ -162,14 +106,58 @@ static void cfg_cut_comment(char *s)
 	}
 }
 
-/* Safe to echo back: short, lower-case letters, digits, '_' and '-'. */
-static int cfg_echoable(const char *s)
+/* Does the run of n letters and digits at s look like a piece of a credential: long, a
+ * letter after a digit ("S3CR3T"), or capitals, small letters and digits all at once? */
+static int cfg_random_run(const char *s, size_t n)
 {
-	size_t n = strlen(s);
+	size_t lower = 0, upper = 0, digit = 0;
 
-	if (!n || n > CFG_MAX_NAME)
-		return 0;
-	return strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_-") == n;
+	for (size_t i = 0; i < n; i++) {
+		if (i && isdigit((unsigned char)s[i - 1]) && isalpha((unsigned char)s[i]))
+			return 1;
+		lower += islower((unsigned char)s[i]) != 0;
+		upper += isupper((unsigned char)s[i]) != 0;
+		digit += isdigit((unsigned char)s[i]) != 0;
+	}
+	return n >= CFG_MAX_RUN || (lower && upper && digit);
+}
+
+/* What a credential looks like and no key or section name does: a secret pasted on a line
+ * of its own (with its trailing '=') must not end up on stderr. */
+static int cfg_secret_like(const char *s)
+{
+	static const char alnum[] =
+	    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+
+	if (strlen(s) > CFG_MAX_NAME)
+		return 1;
+	while (*s) {
+		size_t run = strspn(s, alnum);
+
+		if (cfg_random_run(s, run))
+			return 1;
+		s += run ? run : 1;
+	}
+	return 0;
+}
+
+/* name as written, for an error: capitals kept, bytes outside printable ASCII and '\' as
+ * \xNN. 0, or -1 (buf empty) when it looks like a credential. */
+static int cfg_show_name(const char *name, char *buf, size_t len)
+{
+	size_t o = 0;
+
+	buf[0] = '\0';
+	if (cfg_secret_like(name))
+		return -1;
+	for (const unsigned char *p = (const unsigned char *)name; *p && o + 5 <= len; p++) {
+		if (*p < 0x20 || *p >= 0x7f || *p == '\\')
+			o += (size_t)snprintf(buf + o, len - o, "\\x%02x", *p);
+		else
+			buf[o++] = (char)*p;
+	}
+	buf[o] = '\0';
+	return 0;
 }
 
 /* Control characters other than those in allow. */
@@ -298,18 +286,18 @@ int config_check_endpoint(const char *url, char *err, size_t errlen)
 
 /* ---- storing values ---- */
 
-static char **cfg_slot(struct prov_conf *pc, enum cfg_field f)
+static char **cfg_slot(struct prov_conf *pc, enum prov_field f)
 {
 	switch (f) {
-	case CF_KEY_ID:
+	case PROV_KEY_ID:
 		return &pc->key_id;
-	case CF_SECRET:
+	case PROV_SECRET:
 		return &pc->secret;
-	case CF_TOKEN:
+	case PROV_TOKEN:
 		return &pc->token;
-	case CF_REGION:
+	case PROV_REGION:
 		return &pc->region;
-	case CF_ENDPOINT:
+	case PROV_ENDPOINT:
 		return &pc->endpoint;
 	default:
 		return NULL;
@@ -370,18 +358,59 @@ static int cfg_set_scopes(struct prov_conf *pc, const char *list)
 	return rc;
 }
 
+/* Where the value of f is said to come from, or NULL when no message names it. */
+static char **cfg_from_slot(struct prov_conf *pc, enum prov_field f)
+{
+	switch (f) {
+	case PROV_KEY_ID:
+		return &pc->key_id_from;
+	case PROV_SECRET:
+		return &pc->secret_from;
+	case PROV_TOKEN:
+		return &pc->token_from;
+	case PROV_SCOPES:
+		return &pc->scopes_from;
+	default:
+		return NULL;
+	}
+}
+
+/* Records from (a format) as where f's value came from; NULL when it was unset. */
+static int cfg_set_from(struct prov_conf *pc, enum prov_field f, int set, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int cfg_set_from(struct prov_conf *pc, enum prov_field f, int set, const char *fmt, ...)
+{
+	char **slot = cfg_from_slot(pc, f), *from = NULL;
+	va_list ap;
+	int n;
+
+	if (!slot)
+		return 0;
+	if (set) {
+		va_start(ap, fmt);
+		n = vasprintf(&from, fmt, ap);
+		va_end(ap);
+		if (n < 0)
+			return -ENOMEM;
+	}
+	free(*slot);
+	*slot = from;
+	return 0;
+}
+
 /* Stores value (already checked) in field; an empty value unsets it. */
-static int cfg_store(struct prov_conf *pc, enum cfg_field f, const char *value)
+static int cfg_store(struct prov_conf *pc, enum prov_field f, const char *value)
 {
 	char **slot, *copy;
 
-	if (f == CF_SCOPES)
+	if (f == PROV_SCOPES)
 		return cfg_set_scopes(pc, value);
 	slot = cfg_slot(pc, f);
 	copy = *value ? strdup(value) : NULL;
 	if (*value && !copy)
 		return -ENOMEM;
-	cfg_wipe_free(*slot);
+	secret_free(*slot);
 	*slot = copy;
 	return 0;
 }
@@ -389,17 +418,63 @@ static int cfg_store(struct prov_conf *pc, enum cfg_field f, const char *value)
 /* ---- the file ---- */
 
 /* A tab may separate list items; anywhere else a control character is a mistake. */
-static int cfg_value_check(const char *v, enum cfg_field f)
+static int cfg_value_check(const char *v, enum prov_field f)
 {
 	if (strlen(v) > CFG_MAX_VALUE)
 		return -E2BIG;
-	return cfg_has_control(v, f == CF_SCOPES ? "\t" : "") ? -EINVAL : 0;
+	return cfg_has_control(v, f == PROV_SCOPES ? "\t" : "") ? -EINVAL : 0;
+}
+
+static const char *cfg_section(const struct cfg_parse *p)
+{
+	return p->c->prov[p->section].desc->name;
+}
+
+/* Appends name, the k-th of n, to the list in buf: "a, b or c". */
+static void cfg_list_add(char *buf, size_t len, size_t k, size_t n, const char *name)
+{
+	size_t used = strlen(buf);
+
+	snprintf(buf + used, len - used, "%s%s", k == 0 ? "" : k + 1 == n ? " or " : ", ", name);
+}
+
+/* "pai, volc or codeup": the sections the table knows. */
+static void cfg_expected_sections(const struct config *c, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	for (size_t k = 0; k < c->nprov; k++)
+		cfg_list_add(buf, len, k, c->nprov, c->prov[k].desc->name);
+}
+
+/* "token, endpoint or organizations": the keys of d. */
+static void cfg_expected_keys(const struct prov_desc *d, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	while (n < CFG_MAX_KEYS && d->keys[n].name)
+		n++;
+	buf[0] = '\0';
+	for (size_t i = 0; i < n; i++)
+		cfg_list_add(buf, len, i, n, d->keys[i].name);
+}
+
+static int cfg_unknown_section(struct cfg_parse *p, const char *name)
+{
+	char expected[512], shown[CFG_SHOWN];
+
+	cfg_expected_sections(p->c, expected, sizeof(expected));
+	if (cfg_show_name(name, shown, sizeof(shown)) < 0)
+		return cfg_fail(p->err, p->errlen,
+				"%s:%lu: unknown section (not shown: it looks like a credential; "
+				"expected %s)",
+				p->path, p->line, expected);
+	return cfg_fail(p->err, p->errlen, "%s:%lu: unknown section [%s] (expected %s)", p->path,
+			p->line, shown, expected);
 }
 
 static int cfg_parse_section(struct cfg_parse *p, char *s)
 {
 	char *close = strchr(s, ']'), *name;
-	int k;
 
 	cfg_cut_comment(close ? close + 1 : s);
 	if (!close || *cfg_trim(close + 1))
@@ -407,52 +482,51 @@ static int cfg_parse_section(struct cfg_parse *p, char *s)
 				p->line);
 	*close = '\0';
 	name = cfg_trim(s + 1);
-	for (k = 0; k < PROV_COUNT; k++) {
-		if (!strcmp(name, cfg_names[k])) {
-			p->section = k;
+	for (size_t k = 0; k < p->c->nprov; k++) {
+		if (!strcmp(name, p->c->prov[k].desc->name)) {
+			p->section = (int)k;
 			return 0;
 		}
 	}
-	if (cfg_echoable(name))
-		return cfg_fail(p->err, p->errlen,
-				"%s:%lu: unknown section [%s] (expected pai, volc or codeup)",
-				p->path, p->line, name);
-	return cfg_fail(p->err, p->errlen, "%s:%lu: unknown section", p->path, p->line);
+	return cfg_unknown_section(p, name);
 }
 
-static int cfg_find_key(int section, const char *name)
+static int cfg_find_key(const struct prov_desc *d, const char *name)
 {
-	size_t i;
-
-	for (i = 0; i < CFG_NKEYS; i++)
-		if ((int)cfg_keys[i].prov == section && !strcmp(cfg_keys[i].name, name))
-			return (int)i;
+	for (int i = 0; i < CFG_MAX_KEYS && d->keys[i].name; i++)
+		if (!strcmp(d->keys[i].name, name))
+			return i;
 	return -1;
 }
 
 static int cfg_unknown_key(struct cfg_parse *p, const char *name)
 {
-	if (!cfg_echoable(name))
-		return cfg_fail(p->err, p->errlen, "%s:%lu: unknown key in [%s]", p->path, p->line,
-				cfg_names[p->section]);
-	return cfg_fail(p->err, p->errlen, "%s:%lu: unknown key '%s' in [%s]", p->path, p->line,
-			name, cfg_names[p->section]);
+	char expected[1024], shown[CFG_SHOWN];
+
+	cfg_expected_keys(p->c->prov[p->section].desc, expected, sizeof(expected));
+	if (cfg_show_name(name, shown, sizeof(shown)) < 0)
+		return cfg_fail(p->err, p->errlen,
+				"%s:%lu: unknown key in [%s] (not shown: it looks like a "
+				"credential; expected %s)",
+				p->path, p->line, cfg_section(p), expected);
+	return cfg_fail(p->err, p->errlen, "%s:%lu: unknown key '%s' in [%s] (expected %s)",
+			p->path, p->line, shown, cfg_section(p), expected);
 }
 
 /* Why a value was refused: cfg_value_check's or cfg_store's error. */
-static const char *cfg_why(int rc, enum cfg_field f)
+static const char *cfg_why(int rc, enum prov_field f)
 {
 	if (rc == -E2BIG)
-		return f == CF_SCOPES ? "holds an id that is too long" : "is too long";
-	if (rc == -EINVAL && f == CF_SCOPES)
+		return f == PROV_SCOPES ? "holds an id that is too long" : "is too long";
+	if (rc == -EINVAL && f == PROV_SCOPES)
 		return "lists '.' or '..', which is no id";
 	return "contains control characters";
 }
 
-static int cfg_bad_value(struct cfg_parse *p, const char *name, int rc, enum cfg_field f)
+static int cfg_bad_value(struct cfg_parse *p, const char *name, int rc, enum prov_field f)
 {
 	return cfg_fail(p->err, p->errlen, "%s:%lu: value of '%s' in [%s] %s", p->path, p->line,
-			name, cfg_names[p->section], cfg_why(rc, f));
+			name, cfg_section(p), cfg_why(rc, f));
 }
 
 static int cfg_endpoint_value(struct cfg_parse *p, const char *v)
@@ -461,35 +535,34 @@ static int cfg_endpoint_value(struct cfg_parse *p, const char *v)
 
 	if (!*v || !config_check_endpoint(v, why, sizeof(why)))
 		return 0;
-	return cfg_fail(p->err, p->errlen, "%s:%lu: [%s] %s", p->path, p->line,
-			cfg_names[p->section], why);
+	return cfg_fail(p->err, p->errlen, "%s:%lu: [%s] %s", p->path, p->line, cfg_section(p),
+			why);
 }
 
-/* Index in cfg_keys of a known key not seen before in this section, or -EINVAL. */
+/* Index in the section's keys of a known key not seen before in this section, or -EINVAL. */
 static int cfg_lookup_key(struct cfg_parse *p, const char *name)
 {
 	int i;
 
-	if (!*name || strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-				   "0123456789_-.") != strlen(name))
+	if (!*name || strpbrk(name, " \t:"))
 		return cfg_fail(p->err, p->errlen, "%s:%lu: expected 'key = value'", p->path,
 				p->line);
 	if (p->section < 0)
 		return cfg_fail(p->err, p->errlen, "%s:%lu: key outside of any section", p->path,
 				p->line);
-	i = cfg_find_key(p->section, name);
+	i = cfg_find_key(p->c->prov[p->section].desc, name);
 	if (i < 0)
 		return cfg_unknown_key(p, name);
-	if (p->seen[p->section] & (1u << i))
+	if (p->seen[p->section] & (UINT64_C(1) << i))
 		return cfg_fail(p->err, p->errlen, "%s:%lu: '%s' set twice in [%s]", p->path,
-				p->line, name, cfg_names[p->section]);
-	p->seen[p->section] |= 1u << i;
+				p->line, name, cfg_section(p));
+	p->seen[p->section] |= UINT64_C(1) << i;
 	return i;
 }
 
 static int cfg_parse_key(struct cfg_parse *p, char *line, char *eq)
 {
-	const struct cfg_key *key;
+	const struct prov_key *key;
 	char *name, *value;
 	int i, rc;
 
@@ -501,13 +574,16 @@ static int cfg_parse_key(struct cfg_parse *p, char *line, char *eq)
 	i = cfg_lookup_key(p, name);
 	if (i < 0)
 		return i;
-	key = &cfg_keys[i];
+	key = &p->c->prov[p->section].desc->keys[i];
 	rc = cfg_value_check(value, key->field);
 	if (rc)
 		return cfg_bad_value(p, name, rc, key->field);
-	if (key->field == CF_ENDPOINT && (rc = cfg_endpoint_value(p, value)))
+	if (key->field == PROV_ENDPOINT && (rc = cfg_endpoint_value(p, value)))
 		return rc;
 	rc = cfg_store(&p->c->prov[p->section], key->field, value);
+	if (!rc)
+		rc = cfg_set_from(&p->c->prov[p->section], key->field, *value != '\0', "%s:%lu",
+				  p->path, p->line);
 	if (rc == -ENOMEM)
 		return cfg_nomem(p->err, p->errlen);
 	if (rc)
@@ -551,7 +627,7 @@ static int cfg_read_lines(struct cfg_parse *p, FILE *f)
 			/* A UTF-8 byte order mark is what some editors put first. */
 			rc = cfg_parse_line(
 			    p, p->line == 1 && !strncmp(line, "\xef\xbb\xbf", 3) ? line + 3 : line);
-		explicit_bzero(line, cap);
+		secret_wipe(line, cap);
 	}
 	if (!rc && ferror(f))
 		rc = cfg_fail(p->err, p->errlen, "%s: read error", p->path);
@@ -612,12 +688,18 @@ static int cfg_read_file(struct config *c, const char *path, int explicit, char 
 		return rc;
 	}
 	f = fdopen(fd, "r");
-	if (!f) {
-		close(fd);
+	p.seen = calloc(c->nprov + 1, sizeof(*p.seen));
+	if (!f || !p.seen) {
+		if (f)
+			fclose(f);
+		else
+			close(fd);
+		free(p.seen);
 		return cfg_nomem(err, errlen);
 	}
 	rc = cfg_read_lines(&p, f);
 	fclose(f);
+	free(p.seen);
 	if (!rc && p.has_secret)
 		rc = cfg_check_mode(path, &st, err, errlen);
 	if (!rc && !(c->path = strdup(path)))
@@ -627,59 +709,88 @@ static int cfg_read_file(struct config *c, const char *path, int explicit, char 
 
 /* ---- the environment ---- */
 
-static const char *cfg_getenv(const struct cfg_env *e, const char **which)
+static const char *cfg_getenv(const struct prov_key *key, const char **which)
 {
 	const char *v;
 	size_t i;
 
-	for (i = 0; i < sizeof(e->vars) / sizeof(e->vars[0]) && e->vars[i]; i++) {
-		v = getenv(e->vars[i]);
+	for (i = 0; i < sizeof(key->env) / sizeof(key->env[0]) && key->env[i]; i++) {
+		v = getenv(key->env[i]);
 		if (v && *v) {
-			*which = e->vars[i];
+			*which = key->env[i];
 			return v;
 		}
 	}
 	return NULL;
 }
 
-/* An STS token belongs to its key pair: a pair from the environment drops the file's. */
-static void cfg_env_drop_token(struct config *c, const int from_env[PROV_COUNT])
+/* The environment's value of key into pc; *from_env gets 1 for half a key pair, 2 for a
+ * token. */
+static int cfg_env_key(struct prov_conf *pc, const struct prov_key *key, int *from_env, char *err,
+		       size_t errlen)
 {
-	int k;
+	const char *which = NULL, *v = cfg_getenv(key, &which);
+	char why[256];
+	int rc;
 
-	for (k = 0; k < PROV_COUNT; k++)
-		if ((from_env[k] & 1) && !(from_env[k] & 2)) {
-			cfg_wipe_free(c->prov[k].token);
-			c->prov[k].token = NULL;
-		}
+	if (!v)
+		return 0;
+	rc = cfg_value_check(v, key->field);
+	if (!rc && key->field == PROV_ENDPOINT && config_check_endpoint(v, why, sizeof(why)))
+		return cfg_fail(err, errlen, "environment variable %s: %s", which, why);
+	if (!rc)
+		rc = cfg_store(pc, key->field, v);
+	if (!rc)
+		rc = cfg_set_from(pc, key->field, 1, "%s in the environment", which);
+	if (rc == -ENOMEM)
+		return cfg_nomem(err, errlen);
+	if (rc)
+		return cfg_fail(err, errlen, "environment variable %s %s", which,
+				cfg_why(rc, key->field));
+	if (key->field == PROV_KEY_ID || key->field == PROV_SECRET)
+		*from_env |= 1;
+	if (key->field == PROV_TOKEN)
+		*from_env |= 2;
+	return 0;
 }
 
 static int cfg_apply_env(struct config *c, char *err, size_t errlen)
 {
-	int from_env[PROV_COUNT] = {0}, rc;
-	const char *v, *which = NULL;
-	size_t i;
+	for (size_t k = 0; k < c->nprov; k++) {
+		struct prov_conf *pc = &c->prov[k];
+		int from_env = 0, rc;
 
-	for (i = 0; i < CFG_NENVS; i++) {
-		const struct cfg_env *e = &cfg_envs[i];
+		for (const struct prov_key *key = pc->desc->keys; key->name; key++) {
+			rc = cfg_env_key(pc, key, &from_env, err, errlen);
+			if (rc)
+				return rc;
+		}
+		/* An STS token belongs to its key pair: a pair from the environment drops the
+		 * file's. */
+		if ((from_env & 1) && !(from_env & 2)) {
+			secret_free(pc->token);
+			pc->token = NULL;
+			free(pc->token_from);
+			pc->token_from = NULL;
+		}
+	}
+	return 0;
+}
 
-		v = cfg_getenv(e, &which);
-		if (!v)
-			continue;
-		rc = cfg_value_check(v, e->field);
-		if (!rc)
-			rc = cfg_store(&c->prov[e->prov], e->field, v);
+/* ---- the vendors' own files ---- */
+
+/* For every cloud that has them, after the file and the environment (credfile.h). */
+static int cfg_credfiles(struct config *c, const char *profile, char *err, size_t errlen)
+{
+	for (size_t k = 0; k < c->nprov; k++) {
+		const struct prov_desc *d = c->prov[k].desc;
+		int rc = d->credfile ? d->credfile(&c->prov[k], profile, err, errlen) : 0;
+
 		if (rc == -ENOMEM)
 			return cfg_nomem(err, errlen);
 		if (rc)
-			return cfg_fail(err, errlen, "environment variable %s %s", which,
-					cfg_why(rc, e->field));
-		if (e->field == CF_KEY_ID || e->field == CF_SECRET)
-			from_env[e->prov] |= 1;
-		if (e->field == CF_TOKEN)
-			from_env[e->prov] |= 2;
+			return rc;
 	}
-	cfg_env_drop_token(c, from_env);
 	return 0;
 }
 
@@ -695,16 +806,16 @@ static void cfg_env_clear(const char *name)
 			found[n++] = *e;
 	unsetenv(name);
 	while (n--)
-		explicit_bzero(found[n], strlen(found[n]));
+		secret_wipe(found[n], strlen(found[n]));
 }
 
 void config_clear_env(void)
 {
-	for (size_t i = 0; i < CFG_NENVS; i++)
-		for (size_t j = 0; j < sizeof(cfg_envs[i].vars) / sizeof(cfg_envs[i].vars[0]) &&
-				   cfg_envs[i].vars[j];
-		     j++)
-			cfg_env_clear(cfg_envs[i].vars[j]);
+	for (size_t k = 0; providers[k]; k++)
+		for (const struct prov_key *key = providers[k]->keys; key->name; key++)
+			for (size_t j = 0;
+			     j < sizeof(key->env) / sizeof(key->env[0]) && key->env[j]; j++)
+				cfg_env_clear(key->env[j]);
 }
 
 /* ---- defaults and final checks ---- */
@@ -717,68 +828,94 @@ static int cfg_region_ok(const char *r)
 	       strspn(r, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") == n;
 }
 
-static int cfg_defaults(struct prov_conf *pc, enum prov_kind k)
+static int cfg_defaults(struct prov_conf *pc)
 {
-	static const char *const region[PROV_COUNT] = {"cn-hangzhou", "cn-beijing", NULL};
-	static const char *const endpoint[PROV_COUNT] = {NULL, "https://open.volcengineapi.com",
-							 "https://openapi-rdc.aliyuncs.com"};
+	const struct prov_desc *d = pc->desc;
+	const char *at;
 
-	if (!pc->region && region[k] && !(pc->region = strdup(region[k])))
+	if (!pc->region && d->region && !(pc->region = strdup(d->region)))
 		return -ENOMEM;
-	if (pc->endpoint)
+	if (pc->endpoint || !d->endpoint)
 		return 0;
-	if (k == PROV_PAI) {
-		if (asprintf(&pc->endpoint, "https://aiworkspace.%s.aliyuncs.com", pc->region) < 0)
-			pc->endpoint = NULL;
-	} else {
-		pc->endpoint = strdup(endpoint[k]);
-	}
+	at = strstr(d->endpoint, "%s"); /* the region's place */
+	if (!at)
+		pc->endpoint = strdup(d->endpoint);
+	else if (asprintf(&pc->endpoint, "%.*s%s%s", (int)(at - d->endpoint), d->endpoint,
+			  pc->region ? pc->region : "", at + 2) < 0)
+		pc->endpoint = NULL;
 	return pc->endpoint ? 0 : -ENOMEM;
 }
 
 static void cfg_strip_slash(char *url)
 {
-	size_t n = strlen(url);
+	size_t n = url ? strlen(url) : 0;
 
 	if (n && url[n - 1] == '/')
 		url[n - 1] = '\0';
 }
 
-/* Enabled when the pair (or codeup's token) is complete; half a pair is an error. */
-static int cfg_enable(struct prov_conf *pc, enum prov_kind k, char *err, size_t errlen)
+/* The first key of d that fills f, or NULL. */
+static const struct prov_key *cfg_key_for(const struct prov_desc *d, enum prov_field f)
 {
-	static const char *const id_key[PROV_COUNT] = {"access_key_id", "access_key", NULL};
-	static const char *const secret_key[PROV_COUNT] = {"access_key_secret", "secret_key",
-							   "token"};
+	for (const struct prov_key *key = d->keys; key->name; key++)
+		if (key->field == f)
+			return key;
+	return NULL;
+}
 
-	if (k == PROV_CODEUP) {
-		pc->enabled = pc->secret != NULL;
-		return 0;
-	}
-	if (pc->key_id && !pc->secret)
-		return cfg_fail(err, errlen, "[%s] %s is missing (%s is set)", cfg_names[k],
-				secret_key[k], id_key[k]);
-	if (!pc->key_id && pc->secret)
-		return cfg_fail(err, errlen, "[%s] %s is missing (%s is set)", cfg_names[k],
-				id_key[k], secret_key[k]);
-	pc->enabled = pc->key_id != NULL;
+/* Appends "KEY from ORIGIN" for field f of pc to the list in buf, when from is set. */
+static void cfg_describe(const struct prov_conf *pc, enum prov_field f, const char *from, char *buf,
+			 size_t len)
+{
+	const struct prov_key *key = cfg_key_for(pc->desc, f);
+	size_t used = strlen(buf);
+
+	if (key && from)
+		snprintf(buf + used, len - used, "%s%s from %s", used ? ", " : "", key->name, from);
+}
+
+void config_describe_creds(const struct prov_conf *pc, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	cfg_describe(pc, PROV_KEY_ID, pc->key_id ? pc->key_id_from : NULL, buf, len);
+	cfg_describe(pc, PROV_SECRET, pc->secret ? pc->secret_from : NULL, buf, len);
+	cfg_describe(pc, PROV_TOKEN, pc->token ? pc->token_from : NULL, buf, len);
+}
+
+void config_describe_scopes(const struct prov_conf *pc, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	cfg_describe(pc, PROV_SCOPES, pc->nscopes ? pc->scopes_from : NULL, buf, len);
+}
+
+/* Enabled when the credentials are complete: both halves of a key pair, or the secret of a
+ * cloud without key ids (a token); half a pair is an error. */
+static int cfg_enable(struct prov_conf *pc, char *err, size_t errlen)
+{
+	const struct prov_key *id = cfg_key_for(pc->desc, PROV_KEY_ID);
+	const struct prov_key *secret = cfg_key_for(pc->desc, PROV_SECRET);
+
+	if (id && secret && !pc->key_id != !pc->secret)
+		return cfg_fail(err, errlen, "[%s] %s is missing (%s is set)", pc->desc->name,
+				(pc->key_id ? secret : id)->name, (pc->key_id ? id : secret)->name);
+	pc->enabled = secret ? pc->secret != NULL : pc->key_id != NULL;
 	return 0;
 }
 
 static int cfg_finish(struct config *c, char *err, size_t errlen)
 {
-	int k, rc, any = 0;
+	int rc, any = 0;
 
-	for (k = 0; k < PROV_COUNT; k++) {
+	for (size_t k = 0; k < c->nprov; k++) {
 		struct prov_conf *pc = &c->prov[k];
 
-		rc = cfg_enable(pc, k, err, errlen);
+		rc = cfg_enable(pc, err, errlen);
 		if (rc)
 			return rc;
 		if (pc->region && !cfg_region_ok(pc->region))
 			return cfg_fail(err, errlen, "[%s] region is not a valid region id",
-					cfg_names[k]);
-		if (cfg_defaults(pc, k))
+					pc->desc->name);
+		if (cfg_defaults(pc))
 			return cfg_nomem(err, errlen);
 		cfg_strip_slash(pc->endpoint);
 		any |= pc->enabled;
@@ -786,6 +923,21 @@ static int cfg_finish(struct config *c, char *err, size_t errlen)
 	if (!any)
 		return cfg_fail(err, errlen,
 				"no credentials configured for any provider (see codesrcfs(1))");
+	return 0;
+}
+
+/* One empty prov_conf per cloud of table. 0 or -ENOMEM. */
+static int cfg_init(struct config *c, const struct prov_desc *const *table)
+{
+	size_t n = 0;
+
+	while (table[n])
+		n++;
+	c->prov = calloc(n + 1, sizeof(*c->prov));
+	if (!c->prov)
+		return -ENOMEM;
+	for (c->nprov = 0; c->nprov < n; c->nprov++)
+		c->prov[c->nprov].desc = table[c->nprov];
 	return 0;
 }
 
@@ -797,24 +949,40 @@ int config_load(struct config *c, const char *path, int explicit, char *err, siz
 int config_load_profile(struct config *c, const char *path, int explicit, const char *profile,
 			char *err, size_t errlen)
 {
+	return config_load_table(c, providers, path, explicit, profile, err, errlen);
+}
+
+int config_load_table(struct config *c, const struct prov_desc *const *table, const char *path,
+		      int explicit, const char *profile, char *err, size_t errlen)
+{
 	int rc = 0;
 
 	memset(c, 0, sizeof(*c));
 	if (err && errlen)
 		err[0] = '\0';
-	if (path)
+	if (cfg_init(c, table))
+		rc = cfg_nomem(err, errlen);
+	else if (path)
 		rc = cfg_read_file(c, path, explicit, err, errlen);
 	else if (explicit)
 		rc = cfg_fail(err, errlen, "no configuration file given");
 	if (!rc)
 		rc = cfg_apply_env(c, err, errlen);
 	if (!rc)
-		rc = credfile_fill(c, profile, err, errlen);
+		rc = cfg_credfiles(c, profile, err, errlen);
 	if (!rc)
 		rc = cfg_finish(c, err, errlen);
 	if (rc)
 		config_free(c);
 	return rc;
+}
+
+struct prov_conf *config_prov(const struct config *c, const char *name)
+{
+	for (size_t k = 0; k < c->nprov; k++)
+		if (!strcmp(c->prov[k].desc->name, name))
+			return &c->prov[k];
+	return NULL;
 }
 
 char *config_default_path(void)
@@ -837,20 +1005,23 @@ char *config_default_path(void)
 
 void config_free(struct config *c)
 {
-	int k;
-
 	if (!c)
 		return;
-	for (k = 0; k < PROV_COUNT; k++) {
+	for (size_t k = 0; k < c->nprov; k++) {
 		struct prov_conf *pc = &c->prov[k];
 
 		free(pc->key_id);
-		cfg_wipe_free(pc->secret);
-		cfg_wipe_free(pc->token);
+		secret_free(pc->secret);
+		secret_free(pc->token);
 		free(pc->region);
 		free(pc->endpoint);
 		cfg_scopes_free(pc);
+		free(pc->key_id_from);
+		free(pc->secret_from);
+		free(pc->token_from);
+		free(pc->scopes_from);
 	}
+	free(c->prov);
 	free(c->path);
 	memset(c, 0, sizeof(*c));
 }

@@ -16,6 +16,8 @@
 #include <json-c/json.h>
 
 #include "credfile.h"
+#include "provider.h"
+#include "secret.h"
 
 #define CREDFILE_MAX (1 << 20)
 
@@ -101,7 +103,7 @@ static struct json_object *cred_read(const char *path, int *rc, char *err, size_
 	}
 out:
 	if (buf)
-		explicit_bzero(buf, (size_t)st.st_size);
+		secret_wipe(buf, (size_t)st.st_size);
 	free(buf);
 	close(fd);
 	return obj;
@@ -116,12 +118,29 @@ static const char *cred_str(struct json_object *o, const char *key)
 	return *json_object_get_string(v) ? json_object_get_string(v) : NULL;
 }
 
-static int cred_set(char **slot, const char *v)
+/* v into an empty slot, and origin (a format) into from, when from is not NULL. */
+static int cred_set(char **slot, char **from, const char *v, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int cred_set(char **slot, char **from, const char *v, const char *fmt, ...)
 {
+	va_list ap;
+	int n = 0;
+
 	if (!v || *slot)
 		return 0;
 	*slot = strdup(v);
-	return *slot ? 0 : -ENOMEM;
+	if (!*slot)
+		return -ENOMEM;
+	if (!from)
+		return 0;
+	free(*from);
+	va_start(ap, fmt);
+	n = vasprintf(from, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		*from = NULL;
+	return n < 0 ? -ENOMEM : 0;
 }
 
 static struct json_object *aliyun_profile(struct json_object *root, const char *name)
@@ -158,10 +177,13 @@ static int aliyun_take(struct prov_conf *pc, struct json_object *prof, const cha
 				 "%s: profile '%s' lacks access_key_id or "
 				 "access_key_secret",
 				 path, name);
-	if (cred_set(&pc->key_id, cred_str(prof, "access_key_id")) ||
-	    cred_set(&pc->secret, cred_str(prof, "access_key_secret")) ||
-	    (sts && cred_set(&pc->token, cred_str(prof, "sts_token"))) ||
-	    cred_set(&pc->region, cred_str(prof, "region_id")))
+	if (cred_set(&pc->key_id, &pc->key_id_from, cred_str(prof, "access_key_id"),
+		     "%s profile '%s'", path, name) ||
+	    cred_set(&pc->secret, &pc->secret_from, cred_str(prof, "access_key_secret"),
+		     "%s profile '%s'", path, name) ||
+	    (sts && cred_set(&pc->token, &pc->token_from, cred_str(prof, "sts_token"),
+			     "%s profile '%s'", path, name)) ||
+	    cred_set(&pc->region, NULL, cred_str(prof, "region_id"), "%s", path))
 		return -ENOMEM;
 	return 0;
 }
@@ -200,31 +222,33 @@ static int volc_fill(struct prov_conf *pc, char *err, size_t errlen)
 		return 0;
 	root = cred_read(path, &rc, err, errlen);
 	if (root && cred_str(root, "ak") && cred_str(root, "sk") &&
-	    (cred_set(&pc->key_id, cred_str(root, "ak")) ||
-	     cred_set(&pc->secret, cred_str(root, "sk")) ||
-	     cred_set(&pc->region, cred_str(root, "region"))))
+	    (cred_set(&pc->key_id, &pc->key_id_from, cred_str(root, "ak"), "%s", path) ||
+	     cred_set(&pc->secret, &pc->secret_from, cred_str(root, "sk"), "%s", path) ||
+	     cred_set(&pc->region, NULL, cred_str(root, "region"), "%s", path)))
 		rc = -ENOMEM;
 	json_object_put(root);
 	free(path);
 	return rc;
 }
 
-int credfile_fill(struct config *c, const char *profile, char *err, size_t errlen)
+/* A source is taken whole or not at all: never half a key pair from each. */
+static int cred_has_key(const struct prov_conf *pc)
 {
-	struct prov_conf *pai = &c->prov[PROV_PAI], *volc = &c->prov[PROV_VOLC];
-	int rc = 0;
+	return pc->key_id || pc->secret;
+}
 
-	/* A source is taken whole or not at all: never half a key pair from each. */
-	if ((!pai->key_id && !pai->secret) || profile)
-		rc = profile && (pai->key_id || pai->secret)
-			 ? cred_fail(err, errlen,
-				     "-o profile=%s conflicts with [pai] credentials "
-				     "from the configuration or the environment",
-				     profile)
-			 : aliyun_fill(pai, profile, err, errlen);
-	if (!rc && !volc->key_id && !volc->secret)
-		rc = volc_fill(volc, err, errlen);
-	if (rc == -ENOMEM)
-		cred_fail(err, errlen, "out of memory");
-	return rc;
+int credfile_aliyun(struct prov_conf *pc, const char *profile, char *err, size_t errlen)
+{
+	if (profile && cred_has_key(pc))
+		return cred_fail(err, errlen,
+				 "-o profile=%s conflicts with [%s] credentials "
+				 "from the configuration or the environment",
+				 profile, pc->desc->name);
+	return cred_has_key(pc) ? 0 : aliyun_fill(pc, profile, err, errlen);
+}
+
+int credfile_volc(struct prov_conf *pc, const char *profile, char *err, size_t errlen)
+{
+	(void)profile; /* a profile names one of ~/.aliyun/config.json's */
+	return cred_has_key(pc) ? 0 : volc_fill(pc, err, errlen);
 }

@@ -5,13 +5,36 @@
  * keep a directory; it also spares every request a walk of its path. Read-only: the
  * mount is "ro", so the kernel refuses every change (EROFS) before it reaches us. */
 #include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include "clock.h"
 #include "fs.h"
 #include "notify.h"
+
+#define FS_ANSWERS     16 /* refreshes kept at once for a second call; the oldest goes */
+#define FS_ANSWER_KEEP 10 /* seconds one is kept */
+
+/* A refresh's answer, kept for the reader that asked: getxattr(2) asks for the size first
+ * (size 0), or comes back after ERANGE, and the directory is to be listed once per
+ * refresh, not once per call. */
+struct fs_answer {
+	int used;
+	pid_t pid; /* the reader's thread */
+	uint64_t ino;
+	char *text;
+	size_t len;
+	int64_t at;
+};
+
+struct fs_answers {
+	pthread_mutex_t lock;
+	struct fs_answer slot[FS_ANSWERS];
+};
 
 static struct fs *fs_of(fuse_req_t req)
 {
@@ -23,8 +46,44 @@ static struct fs *fs_of(fuse_req_t req)
  * cat of every url) wants every entry's attributes, which a plus entry carries at no cost. */
 static void fs_init(void *userdata, struct fuse_conn_info *conn)
 {
-	(void)userdata;
+	struct fs *fs = userdata;
+
 	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+	fs->answers = calloc(1, sizeof(*fs->answers)); /* none: every call refreshes */
+	if (fs->answers)
+		pthread_mutex_init(&fs->answers->lock, NULL);
+}
+
+static void fs_destroy(void *userdata)
+{
+	struct fs *fs = userdata;
+
+	if (!fs->answers)
+		return;
+	for (size_t i = 0; i < FS_ANSWERS; i++)
+		free(fs->answers->slot[i].text);
+	pthread_mutex_destroy(&fs->answers->lock);
+	free(fs->answers);
+	fs->answers = NULL;
+}
+
+/* The kernel sends INTERRUPT when the reader of a request got a signal (Ctrl-C, timeout,
+ * even SIGKILL, which still waits for our answer); libfuse marks the request. */
+static int fs_interrupted(void *req)
+{
+	return fuse_req_interrupted(req);
+}
+
+/* A request that may wait on the network gives up, with EINTR, once interrupted. End it
+ * with fs_cancel_end before the reply, which frees req. */
+static void fs_cancel_begin(fuse_req_t req)
+{
+	tree_thread_cancel(fs_interrupted, req);
+}
+
+static void fs_cancel_end(void)
+{
+	tree_thread_cancel(NULL, NULL);
 }
 
 static void fs_stat(const struct fs *fs, const struct tree_stat *ts, struct stat *st)
@@ -48,8 +107,9 @@ static void fs_entry(const struct fs *fs, const struct tree_stat *ts, struct fus
 {
 	memset(e, 0, sizeof(*e));
 	e->ino = ts->ino;
-	e->attr_timeout = ts->is_dir ? fs->dir_attr_ttl : fs->attr_ttl;
-	e->entry_timeout = fs->attr_ttl;
+	e->attr_timeout = ts->is_dir || ts->of_listing ? fs->dir_attr_ttl : fs->attr_ttl;
+	/* An index is looked up again when its listing may have moved. */
+	e->entry_timeout = ts->of_listing ? fs->dir_attr_ttl : fs->attr_ttl;
 	fs_stat(fs, ts, &e->attr);
 }
 
@@ -58,8 +118,11 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fs *fs = fs_of(req);
 	struct fuse_entry_param e;
 	struct tree_stat ts;
-	int r = tree_lookup(fs->tree, parent, name, &ts);
+	int r;
 
+	fs_cancel_begin(req);
+	r = tree_lookup(fs->tree, parent, name, &ts);
+	fs_cancel_end();
 	if (r == -ENOENT) {
 		/* Inode 0 with a timeout: the kernel itself remembers the miss for neg_ttl. */
 		memset(&e, 0, sizeof(e));
@@ -72,9 +135,10 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	fs_entry(fs, &ts, &e);
+	/* An index is not pushed: it is read once, by what looked it up. */
 	if (fuse_reply_entry(req, &e) != 0)
 		tree_forget(fs->tree, ts.ino, 1); /* interrupted: the kernel never took it */
-	else if (!ts.is_dir)
+	else if (!ts.is_dir && !ts.of_listing)
 		notify_file(fs->notify, ts.ino);
 }
 
@@ -104,7 +168,7 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		return;
 	}
 	fs_stat(fs, &ts, &st);
-	fuse_reply_attr(req, &st, ts.is_dir ? fs->dir_attr_ttl : fs->attr_ttl);
+	fuse_reply_attr(req, &st, ts.is_dir || ts.of_listing ? fs->dir_attr_ttl : fs->attr_ttl);
 }
 
 /* ENOSYS puts the kernel in no-opendir mode: no open or close of a directory reaches the
@@ -165,6 +229,10 @@ static int fs_dirbuf_add(void *ctx, const char *name, const struct tree_stat *ts
 		len = fuse_add_direntry(d->req, d->buf + d->used, room, name, &e.attr, next);
 	} else {
 		fs_entry(d->fs, ts, &e);
+		/* Node id 0: the name and inode number without a lookup for the kernel to
+		 * count, which it would forget later; the tree holds none for this entry. */
+		if (!holds)
+			e.ino = 0;
 		len = fuse_add_direntry_plus(d->req, d->buf + d->used, room, name, &e, next);
 	}
 	if (len > room)
@@ -181,8 +249,10 @@ static void fs_readdir_any(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 	int r = -ENOMEM;
 
 	d.buf = malloc(size ? size : 1);
+	fs_cancel_begin(req);
 	if (d.buf)
 		r = tree_readdir(d.fs->tree, ino, off, plus, fs_dirbuf_add, &d);
+	fs_cancel_end();
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 	} else if (fuse_reply_buf(req, d.buf, d.used) == 0) {
@@ -259,11 +329,119 @@ static void fs_reply_xattr(fuse_req_t req, int r, const char *buf, size_t size)
 		fuse_reply_buf(req, buf, (size_t)r);
 }
 
+/* Move the answer kept for a's reader and directory into a: 1, or 0 when there is none.
+ * Answers past FS_ANSWER_KEEP go. */
+static int fs_answer_take(struct fs *fs, struct fs_answer *a)
+{
+	int64_t now = clock_now();
+	int found = 0;
+
+	if (!fs->answers)
+		return 0;
+	pthread_mutex_lock(&fs->answers->lock);
+	for (size_t i = 0; i < FS_ANSWERS; i++) {
+		struct fs_answer *k = &fs->answers->slot[i];
+
+		if (k->used && !found && k->pid == a->pid && k->ino == a->ino) {
+			*a = *k;
+			found = 1;
+		} else if (k->used && now - k->at < FS_ANSWER_KEEP) {
+			continue;
+		} else {
+			free(k->text);
+		}
+		memset(k, 0, sizeof(*k));
+	}
+	pthread_mutex_unlock(&fs->answers->lock);
+	return found;
+}
+
+/* Keep a (its text taken) for its reader's next call, in place of the oldest if need be. */
+static void fs_answer_keep(struct fs *fs, struct fs_answer *a)
+{
+	struct fs_answer *k;
+
+	if (!fs->answers) {
+		free(a->text);
+		return;
+	}
+	pthread_mutex_lock(&fs->answers->lock);
+	k = &fs->answers->slot[0];
+	for (size_t i = 0; i < FS_ANSWERS && k->used; i++)
+		if (!fs->answers->slot[i].used || fs->answers->slot[i].at < k->at)
+			k = &fs->answers->slot[i];
+	free(k->text);
+	*k = *a;
+	k->used = 1;
+	k->at = clock_now();
+	pthread_mutex_unlock(&fs->answers->lock);
+}
+
+/* An answer longer than the kernel passes back keeps the lines that fit and says how many
+ * more there are. */
+static void fs_answer_fit(struct fs_answer *a)
+{
+	char note[64];
+	size_t cut, more = 0;
+	int n;
+
+	if (a->len <= FS_XATTR_MAX)
+		return;
+	cut = FS_XATTR_MAX - sizeof(note);
+	while (cut > 0 && a->text[cut - 1] != '\n')
+		cut--;
+	for (size_t i = cut; i < a->len; i++)
+		more += a->text[i] == '\n';
+	n = snprintf(note, sizeof(note), "... and %zu more\n", more);
+	memcpy(a->text + cut, note, (size_t)n);
+	a->len = cut + (size_t)n;
+}
+
+/* getxattr of FS_REFRESH_XATTR: list directory ino again now and answer what changed. The
+ * kernel is told what went stale before the answer goes, so the reader's next ls sees the
+ * new listing whatever the timeouts. */
+static void fs_refresh(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct fs *fs = fs_of(req);
+	struct fs_answer a = {.used = 1, .pid = fuse_req_ctx(req)->pid, .ino = ino};
+	size_t len;
+	int r = 0;
+
+	if (!fs_answer_take(fs, &a)) {
+		fs_cancel_begin(req);
+		r = tree_refresh(fs->tree, ino, &a.text, &a.len);
+		fs_cancel_end();
+		if (r == 0) {
+			notify_sync(fs->notify);
+			fs_answer_fit(&a);
+		}
+	}
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+	} else if (size == 0 || a.len > size) {
+		len = a.len;
+		fs_answer_keep(fs, &a);
+		if (size == 0)
+			fuse_reply_xattr(req, len);
+		else
+			fuse_reply_err(req, ERANGE);
+	} else {
+		fuse_reply_buf(req, a.text, a.len);
+		free(a.text);
+	}
+}
+
 static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
-	char *buf = size ? malloc(size) : NULL;
-	int r = size && !buf ? -ENOMEM : tree_getxattr(fs_of(req)->tree, ino, name, buf, size);
+	char *buf;
+	int r;
 
+	if (!strcmp(name, FS_REFRESH_XATTR)) {
+		fs_refresh(req, ino, size);
+		return;
+	}
+	buf = size ? malloc(size) : NULL;
+	r = size && !buf ? -ENOMEM : tree_getxattr(fs_of(req)->tree, ino, name, buf, size);
 	fs_reply_xattr(req, r, buf, size);
 	free(buf);
 }
@@ -279,6 +457,7 @@ static void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 
 static const struct fuse_lowlevel_ops fs_ops = {
     .init = fs_init,
+    .destroy = fs_destroy,
     .lookup = fs_lookup,
     .forget = fs_forget,
     .forget_multi = fs_forget_multi,

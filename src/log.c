@@ -1,4 +1,4 @@
-#define _GNU_SOURCE /* vasprintf, explicit_bzero */
+#define _GNU_SOURCE /* vasprintf */
 /* log: stderr in the foreground, syslog once daemonised, or a file (-o logfile=).
  *
  * Every line is cleaned before it goes out, whatever its source (a server's error text
@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "secret.h"
 
 #define LOG_MAX 1024
 
@@ -145,10 +146,8 @@ int log_add_secret(const char *secret)
 void log_forget_secrets(void)
 {
 	pthread_mutex_lock(&log_lock);
-	for (size_t i = 0; i < log_nsecrets; i++) {
-		explicit_bzero(log_secrets[i], strlen(log_secrets[i]));
-		free(log_secrets[i]);
-	}
+	for (size_t i = 0; i < log_nsecrets; i++)
+		secret_free(log_secrets[i]);
 	free(log_secrets);
 	log_secrets = NULL;
 	log_nsecrets = 0;
@@ -307,7 +306,7 @@ void log_msg(int prio, const char *fmt, ...)
 	log_write(prio, line);
 	pthread_mutex_unlock(&log_lock);
 	if (n >= 0) {
-		explicit_bzero(raw, (size_t)n);
+		secret_wipe(raw, (size_t)n);
 		free(raw);
 	}
 }

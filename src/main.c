@@ -12,20 +12,20 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "fs.h"
 #include <fuse_lowlevel.h>
 
 #include "config.h"
+#include "fuseio.h"
 #include "http.h"
 #include "log.h"
 #include "mountpoint.h"
 #include "provider.h"
 #include "notify.h"
 #include "tree.h"
-
-#define MAX_BODY (64L << 20) /* no listing page comes near this */
 
 struct cli {
 	char *config;
@@ -110,6 +110,7 @@ struct settings {
 static void usage(const char *prog)
 {
 	printf("usage: %s [-f] [-d] [-o OPTION[,OPTION...]] MOUNTPOINT\n"
+	       "       %s --refresh PATH\n"
 	       "       %s --help | --version\n"
 	       "       fusermount3 -u MOUNTPOINT\n\n"
 	       "Mounts the code sources of Alibaba Cloud PAI, Volcengine and Codeup as\n"
@@ -124,7 +125,7 @@ static void usage(const char *prog)
 	       "    -o timeout=S         bound on one API request, connect included (15)\n"
 	       "    -o retries=N         retries of a failed request (4)\n"
 	       "    -o parallel=N        page requests in flight for one listing (8)\n"
-	       "    -o delay_connect     skip the credential check at mount\n"
+	       "    -o delay_connect     skip the check at mount (credentials, configured ids)\n"
 	       "    -o show_secrets      do not redact credential fields in meta.json\n"
 	       "    -o profile=NAME      profile of ~/.aliyun/config.json to use for pai\n"
 	       "    -o logfile=PATH      append log lines to PATH (reopened on SIGHUP)\n"
@@ -139,8 +140,10 @@ static void usage(const char *prog)
 	       "(ALIBABA_CLOUD_ACCESS_KEY_ID, ALIBABA_CLOUD_ACCESS_KEY_SECRET,\n"
 	       "ALIBABA_CLOUD_SECURITY_TOKEN, VOLCENGINE_ACCESS_KEY, VOLCENGINE_SECRET_KEY,\n"
 	       "CODEUP_TOKEN); the environment wins. See codesrcfs(1).\n\n"
+	       "--refresh PATH lists the directory PATH of a mount again now and prints what\n"
+	       "changed: + name, - name, ~ name (its files changed).\n\n"
 	       "FUSE options:\n",
-	       prog, prog);
+	       prog, prog, prog);
 	fuse_cmdline_help();
 }
 
@@ -196,7 +199,7 @@ static const char *check_failure(int err)
 struct mount {
 	struct config conf;
 	struct http *http;
-	struct provider *provs[PROV_COUNT];
+	struct provider **provs; /* one per cloud with credentials */
 	size_t nprovs;
 	struct tree *tree;
 	struct fs fs;
@@ -209,13 +212,14 @@ static int open_providers(struct mount *m, const struct settings *s, const struc
 	struct http_opts ho = {
 	    .timeout_s = s->timeout,
 	    .retries = (int)s->retries,
-	    .max_body = MAX_BODY,
+	    .max_body = PROV_MAX_BODY,
 	    .user_agent = "codesrcfs/" CODESRCFS_VERSION,
 	    .max_host_conns = (int)s->parallel,
 	    .cafile = cli->cafile,
 	};
 	struct provider_env env = {.show_secrets = cli->show_secrets, .dir_ttl = s->dir_ttl};
-	char err[512];
+	char err[768];
+	int r;
 
 	m->http = http_new(&ho);
 	if (!m->http) {
@@ -223,44 +227,85 @@ static int open_providers(struct mount *m, const struct settings *s, const struc
 		return -ENOMEM;
 	}
 	env.http = m->http;
-	for (int k = 0; k < PROV_COUNT; k++) {
-		struct provider *p;
-
-		if (!m->conf.prov[k].enabled)
-			continue;
-		err[0] = '\0';
-		p = provider_new(k, &m->conf.prov[k], &env, err, sizeof(err));
-		if (!p) {
-			fprintf(stderr, "codesrcfs: %s: %s\n", config_prov_name(k), err);
-			return -EINVAL;
-		}
-		m->provs[m->nprovs++] = p;
-	}
-	return 0;
+	r = provider_new_all(&m->conf, &env, &m->provs, &m->nprovs, err, sizeof(err));
+	if (r < 0)
+		fprintf(stderr, "codesrcfs: %s\n", err);
+	return r;
 }
 
-/* One cheap authenticated call per provider, as sshfs connects before it mounts. When no
- * answer came, the one line names the host and the transport's reason, and what was
- * logged on the way (retries) is dropped; -d shows everything. */
+/* One provider's check at mount, run in a thread of its own. */
+struct check_job {
+	struct provider *p;
+	pthread_t thread;
+	int started;
+	int r;
+	char why[512]; /* the provider's reason, for -ENOENT */
+	char net[512]; /* the transport's reason when no answer came, else "" */
+};
+
+static void *check_run(void *arg)
+{
+	struct check_job *j = arg;
+
+	j->r = j->p->ops->check(j->p, j->why, sizeof(j->why));
+	/* The reason is the thread's own: copied before the thread ends. */
+	snprintf(j->net, sizeof(j->net), "%s", j->r < 0 ? http_last_error() : "");
+	return NULL;
+}
+
+/* The one line of a failed check: what went wrong, and where what was refused came from. */
+static void check_report(const struct mount *m, const struct check_job *j)
+{
+	const struct prov_conf *pc = config_prov(&m->conf, j->p->name);
+	char from[768] = "";
+
+	if (*j->net) {
+		fprintf(stderr, "codesrcfs: %s: cannot mount: %s\n", j->p->name, j->net);
+		return;
+	}
+	if (pc && j->r == -ENOENT && *j->why)
+		config_describe_scopes(pc, from, sizeof(from));
+	else if (pc && (j->r == -EACCES || j->r == -EPERM))
+		config_describe_creds(pc, from, sizeof(from));
+	fprintf(stderr, "codesrcfs: %s: cannot mount: %s%s%s%s\n", j->p->name,
+		j->r == -ENOENT && *j->why ? j->why : check_failure(j->r), *from ? " (" : "", from,
+		*from ? ")" : "");
+}
+
+/* One cheap authenticated call per provider, as sshfs connects before it mounts, all at
+ * once: the mount waits for the slowest, not for their sum. When no answer came, the line
+ * names the host and the transport's reason, and what was logged on the way (retries) is
+ * dropped; -d shows everything. */
 static int check_providers(struct mount *m, int debug)
 {
-	for (size_t i = 0; i < m->nprovs; i++) {
-		const char *net;
-		int r;
+	struct check_job *jobs = calloc(m->nprovs, sizeof(*jobs));
+	int r = 0, explained = 1;
 
-		if (!debug)
-			log_hold();
-		r = m->provs[i]->ops->check(m->provs[i]);
-		net = r < 0 ? http_last_error() : "";
-		if (!debug)
-			log_release(!*net);
-		if (r < 0) {
-			fprintf(stderr, "codesrcfs: %s: cannot mount: %s\n", m->provs[i]->name,
-				*net ? net : check_failure(r));
-			return r;
-		}
+	if (!jobs)
+		return -ENOMEM;
+	if (!debug)
+		log_hold();
+	for (size_t i = 0; i < m->nprovs; i++) {
+		jobs[i].p = m->provs[i];
+		jobs[i].started = pthread_create(&jobs[i].thread, NULL, check_run, &jobs[i]) == 0;
+		if (!jobs[i].started)
+			check_run(&jobs[i]);
 	}
-	return 0;
+	for (size_t i = 0; i < m->nprovs; i++) {
+		if (jobs[i].started)
+			pthread_join(jobs[i].thread, NULL);
+		if (jobs[i].r < 0 && !r)
+			r = jobs[i].r;
+		if (jobs[i].r < 0 && !*jobs[i].net)
+			explained = 0;
+	}
+	if (!debug)
+		log_release(!r || !explained);
+	for (size_t i = 0; i < m->nprovs; i++)
+		if (jobs[i].r < 0)
+			check_report(m, &jobs[i]);
+	free(jobs);
+	return r;
 }
 
 static void close_mount(struct mount *m)
@@ -272,45 +317,118 @@ static void close_mount(struct mount *m)
 	tree_free(m->tree);
 	for (size_t i = 0; i < m->nprovs; i++)
 		m->provs[i]->ops->destroy(m->provs[i]);
+	free(m->provs);
 	http_free(m->http);
 	config_free(&m->conf);
 }
 
-/* SIGHUP drops every cache, the kernel's copies included; it is blocked everywhere and
- * taken here, not in a handler nor in a FUSE request's thread. Cancelled only while it
- * waits, never holding the tree's lock. */
-static void *hup_thread(void *arg)
+/* The signals one thread of ours takes with sigwait, blocked in every other thread. */
+static void signals_set(sigset_t *set)
 {
-	struct fs *fs = arg;
+	sigemptyset(set);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+}
+
+/* The FUSE loop's wait (libfuse's semaphore, or its read of the device) ends only on a
+ * request or a signal: once the session is told to exit, this one, sent to the loop's
+ * thread alone, ends the wait. Its handler has nothing to do. */
+#define WAKE_SIGNAL SIGRTMIN
+
+static void wake_handler(int sig)
+{
+	(void)sig;
+}
+
+struct signals {
+	struct mount *m;
+	pthread_t loop; /* the thread that runs the FUSE loop */
+	pthread_t thread;
+	int started;
+};
+
+/* SIGTERM, SIGINT: unmount and exit now, whatever the network is doing. A listing being
+ * paged asks for no further page, every transfer in flight fails at once (its request is
+ * answered), and the loop ends without waiting for a request to come (docs/design.md §2).
+ * Not from a handler: http_shutdown takes a mutex. */
+static void stop_mount(struct signals *s, int sig)
+{
+	log_msg(LOG_INFO, "%s: unmounting", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	tree_quit(s->m->tree);
+	http_shutdown(s->m->http);
+	fuse_session_exit(s->m->se);
+	pthread_kill(s->loop, WAKE_SIGNAL);
+}
+
+/* SIGHUP drops every cache, the kernel's copies included; SIGTERM and SIGINT stop the
+ * mount. Taken here, not in a handler nor in a FUSE request's thread, so that what they
+ * do may take locks. Cancelled only while it waits, never holding the tree's lock. */
+static void *signal_thread(void *arg)
+{
+	struct signals *s = arg;
 	sigset_t set;
 	int sig, old;
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGHUP);
+	signals_set(&set);
 	for (;;) {
-		if (sigwait(&set, &sig) != 0 || sig != SIGHUP)
+		if (sigwait(&set, &sig) != 0)
 			continue;
 		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
-		log_reopen();
-		log_msg(LOG_INFO, "SIGHUP: dropping every cache");
-		tree_flush(fs->tree);
+		if (sig == SIGHUP) {
+			log_reopen();
+			log_msg(LOG_INFO, "SIGHUP: dropping every cache");
+			tree_flush(s->m->tree);
+		} else {
+			stop_mount(s, sig);
+		}
 		pthread_setcancelstate(old, NULL);
 	}
 	return NULL;
+}
+
+/* From here on the signal thread takes SIGHUP, SIGTERM and SIGINT: they are blocked in
+ * this thread (the loop's) before any thread the loop needs starts, so every thread
+ * inherits the mask (libfuse's workers block them too). One that came before the loop was
+ * taken by libfuse's handler, which ended the session already. */
+static void signals_start(struct signals *s, struct mount *m)
+{
+	struct sigaction sa = {.sa_handler = wake_handler}; /* no SA_RESTART: the wait ends */
+	sigset_t set;
+
+	s->m = m;
+	s->loop = pthread_self();
+	signals_set(&set);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	sigemptyset(&sa.sa_mask);
+	sigaction(WAKE_SIGNAL, &sa, NULL);
+	s->started = pthread_create(&s->thread, NULL, signal_thread, s) == 0;
+	if (!s->started)
+		log_msg(LOG_WARNING, "cannot start the signal thread: SIGHUP, SIGTERM and "
+				     "SIGINT wait until the mount is gone");
+}
+
+/* After the loop: a stop under way has finished (and woken the loop) when this returns. */
+static void signals_stop(struct signals *s)
+{
+	if (!s->started)
+		return;
+	pthread_cancel(s->thread);
+	pthread_join(s->thread, NULL);
 }
 
 static int run_loop(struct mount *m, const struct fuse_cmdline_opts *fo)
 {
 	struct fuse_session *se = m->se;
 	struct fuse_loop_config *lc;
-	pthread_t hup;
-	int r, hup_ok;
+	struct signals sigs = {0};
+	int r;
 
+	signals_start(&sigs, m);
 	m->fs.notify = notify_start(se, m->tree);
 	if (!m->fs.notify)
 		log_msg(LOG_WARNING, "cannot start notifying the kernel: files are read, and "
 				     "what it keeps lasts until its timeouts");
-	hup_ok = pthread_create(&hup, NULL, hup_thread, &m->fs) == 0;
 	if (fo->singlethread) {
 		r = fuse_session_loop(se);
 	} else {
@@ -320,10 +438,7 @@ static int run_loop(struct mount *m, const struct fuse_cmdline_opts *fo)
 		r = fuse_session_loop_mt(se, lc);
 		fuse_loop_cfg_destroy(lc);
 	}
-	if (hup_ok) {
-		pthread_cancel(hup);
-		pthread_join(hup, NULL);
-	}
+	signals_stop(&sigs);
 	notify_stop(m->fs.notify);
 	m->fs.notify = NULL;
 	fuse_session_unmount(se);
@@ -361,7 +476,7 @@ static int load_config(struct mount *m, const struct cli *cli)
 	config_clear_env();
 	if (r < 0)
 		fprintf(stderr, "codesrcfs: %s\n", err[0] ? err : "cannot read the configuration");
-	for (int k = 0; r == 0 && k < PROV_COUNT; k++)
+	for (size_t k = 0; r == 0 && k < m->conf.nprov; k++)
 		if (log_add_secret(m->conf.prov[k].secret) < 0 ||
 		    log_add_secret(m->conf.prov[k].token) < 0) {
 			fprintf(stderr, "codesrcfs: out of memory\n");
@@ -451,6 +566,9 @@ static int setup(struct mount *m, struct fuse_args *args, struct cli *cli,
 	cloexec_all();
 	if (fuse_session_mount(m->se, fo->mountpoint) != 0)
 		return -EIO;
+	if (fuseio_parallel_dirops(m->se) < 0)
+		log_msg(LOG_WARNING, "the kernel serialises the requests of each directory: a "
+				     "reader waiting behind another cannot be interrupted");
 	return 0;
 }
 
@@ -509,6 +627,44 @@ static void warn_lost_logs(const struct cli *c, const struct fuse_cmdline_opts *
 		_PATH_LOG);
 }
 
+/* codesrcfs --refresh PATH: the daemon serving PATH lists that directory again now and
+ * answers what changed, as the value of an extended attribute only it serves; other
+ * mounts are left alone. A single call with the largest buffer the kernel passes, so the
+ * daemon lists once. */
+static int refresh_main(int argc, char *argv[])
+{
+	const char *path;
+	char *buf;
+	ssize_t n;
+
+	if (argc != 3) {
+		fprintf(stderr, "codesrcfs: usage: codesrcfs --refresh PATH\n");
+		return 1;
+	}
+	path = argv[2];
+	buf = malloc(FS_XATTR_MAX);
+	if (!buf) {
+		fprintf(stderr, "codesrcfs: out of memory\n");
+		return 1;
+	}
+	n = getxattr(path, FS_REFRESH_XATTR, buf, FS_XATTR_MAX);
+	if (n < 0 && (errno == ENODATA || errno == ENOTSUP))
+		fprintf(stderr, "codesrcfs: %s is not on a codesrcfs mount\n", path);
+	else if (n < 0 && errno == ENOTDIR)
+		fprintf(stderr,
+			"codesrcfs: %s is not a directory that lists children (a cloud, "
+			"workspace, organization or group)\n",
+			path);
+	else if (n < 0)
+		fprintf(stderr, "codesrcfs: cannot refresh %s: %s\n", path, strerror(errno));
+	else if (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n || fflush(stdout) != 0) {
+		fprintf(stderr, "codesrcfs: cannot write the changes: %s\n", strerror(errno));
+		n = -1;
+	}
+	free(buf);
+	return n < 0 ? 1 : 0;
+}
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -524,6 +680,9 @@ int main(int argc, char *argv[])
 	sigemptyset(&hup);
 	sigaddset(&hup, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &hup, NULL);
+
+	if (argc > 1 && !strcmp(argv[1], "--refresh"))
+		return refresh_main(argc, argv);
 
 	if (fuse_opt_parse(&args, &cli, cli_opts, cli_proc) != 0)
 		goto out;

@@ -22,10 +22,11 @@
 #include "log.h"
 #include "notify.h"
 
-#define PUSH_QUEUE 4096	     /* files waiting; past that, a file is read as usual */
-#define PUSH_MAX   (1 << 20) /* larger files are left to be read */
-#define PUSH_DELAY 1000000L  /* ns before the first try */
-#define PUSH_TRIES 8	     /* the n-th try waits 2^(n-1) delays: the reader may wait for a core */
+#define PUSH_QUEUE     4096	 /* files waiting; past that, a file is read as usual */
+#define PUSH_MAX       (1 << 20) /* larger files are left to be read */
+#define PUSH_DELAY     1000000L	 /* ns before the first try */
+#define PUSH_TRIES     8    /* the n-th try waits 2^(n-1) delays: the reader may wait for a core */
+#define NOTIFY_SYNC_MS 2000 /* notify_sync waits no longer: the kernel may be slow to take one */
 
 enum stale_kind { STALE_DROP, STALE_EXPIRE, STALE_INODE };
 
@@ -48,6 +49,8 @@ struct notify {
 	} ring[PUSH_QUEUE];
 	size_t head, n;
 	struct stale *stale, **stale_tail; /* unbounded: each one matters */
+	uint64_t stale_queued, stale_sent; /* counts, for notify_sync */
+	pthread_cond_t sent;		   /* stale_sent moved */
 	int stop;
 	pthread_t thread;
 };
@@ -142,6 +145,7 @@ static void notify_add_stale(struct notify *n, uint64_t ino, enum stale_kind kin
 	pthread_mutex_lock(&n->lock);
 	*n->stale_tail = s;
 	n->stale_tail = &s->next;
+	n->stale_queued++;
 	pthread_cond_signal(&n->cond);
 	pthread_mutex_unlock(&n->lock);
 }
@@ -179,6 +183,8 @@ static void notify_stale_next(struct notify *n)
 			(unsigned long long)s->ino, s->name, strerror(-r));
 	free(s);
 	pthread_mutex_lock(&n->lock);
+	n->stale_sent++;
+	pthread_cond_broadcast(&n->sent);
 }
 
 static void *notify_run(void *arg)
@@ -213,6 +219,7 @@ struct notify *notify_start(struct fuse_session *se, struct tree *t)
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&n->cond, &ca);
+	pthread_cond_init(&n->sent, &ca);
 	pthread_condattr_destroy(&ca);
 	if (pthread_create(&n->thread, NULL, notify_run, n) == 0) {
 		tree_watch(t, &(struct tree_watch){
@@ -220,9 +227,29 @@ struct notify *notify_start(struct fuse_session *se, struct tree *t)
 		return n;
 	}
 	pthread_cond_destroy(&n->cond);
+	pthread_cond_destroy(&n->sent);
 	pthread_mutex_destroy(&n->lock);
 	free(n);
 	return NULL;
+}
+
+void notify_sync(struct notify *n)
+{
+	struct timespec due;
+	uint64_t want;
+
+	if (!n)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &due);
+	due.tv_nsec += NOTIFY_SYNC_MS * 1000000L;
+	due.tv_sec += due.tv_nsec / 1000000000L;
+	due.tv_nsec %= 1000000000L;
+	pthread_mutex_lock(&n->lock);
+	want = n->stale_queued;
+	while (n->stale_sent < want && !n->stop)
+		if (pthread_cond_timedwait(&n->sent, &n->lock, &due) != 0)
+			break;
+	pthread_mutex_unlock(&n->lock);
 }
 
 void notify_stop(struct notify *n)
@@ -244,6 +271,7 @@ void notify_stop(struct notify *n)
 		free(s);
 	}
 	pthread_cond_destroy(&n->cond);
+	pthread_cond_destroy(&n->sent);
 	pthread_mutex_destroy(&n->lock);
 	free(n);
 }

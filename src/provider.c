@@ -1,6 +1,6 @@
 #define _GNU_SOURCE /* strptime, timegm, memmem */
-/* provider: the table of clouds, and what every provider shares: records, pages,
- * redacted meta.json and time parsing. */
+/* provider: making providers from their descriptors, and what every provider shares:
+ * records, pages, redacted meta.json and time parsing. */
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -14,30 +14,81 @@
 
 #include "log.h"
 #include "provider.h"
+#include "providers/providers_i.h"
+#include "secret.h"
 
-typedef struct provider *(*provider_ctor)(const struct prov_conf *, const struct provider_env *);
+/* The calling thread's way to give up (provider_set_cancel). */
+static __thread struct prov_cancel provider_cancel;
 
-/* A fourth cloud is one new file and one line here. */
-static const provider_ctor provider_table[PROV_COUNT] = {
-    [PROV_PAI] = pai_new,
-    [PROV_VOLC] = volc_new,
-    [PROV_CODEUP] = codeup_new,
-};
-
-struct provider *provider_new(enum prov_kind kind, const struct prov_conf *conf,
-			      const struct provider_env *env, char *err, size_t errlen)
+struct provider *provider_new(const struct prov_conf *conf, const struct provider_env *env,
+			      char *err, size_t errlen)
 {
-	struct provider *p = NULL;
+	const struct prov_desc *d = conf->desc;
+	struct provider *p;
+	char why[256] = "";
 
-	if ((int)kind < 0 || kind >= PROV_COUNT || !provider_table[kind])
-		snprintf(err, errlen, "unknown provider");
-	else if (!(p = provider_table[kind](conf, env)))
+	p = d->create(conf, env, why, sizeof(why));
+	if (!p) {
 		snprintf(err, errlen, "cannot set up the provider (%s)",
-			 kind == PROV_CODEUP && !conf->nscopes
-			     ? "[codeup] organizations is required: Codeup has no call that "
-			       "lists them"
-			     : "out of memory");
+			 why[0] ? why : "out of memory");
+		return NULL;
+	}
+	p->name = d->name;
 	return p;
+}
+
+void provider_set_cancel(const struct prov_cancel *c)
+{
+	provider_cancel = c ? *c : (struct prov_cancel){0};
+	http_thread_cancel(provider_cancel.cancelled, provider_cancel.ctx);
+}
+
+struct prov_cancel provider_get_cancel(void)
+{
+	return provider_cancel;
+}
+
+int provider_cancelled(void)
+{
+	return provider_cancel.cancelled && provider_cancel.cancelled(provider_cancel.ctx);
+}
+
+int provider_fail_level(int r)
+{
+	return r == -EINTR || r == -ECANCELED ? LOG_DEBUG : LOG_ERR;
+}
+
+int provider_new_all(const struct config *c, const struct provider_env *env, struct provider ***out,
+		     size_t *n, char *err, size_t errlen)
+{
+	struct provider **all = calloc(c->nprov + 1, sizeof(*all));
+	char why[512];
+	size_t k, made = 0;
+
+	*out = NULL;
+	*n = 0;
+	if (!all) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	for (k = 0; k < c->nprov; k++) {
+		if (!c->prov[k].enabled)
+			continue; /* a cloud without credentials has no directory */
+		all[made] = provider_new(&c->prov[k], env, why, sizeof(why));
+		if (!all[made])
+			break;
+		made++;
+	}
+	if (k < c->nprov) {
+		snprintf(err, errlen, "%s: %s", c->prov[k].desc->name, why);
+		while (made-- > 0)
+			all[made]->ops->destroy(all[made]);
+		free(all);
+		return -EINVAL;
+	}
+	*out = all;
+	*n = made;
+	return 0;
 }
 
 /* Keys whose values are credentials, compared with case, '_' and '-' ignored (so
@@ -166,8 +217,7 @@ static int redact(struct json_object *obj, int apply)
 	if (!json_object_is_type(obj, json_type_object))
 		return 0;
 	/* Replacing the value of an existing key keeps its entry, so iteration is safe. */
-	json_object_object_foreach(obj, key, val)
-	{
+	json_object_object_foreach(obj, key, val) {
 		if (!secret_key(key) || !secret_present(val)) {
 			n += redact(val, apply);
 			continue;
@@ -403,8 +453,7 @@ static void unmark(struct json_object *o, const char *mark)
 			unmark(json_object_array_get_idx(o, i), mark);
 	} else if (json_object_is_type(o, json_type_object)) {
 		/* The next entry is taken before the body runs: deleting this one is safe. */
-		json_object_object_foreach(o, key, val)
-		{
+		json_object_object_foreach(o, key, val) {
 			if (strstr(key, mark))
 				json_object_object_del(o, key);
 			else
@@ -466,9 +515,11 @@ char *provider_strndup(const char *s, size_t len)
 	return d;
 }
 
-int provider_add_container(struct prov_page *out, const char *id, int kind, int64_t ctime)
+int provider_add_container(struct prov_page *out, const char *id, int kind, const char *kind_name,
+			   int64_t ctime)
 {
-	struct prov_record r = {.kind = kind, .container = 1, .ctime = ctime};
+	struct prov_record r = {
+	    .kind = kind, .kind_name = kind_name, .container = 1, .ctime = ctime};
 
 	r.id = strdup(id);
 	r.name = strdup(id);
@@ -480,14 +531,54 @@ int provider_add_container(struct prov_page *out, const char *id, int kind, int6
 	return 0;
 }
 
-int provider_scopes_page(char *const *scopes, size_t n, int kind, struct prov_page *out)
+int provider_scopes_page(char *const *scopes, size_t n, int kind, const char *kind_name,
+			 struct prov_page *out)
 {
 	for (size_t i = 0; i < n; i++)
-		if (provider_add_container(out, scopes[i], kind, 0) < 0)
+		if (provider_add_container(out, scopes[i], kind, kind_name, 0) < 0)
 			return -ENOMEM;
 	out->total = (long)n;
 	out->last = 1;
 	return 0;
+}
+
+static int page_has_id(const struct prov_page *pg, const char *id)
+{
+	for (size_t i = 0; i < pg->n; i++)
+		if (pg->recs[i].id && !strcmp(pg->recs[i].id, id))
+			return 1;
+	return 0;
+}
+
+int provider_confirm_scopes(char *const *scopes, size_t n, const struct prov_page *found,
+			    const char *what, char *why, size_t whylen)
+{
+	size_t missing = 0, used;
+
+	if (why && whylen)
+		why[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		if (page_has_id(found, scopes[i]))
+			continue;
+		if (why && whylen) {
+			used = strlen(why);
+			snprintf(why + used, whylen - used, "%s%s", missing ? ", " : "", scopes[i]);
+		}
+		missing++;
+	}
+	if (!missing)
+		return 0;
+	if (why && whylen) {
+		char *ids = strdup(why);
+
+		snprintf(why, whylen,
+			 "%s%s %s not found: no such id%s, or these credentials "
+			 "cannot see %s",
+			 what, missing > 1 ? "s" : "", ids ? ids : "", missing > 1 ? "s" : "",
+			 missing > 1 ? "them" : "it");
+		free(ids);
+	}
+	return -ENOENT;
 }
 
 static char *dup_opt(const char *s, int *fail)
@@ -524,21 +615,14 @@ int provider_common_init(struct prov_common *c, const struct prov_conf *conf,
 	return 0;
 }
 
-static void free_secret(char *s)
-{
-	if (s)
-		explicit_bzero(s, strlen(s));
-	free(s);
-}
-
 void provider_common_free(struct prov_common *c)
 {
 	for (size_t i = 0; c->scopes && c->scopes[i]; i++)
 		free(c->scopes[i]);
 	free(c->scopes);
 	free(c->key_id);
-	free_secret(c->secret);
-	free_secret(c->token);
+	secret_free(c->secret);
+	secret_free(c->token);
 	free(c->region);
 	free(c->endpoint);
 	memset(c, 0, sizeof(*c));
@@ -562,21 +646,28 @@ void provider_page_done(struct prov_page *out, long page, long asked, size_t bef
 
 #define PROVIDER_FILTER_PAGES 50 /* a name filter that needs more is no filter */
 
-int provider_filter_pages(struct provider *p, const char *scope, const char *term,
-			  provider_filter_fn fetch, struct prov_page *out)
+int provider_filter_pages(struct provider *p, const struct prov_record *dir, const char *term,
+			  provider_filter_fn fetch, void *ctx, struct prov_page *out)
 {
 	int r = 0;
 
 	for (long page = 1; page <= PROVIDER_FILTER_PAGES; page++) {
 		out->last = 0;
-		r = fetch(p, scope, term, page, out);
+		r = fetch(p, dir, term, page, out, ctx);
+		if (r == 0 && out->n > (size_t)PROV_MAX_ENTRIES) {
+			log_msg(LOG_ERR,
+				"%s: the name filter in %s: more than %ld entries; failing "
+				"(docs/design.md §4)",
+				p->name, dir->id, PROV_MAX_ENTRIES);
+			return -EIO;
+		}
 		if (r < 0 || out->last)
 			return r;
 	}
 	log_msg(LOG_WARNING,
 		"%s: the name filter in %s still had more after %d pages; the "
 		"look-up uses what came",
-		p->name, scope, PROVIDER_FILTER_PAGES);
+		p->name, dir->id, PROVIDER_FILTER_PAGES);
 	return r;
 }
 
@@ -603,7 +694,11 @@ void prov_record_free(struct prov_record *r)
 	free(r->url);
 	free(r->branch);
 	free(r->web_url);
-	free(r->aux);
+	free(r->scope);
+	free(r->path);
+	for (size_t i = 0; i < r->nancestors; i++)
+		free(r->ancestors[i]);
+	free(r->ancestors);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -629,19 +724,42 @@ static int copy_str(char **dst, const char *src, size_t len)
 	return 0;
 }
 
+/* dst's copy of src's ancestors; dst->nancestors counts those copied so far. */
+static int copy_ancestors(struct prov_record *dst, const struct prov_record *src)
+{
+	dst->nancestors = 0;
+	if (!src->nancestors)
+		return 0;
+	dst->ancestors = calloc(src->nancestors, sizeof(*dst->ancestors));
+	if (!dst->ancestors)
+		return -ENOMEM;
+	for (; dst->nancestors < src->nancestors; dst->nancestors++) {
+		const char *id = src->ancestors[dst->nancestors];
+
+		if (copy_str(&dst->ancestors[dst->nancestors], id, strlen(id)) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
 int prov_record_copy(struct prov_record *dst, const struct prov_record *src)
 {
 	/* Scalars first; every pointer is then owned by dst alone, so freeing on failure is
 	 * safe. */
 	*dst = *src;
-	dst->id = dst->name = dst->meta = dst->url = dst->branch = dst->web_url = dst->aux = NULL;
+	dst->id = dst->name = dst->meta = dst->url = dst->branch = dst->web_url = NULL;
+	dst->scope = dst->path = NULL;
+	dst->ancestors = NULL;
+	dst->nancestors = 0;
 	if (copy_str(&dst->id, src->id, src->id ? strlen(src->id) : 0) ||
 	    copy_str(&dst->name, src->name, src->name_len) ||
 	    copy_str(&dst->meta, src->meta, src->meta ? strlen(src->meta) : 0) ||
 	    copy_str(&dst->url, src->url, src->url ? strlen(src->url) : 0) ||
 	    copy_str(&dst->branch, src->branch, src->branch ? strlen(src->branch) : 0) ||
 	    copy_str(&dst->web_url, src->web_url, src->web_url ? strlen(src->web_url) : 0) ||
-	    copy_str(&dst->aux, src->aux, src->aux ? strlen(src->aux) : 0)) {
+	    copy_str(&dst->scope, src->scope, src->scope ? strlen(src->scope) : 0) ||
+	    copy_str(&dst->path, src->path, src->path ? strlen(src->path) : 0) ||
+	    copy_ancestors(dst, src)) {
 		prov_record_free(dst);
 		return -ENOMEM;
 	}

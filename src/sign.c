@@ -16,11 +16,11 @@
 #include <strings.h>
 #include <time.h>
 
-#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include "secret.h"
 #include "sign.h"
 
 #define SIGN_SHA256_LEN 32
@@ -310,8 +310,8 @@ static int sign_volc_key(const char *secret, const char *day, const char *region
 		rc = sign_hmac(b, sizeof(b), service, a);
 	if (!rc)
 		rc = sign_hmac(a, sizeof(a), "request", key);
-	OPENSSL_cleanse(a, sizeof(a));
-	OPENSSL_cleanse(b, sizeof(b));
+	secret_wipe(a, sizeof(a));
+	secret_wipe(b, sizeof(b));
 	return rc;
 }
 
@@ -393,7 +393,7 @@ int sign_volc(struct http_request *req, const struct sign_creds *c, const char *
 		rc = sign_volc_key(c->secret, day, region, service, key);
 	if (!rc)
 		rc = sign_volc_auth(req, c, xdate, scope, names, creq_hash, key);
-	OPENSSL_cleanse(key, sizeof(key));
+	secret_wipe(key, sizeof(key));
 	free(names);
 	return rc;
 }

@@ -4,6 +4,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,8 @@
 #include "clock.h"
 #include "names.h"
 #include "tree_i.h"
+
+#define TREE_MMAP_THRESHOLD (128 << 10) /* glibc's default, kept from moving */
 
 /* 1 + the index of name in tree_files, or 0 when it names none of them. */
 static unsigned file_index(const char *name)
@@ -26,34 +29,56 @@ static unsigned file_index(const char *name)
 struct tree *tree_new(struct provider **provs, size_t n, const struct tree_opts *opts)
 {
 	struct tree *t = calloc(1, sizeof(*t));
+	pthread_condattr_t ca;
+	struct listing *l;
+	size_t size = 0;
 
 	if (!t)
 		return NULL;
+	/* A refresh allocates a listing's memory while the last one's lives, then frees the
+	 * old; the pager's threads parse pages in arenas of their own. glibc raises its mmap
+	 * and trim thresholds each time a large mapped chunk is freed: the next listing's
+	 * blocks then land in arena heaps, and an arena keeps a top below the raised trim
+	 * threshold resident. Fixed at glibc's own starting value, every large block stays a
+	 * mapping, given back whole when freed. And a small chunk freed into a fastbin neither
+	 * coalesces nor trims: the last ones below a thread arena's top kept megabytes above
+	 * them resident (malloc_trim merges them but never trims such a top). Without
+	 * fastbins, the free that reaches the top trims it. */
+	mallopt(M_MMAP_THRESHOLD, TREE_MMAP_THRESHOLD);
+	mallopt(M_MXFAST, 0);
 	t->o = *opts;
 	t->mount_time = time(NULL);
 	if (getrandom(&t->ino_key, sizeof(t->ino_key), GRND_NONBLOCK) != sizeof(t->ino_key))
 		t->ino_key = 0; /* inode numbers still work; they merely show addresses */
 	t->ino_key = (t->ino_key & (TREE_INO_HIGH - 1) & ~(uint64_t)TREE_FILE_MASK) | TREE_INO_HIGH;
 	pthread_mutex_init(&t->lock, NULL);
-	pthread_cond_init(&t->cond, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* node_wait's time-outs */
+	pthread_cond_init(&t->cond, &ca);
+	pthread_condattr_destroy(&ca);
 	t->root = node_new(t, "/", NULL);
 	if (!t->root)
 		goto fail;
 	t->root->listed = 1;
 	t->root->list_expires = INT64_MAX;
-	t->root->order = calloc(n ? n : 1, sizeof(*t->root->order));
-	if (!t->root->order)
+	for (size_t i = 0; i < n; i++)
+		size += strlen(provs[i]->name) + 1;
+	l = listing_new(n, size);
+	if (!l)
 		goto fail;
 	for (size_t i = 0; i < n; i++) {
 		struct node *c = node_new(t, provs[i]->name, provs[i]);
 
-		if (!c)
+		if (!c) {
+			listing_free(l);
 			goto fail;
+		}
 		c->prov_root = 1;
 		c->rec.container = 1;
 		HASH_ADD_KEYPTR(hh, t->root->children, c->name, strlen(c->name), c);
-		t->root->order[t->root->norder++] = c;
+		listing_add(l, c, c->name);
 	}
+	listing_push(t, t->root, l, t->root->gen);
 	return t;
 fail:
 	tree_free(t);
@@ -85,6 +110,10 @@ int tree_lookup(struct tree *t, uint64_t dir, const char *name, struct tree_stat
 	struct node *n = node_get(t, dir, &file), *c;
 	int r = file ? -ENOTDIR : strlen(name) > NAMES_MAX ? -ENAMETOOLONG : 0;
 
+	if (r == 0 && index_is(n, name)) {
+		r = index_lookup(t, n, st);
+		goto out;
+	}
 	if (r == 0 && idx)
 		r = node_has_file(t, n, name);
 	if (r > 0) {
@@ -108,6 +137,11 @@ int tree_lookup(struct tree *t, uint64_t dir, const char *name, struct tree_stat
 out:
 	node_put(t, n);
 	return r;
+}
+
+void tree_thread_cancel(int (*cancelled)(void *ctx), void *ctx)
+{
+	provider_set_cancel(&(struct prov_cancel){.cancelled = cancelled, .ctx = ctx});
 }
 
 void tree_forget(struct tree *t, uint64_t ino, uint64_t nlookup)
@@ -142,7 +176,13 @@ int tree_getattr(struct tree *t, uint64_t ino, struct tree_stat *st)
 	int r;
 
 	pthread_mutex_lock(&t->lock);
-	r = node_stat(t, n, file, st);
+	if (file == TREE_INDEX) {
+		node_ref(n); /* the lock is released while the index is built */
+		r = index_stat(t, n, st);
+		node_unref(t, n);
+	} else {
+		r = node_stat(t, n, file, st);
+	}
 	pthread_mutex_unlock(&t->lock);
 	return r;
 }
@@ -158,6 +198,11 @@ int tree_read(struct tree *t, uint64_t ino, char *buf, size_t size, off_t off)
 	if (!file)
 		return -EISDIR;
 	pthread_mutex_lock(&t->lock);
+	if (file == TREE_INDEX) {
+		r = index_read(n, buf, size, off);
+		pthread_mutex_unlock(&t->lock);
+		return r;
+	}
 	s = node_file(n, tree_files[file - 1], &len, &nl);
 	r = s ? 0 : -ENOENT; /* a refresh took the file away */
 	if (s && off >= 0 && (size_t)off < len) {
@@ -174,33 +219,54 @@ int tree_read(struct tree *t, uint64_t ino, char *buf, size_t size, off_t off)
 	return r;
 }
 
-/* Entries for a reader at offset off: a fresh listing, a first page for a reader at the
- * start of a never-listed directory, or the whole listing; stale when a refresh fails. */
-static int node_list(struct tree *t, struct node *n, off_t off)
+/* Entries for a reader at the start: a fresh listing, a first page for a reader of a
+ * never-listed directory, or the whole listing; stale when a refresh fails. */
+static int node_list(struct tree *t, struct node *n)
 {
 	int fresh, never;
 
-	if (!node_is_dir_container(n))
-		return node_complete(t, n);
 	pthread_mutex_lock(&t->lock);
 	fresh = (n->listed || n->partial) && clock_now() < n->list_expires;
 	never = !n->listed;
 	pthread_mutex_unlock(&t->lock);
 	if (fresh)
 		return 0;
-	return never && off == 0 && n->prov ? tree_load_first(t, n) : tree_load(t, n);
+	return never ? tree_load_first(t, n) : tree_load(t, n);
+}
+
+/* What a reader at offset off reads from: the listing the offset carries, which it keeps
+ * to the end of its read whatever dir_ttl says (one read, one listing, every entry that
+ * stood throughout given once). A reader at the start, or on a listing no longer kept,
+ * gets the current one, fresh. */
+static int reader_prepare(struct tree *t, struct node *n, off_t off)
+{
+	int kept;
+
+	if (!node_is_dir_container(n))
+		return node_complete(t, n);
+	if (!n->prov)
+		return 0; /* the root lists its providers for good */
+	pthread_mutex_lock(&t->lock);
+	kept = off != 0 && listing_find(t, n, listing_off_gen(off));
+	listing_prune(t, n);
+	pthread_mutex_unlock(&t->lock);
+	if (kept)
+		return 0;
+	return node_list(t, n);
 }
 
 struct emitter {
 	tree_fill_fn fill;
 	void *ctx;
 	int plus;
+	size_t given; /* entries the reader took */
 };
 
-/* One entry to the reader. With plus, an entry it takes is a lookup of held; "." and ".."
- * (held NULL) take none, as the kernel counts none for them: the one place that rule
- * lives, passed to fill. Non-zero when the reader's buffer is full. Lock held. */
-static int emit_one(const struct emitter *em, struct node *held, const char *name,
+/* One entry to the reader. With plus, an entry it takes is a lookup of held; "." and "..",
+ * and an entry of an older listing no longer its directory's child under that name, hold
+ * none (held NULL): the one place that rule lives, passed to fill. Non-zero when the
+ * reader's buffer is full. Lock held. */
+static int emit_one(struct emitter *em, struct node *held, const char *name,
 		    const struct tree_stat *st, off_t next)
 {
 	int holds = em->plus && held;
@@ -209,73 +275,104 @@ static int emit_one(const struct emitter *em, struct node *held, const char *nam
 		return 1;
 	if (holds)
 		node_ref_kernel(held);
+	em->given++;
 	return 0;
 }
 
-/* Emit entries from offset off: ".", "..", the node's files, then its children. Returns 1
- * when the caller's buffer filled, 0 when every entry was given; *end is the offset
- * reached. Lock held. */
-static int emit_entries(struct tree *t, struct node *n, off_t off, const struct emitter *em,
-			off_t *end)
+/* The entry at position pos of n as listing l gives it: ".", "..", the node's three files
+ * (each one's place kept whether it serves it or not, so a file that comes or goes moves
+ * no other entry), then l's entries. Non-zero when the reader's buffer is full. Lock
+ * held. */
+static int emit_slot(struct tree *t, struct node *n, const struct listing *l, size_t pos,
+		     struct emitter *em)
 {
+	off_t next = listing_off(l ? l->gen : 0, pos + 1);
+	const struct lentry *e;
 	struct tree_stat st;
-	off_t idx = 0;
-	int full = 1;
+	struct node *c;
 
-	node_stat(t, n, 0, &st);
-	if (idx++ >= off && emit_one(em, NULL, ".", &st, idx))
-		goto out;
-	if (idx++ >= off && emit_one(em, NULL, "..", &st, idx))
-		goto out;
-	for (unsigned i = 1; n->prov && !n->prov_root && tree_files[i - 1]; i++) {
-		if (node_stat(t, n, i, &st) < 0)
-			continue;
-		if (idx++ >= off && emit_one(em, n, tree_files[i - 1], &st, idx))
-			goto out;
+	if (pos < 2) {
+		node_stat(t, n, 0, &st);
+		return emit_one(em, NULL, pos ? ".." : ".", &st, next);
 	}
-	for (size_t i = 0; node_is_dir_container(n) && i < n->norder; i++) {
-		node_stat(t, n->order[i], 0, &st);
-		if (idx++ >= off && emit_one(em, n->order[i], n->order[i]->name, &st, idx))
-			goto out;
+	if (pos < LISTING_SLOT_CHILDREN) {
+		unsigned file = (unsigned)(pos - 1);
+
+		if (!n->prov || n->prov_root || node_stat(t, n, file, &st) < 0)
+			return 0;
+		return emit_one(em, n, tree_files[file - 1], &st, next);
 	}
-	full = 0;
-out:
-	*end = idx > off ? idx : off;
-	return full;
+	e = &l->e[pos - LISTING_SLOT_CHILDREN];
+	HASH_FIND_STR(n->children, e->name, c);
+	node_stat(t, e->node, 0, &st);
+	return emit_one(em, c == e->node ? c : NULL, e->name, &st, next);
+}
+
+/* Emit n's entries from position pos as listing l (NULL: none) gives them. Returns 1 when
+ * the caller's buffer filled, 0 when every entry was given; *end is the position
+ * reached. Lock held. */
+static int emit_entries(struct tree *t, struct node *n, const struct listing *l, size_t pos,
+			struct emitter *em, size_t *end)
+{
+	size_t stop = LISTING_SLOT_CHILDREN + (l && node_is_dir_container(n) ? l->n : 0);
+
+	for (*end = pos; *end < stop; ++*end)
+		if (emit_slot(t, n, l, *end, em))
+			return 1;
+	return 0;
+}
+
+/* A reader at the end of a first page (its gen) that got nothing more: the whole listing
+ * continues it, its survivors of that page in front, so the reader goes on after them.
+ * Where none continues that page (it was refreshed meanwhile), the current listing from
+ * the same place is the best there is. */
+static int read_rest(struct tree *t, struct node *n, uint64_t gen, size_t end, struct emitter *em)
+{
+	const struct listing *w;
+	int r = tree_load_rest(t, n, gen);
+
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&t->lock);
+	w = listing_from(n, gen);
+	if (w)
+		end -= w->dropped;
+	else
+		w = n->listings;
+	emit_entries(t, n, w, end, em, &end);
+	pthread_mutex_unlock(&t->lock);
+	return 0;
 }
 
 int tree_readdir(struct tree *t, uint64_t ino, off_t off, int plus, tree_fill_fn fill, void *ctx)
 {
-	const struct emitter em = {.fill = fill, .ctx = ctx, .plus = plus};
+	struct emitter em = {.fill = fill, .ctx = ctx, .plus = plus};
+	size_t pos = listing_off_pos(off), end;
+	const struct listing *l = NULL;
 	unsigned file;
 	struct node *n = node_get(t, ino, &file);
-	off_t end;
+	uint64_t gen = 0;
 	int full, more, r = file ? -ENOTDIR : 0;
 
 	if (r == 0)
-		r = node_list(t, n, off);
+		r = reader_prepare(t, n, off);
 	if (r == 0 && node_is_dir_container(n) && n->prov)
 		r = node_complete(t, n);
 	if (r < 0)
 		goto out;
 	pthread_mutex_lock(&t->lock);
-	full = emit_entries(t, n, off, &em, &end);
+	if (node_is_dir_container(n)) {
+		l = listing_find(t, n, listing_off_gen(off));
+		l = l ? l : n->listings;
+	}
+	full = emit_entries(t, n, l, pos, &em, &end);
 	/* A short answer is no end of directory: the reader comes back for more, and only a
 	 * reader that does so (nothing given this time) pays for the rest of the listing. */
-	more = !full && n->partial && !n->listed && end == off;
+	more = !full && l && l->partial && em.given == 0;
+	gen = l ? l->gen : 0;
 	pthread_mutex_unlock(&t->lock);
-	if (!more)
-		goto out;
-	r = tree_load(t, n);
-	if (r < 0)
-		goto out;
-	pthread_mutex_lock(&t->lock);
-	/* First-page entries gone meanwhile hold no place any more: continue where this
-	 * reader stands in the re-ordered listing. */
-	end -= (off_t)n->dropped < end ? (off_t)n->dropped : 0;
-	n->dropped = 0;
-	emit_entries(t, n, end, &em, &end);
-	pthread_mutex_unlock(&t->lock);
+	if (more)
+		r = read_rest(t, n, listing_off_gen(listing_off(gen, 0)), end, &em);
 out:
 	node_put(t, n);
 	return r;
@@ -358,7 +455,7 @@ static void node_expire(struct node *n)
 	n->seed_expires = 0;
 	node_neg_clear(n);
 	HASH_ITER(hh, n->children, c, tmp)
-	node_expire(c);
+		node_expire(c);
 }
 
 /* SIGHUP: whatever the kernel holds of n is to be checked again. Lock held. A listing's
@@ -372,11 +469,12 @@ static void watch_flush(const struct tree *t, const struct node *n)
 	if (node_is_dir_container(n)) {
 		if (n->prov)
 			tree_watch_inode(t, node_ino(t, n));
+		index_flush(t, n);
 		HASH_ITER(hh, n->children, c, tmp)
-		if (node_held(c))
-			tree_watch_entry(t, n, c->name, 0);
+			if (node_held(c))
+				tree_watch_entry(t, n, c->name, 0);
 		HASH_ITER(hh, n->neg, e, etmp)
-		tree_watch_entry(t, n, e->name, 1);
+			tree_watch_entry(t, n, e->name, 1);
 	} else if (node_held(n)) {
 		for (unsigned i = 0; tree_files[i]; i++)
 			tree_watch_entry(t, n, tree_files[i], 0);
@@ -390,6 +488,11 @@ void tree_watch(struct tree *t, const struct tree_watch *w)
 	pthread_mutex_unlock(&t->lock);
 }
 
+void tree_quit(struct tree *t)
+{
+	atomic_store(&t->quit, 1);
+}
+
 void tree_flush(struct tree *t)
 {
 	pthread_mutex_lock(&t->lock);
@@ -397,6 +500,6 @@ void tree_flush(struct tree *t)
 		watch_flush(t, n);
 	node_expire(t->root);
 	pthread_mutex_unlock(&t->lock);
-	for (size_t i = 0; i < t->root->norder; i++)
-		pager_flush(t->root->order[i]->prov);
+	for (size_t i = 0; i < t->root->listings->n; i++)
+		pager_flush(t->root->listings->e[i].node->prov);
 }

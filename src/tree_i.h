@@ -9,12 +9,17 @@
  *   tree_merge.c   a fresh listing installed into the live nodes (names, a first page's
  *                  order, what went stale told to the watch)
  *   tree_lookup.c  one name: the negative cache, the filter's seek, seeding a child
+ *   tree_index.c   a directory's .index.jsonl: its bytes, built from the listing held
+ *   tree_refresh.c one directory listed again on demand, and what that changed
+ *   tree_listing.c a directory's listings as readers were given them (frozen order and
+ *                  names, readdir offsets that carry the listing's generation), and the
+ *                  one block a listing's records are packed into
  *
  * Lock rules.
  *
  * - t->lock guards every field of every node, the list of all nodes and t->watch. What
  *   is set once in tree_new and never changes is read without it: t->o, t->ino_key,
- *   t->mount_time, t->root and the root's children and order, a node's prov and
+ *   t->mount_time, t->root and the root's children and listing, a node's prov and
  *   prov_root.
  * - No provider call (no network) is made with t->lock held. A fetch copies what it needs
  *   of the directory's record under the lock, unlocks, calls tree_pager.c, locks again
@@ -22,26 +27,45 @@
  * - A node being fetched (a listing or complete()) has `loading` set by node_claim;
  *   another thread that would fetch it, or look a name up in it, waits on t->cond until
  *   node_release. Only the claimer installs into the node.
+ * - A caller may give up (tree_thread_cancel): its waits on t->cond wake every
+ *   TREE_POLL_MS to ask, and its fetch returns -EINTR, installing nothing; a claimer that
+ *   gives up releases the node, and whoever waited for it fetches it then. The cancel
+ *   callback is asked with t->lock held, so it must not call into the tree.
  * - refs counts the parent's reference (while the node is in its parent's children), each
  *   lookup the kernel holds (tree_lookup, a readdirplus entry, tree_hold for a push notify.c
- * queued), and each call in flight that may unlock (node_get ... node_put). The last one frees the
- * node. refs change only under t->lock, through node_ref and node_unref_n, which abort on a node
+ *   queued), each listing of its parent that lists it (struct listing), and each call in
+ *   flight that may unlock (node_get ... node_put). The last one frees the node. refs
+ *   change only under t->lock, through node_ref and node_unref_n, which abort on a node
  *   that is not alive (its magic) and on giving back more than is held. The kernel's
  *   share is counted apart too (lookups), so tree_forget aborts on a forget of more
- *   lookups than the kernel was given, which refs alone cannot tell from the parent's.
- * - `order` holds no reference: a child leaves dir->order whenever it leaves
- *   dir->children (node_order_replace; node_order_check after every change).
+ *   lookups than the kernel was given, which refs alone cannot tell from the parent's;
+ *   so is the listings' share (in_listings), which node_held leaves out.
+ * - A listing never changes once installed, and every entry of it holds a reference: a
+ *   reader that began on it finishes on it (its generation rides in the readdir offset)
+ *   even after a refresh or a look-up replaced the children, and no entry it gives can be
+ *   freed under it. A listing goes when its directory is freed, or once superseded and
+ *   unread for a while (listing_prune); nobody keeps a pointer to one across an unlock.
+ * - A node's record either owns its strings (block NULL) or points into a listing's
+ *   record block, on which it then holds one of the block's refs (changed under t->lock).
+ *   A node that leaves its parent's children but lives on, or keeps its record through a
+ *   refresh, takes the record out of the block (node_rec_own): a block is freed whole once
+ *   the listing after the one that filled it is installed.
  * - An inode number is turned into its node without the lock: the caller (the kernel)
  *   holds a lookup on it, so it is alive.
  * - The watch is called with t->lock held, so the order is tree lock, then the watch's
  *   own lock (notify.c), never the other way; a watch never calls back into the tree.
- * - The pager's threads hold no tree lock, only their listing's own pager lock.
+ * - The pager's threads hold no tree lock, only their listing's own pager lock; they read
+ *   t->quit (atomic, set once by tree_quit, from a signal handler) without any lock.
+ * - A directory's index is built from a copy of its children's records with t->lock
+ *   released, by a caller that holds a reference on the directory; the bytes are kept
+ *   only when no index built from a later state got there first.
  */
 #ifndef CODESRCFS_TREE_I_H
 #define CODESRCFS_TREE_I_H
 
 #include <pthread.h>
 #include <stdalign.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uthash.h>
@@ -49,10 +73,14 @@
 #include "provider.h"
 #include "tree.h"
 
-#define TREE_FILE_MASK 3u	    /* low bits of an inode number: which file of the node */
-#define NODE_MAGIC     0x6e6f6465u  /* a live node */
-#define NODE_FREED     0xdeadf1eeu  /* a freed one, until its memory is reused */
-#define TREE_INO_HIGH  (1ULL << 62) /* above any address: no inode number is 0 or TREE_ROOT */
+#define TREE_FILE_MASK	  7u /* low bits of an inode number: which file of the node */
+#define TREE_INDEX	  4u /* those bits for a directory's .index.jsonl */
+#define TREE_INDEX_NAME	  ".index.jsonl"
+#define NODE_RESERVED_MAX 5	       /* node_reserved's names, its NULL included */
+#define NODE_MAGIC	  0x6e6f6465u  /* a live node */
+#define NODE_FREED	  0xdeadf1eeu  /* a freed one, until its memory is reused */
+#define TREE_INO_HIGH	  (1ULL << 62) /* above any address: no inode number is 0 or TREE_ROOT */
+#define TREE_POLL_MS	  40	       /* how often a wait asks whether its caller gave up */
 
 /* Those bits are free in a node's address only with malloc's alignment. */
 _Static_assert(alignof(max_align_t) > TREE_FILE_MASK, "malloc alignment too small");
@@ -67,27 +95,30 @@ struct neg {
 struct node {
 	char *name;
 	struct prov_record rec;
-	struct provider *prov; /* NULL for the root */
-	int prov_root;	       /* the provider's own directory: lists with dir == NULL */
-	uint32_t magic;	       /* NODE_MAGIC while alive; past malloc's own words when freed */
-	uint64_t refs;	       /* the parent's, the kernel's lookups, calls in flight */
-	uint64_t lookups;      /* of those, the kernel's: what tree_forget may give back */
-	struct node *children; /* by name */
-	struct node **order;   /* children in listing order: readdir offsets index it */
-	size_t norder;
-	int listed;		 /* children hold a whole listing */
-	int partial;		 /* children hold the first page only (page-through) */
-	struct prov_page *first; /* that page, kept so the whole listing need not ask again */
-	uint64_t gen;		 /* bumped when its entries change: its mtime's nanoseconds */
+	struct provider *prov;	/* NULL for the root */
+	int prov_root;		/* the provider's own directory: lists with dir == NULL */
+	uint32_t magic;		/* NODE_MAGIC while alive; past malloc's own words when freed */
+	uint64_t refs;		/* the parent's, the kernel's lookups, listings, calls in flight */
+	uint64_t lookups;	/* of those, the kernel's: what tree_forget may give back */
+	uint64_t in_listings;	/* of those, the listings of its parent that list it */
+	struct recblock *block; /* where rec's strings live; NULL: rec owns them */
+	struct node *children;	/* by name */
+	struct listing *listings; /* what readers were given, the current listing first */
+	int listed;		  /* children hold a whole listing */
+	int partial;		  /* children hold the first page only (page-through) */
+	struct prov_page *first;  /* that page, kept so the whole listing need not ask again */
+	uint64_t gen;		  /* bumped when its entries change: its mtime's nanoseconds */
 	struct node *all_prev, *all_next; /* every live node, attached or not: tree_free */
-	size_t rank;	/* 1 + place in a first page a reader was given, while re-ordering */
-	size_t dropped; /* entries of that first page gone from the whole listing */
 	int64_t list_expires;
 	int64_t seed_expires; /* a child found by a name look-up is trusted until then */
 	int loading;
 	int err_logged;
 	struct neg *neg;
 	size_t nneg;
+	char *index; /* .index.jsonl as last built, or NULL */
+	size_t index_len;
+	uint64_t index_gen;   /* bumped when its bytes change: its mtime's nanoseconds */
+	uint64_t index_of[2]; /* the gen and t->completed it was built from */
 	UT_hash_handle hh;
 };
 
@@ -100,6 +131,38 @@ struct tree {
 	struct tree_opts o;
 	int64_t mount_time;
 	struct tree_watch watch; /* all NULL: nobody keeps copies */
+	atomic_int quit;	 /* tree_quit: listings ask for no more pages */
+	uint64_t completed; /* records complete() changed: an index built before may be stale */
+	uint64_t reads;	    /* readdir calls so far: which listing was read last */
+};
+
+/* One entry of a listing: the node and the name the reader is given. */
+struct lentry {
+	struct node *node; /* referenced by the listing */
+	const char *name;  /* in the listing's names */
+};
+
+/* A listing of a directory as its readers are given it; it never changes. Readdir offsets
+ * carry its generation, so a read that began on it ends on it. */
+struct listing {
+	struct listing *next; /* the directory's older listings */
+	uint64_t gen;	      /* the directory's gen when it was installed */
+	struct lentry *e;
+	size_t n;
+	char *names;
+	int partial;	  /* a first page only (page-through) */
+	uint64_t from;	  /* the first page (its gen) this whole listing keeps in front; 0: none */
+	size_t dropped;	  /* entries of that first page gone from this listing */
+	int64_t used;	  /* clock_now() when last read */
+	uint64_t used_at; /* t->reads when last read */
+};
+
+/* The strings of one listing's records in one allocation, so that a refresh frees the
+ * last one's in one piece (a heap of many small strings freed in between fragments). */
+struct recblock {
+	uint64_t refs; /* the nodes whose record points into it, and its packer's */
+	size_t size;
+	char data[];
 };
 
 /* The files a node may serve besides its children, in inode-number order. */
@@ -109,7 +172,8 @@ extern const char *const tree_files[];
 
 /* A node holding one reference (its parent's, once attached). NULL on failure. Lock held. */
 struct node *node_new(struct tree *t, const char *name, struct provider *prov);
-/* Free what n owns; its children table must be empty or cleared. */
+/* Free what n owns, its listings without their references (tree_free); its children
+ * table must be empty or cleared. */
 void node_free(struct node *n);
 /* Drop count references to n; the last one frees it and lets go of its children. Lock held. */
 void node_unref_n(struct tree *t, struct node *n, uint64_t count);
@@ -121,10 +185,9 @@ void node_ref(struct node *n);
 void node_ref_kernel(struct node *n);
 /* Forget every miss remembered in n. Lock held. */
 void node_neg_clear(struct node *n);
-/* Put repl (NULL: nothing) where c stands in dir's listing order. Lock held. */
-void node_order_replace(struct node *dir, const struct node *c, struct node *repl);
-/* Assert every entry a reader can be given is a live child under its own name. Lock held. */
-void node_order_check(const struct node *dir);
+/* n leaves its parent's children: its record leaves any block if n lives on, then the
+ * parent's reference goes. Lock held. */
+void node_orphan(struct tree *t, struct node *n);
 /* The inode number of n itself. */
 uint64_t node_ino(const struct tree *t, const struct node *n);
 /* The node of inode ino and, in *file, which of its files (0: the node itself). */
@@ -133,7 +196,8 @@ struct node *node_of_ino(const struct tree *t, uint64_t ino, unsigned *file);
 struct node *node_get(struct tree *t, uint64_t ino, unsigned *file);
 /* Give back node_get's reference. */
 void node_put(struct tree *t, struct node *n);
-/* Held beyond its parent's reference: by the kernel (or a call in flight). Lock held. */
+/* Held beyond its parent's and its listings' references: by the kernel (or a call in
+ * flight). Lock held. */
 int node_held(const struct node *n);
 /* n lists children: a container, a provider's directory or the root. */
 int node_is_dir_container(const struct node *n);
@@ -143,15 +207,22 @@ const char *node_record_file(const struct prov_record *rec, const char *fname, s
 			     int *nl);
 /* The contents of n's file fname, as node_record_file. Lock held. */
 const char *node_file(const struct node *n, const char *fname, size_t *len, int *nl);
-/* File names that n itself serves (NULL-terminated): its children may not take them. */
-void node_reserved(const struct node *n, const char *out[4]);
-/* Replace n's record by rec (taken); a changed file set is a changed directory. Lock held. */
-void node_set_record(struct node *n, struct prov_record *rec);
+/* Names that n itself serves (NULL-terminated): its children may not take them. */
+void node_reserved(const struct node *n, const char *out[NODE_RESERVED_MAX]);
+/* Replace n's record by rec (taken; its strings in block, or its own when block is NULL);
+ * a changed file set is a changed directory. Lock held. */
+void node_set_record(struct node *n, struct prov_record *rec, struct recblock *block);
+/* Give n's record its own strings, out of its block. 0 or -ENOMEM. Lock held. */
+int node_rec_own(struct node *n);
 /* Attributes of file `file` of n (0: n itself), inode number included; -ENOENT when a
  * refresh took the file away. Lock held. */
 int node_stat(const struct tree *t, const struct node *n, unsigned file, struct tree_stat *st);
-/* Wait until nobody is fetching n, then claim it. Called and returns with the lock held. */
-void node_claim(struct tree *t, struct node *n);
+/* Wait on t->cond for a change, at most TREE_POLL_MS while this thread can be cancelled;
+ * -EINTR once its caller gave up (provider_cancelled), else 0. Lock held. */
+int node_wait(struct tree *t);
+/* Wait until nobody is fetching n, then claim it: 0, or -EINTR when this thread's caller
+ * gave up meanwhile (n not claimed). Called and returns with the lock held. */
+int node_claim(struct tree *t, struct node *n);
 /* Let others fetch n again. Lock held. */
 void node_release(struct tree *t, struct node *n);
 /* Fill in what a listing left out of n's record (Codeup repositories), once. 0 or -errno. */
@@ -166,10 +237,11 @@ void tree_watch_inode(const struct tree *t, uint64_t ino);
 /* ---- tree_pager.c: the only file that calls a provider ---- */
 
 /* The whole listing of dir (NULL: the provider's root) into all, one record per id, with
- * up to parallel requests in flight; fetched again (bounded) while entries moved. *first,
- * when set, is page 1, taken. 0 or -errno. */
+ * up to parallel requests in flight; fetched again (bounded) while entries moved; within
+ * the bounds of docs/design.md §4, else -EIO; no page is asked for once *quit is set.
+ * *first, when set, is page 1, taken. 0 or -errno. */
 int pager_listing(struct provider *p, const struct prov_record *dir, int parallel,
-		  struct prov_page **first, struct prov_page *all);
+		  const atomic_int *quit, struct prov_page **first, struct prov_page *all);
 /* Page 1 of dir into uniq, one record per id (total, page_size and last as the page
  * said); *keep, unless it is the last, a copy of the page as it came for pager_listing. */
 int pager_first(struct provider *p, const struct prov_record *dir, struct prov_page *uniq,
@@ -190,13 +262,78 @@ void pager_page_drop(struct prov_page **pg);
 
 /* ---- tree_merge.c ---- */
 
-/* Give n the record rec (taken), telling the watch what went stale of what the kernel
- * holds; a reused child keeps what complete() fetched. Lock held. */
-void node_take_record(struct tree *t, struct node *n, struct prov_record *rec);
+/* Give n the record rec (taken; its strings in block, or its own when block is NULL),
+ * telling the watch what went stale of what the kernel holds; a reused child keeps what
+ * complete() fetched. Lock held. */
+void node_take_record(struct tree *t, struct node *n, struct prov_record *rec,
+		      struct recblock *block);
 /* Make dir's listing fresh. A failed refresh keeps serving the old listing. */
 int tree_load(struct tree *t, struct node *dir);
+/* Fetch dir's whole listing now and install it; dir claimed, the lock held (released while
+ * fetching). 0, or -errno with nothing installed. */
+int tree_load_claimed(struct tree *t, struct node *dir);
+/* The rest of dir for a reader at the end of first page `gen`: a whole listing that keeps
+ * that page in front, fetched with the page already there whatever its age, unless one
+ * exists; nothing when a whole listing is there already. 0 or -errno. */
+int tree_load_rest(struct tree *t, struct node *dir, uint64_t gen);
 /* Page-through: dir's first page only, unless a fresh listing is there already. */
 int tree_load_first(struct tree *t, struct node *dir);
+
+/* ---- tree_index.c ---- */
+
+/* Is name the .index.jsonl of n (a directory that lists children, the root excepted)? */
+int index_is(const struct node *n, const char *name);
+/* Look up dir's index: a whole, fresh listing first (what listing dir costs, nothing when
+ * it is there), then its attributes into *st; the kernel's lookup of it is held. 0 or
+ * -errno. */
+int index_lookup(struct tree *t, struct node *dir, struct tree_stat *st);
+/* Attributes of dir's index, built again from the listing held when that moved, with the
+ * lock released meanwhile: the caller holds a reference on dir. 0 or -ENOMEM. Lock held. */
+int index_stat(struct tree *t, struct node *dir, struct tree_stat *st);
+/* Up to size bytes of dir's index from off, as the kernel was last told of it. Lock held. */
+int index_read(const struct node *dir, char *buf, size_t size, off_t off);
+/* dir holds a new listing: the kernel's copy of its index, if any, is stale. Lock held. */
+void index_listing_changed(const struct tree *t, const struct node *dir);
+/* SIGHUP: the kernel looks dir's index up again. Lock held. */
+void index_flush(const struct tree *t, const struct node *dir);
+/* ---- tree_listing.c ---- */
+
+/* Readdir offsets: ".", "..", the three files, then the entries of a listing. */
+#define LISTING_SLOT_CHILDREN 5
+
+/* An empty listing with room for n entries and names_size bytes of names. NULL on failure. */
+struct listing *listing_new(size_t n, size_t names_size);
+/* Append child c of the listing under name (copied); the listing references c. Lock held. */
+void listing_add(struct listing *l, struct node *c, const char *name);
+/* Make l dir's current listing as generation gen; drop older ones no reader needs. Lock held. */
+void listing_push(struct tree *t, struct node *dir, struct listing *l, uint64_t gen);
+/* dir's listing of generation gen (as an offset carries it), marked read; NULL when it is
+ * not kept. Lock held. */
+struct listing *listing_find(struct tree *t, struct node *dir, uint64_t gen);
+/* dir's whole listing that continues its first page of generation gen, or NULL. Lock held. */
+struct listing *listing_from(const struct node *dir, uint64_t gen);
+/* Drop dir's superseded listings unread for a while, and the least recently read beyond
+ * a few. Lock held. */
+void listing_prune(struct tree *t, struct node *dir);
+/* Drop all of dir's listings and their references (dir is being freed). Lock held. */
+void listing_drop_all(struct tree *t, struct node *dir);
+/* Free l's memory only, its references untouched (tree_free frees every node anyway). */
+void listing_free(struct listing *l);
+/* The readdir offset of position pos in a listing of generation gen (0: none). */
+off_t listing_off(uint64_t gen, size_t pos);
+/* The generation (masked as listing_off keeps it) and the position an offset carries. */
+uint64_t listing_off_gen(off_t off);
+size_t listing_off_pos(off_t off);
+/* Move the strings of pg's records into one new block (one reference, its packer's).
+ * 0, or -ENOMEM with pg untouched and *out NULL. */
+int recblock_pack(struct prov_page *pg, struct recblock **out);
+/* One more node's record in b. Lock held. */
+void recblock_ref(struct recblock *b);
+/* One reference to b given back; the last frees it. Lock held. */
+void recblock_unref(struct recblock *b);
+/* The packer is done with b: the records of pg it filled and nobody took are cleared (their
+ * strings are b's), and its reference goes. Lock held. */
+void recblock_done(struct recblock *b, struct prov_page *pg);
 
 /* ---- tree_lookup.c ---- */
 

@@ -68,23 +68,23 @@ static int seed_child(struct tree *t, struct node *dir, const char *name, struct
 {
 	struct node *c, *old;
 
+	/* A listing that gave the old node keeps it (and its place) for its readers; the
+	 * name is the new one's from now on. */
 	HASH_FIND_STR(dir->children, name, old);
-	c = rec ? node_new(t, name, dir->prov) : NULL;
 	if (old) {
 		HASH_DEL(dir->children, old);
-		node_order_replace(dir, old, c); /* a first page keeps the name in its place */
-		node_unref(t, old);
+		node_orphan(t, old);
 	}
 	if (!rec) {
 		neg_add(t, dir, name, INT64_MAX);
 		return 0;
 	}
+	c = node_new(t, name, dir->prov);
 	if (!c)
 		return -ENOMEM;
-	node_take_record(t, c, rec);
+	node_take_record(t, c, rec, NULL);
 	c->seed_expires = clock_now() + t->o.attr_ttl;
 	HASH_ADD_KEYPTR(hh, dir->children, c->name, strlen(c->name), c);
-	node_order_check(dir);
 	return 0;
 }
 
@@ -129,7 +129,7 @@ static int seek(struct tree *t, struct node *dir, const char *name, const char *
 {
 	struct prov_record copy = {0}, *pick;
 	struct prov_page pg = {0};
-	const char *reserved[4];
+	const char *reserved[NODE_RESERVED_MAX];
 	int r;
 
 	pthread_mutex_lock(&t->lock);
@@ -194,9 +194,10 @@ int tree_child_get(struct tree *t, struct node *dir, const char *name, struct no
 	int r;
 
 	pthread_mutex_lock(&t->lock);
-	while (dir->loading)
-		pthread_cond_wait(&t->cond, &t->lock);
-	r = child_cached(t, dir, name, out);
+	for (r = 0; dir->loading && r == 0;)
+		r = node_wait(t);
+	if (r == 0)
+		r = child_cached(t, dir, name, out);
 	if (r != 0) {
 		pthread_mutex_unlock(&t->lock);
 		return r < 0 ? r : 0;

@@ -5,6 +5,7 @@
  * the whole listing that follows, so the reader's offsets stay valid. What the kernel
  * holds that a refresh changed is told to the watch. Lock rules: tree_i.h. */
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +13,8 @@
 #include "log.h"
 #include "names.h"
 #include "tree_i.h"
+
+#define TREE_TRIM_BYTES (1 << 20) /* a listing that large hands free heap back after it */
 
 struct byid {
 	struct node *node;
@@ -48,45 +51,64 @@ static void watch_record(const struct tree *t, const struct node *n, const struc
 			tree_watch_inode(t, ino | (i + 1));
 }
 
-void node_take_record(struct tree *t, struct node *n, struct prov_record *rec)
+void node_take_record(struct tree *t, struct node *n, struct prov_record *rec,
+		      struct recblock *block)
 {
 	if (rec->incomplete && !n->rec.incomplete && n->rec.url) {
-		prov_record_free(rec);
+		if (block)
+			memset(rec, 0, sizeof(*rec)); /* the block's strings */
+		else
+			prov_record_free(rec);
+		node_rec_own(n); /* kept, but not in the block of the listing it came with */
 		return;
 	}
 	if (node_held(n))
 		watch_record(t, n, rec);
-	node_set_record(n, rec);
+	node_set_record(n, rec, block);
 }
 
-static int install_child(struct tree *t, struct node *dir, struct byid **old,
-			 struct prov_record *rec, const char *name, struct node **order,
-			 size_t *norder)
+/* A fresh listing being installed: its records (strings in block, or their own) and
+ * names, the children it replaces (by id), and the listing readers will be given. */
+struct install {
+	struct prov_page *all;
+	struct recblock *block;
+	struct names_entry *ne;
+	struct byid *old;
+	struct listing *l;
+};
+
+static int install_child(struct tree *t, struct node *dir, struct install *in, size_t i)
 {
+	struct prov_record *rec = &in->all->recs[i];
+	const char *name = in->ne[i].name;
 	struct byid *b;
 	struct node *c;
 
-	HASH_FIND_STR(*old, rec->id, b);
+	HASH_FIND_STR(in->old, rec->id, b);
 	if (b) {
 		c = b->node;
-		HASH_DEL(*old, b);
+		HASH_DEL(in->old, b);
 		free(b);
-		if (node_held(c) && strcmp(c->name, name))
-			tree_watch_entry(t, dir, c->name, 1); /* renamed: the old name is gone */
-		free(c->name);
-		c->name = strdup(name);
-		if (!c->name) {
-			node_unref(t, c);
-			return -ENOMEM;
-		}
 	} else {
 		c = node_new(t, name, dir->prov);
 		if (!c)
 			return -ENOMEM;
 	}
-	node_take_record(t, c, rec);
+	if (strcmp(c->name, name)) {
+		char *renamed = strdup(name);
+
+		if (!renamed) {
+			node_orphan(t, c);
+			return -ENOMEM;
+		}
+		if (node_held(c))
+			tree_watch_entry(t, dir, c->name, 1); /* renamed: the old name is gone */
+		free(c->name);
+		c->name = renamed;
+	}
+	node_take_record(t, c, rec, in->block);
 	HASH_ADD_KEYPTR(hh, dir->children, c->name, strlen(c->name), c);
-	order[(*norder)++] = c;
+	listing_add(in->l, c, c->name);
 	return 0;
 }
 
@@ -95,16 +117,14 @@ static void detach_children(struct tree *t, struct node *dir, struct byid **old)
 {
 	struct node *c, *tmp;
 
-	HASH_ITER(hh, dir->children, c, tmp)
-	{
+	HASH_ITER(hh, dir->children, c, tmp) {
 		struct byid *b = malloc(sizeof(*b)), *dup;
 
 		HASH_DEL(dir->children, c);
 		HASH_FIND_STR(*old, c->rec.id ? c->rec.id : "", dup);
 		if (!b || dup || !c->rec.id) {
 			free(b);
-			node_order_replace(dir, c, NULL);
-			node_unref(t, c);
+			node_orphan(t, c);
 			continue;
 		}
 		b->node = c;
@@ -112,38 +132,57 @@ static void detach_children(struct tree *t, struct node *dir, struct byid **old)
 	}
 }
 
-/* Mark (or unmark) the entries of a first page a reader has been given, so the whole
- * listing can keep them in front in the same order: the reader's offsets stay valid even
- * when entries moved on the server meanwhile. */
-static void keep_first_page_order(struct node *dir, int whole, int mark)
+struct rank {
+	const char *id;
+	size_t place;
+	UT_hash_handle hh;
+};
+
+/* The whole listing l follows first page `first` a reader may be part-way through: the
+ * page's entries still there go in front in the page's order (matched by id: a look-up
+ * may have put another node under a name since), the rest keep theirs, so the reader's
+ * offsets stay valid; l says how many of the page are gone. 0 or -ENOMEM. */
+static int keep_first_page_order(const struct listing *first, struct listing *l)
 {
-	for (size_t i = 0; whole && dir->partial && i < dir->norder; i++)
-		dir->order[i]->rank = mark ? i + 1 : 0;
-}
+	struct rank *ranks = calloc(first->n ? first->n : 1, sizeof(*ranks)), *map = NULL, *k;
+	struct lentry *front = calloc(first->n ? first->n : 1, sizeof(*front));
+	size_t nfront = 0, nrest = 0;
 
-static int rank_cmp(const void *a, const void *b)
-{
-	const struct node *x = *(struct node *const *)a, *y = *(struct node *const *)b;
-
-	return (x->rank > y->rank) - (x->rank < y->rank);
-}
-
-/* Move the first page's survivors to the front of order, in their old order; the rest keep
- * theirs. Returns how many of the old first page's nold entries are gone. */
-static size_t first_page_prefix(struct node **order, size_t n, size_t nold)
-{
-	size_t kept = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		struct node *c = order[i];
-
-		if (!c->rank)
-			continue;
-		memmove(&order[kept + 1], &order[kept], (i - kept) * sizeof(*order));
-		order[kept++] = c;
+	if (!ranks || !front) {
+		free(ranks);
+		free(front);
+		return -ENOMEM;
 	}
-	qsort(order, kept, sizeof(*order), rank_cmp);
-	return nold - kept;
+	for (size_t i = 0; i < first->n; i++) {
+		const char *id = first->e[i].node->rec.id;
+
+		HASH_FIND_STR(map, id ? id : "", k);
+		if (!id || k)
+			continue;
+		ranks[i] = (struct rank){.id = id, .place = i};
+		HASH_ADD_KEYPTR(hh, map, id, strlen(id), &ranks[i]);
+	}
+	for (size_t i = 0; i < l->n; i++) {
+		const char *id = l->e[i].node->rec.id;
+
+		HASH_FIND_STR(map, id ? id : "", k);
+		if (k && !front[k->place].node) {
+			front[k->place] = l->e[i];
+			nfront++;
+		} else {
+			l->e[nrest++] = l->e[i];
+		}
+	}
+	memmove(&l->e[nfront], l->e, nrest * sizeof(*l->e));
+	for (size_t i = 0, j = 0; i < first->n; i++)
+		if (front[i].node)
+			l->e[j++] = front[i];
+	l->from = first->gen;
+	l->dropped = first->n - nfront;
+	HASH_CLEAR(hh, map);
+	free(ranks);
+	free(front);
+	return 0;
 }
 
 /* Misses of dir the kernel may remember that its fresh listing has: they go. Lock held. */
@@ -152,19 +191,19 @@ static void watch_found(const struct tree *t, const struct node *dir)
 	struct neg *e, *tmp;
 	struct node *c;
 
-	HASH_ITER(hh, dir->neg, e, tmp)
-	{
+	HASH_ITER(hh, dir->neg, e, tmp) {
 		HASH_FIND_STR(dir->children, e->name, c);
 		if (c)
 			tree_watch_entry(t, dir, e->name, 1);
 	}
 }
 
-/* The unique names of all's records, as names_assign gives them. */
+/* The unique names of all's records, as names_assign gives them; *size: their bytes. */
 static int listing_names(const struct node *dir, const struct prov_page *all,
-			 struct names_entry *ne)
+			 struct names_entry *ne, size_t *size)
 {
-	const char *reserved[4];
+	const char *reserved[NODE_RESERVED_MAX];
+	int r;
 
 	for (size_t i = 0; i < all->n; i++) {
 		ne[i].raw = all->recs[i].name ? all->recs[i].name : "";
@@ -173,66 +212,67 @@ static int listing_names(const struct node *dir, const struct prov_page *all,
 		ne[i].ctime = all->recs[i].ctime;
 	}
 	node_reserved(dir, reserved);
-	return names_assign(ne, all->n, reserved);
+	r = names_assign(ne, all->n, reserved);
+	*size = 0;
+	for (size_t i = 0; r == 0 && i < all->n; i++)
+		*size += strlen(ne[i].name) + 1;
+	return r;
 }
 
-/* dir now holds order: a whole listing or its first page. Lock held. */
-static void listing_set(struct tree *t, struct node *dir, struct node **order, size_t norder,
-			int whole)
+/* dir now serves l: a whole listing or its first page. Lock held. */
+static void listing_set(struct tree *t, struct node *dir, struct listing *l, int whole)
 {
-	free(dir->order);
-	dir->order = order;
-	dir->norder = norder;
 	dir->listed = whole;
 	dir->partial = !whole;
-	dir->gen++;
+	l->partial = !whole;
+	listing_push(t, dir, l, ++dir->gen);
 	dir->list_expires = clock_now() + t->o.dir_ttl;
 	/* A first page answers look-ups of its names as a name look-up would. */
-	for (size_t i = 0; !whole && i < norder; i++)
-		dir->order[i]->seed_expires = dir->list_expires;
+	for (size_t i = 0; !whole && i < l->n; i++)
+		l->e[i].node->seed_expires = dir->list_expires;
 	if (whole)
 		pager_page_drop(&dir->first);
 	watch_found(t, dir);
+	index_listing_changed(t, dir);
 	node_neg_clear(dir);
-	node_order_check(dir);
 }
 
-/* Replace dir's children by the records of all. Called with the lock held. */
-static int install_listing(struct tree *t, struct node *dir, struct prov_page *all, int whole)
+/* Replace dir's children by the records of all (strings in block, or their own). Lock
+ * held. */
+static int install_listing(struct tree *t, struct node *dir, struct prov_page *all,
+			   struct recblock *block, int whole)
 {
-	struct names_entry *ne = calloc(all->n ? all->n : 1, sizeof(*ne));
-	struct node **order = calloc(all->n ? all->n : 1, sizeof(*order));
-	struct byid *old = NULL, *b, *tmp;
-	size_t norder = 0;
+	struct install in = {.all = all, .block = block};
+	struct listing *cur = dir->listings;
+	struct byid *b, *tmp;
+	size_t names_size;
 	int r = -ENOMEM;
 
-	if (!ne || !order)
+	in.ne = calloc(all->n ? all->n : 1, sizeof(*in.ne));
+	if (!in.ne)
 		goto out;
-	r = listing_names(dir, all, ne);
+	r = listing_names(dir, all, in.ne, &names_size);
+	if (r == 0 && !(in.l = listing_new(all->n, names_size)))
+		r = -ENOMEM;
 	if (r < 0)
 		goto out;
-	keep_first_page_order(dir, whole, 1);
-	detach_children(t, dir, &old);
+	detach_children(t, dir, &in.old);
 	for (size_t i = 0; i < all->n && r == 0; i++)
-		r = install_child(t, dir, &old, &all->recs[i], ne[i].name, order, &norder);
-	if (r == 0 && whole && dir->partial)
-		dir->dropped = first_page_prefix(order, norder, dir->norder);
-	keep_first_page_order(dir, whole, 0);
-	listing_set(t, dir, order, norder, whole);
-	order = NULL;
+		r = install_child(t, dir, &in, i);
+	if (r == 0 && whole && cur && cur->partial)
+		r = keep_first_page_order(cur, in.l);
+	listing_set(t, dir, in.l, whole);
 out:
-	HASH_ITER(hh, old, b, tmp)
-	{
-		HASH_DEL(old, b);
+	HASH_ITER(hh, in.old, b, tmp) {
+		HASH_DEL(in.old, b);
 		if (r == 0 && whole && node_held(b->node))
 			tree_watch_entry(t, dir, b->node->name, 1); /* gone from the cloud */
-		node_unref(t, b->node);
+		node_orphan(t, b->node);
 		free(b);
 	}
-	for (size_t i = 0; ne && i < all->n; i++)
-		free(ne[i].name);
-	free(ne);
-	free(order);
+	for (size_t i = 0; in.ne && i < all->n; i++)
+		free(in.ne[i].name);
+	free(in.ne);
 	return r;
 }
 
@@ -256,39 +296,96 @@ static int load_failed(struct tree *t, struct node *dir, int r)
 	return 0;
 }
 
-int tree_load(struct tree *t, struct node *dir)
+/* A listing just fetched: its strings packed into one block (without the lock: the copy
+ * of a large listing takes a while), then installed. A block a whole listing fills is
+ * large; once the last one's memory is free, the heap gives back what it can. */
+static int install_fetched(struct tree *t, struct node *dir, struct prov_page *pg, int whole)
+{
+	struct recblock *block;
+	size_t size;
+	int r;
+
+	pthread_mutex_unlock(&t->lock);
+	recblock_pack(pg, &block); /* without memory for it, the records stay as they are */
+	size = block ? block->size : 0;
+	pthread_mutex_lock(&t->lock);
+	r = install_listing(t, dir, pg, block, whole);
+	recblock_done(block, pg);
+	if (size >= TREE_TRIM_BYTES) {
+		pthread_mutex_unlock(&t->lock);
+		prov_page_free(pg);
+		malloc_trim(0);
+		pthread_mutex_lock(&t->lock);
+	}
+	return r;
+}
+
+/* Fetch dir's whole listing and install it; dir claimed, the lock held (released while
+ * fetching). cont: the first page (its gen) a reader is at the end of, whose page is used
+ * however old (one read, one listing); 0 for anyone else. 0 or -errno. */
+static int load_claimed(struct tree *t, struct node *dir, uint64_t cont)
 {
 	struct prov_page all = {0}, *first = NULL;
 	struct prov_record copy = {0};
-	int r = 0;
+	int r = node_fetch_arg(dir, &copy);
 
-	pthread_mutex_lock(&t->lock);
-	node_claim(t, dir);
-	if (dir->listed && clock_now() < dir->list_expires)
-		goto release;
-	r = node_fetch_arg(dir, &copy);
 	if (r < 0)
-		goto release;
-	if (dir->partial && clock_now() < dir->list_expires) {
+		return r;
+	if (dir->partial && (clock_now() < dir->list_expires ||
+			     (cont && listing_find(t, dir, cont) == dir->listings))) {
 		first = dir->first;
 		dir->first = NULL;
 	}
 	pthread_mutex_unlock(&t->lock);
-	r = pager_listing(dir->prov, dir->prov_root ? NULL : &copy, t->o.parallel, &first, &all);
+	r = pager_listing(dir->prov, dir->prov_root ? NULL : &copy, t->o.parallel, &t->quit, &first,
+			  &all);
 	pthread_mutex_lock(&t->lock);
 	if (r == 0) {
-		r = install_listing(t, dir, &all, 1);
+		r = install_fetched(t, dir, &all, 1);
 		dir->err_logged = 0;
-	} else {
-		r = load_failed(t, dir, r);
 	}
-release:
-	node_release(t, dir);
-	pthread_mutex_unlock(&t->lock);
 	prov_page_free(&all);
 	pager_page_drop(&first);
 	prov_record_free(&copy);
 	return r;
+}
+
+int tree_load_claimed(struct tree *t, struct node *dir)
+{
+	return load_claimed(t, dir, 0);
+}
+
+/* Claim dir and make it whole when it must be: for a reader at the end of first page
+ * cont, unless a whole listing is there; for anyone else (cont 0), unless a fresh one is. */
+static int load_whole(struct tree *t, struct node *dir, uint64_t cont)
+{
+	int r;
+
+	pthread_mutex_lock(&t->lock);
+	r = node_claim(t, dir);
+	if (r < 0)
+		goto out;
+	if (cont ? dir->partial && !listing_from(dir, cont)
+		 : !dir->listed || clock_now() >= dir->list_expires) {
+		r = load_claimed(t, dir, cont);
+		/* A reader that gave up is no failure of the cloud's. */
+		if (r < 0 && r != -EINTR)
+			r = load_failed(t, dir, r);
+	}
+	node_release(t, dir);
+out:
+	pthread_mutex_unlock(&t->lock);
+	return r;
+}
+
+int tree_load(struct tree *t, struct node *dir)
+{
+	return load_whole(t, dir, 0);
+}
+
+int tree_load_rest(struct tree *t, struct node *dir, uint64_t gen)
+{
+	return load_whole(t, dir, gen);
 }
 
 int tree_load_first(struct tree *t, struct node *dir)
@@ -298,7 +395,10 @@ int tree_load_first(struct tree *t, struct node *dir)
 	int r = 0;
 
 	pthread_mutex_lock(&t->lock);
-	node_claim(t, dir);
+	if (node_claim(t, dir) < 0) {
+		pthread_mutex_unlock(&t->lock);
+		return -EINTR;
+	}
 	if ((dir->listed || dir->partial) && clock_now() < dir->list_expires)
 		goto release;
 	r = node_fetch_arg(dir, &copy);
@@ -307,7 +407,7 @@ int tree_load_first(struct tree *t, struct node *dir)
 		r = pager_first(dir->prov, dir->prov_root ? NULL : &copy, &uniq, &keep);
 	pthread_mutex_lock(&t->lock);
 	if (r == 0)
-		r = install_listing(t, dir, &uniq, uniq.last);
+		r = install_fetched(t, dir, &uniq, uniq.last);
 	if (r == 0 && !dir->listed) {
 		pager_page_drop(&dir->first);
 		dir->first = keep;

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "clock.h"
 #include "tree_i.h"
@@ -40,8 +41,7 @@ void node_neg_clear(struct node *n)
 {
 	struct neg *e, *tmp;
 
-	HASH_ITER(hh, n->neg, e, tmp)
-	{
+	HASH_ITER(hh, n->neg, e, tmp) {
 		HASH_DEL(n->neg, e);
 		free(e->name);
 		free(e);
@@ -49,14 +49,32 @@ void node_neg_clear(struct node *n)
 	n->nneg = 0;
 }
 
+/* Let go of n's record: its strings, or its share of their block. */
+static void node_rec_release(struct node *n)
+{
+	if (n->block) {
+		recblock_unref(n->block);
+		n->block = NULL;
+		memset(&n->rec, 0, sizeof(n->rec));
+	} else {
+		prov_record_free(&n->rec);
+	}
+}
+
 void node_free(struct node *n)
 {
 	assert(n->magic == NODE_MAGIC); /* not freed twice */
 	n->magic = NODE_FREED;
 	node_neg_clear(n);
-	free(n->order);
+	while (n->listings) {
+		struct listing *l = n->listings;
+
+		n->listings = l->next;
+		listing_free(l);
+	}
+	free(n->index);
 	pager_page_drop(&n->first);
-	prov_record_free(&n->rec);
+	node_rec_release(n);
 	free(n->name);
 	free(n);
 }
@@ -73,8 +91,9 @@ void node_unref_n(struct tree *t, struct node *n, uint64_t count)
 		n->refs -= count;
 		return;
 	}
-	HASH_ITER(hh, n->children, c, tmp)
-	{
+	assert(n->in_listings == 0 && n->lookups == 0); /* those hold references */
+	listing_drop_all(t, n);
+	HASH_ITER(hh, n->children, c, tmp) {
 		HASH_DEL(n->children, c);
 		node_unref_n(t, c, 1);
 	}
@@ -104,33 +123,13 @@ void node_ref_kernel(struct node *n)
 	n->lookups++;
 }
 
-/* A child leaves order whenever it leaves dir->children: order holds no reference of its
- * own. */
-void node_order_replace(struct node *dir, const struct node *c, struct node *repl)
+void node_orphan(struct tree *t, struct node *n)
 {
-	for (size_t i = 0; i < dir->norder; i++) {
-		if (dir->order[i] != c)
-			continue;
-		if (repl) {
-			dir->order[i] = repl;
-		} else {
-			memmove(&dir->order[i], &dir->order[i + 1],
-				(dir->norder - i - 1) * sizeof(*dir->order));
-			dir->norder--;
-		}
-		return;
-	}
-}
-
-void node_order_check(const struct node *dir)
-{
-	for (size_t i = 0; i < dir->norder; i++) {
-		struct node *c;
-
-		HASH_FIND_STR(dir->children, dir->order[i]->name, c);
-		assert(c == dir->order[i]);
-		(void)c;
-	}
+	/* A node that lives on (the kernel or an older listing holds it) keeps its record,
+	 * but not the block of a listing that is going. */
+	if (n->refs > 1)
+		node_rec_own(n);
+	node_unref(t, n);
 }
 
 uint64_t node_ino(const struct tree *t, const struct node *n)
@@ -182,7 +181,7 @@ void tree_watch_inode(const struct tree *t, uint64_t ino)
 
 int node_held(const struct node *n)
 {
-	return n->refs > 1;
+	return n->refs - n->in_listings > 1;
 }
 
 int node_is_dir_container(const struct node *n)
@@ -212,16 +211,17 @@ const char *node_file(const struct node *n, const char *fname, size_t *len, int 
 	return node_record_file(&n->rec, fname, len, nl);
 }
 
-void node_reserved(const struct node *n, const char *out[4])
+/* Every directory that lists children serves its index; one that serves files of its own
+ * (a Codeup group) may serve any of them, whichever its record holds now (docs/design.md
+ * §1), so a name never has to move when a file comes. */
+void node_reserved(const struct node *n, const char *out[NODE_RESERVED_MAX])
 {
 	size_t k = 0;
 
-	if (n->rec.meta)
-		out[k++] = "meta.json";
-	if (n->rec.url)
-		out[k++] = "url";
-	if (n->rec.branch)
-		out[k++] = "branch";
+	if (n->prov && node_is_dir_container(n))
+		out[k++] = TREE_INDEX_NAME;
+	for (unsigned i = 0; (n->rec.meta || n->rec.url || n->rec.branch) && tree_files[i]; i++)
+		out[k++] = tree_files[i];
 	out[k] = NULL;
 }
 
@@ -231,15 +231,32 @@ static unsigned node_file_set(const struct node *n)
 	return (n->rec.meta ? 1u : 0) | (n->rec.url ? 2u : 0) | (n->rec.branch ? 4u : 0);
 }
 
-void node_set_record(struct node *n, struct prov_record *rec)
+void node_set_record(struct node *n, struct prov_record *rec, struct recblock *block)
 {
 	unsigned before = node_file_set(n);
 
-	prov_record_free(&n->rec);
+	node_rec_release(n);
 	n->rec = *rec;
 	memset(rec, 0, sizeof(*rec));
+	n->block = block;
+	if (block)
+		recblock_ref(block);
 	if (node_file_set(n) != before)
 		n->gen++;
+}
+
+int node_rec_own(struct node *n)
+{
+	struct prov_record copy;
+
+	if (!n->block)
+		return 0;
+	if (prov_record_copy(&copy, &n->rec) < 0)
+		return -ENOMEM; /* it stays in the block, which then lives on with it */
+	recblock_unref(n->block);
+	n->block = NULL;
+	n->rec = copy;
+	return 0;
 }
 
 static int64_t tree_time(const struct tree *t, int64_t a, int64_t b)
@@ -290,11 +307,29 @@ int node_stat(const struct tree *t, const struct node *n, unsigned file, struct 
 	return 0;
 }
 
-void node_claim(struct tree *t, struct node *n)
+int node_wait(struct tree *t)
+{
+	struct timespec ts;
+
+	if (!provider_get_cancel().cancelled) {
+		pthread_cond_wait(&t->cond, &t->lock);
+		return 0;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_nsec += TREE_POLL_MS * 1000000L;
+	ts.tv_sec += ts.tv_nsec / 1000000000L;
+	ts.tv_nsec %= 1000000000L;
+	pthread_cond_timedwait(&t->cond, &t->lock, &ts);
+	return provider_cancelled() ? -EINTR : 0;
+}
+
+int node_claim(struct tree *t, struct node *n)
 {
 	while (n->loading)
-		pthread_cond_wait(&t->cond, &t->lock);
+		if (node_wait(t) < 0)
+			return -EINTR;
 	n->loading = 1;
+	return 0;
 }
 
 void node_release(struct tree *t, struct node *n)
@@ -311,7 +346,9 @@ int node_complete(struct tree *t, struct node *n)
 	pthread_mutex_lock(&t->lock);
 	if (!n->rec.incomplete || !pager_can_complete(n->prov))
 		goto out;
-	node_claim(t, n);
+	r = node_claim(t, n);
+	if (r < 0)
+		goto out;
 	if (!n->rec.incomplete)
 		goto release;
 	r = prov_record_copy(&copy, &n->rec);
@@ -320,8 +357,10 @@ int node_complete(struct tree *t, struct node *n)
 	pthread_mutex_unlock(&t->lock);
 	r = pager_complete(n->prov, &copy);
 	pthread_mutex_lock(&t->lock);
-	if (r == 0)
-		node_set_record(n, &copy);
+	if (r == 0) {
+		node_set_record(n, &copy, NULL);
+		t->completed++; /* its directory's index shows it */
+	}
 release:
 	node_release(t, n);
 out:

@@ -7,7 +7,10 @@
  * it takes a provider and a copy of the directory's record, holds no tree lock, and
  * returns a page of records. Failures come back as the errno a reader sees. */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uthash.h>
@@ -15,51 +18,141 @@
 #include "log.h"
 #include "tree_i.h"
 
-#define TREE_MAX_PAGES 100000 /* guards against a server that never says "last" */
-#define TREE_RELIST    3      /* fetches of a listing whose total moved while paging */
-#define PAGER_THREADS  64     /* most requests in flight for one listing */
+#define TREE_RELIST   3	 /* fetches of a listing whose total moved while paging */
+#define PAGER_THREADS 64 /* most requests in flight for one listing */
+
+/* The directory as log lines name it: its id, or the provider for its root. */
+static const char *dir_id(const struct provider *p, const struct prov_record *dir)
+{
+	return dir && dir->id ? dir->id : p->name;
+}
 
 /* What a failed provider call means to the reader (docs/design.md §3): rejected
- * credentials stay EACCES, a missing entry ENOENT; every other failure, a time-out
- * included, is EIO. */
-static int pager_errno(int r)
+ * credentials stay EACCES, a missing entry ENOENT, a reader that gave up EINTR; every
+ * other failure, a time-out included, is EIO. */
+static int pager_errno(const struct provider *p, const struct prov_record *dir, int r)
 {
-	if (r >= 0 || r == -EACCES || r == -ENOENT || r == -ENOMEM)
+	if (r == -EFBIG)
+		log_msg(LOG_ERR,
+			"%s: '%s': an answer over %ld bytes; failing rather than serving "
+			"it cut (docs/design.md §4)",
+			p->name, dir_id(p, dir), PROV_MAX_BODY);
+	if (r >= 0 || r == -EACCES || r == -ENOENT || r == -ENOMEM || r == -EINTR)
 		return r;
 	return -EIO;
+}
+
+struct idset {
+	const char *id;
+	UT_hash_handle hh;
+};
+
+static void idset_free(struct idset **set)
+{
+	struct idset *e, *tmp;
+
+	HASH_ITER(hh, *set, e, tmp) {
+		HASH_DEL(*set, e);
+		free(e);
+	}
 }
 
 struct pager {
 	struct provider *prov;
 	const struct prov_record *dir;
+	const atomic_int *quit; /* set: the daemon is exiting, ask for no more pages */
 	int parallel;
 	pthread_mutex_t lock;
 	long next, npages;
+	long end;		 /* the page that ended the listing: none past it is asked for */
 	struct prov_page *pages; /* pages[k - 1] is page k */
+	struct idset *seen;	 /* the ids the pages brought so far (they own the strings) */
+	size_t entries, bytes;	 /* what they brought, against docs/design.md §4 */
 	int err;
+	struct prov_cancel cancel; /* the caller's, which its page threads obey too */
 };
+
+/* A bound of docs/design.md §4 was passed: the listing fails, said once. Lock held. */
+static void pager_bound(struct pager *pg, const char *fmt, ...)
+{
+	char what[160];
+	va_list ap;
+
+	if (pg->err)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	log_msg(LOG_ERR, "%s: '%s': %s; failing rather than serving it cut (docs/design.md §4)",
+		pg->prov->name, dir_id(pg->prov, pg->dir), what);
+	pg->err = -EIO;
+}
+
+/* Count what page k brought against the bounds; an empty page, or one that brings no id
+ * not seen before, ends the listing unless it says more follow. Lock held. */
+static void pager_note(struct pager *pg, long k, const struct prov_page *page)
+{
+	size_t fresh = 0;
+
+	pg->entries += page->n;
+	pg->bytes += page->bytes;
+	if (pg->entries > (size_t)PROV_MAX_ENTRIES)
+		pager_bound(pg, "more than %ld entries", PROV_MAX_ENTRIES);
+	if (pg->bytes > (size_t)PROV_MAX_BYTES)
+		pager_bound(pg, "more than %ld bytes of answers", PROV_MAX_BYTES);
+	for (size_t i = 0; !pg->err && i < page->n; i++) {
+		const char *id = page->recs[i].id;
+		struct idset *e;
+
+		if (!id)
+			continue;
+		HASH_FIND_STR(pg->seen, id, e);
+		if (e)
+			continue;
+		e = malloc(sizeof(*e));
+		if (!e) {
+			pg->err = -ENOMEM;
+			break;
+		}
+		e->id = id;
+		HASH_ADD_KEYPTR(hh, pg->seen, e->id, strlen(e->id), e);
+		fresh++;
+	}
+	if (!fresh && !page->more && k < pg->end)
+		pg->end = k;
+}
+
+/* The next page to ask for, or 0 when the listing is over, failed or the daemon exits. */
+static long pager_take(struct pager *pg)
+{
+	long k = 0;
+
+	pthread_mutex_lock(&pg->lock);
+	if (!pg->err && atomic_load(pg->quit))
+		pg->err = -ECANCELED;
+	if (!pg->err && pg->next <= pg->npages && pg->next <= pg->end)
+		k = pg->next++;
+	pthread_mutex_unlock(&pg->lock);
+	return k;
+}
 
 static void *pager_run(void *arg)
 {
 	struct pager *pg = arg;
+	long k;
 
-	for (;;) {
-		long k;
-		int r;
+	provider_set_cancel(&pg->cancel);
+	while ((k = pager_take(pg)) > 0) {
+		int r = pg->prov->ops->list_page(pg->prov, pg->dir, k, &pg->pages[k - 1]);
 
 		pthread_mutex_lock(&pg->lock);
-		k = pg->err ? pg->npages + 1 : pg->next++;
+		if (r < 0 && !pg->err)
+			pg->err = r;
+		else if (r == 0)
+			pager_note(pg, k, &pg->pages[k - 1]);
 		pthread_mutex_unlock(&pg->lock);
-		if (k > pg->npages)
-			return NULL;
-		r = pg->prov->ops->list_page(pg->prov, pg->dir, k, &pg->pages[k - 1]);
-		if (r < 0) {
-			pthread_mutex_lock(&pg->lock);
-			if (!pg->err)
-				pg->err = r;
-			pthread_mutex_unlock(&pg->lock);
-		}
 	}
+	return NULL;
 }
 
 /* Pages first..npages with up to `parallel` requests in flight. */
@@ -83,52 +176,68 @@ static int fetch_pages(struct pager *pg, long first)
 	return pg->err;
 }
 
+/* Room for pages 1..last, the new ones empty. */
+static int pages_grow(struct pager *pg, struct prov_page **pages, long *npages, long last)
+{
+	struct prov_page *grown = realloc(*pages, last * sizeof(**pages));
+
+	if (!grown)
+		return -ENOMEM;
+	for (long k = *npages; k < last; k++) {
+		memset(&grown[k], 0, sizeof(grown[k]));
+		grown[k].total = -1;
+	}
+	*pages = grown;
+	*npages = last;
+	pg->pages = grown;
+	pg->npages = last;
+	return 0;
+}
+
+/* The listing ends at page end: what was fetched past it is dropped. */
+static void pages_cut(struct prov_page *pages, long *npages, long end)
+{
+	for (long k = end; k < *npages; k++)
+		prov_page_free(&pages[k]);
+	if (end < *npages)
+		*npages = end;
+}
+
 /* Pages from 2 on for a listing that gives no total: fetched ahead in a window that opens
- * at 2 pages and doubles up to `parallel`, until a page says it is the last or comes back
- * empty; what the window fetched past it is dropped. */
+ * at 2 pages and doubles up to `parallel`, until a page says it is the last or ends the
+ * listing (pager_note); what the window fetched past it is dropped. */
 static int fetch_rest_window(struct pager *pg, struct prov_page **pages, long *npages)
 {
-	for (long first = 2, width = 2; first <= TREE_MAX_PAGES; first += width, width *= 2) {
-		struct prov_page *grown;
+	for (long first = 2, width = 2;; first += width, width *= 2) {
 		long last;
 		int r;
 
 		if (width > pg->parallel)
 			width = pg->parallel;
-		last = first + width - 1 < TREE_MAX_PAGES ? first + width - 1 : TREE_MAX_PAGES;
-		grown = realloc(*pages, last * sizeof(**pages));
-		if (!grown)
-			return -ENOMEM;
-		*pages = grown;
-		memset(&grown[first - 1], 0, (last - first + 1) * sizeof(grown[0]));
-		*npages = last;
-		pg->pages = grown;
-		pg->npages = last;
-		r = fetch_pages(pg, first);
+		if (first > PROV_MAX_PAGES) {
+			pager_bound(pg, "more than %ld pages", PROV_MAX_PAGES);
+			return pg->err;
+		}
+		last = first + width - 1 < PROV_MAX_PAGES ? first + width - 1 : PROV_MAX_PAGES;
+		r = pages_grow(pg, pages, npages, last);
+		if (r == 0)
+			r = fetch_pages(pg, first);
 		if (r < 0)
 			return r;
-		for (long k = first; k <= last; k++) {
-			if (!grown[k - 1].last && grown[k - 1].n > 0)
-				continue;
-			for (long j = k + 1; j <= last; j++)
-				prov_page_free(&grown[j - 1]);
-			*npages = k;
+		for (long k = first; k <= last && k < pg->end; k++)
+			if ((*pages)[k - 1].last)
+				pg->end = k;
+		if (pg->end <= last) {
+			pages_cut(*pages, npages, pg->end);
 			return 0;
 		}
 	}
-	log_msg(LOG_WARNING, "%s: stopped paging after %d pages", pg->prov->name, TREE_MAX_PAGES);
-	return 0;
 }
-
-struct idset {
-	const char *id;
-	UT_hash_handle hh;
-};
 
 /* Move the records of every page into all, first occurrence of an id wins. */
 static int merge_pages(struct prov_page *pages, long npages, struct prov_page *all)
 {
-	struct idset *seen = NULL, *e, *tmp;
+	struct idset *seen = NULL, *e;
 	int r = 0;
 
 	for (long k = 0; k < npages && r == 0; k++) {
@@ -153,11 +262,7 @@ static int merge_pages(struct prov_page *pages, long npages, struct prov_page *a
 			HASH_ADD_KEYPTR(hh, seen, e->id, strlen(e->id), e);
 		}
 	}
-	HASH_ITER(hh, seen, e, tmp)
-	{
-		HASH_DEL(seen, e);
-		free(e);
-	}
+	idset_free(&seen);
 	return r;
 }
 
@@ -172,33 +277,65 @@ static int listing_consistent(const struct prov_page *pages, long npages, size_t
 	return (long)unique == pages[0].total;
 }
 
+/* Pages in the listing page 1 describes; its total is at most PROV_MAX_ENTRIES, and the
+ * division cannot overflow as total + size - 1 could. */
 static long page_count(const struct prov_page *first)
 {
 	long size = first->page_size > 0 ? first->page_size : (long)first->n;
 
 	if (first->last || first->total < 0 || size <= 0)
 		return 1;
-	if ((first->total + size - 1) / size > TREE_MAX_PAGES)
-		return TREE_MAX_PAGES;
-	return (first->total + size - 1) / size;
+	return first->total / size + (first->total % size != 0);
 }
 
-/* Pages 2 onwards when page 1 gave a total: npages of them, fetched in parallel. */
+/* Pages 2 onwards when page 1 gave a total: npages of them, fetched in parallel, up to
+ * the page that ends the listing. */
 static int fetch_counted(struct pager *pg, struct prov_page **pages, long *npages)
 {
-	struct prov_page *grown;
+	long want = page_count(&(*pages)[0]);
+	int r;
 
-	*npages = page_count(&(*pages)[0]);
-	grown = realloc(*pages, *npages * sizeof(**pages));
-	if (!grown) {
-		*npages = 1;
-		return -ENOMEM;
+	if (want > PROV_MAX_PAGES) {
+		pager_bound(pg, "more than %ld pages", PROV_MAX_PAGES);
+		return pg->err;
 	}
-	*pages = grown;
-	memset(&grown[1], 0, (*npages - 1) * sizeof(*grown));
-	pg->pages = grown;
-	pg->npages = *npages;
-	return fetch_pages(pg, 2);
+	r = pages_grow(pg, pages, npages, want);
+	if (r == 0)
+		r = fetch_pages(pg, 2);
+	if (r == 0)
+		pages_cut(*pages, npages, pg->end);
+	return r;
+}
+
+/* Page 1 of an attempt: the one the first readdir fetched (not asked for twice), or a
+ * fresh one. A total beyond PROV_MAX_ENTRIES is not believed: the listing is paged as
+ * one without a total, to its last page or a bound. */
+static int fetch_first(struct pager *pg, struct prov_page **first, struct prov_page *page)
+{
+	int r = 0;
+
+	if (*first) {
+		*page = **first;
+		free(*first);
+		*first = NULL;
+	} else if (atomic_load(pg->quit)) {
+		r = -ECANCELED;
+	} else {
+		r = pg->prov->ops->list_page(pg->prov, pg->dir, 1, page);
+	}
+	if (r < 0)
+		return r;
+	if (page->total > PROV_MAX_ENTRIES) {
+		log_msg(LOG_WARNING,
+			"%s: '%s': a total of %ld entries is not believed (docs/design.md §4); "
+			"paging to the last page",
+			pg->prov->name, dir_id(pg->prov, pg->dir), page->total);
+		page->total = -1;
+	}
+	pthread_mutex_lock(&pg->lock);
+	pager_note(pg, 1, page);
+	pthread_mutex_unlock(&pg->lock);
+	return pg->err;
 }
 
 /* One attempt at the whole listing into all. */
@@ -207,23 +344,19 @@ static int fetch_once(struct pager *pg, struct prov_page **first, struct prov_pa
 {
 	struct prov_page *pages = calloc(1, sizeof(*pages));
 	long npages = 1;
-	int r = 0;
+	int r;
 
 	if (!pages)
 		return -ENOMEM;
-	if (*first) { /* page 1 came with the first readdir: not asked for twice */
-		pages[0] = **first;
-		free(*first);
-		*first = NULL;
-	} else {
-		r = pg->prov->ops->list_page(pg->prov, pg->dir, 1, &pages[0]);
-	}
-	if (r < 0)
-		goto out;
-	if (!pages[0].last && pages[0].n > 0 && pages[0].total < 0)
+	pg->err = 0;
+	pg->end = LONG_MAX;
+	pg->entries = pg->bytes = 0;
+	r = fetch_first(pg, first, &pages[0]);
+	if (r == 0 && pg->end > 1 && !pages[0].last && pages[0].total < 0)
 		r = fetch_rest_window(pg, &pages, &npages);
-	else if (page_count(&pages[0]) > 1)
+	else if (r == 0 && pg->end > 1 && page_count(&pages[0]) > 1)
 		r = fetch_counted(pg, &pages, &npages);
+	idset_free(&pg->seen); /* before the pages that own its strings go */
 	if (r < 0)
 		goto out;
 	r = merge_pages(pages, npages, all);
@@ -248,7 +381,7 @@ static int fetch_listing(struct pager *pg, struct prov_page **first, struct prov
 			log_msg(LOG_WARNING,
 				"%s: '%s' kept changing while it was paged; serving it "
 				"as last seen",
-				pg->prov->name, pg->dir ? pg->dir->id : pg->prov->name);
+				pg->prov->name, dir_id(pg->prov, pg->dir));
 			return 0;
 		}
 		prov_page_free(all);
@@ -256,16 +389,16 @@ static int fetch_listing(struct pager *pg, struct prov_page **first, struct prov
 }
 
 int pager_listing(struct provider *p, const struct prov_record *dir, int parallel,
-		  struct prov_page **first, struct prov_page *all)
+		  const atomic_int *quit, struct prov_page **first, struct prov_page *all)
 {
-	struct pager pg = {.prov = p, .dir = dir};
+	struct pager pg = {.prov = p, .dir = dir, .quit = quit, .cancel = provider_get_cancel()};
 	int r;
 
 	pg.parallel = parallel < 1 ? 1 : parallel > PAGER_THREADS ? PAGER_THREADS : parallel;
 	pthread_mutex_init(&pg.lock, NULL);
 	r = fetch_listing(&pg, first, all);
 	pthread_mutex_destroy(&pg.lock);
-	return pager_errno(r);
+	return pager_errno(p, dir, r);
 }
 
 void pager_page_drop(struct prov_page **pg)
@@ -292,6 +425,8 @@ static int page_copy(struct prov_page **dst, const struct prov_page *src)
 		pg->total = src->total;
 		pg->page_size = src->page_size;
 		pg->last = src->last;
+		pg->more = src->more;
+		pg->bytes = src->bytes;
 	}
 	*dst = pg;
 	if (r < 0)
@@ -314,7 +449,7 @@ int pager_first(struct provider *p, const struct prov_record *dir, struct prov_p
 	uniq->page_size = pg.page_size;
 	uniq->last = pg.last;
 	prov_page_free(&pg);
-	return pager_errno(r);
+	return pager_errno(p, dir, r);
 }
 
 int pager_can_lookup(const struct provider *p)
@@ -325,7 +460,7 @@ int pager_can_lookup(const struct provider *p)
 int pager_lookup(struct provider *p, const struct prov_record *dir, const char *term,
 		 struct prov_page *out)
 {
-	return pager_errno(p->ops->lookup(p, dir, term, out));
+	return pager_errno(p, dir, p->ops->lookup(p, dir, term, out));
 }
 
 int pager_can_complete(const struct provider *p)
@@ -335,7 +470,7 @@ int pager_can_complete(const struct provider *p)
 
 int pager_complete(struct provider *p, struct prov_record *rec)
 {
-	return pager_errno(p->ops->complete(p, rec));
+	return pager_errno(p, rec, p->ops->complete(p, rec));
 }
 
 void pager_flush(struct provider *p)

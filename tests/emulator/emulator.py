@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import html
 import json
+import os
 import random
 import signal
 import socket
@@ -25,6 +26,9 @@ import uuid
 from collections import Counter
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import names_rules  # noqa: E402  tests/names_rules.py, shared with the integration tests
 
 PAI_VERSION = "2021-02-04"
 VOLC_VERSION = "2023-05-01"
@@ -379,7 +383,20 @@ def gen_codeup(n, rng, git_base):
             "defaultBranch": rng.choice(["master", "main", "develop"]),
             "createdAt": iso_cn(created, True), "updatedAt": iso_cn(created + 99, True),
             "lastActivityAt": iso_cn(created + 99, True), "archived": i % 9 == 8})
-    return {"organizations": [{"id": org, "namespaces": groups, "repositories": repos}]}
+    return {"organizations": [codeup_org(org, "demo-org", groups, repos)]}
+
+
+ORG_FIELDS = ("id", "name", "description", "creatorId", "defaultRole", "createdAt",
+              "updateAt")
+
+
+def codeup_org(org, name, groups, repos):
+    """An organization as ListOrganizations shows it, with its groups and repositories."""
+    return {"id": org, "name": name, "description": f"organization {org}",
+            "creatorId": "u-1001", "defaultRole": "member",
+            "createdAt": iso_cn(GEN_EPOCH - 86400, True),
+            "updateAt": iso_cn(GEN_EPOCH - 86400, True),
+            "namespaces": groups, "repositories": repos}
 
 
 def epoch_of(text):
@@ -422,8 +439,12 @@ def normalize(data):
 DEFAULT_KNOBS = {"latency_ms": 0, "fail_5xx": 0.0, "throttle": 0.0, "retry_after": 1,
                  "reset": 0.0, "truncate": 0.0, "malformed": 0.0, "stall": 0.0, "stall_s": 30,
                  "down": False, "max_page_size": 100, "codeup_headers": True,
-                 "codeup_list_full": True, "mutate": None, "error_message": None}
+                 "codeup_list_full": True, "mutate": None, "error_message": None,
+                 "hostile_total": None, "hostile_records_per_page": 0,
+                 "hostile_empty_pages": False, "hostile_repeat_pages": False,
+                 "hostile_pad_bytes": 0}
 FAULT_KNOBS = ("fail_5xx", "throttle", "reset", "truncate", "malformed", "stall")
+COUNT_KNOBS = ("hostile_records_per_page", "hostile_pad_bytes")
 
 
 def check_knobs(new):
@@ -450,6 +471,14 @@ def check_knobs(new):
         elif k == "error_message":
             if v is not None and not isinstance(v, str):
                 raise ValueError("error_message is a string or null")
+        elif k == "hostile_total":
+            if v is not None and (isinstance(v, bool) or int(v) < 0):
+                raise ValueError("hostile_total is a count or null")
+            v = None if v is None else int(v)
+        elif k in COUNT_KNOBS:
+            v = int(v)
+            if v < 0:
+                raise ValueError(f"{k} must not be negative")
         elif not isinstance(v, bool):
             raise ValueError(f"{k} is true or false")
         out[k] = v
@@ -463,6 +492,7 @@ class Store:
 
     def __init__(self, data, seed, keys):
         self.lock = threading.RLock()
+        self.unstalled = threading.Condition(self.lock)  # stall set back to 0
         self.data = normalize(data)
         self.version = 0               # bumped by every change of the data
         self.sorted_cache = {}         # (version, workspace, sort key, desc) → [item]
@@ -489,6 +519,14 @@ class Store:
             p = float(self.knobs.get(knob) or 0.0)
             return p > 0 and self.rng.random() < p
 
+    def stall_wait(self, seconds):
+        """Sleep up to seconds, or until stall is set back to 0: a test that un-stalls the
+        emulator gets the answers of the requests already held."""
+        deadline = time.monotonic() + seconds
+        with self.unstalled:
+            while self.knobs["stall"] and time.monotonic() < deadline:
+                self.unstalled.wait(deadline - time.monotonic())
+
     def snapshot_knobs(self):
         with self.lock:
             return dict(self.knobs)
@@ -496,6 +534,8 @@ class Store:
     def configure(self, new):
         with self.lock:
             self.knobs.update(check_knobs(new))
+            if not self.knobs["stall"]:
+                self.unstalled.notify_all()
             if "mutate" in new:
                 self.list_requests.clear()
                 m = self.knobs["mutate"]
@@ -545,6 +585,8 @@ class Store:
                   "codeup": self.mutate_codeup}.get(provider)
         if target:
             target(m.get("workspace"), add, remove)
+            if int(m.get("change", 0)):
+                self.change_urls(provider, m.get("workspace"), int(m["change"]))
             self.version += 1
             self.stats["mutations"] += 1
 
@@ -570,6 +612,21 @@ class Store:
             ws["code_sources"].append(pai_source(
                 ws["WorkspaceId"], ident, f"new-{self.version + 1}-{k}", newest + 60 * (k + 1),
                 f"https://git.example.com/{ident}.git", "main", ""))
+
+    def change_urls(self, provider, ws_id, n):
+        """The clone URL of the n oldest entries (after the removals) moves elsewhere."""
+        if provider == "pai":
+            ws = self.pick(self.pai_workspaces(), "WorkspaceId", ws_id)
+            items = sorted(ws["code_sources"] if ws else [],
+                           key=lambda c: (c["GmtCreateTime"], id_key(c["CodeSourceId"])))
+            for c in items[:n]:
+                c["CodeRepo"] = f"https://git.example.com/moved-{self.version + 1}/" \
+                    f"{c['CodeSourceId']}.git"
+        elif provider == "volc":
+            ws = self.pick(self.data.get("volc", {}).get("workspaces", []), "Id", ws_id)
+            for r in (ws["resources"] if ws else [])[:n]:
+                r["Configuration"]["Git"]["Url"] = \
+                    f"https://git.example.com/moved-{self.version + 1}/{r['Id']}.git"
 
     def mutate_volc(self, ws_id, add, remove):
         ws = self.pick(self.data.get("volc", {}).get("workspaces", []), "Id", ws_id)
@@ -628,6 +685,30 @@ def int_param(value, default, low=None):
 
 
 # ============================================================================ PAI
+
+
+def hostile_source(ident):
+    """The cheapest code source a listing can hold: id, name and clone URL."""
+    return {"CodeSourceId": ident, "DisplayName": ident,
+            "CodeRepo": f"https://git.example.com/{ident}.git"}
+
+
+def hostile_answer(knobs, page, page_items, total):
+    """A ListCodeSources answer, bent by the hostile_* knobs: a total of its own, pages of
+    fresh entries of any size, empty or repeated pages after the first, padding."""
+    shown = 1 if knobs["hostile_repeat_pages"] else page
+    n = knobs["hostile_records_per_page"]
+    if knobs["hostile_empty_pages"] and page > 1:
+        items = []
+    elif n:
+        items = [hostile_source(f"h{shown}-{i}") for i in range(n)]
+    else:
+        items = page_items(shown)
+    body = {"CodeSources": items,
+            "TotalCount": total if knobs["hostile_total"] is None else knobs["hostile_total"]}
+    if knobs["hostile_pad_bytes"]:
+        body["Padding"] = "x" * knobs["hostile_pad_bytes"]
+    return body
 
 
 class Pai:
@@ -712,8 +793,8 @@ class Pai:
         if q.get("DisplayName"):  # fuzzy: a case-insensitive substring
             needle = q["DisplayName"].lower()
             items = [c for c in items if needle in c["DisplayName"].lower()]
-        return {"CodeSources": [dict(c) for c in page_of(items, page, size)],
-                "TotalCount": len(items)}
+        return hostile_answer(knobs, page, lambda p: [dict(c) for c in page_of(items, p, size)],
+                              len(items))
 
     def get_code_source(self, ident):
         for ws in self.store.pai_workspaces():
@@ -858,6 +939,8 @@ class Codeup:
         """(action, organization id, repository ident or None)."""
         if path == "/oapi/v1/platform/user":
             return "GetCurrentUser", None, None
+        if path == "/oapi/v1/platform/organizations":
+            return "ListOrganizations", None, None
         if not path.startswith(self.ORG_PREFIX):
             return "Unknown", None, None
         org, _, rest = path[len(self.ORG_PREFIX):].partition("/")
@@ -885,6 +968,8 @@ class Codeup:
         if action == "GetCurrentUser":
             return 200, {"id": "u-1001", "name": "Tester", "username": "tester",
                          "email": "tester@example.com", "lastOrganization": "org-1"}, {}
+        if action == "ListOrganizations":
+            return self.list_organizations(dict(split_query(req.query)), knobs)
         org = self.organization(org_id)
         q = dict(split_query(req.query))
         if action == "GetRepository":
@@ -895,6 +980,8 @@ class Codeup:
             items = self.repositories(org, q)
         page, size = self.paging(q)
         body = [dict(i) for i in page_of(items, page, size)]
+        if action == "ListRepositories" and knobs["hostile_records_per_page"]:
+            return 200, self.hostile_repositories(org, page, knobs), {"x-next-page": str(page + 1)}
         if action == "ListRepositories":
             if not knobs["codeup_list_full"]:  # the list lacks what GetRepository has
                 for r in body:
@@ -902,6 +989,25 @@ class Codeup:
                         r.pop(k, None)
             self.store.after_list("codeup")
         headers = self.paging_headers(len(items), page, size) if knobs["codeup_headers"] else {}
+        return 200, body, headers
+
+    @staticmethod
+    def hostile_repositories(org, page, knobs):
+        """hostile_records_per_page fresh repositories in the organization, and a next
+        page, always."""
+        n = knobs["hostile_records_per_page"]
+        return [{"id": page * n + i, "path": f"h{page}-{i}", "namespaceId": CODEUP_ROOT_NS,
+                 "pathWithNamespace": f"{org['id']}/h{page}-{i}"} for i in range(n)]
+
+    def list_organizations(self, q, knobs):
+        """The organizations the token's user joined: every one of the data set, in its
+        order, with the fields ListOrganizations shows (perPage defaults to 100)."""
+        page, size = int_param(q.get("page"), 1, low=1), int_param(q.get("perPage"), 100, low=1)
+        if page is None or size is None or size > 100:
+            raise ApiError(400, "BadRequest", "page must be 1 or more, perPage 1 to 100.")
+        orgs = self.store.data.get("codeup", {}).get("organizations", [])
+        body = [{k: org.get(k, "") for k in ORG_FIELDS} for org in page_of(orgs, page, size)]
+        headers = self.paging_headers(len(orgs), page, size) if knobs["codeup_headers"] else {}
         return 200, body, headers
 
     def organization(self, org_id):
@@ -986,38 +1092,13 @@ class Codeup:
 # ============================================================================ /_tree/
 
 
-def tree_sanitize(raw: bytes) -> bytes:
-    """DESIGN §1 name rules, for the /_tree/ view."""
-    if raw in (b"", b".", b".."):
-        return b"_" + raw
-    out = bytes(b if b >= 0x20 and b != 0x7F and b != 0x2F else 0x5F for b in raw)
-    return tree_cut(out, 255)
-
-
-def tree_cut(name: bytes, limit: int) -> bytes:
-    if len(name) <= limit:
-        return name
-    end = limit
-    while end > 0 and (name[end] & 0xC0) == 0x80:
-        end -= 1
-    return name[:end]
-
-
 def tree_names(sources):
-    """{CodeSourceId: name}: oldest first keeps its name, others get ~<id>."""
-    order = sorted(sources, key=lambda c: (epoch_of(c["GmtCreateTime"]) if c["GmtCreateTime"]
-                                           else -1, id_key(c["CodeSourceId"])))
-    taken, names = set(), {}
-    for cs in order:
-        base = name = tree_sanitize(cs["DisplayName"].encode("utf-8", "surrogatepass"))
-        suffix = ("~" + cs["CodeSourceId"]).encode().replace(b"/", b"_")
-        k = 1
-        while name in taken:
-            name = tree_cut(base, 255 - len(suffix) * k) + suffix * k
-            k += 1
-        taken.add(name)
-        names[cs["CodeSourceId"]] = name.decode("utf-8", "surrogateescape")
-    return names
+    """{CodeSourceId: name} by the name rules codesrcfs follows (tests/names_rules.py)."""
+    names = names_rules.assign([
+        (cs["DisplayName"].encode("utf-8", "surrogatepass"), cs["CodeSourceId"],
+         int(epoch_of(cs["GmtCreateTime"])) if cs["GmtCreateTime"] else 0)
+        for cs in sources])
+    return {ident: name.decode("utf-8", "surrogateescape") for ident, name in names.items()}
 
 
 def redacted(item):
@@ -1275,7 +1356,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.drop()
         if store.roll("stall"):
             store.count("fault.stall")
-            time.sleep(float(knobs["stall_s"]))
+            store.stall_wait(float(knobs["stall_s"]))
         rid = provider.new_request_id()
         try:
             provider.authenticate(req)
@@ -1469,8 +1550,8 @@ def parse_args(argv):
             p.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes", "on"),
                            metavar="BOOL", dest=knob)
         else:
-            p.add_argument(flag, type=int if knob in ("max_page_size", "retry_after") else float,
-                           metavar="N", dest=knob)
+            ints = ("max_page_size", "retry_after", "hostile_total") + COUNT_KNOBS
+            p.add_argument(flag, type=int if knob in ints else float, metavar="N", dest=knob)
     p.add_argument("--tls-cert", metavar="FILE", help="serve https with this PEM certificate "
                    "(chain); needs --tls-key")
     p.add_argument("--tls-key", metavar="FILE", help="the certificate's PEM private key")

@@ -1,9 +1,11 @@
-/* libFuzzer target: Codeup response bodies (ListNamespaces, ListRepositories) → records,
- * with and without a group, since the group filter compares fullPath prefixes. */
+/* libFuzzer target: Codeup response bodies (ListNamespaces, ListRepositories,
+ * ListOrganizations) → records, with and without a group, since the group filter compares
+ * fullPath prefixes. */
 #include <stddef.h>
 #include <stdint.h>
 
 #include "provider.h"
+#include "providers/providers_i.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -18,6 +20,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	codeup_parse_repositories(body, size, "org", NULL, NULL, 0, &pg);
 	prov_page_free(&pg);
 	codeup_parse_repositories(body, size, "org", "org/test-group", "36932", 1, &pg);
+	prov_page_free(&pg);
+	codeup_parse_organizations(body, size, &pg);
 	prov_page_free(&pg);
 	codeup_classify_error(403, body, size);
 	return 0;

@@ -4,6 +4,7 @@
 #include <stdint.h>
 
 #include "provider.h"
+#include "providers/providers_i.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -7,6 +7,7 @@
 #include <json-c/json.h>
 
 #include "provider.h"
+#include "providers/providers_i.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

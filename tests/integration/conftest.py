@@ -4,7 +4,7 @@
                                             .configure(**knobs) .data() .stop(); with
                                             tls=True https://localhost:port and .cafile)
     test_ca                               → TestCA: a throwaway CA and certificates (session)
-    mount(emu, config, opts=(), env=None, wait=True, timeout=MOUNT_TIMEOUT)
+    mount(emu, config, opts=(), env=None, wait=True, timeout=MOUNT_TIMEOUT, limit_mb=None)
                                           → Mount (.path .log() .proc .config .kill())
     run_codesrcfs(args, env=None, timeout=10) → CompletedProcess (also a fixture)
 
@@ -50,6 +50,7 @@ VOLC_KEY = ("volcak", "volcsecret")
 CODEUP_TOKEN = "pt-testtoken"
 
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(HERE))  # tests/: names_rules.py
 
 
 def pytest_configure(config):
@@ -299,13 +300,35 @@ class Mount:
             return "killed"
 
 
+def sanitized(binary=BINARY):
+    """Is the binary built with AddressSanitizer?"""
+    with open(binary, "rb") as f:
+        return b"__asan_init" in f.read()
+
+
+def memory_limit(limit_mb, env=None):
+    """(wrapper, env) that keep the daemon under limit_mb MiB, so a test of a missing bound
+    fails instead of taking the machine's memory: RLIMIT_AS through prlimit (malloc then
+    fails), or under AddressSanitizer, which reserves terabytes of address space, its own
+    hard_rss_limit_mb (the daemon then dies with a sanitizer report)."""
+    env = dict(env or {})
+    if sanitized():
+        opts = [o for o in env.get("ASAN_OPTIONS", os.environ.get("ASAN_OPTIONS", "")).split(":")
+                if o]
+        env["ASAN_OPTIONS"] = ":".join(opts + [f"hard_rss_limit_mb={limit_mb}"])
+        return [], env
+    return ["prlimit", f"--as={limit_mb << 20}", "--"], env
+
+
 @pytest.fixture
 def mount(tmp_path):
-    """mount(emu, config, opts=(), env=None, wait=True, timeout=10): codesrcfs -f in the
-    background on a fresh mountpoint; config is INI text or {section: {key: value}}."""
+    """mount(emu, config, opts=(), env=None, wait=True, timeout=10, limit_mb=None):
+    codesrcfs -f in the background on a fresh mountpoint; config is INI text or
+    {section: {key: value}}; limit_mb keeps the daemon under that much memory."""
     mounts = []
 
-    def do_mount(emu, config, opts=(), env=None, wait=True, timeout=MOUNT_TIMEOUT):
+    def do_mount(emu, config, opts=(), env=None, wait=True, timeout=MOUNT_TIMEOUT,
+                 limit_mb=None):
         n = len(mounts)
         cfg = tmp_path / f"config{n}"
         cfg.write_text(config_text(emu, config))
@@ -314,8 +337,11 @@ def mount(tmp_path):
         mp.mkdir()
         log_path = tmp_path / f"codesrcfs{n}.log"
         options = ",".join([f"config={cfg}", *opts])
+        limit = []
+        if limit_mb:
+            limit, env = memory_limit(limit_mb, env)
         with open(log_path, "w") as log:
-            proc = subprocess.Popen([*WRAPPER, BINARY, "-f", "-o", options, str(mp)],
+            proc = subprocess.Popen([*limit, *WRAPPER, BINARY, "-f", "-o", options, str(mp)],
                                     env=clean_env(env, home=tmp_path / "home"),
                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                     stderr=log)

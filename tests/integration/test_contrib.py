@@ -1,6 +1,8 @@
 """contrib/clone-all.sh against a mount of the emulator whose urls are local bare repositories."""
+import collections
 import json
 import os
+import re
 import shutil
 import subprocess
 
@@ -183,3 +185,50 @@ def test_contrib_files_are_well_formed():
         r = subprocess.run(["sh", "-n", os.path.join(ROOT, "contrib", script)],
                            capture_output=True, text=True, timeout=30)
         assert r.returncode == 0, r.stderr
+
+
+def fuse_requests(m):
+    """FUSE requests the daemon served so far, by opcode (libfuse's -o debug trace)."""
+    return collections.Counter(re.findall(r"opcode: (\w+)", m.log()))
+
+
+def test_clone_all_reads_one_index_per_directory(tmp_path, emulator, mount):
+    """The repositories come from each directory's .index.jsonl, not from walking every
+    directory for its url and branch files: only the mount's root is read as a directory
+    (a walk with find reads every one, more than a hundred requests here). A code source
+    without a url is skipped."""
+    _, alpha = make_repo(tmp_path, "alpha")
+    emu, urls = emulator_with_repos(tmp_path, emulator, [
+        ("alpha", "main", f"file://{alpha}"),
+        ("nourl", "main", ""),
+    ], codeup_count=40)
+    m = mount(emu, pai_config(emu, workspaces=["7"]) + codeup_config(emu), opts=["debug"])
+    before = fuse_requests(m)
+    dest = tmp_path / "dest"
+    r = run_clone_all(m.path, dest)
+    assert r.returncode == 0, r.stdout + r.stderr
+    walked = fuse_requests(m) - before
+    want = repositories_in(m.path, urls)
+    assert len(want) == 41 and clones(dest) == want
+    assert not os.path.exists(os.path.join(m.path, "pai", "7", "nourl", "url"))
+    assert walked["READDIRPLUS"] + walked["READDIR"] <= 2, walked
+
+
+def test_clone_all_completes_what_the_listing_lacked(tmp_path, emulator, mount):
+    """A Codeup list without clone URLs and branches: the index marks those repositories
+    incomplete and clone-all reads their files, so each is cloned on its default branch."""
+    emu, urls = emulator_with_repos(tmp_path, emulator, [], codeup_count=12)
+    emu.configure(codeup_list_full=False)
+    m = mount(emu, codeup_config(emu))
+    org = os.path.join(m.path, "codeup", "org-1")
+    emu.reset_stats()
+    dest = tmp_path / "dest"
+    r = run_clone_all(org, dest)
+    assert r.returncode == 0, r.stdout + r.stderr
+    repos = emu.data()["codeup"]["organizations"][0]["repositories"]
+    assert emu.stats()["codeup.GetRepository"] == len(repos)
+    want = repositories_in(org, urls)
+    assert len(want) == 12 and clones(dest) == want
+    for rel in want:
+        with open(os.path.join(org, rel, "branch")) as f:
+            assert branch_of(dest / rel) == f.read().strip()

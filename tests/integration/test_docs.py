@@ -134,7 +134,7 @@ def test_man_page_example_runs_as_written(world):
     assert not os.path.ismount(world["mnt"])
 
 
-# ---- the other examples: install, fstab, mount -t and SIGHUP, clone-all.sh --------------
+# ---- the other examples: install, fstab, mount -t and --refresh, clone-all.sh --------------
 
 MAN = os.path.join(ROOT, "docs", "codesrcfs.1")
 
@@ -163,8 +163,9 @@ def local(text, mp, cfg):
 
 def test_install_and_fstab_examples_run_as_written(stage, tmp_path, emulator):
     """README: make install (into a staging root, as its comment says) and its fstab line;
-    man page: both fstab lines, and mount -t with kill -HUP; each mounted through the
-    installed helper in a private mount namespace, where /sbin is the staged one."""
+    man page: both fstab lines, and mount -t with codesrcfs --refresh (of a workspace of
+    this emulator); each mounted through the installed helper in a private mount
+    namespace, where /sbin is the staged one."""
     from test_install import in_namespace, namespaces_work
     from test_pai import pai_files
 
@@ -185,15 +186,18 @@ def test_install_and_fstab_examples_run_as_written(stage, tmp_path, emulator):
                                 f"mount -T {fstab} {mp}\nls {mp}/pai\numount {mp}\n")
         assert r.returncode == 0 and r.stdout.split() == ws, (line, r.stdout + r.stderr)
 
-    mount_hup = [ln[2:] for ln in man_blocks("EXAMPLES")[2].splitlines() if ln.startswith("# ")]
-    assert mount_hup[0].startswith("mount -t fuse.codesrcfs") and "kill -HUP" in mount_hup[1]
+    mount_refresh = [ln[2:] for ln in man_blocks("EXAMPLES")[2].splitlines()
+                     if ln.startswith("# ")]
+    assert mount_refresh[0].startswith("mount -t fuse.codesrcfs")
+    assert mount_refresh[1].startswith("codesrcfs --refresh /mnt/src/pai/1234")
+    refresh = local(mount_refresh[1], mp, cfg).replace("/pai/1234", f"/pai/{ws[0]}")
     emu.reset_stats()
     r = in_namespace(stage, f"trap 'umount -l {mp} 2>/dev/null || true' EXIT\n"
-                            f"{local(mount_hup[0], mp, cfg)}\nls {mp}/pai/{ws[0]} >/dev/null\n"
-                            f"{mount_hup[1]}\nsleep 0.5\nls {mp}/pai/{ws[0]} >/dev/null\n"
-                            f"umount {mp}\n", own_pids=True)  # kill -HUP reaches only it
+                            f"{local(mount_refresh[0], mp, cfg)}\nls {mp}/pai/{ws[0]} >/dev/null\n"
+                            f"{refresh}\nls {mp}/pai/{ws[0]} >/dev/null\n"
+                            f"umount {mp}\n")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert emu.stats()["pai.ListCodeSources"] == 2  # the second ls came after SIGHUP
+    assert emu.stats()["pai.ListCodeSources"] == 2  # the refresh; the second ls asked nothing
 
 
 def test_clone_all_example_runs_as_written(tmp_path, emulator, mount):
@@ -305,7 +309,9 @@ def test_bench_writes_tables_that_keep_their_columns():
         rtt_rows=[(bench.MOUNT, "HTTP/1.1, plain", 0.11, 1, 1, 2),
                   (bench.COLD_LS, "HTTP/1.1, plain", 0.2, 1, 0, 1)],
         rtt_missing=[("h2, TLS", "no nghttpx")], no_delay=0.3)
-    for text in (bench.table(b), bench.rtt_table(b), bench.targets(b)):
+    b.args.memory_entries = 50000
+    for text in (bench.table(b), bench.rtt_table(b), bench.targets(b),
+                 bench.memory_text(b.args, [1024, 2048, 1536])):
         assert text.count("\n|") >= 2, text
         assert_tables_keep_their_columns(text)
     assert "first find \\| wc -l ≤ 1.5× passthrough_ll | 100.0 ms against 200.0 ms: " \

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import uuid
 from datetime import datetime, timezone
@@ -322,6 +323,29 @@ def test_pai_page_size_cap_is_switchable(emulator):
     emu.configure(max_page_size=100)
     got = pai_json(emu, "/api/v1/codesources", {"WorkspaceId": "1001", "PageSize": 100})
     assert len(got["CodeSources"]) == 100
+
+
+def test_pai_hostile_knobs(emulator):
+    emu = emulator("--generate-pai", 30, "--hostile-total", 2**63 - 1)
+
+    def page(n, size=10):
+        return pai_json(emu, "/api/v1/codesources", {"WorkspaceId": "1001", "PageNumber": n,
+                                                     "PageSize": size})
+
+    first = page(1)
+    assert first["TotalCount"] == 2**63 - 1 and len(first["CodeSources"]) == 10
+    assert page(4)["CodeSources"] == []
+    emu.configure(hostile_empty_pages=True)
+    assert page(1)["CodeSources"] == first["CodeSources"] and page(2)["CodeSources"] == []
+    emu.configure(hostile_empty_pages=False, hostile_repeat_pages=True)
+    assert page(3)["CodeSources"] == first["CodeSources"]
+    emu.configure(hostile_repeat_pages=False, hostile_records_per_page=500, hostile_total=None,
+                  hostile_pad_bytes=1000)
+    got = page(2)
+    assert got["TotalCount"] == 30 and len(got["Padding"]) == 1000
+    assert [c["CodeSourceId"] for c in got["CodeSources"]] == [f"h2-{i}" for i in range(500)]
+    with pytest.raises(urllib.error.HTTPError):
+        emu.configure(hostile_total=-1)
 
 
 def test_pai_workspaces(emulator):

@@ -78,7 +78,10 @@ def test_the_guard_is_no_daemon_to_ps_and_leaves_with_it(emulator, mount):
     but its pipe, and ends when the daemon does."""
     emu = emulator("--generate-pai", "2")
     m = mount(emu, pai_config(emu))
-    (guard,) = [c for c in children(m.proc.pid) if comm(c) == "codesrcfs-guard"]
+    # The guard starts once the mount is up and renames itself after the fork: wait for it.
+    guards = lambda: [c for c in children(m.proc.pid) if comm(c) == "codesrcfs-guard"]
+    assert wait_for(lambda: len(guards()) == 1), "no guard beside the daemon"
+    (guard,) = guards()
     with open(f"/proc/{guard}/cmdline", "rb") as f:
         assert f.read().rstrip(b"\0") == b"codesrcfs-guard"
     fds = sorted(os.listdir(f"/proc/{guard}/fd"), key=int)

@@ -281,6 +281,10 @@ def test_wrong_credentials_with_delay_connect_give_eacces(emulator, mount):
      "http"),
     ("[pai]\naccess_key_id = a\nendpoint = {url}\n", 0o600, "access_key_secret"),
     ("[nosuch]\nx = y\n", 0o600, "nosuch"),
+    ("[PAI]\naccess_key_id = a\n", 0o600,
+     ":1: unknown section [PAI] (expected pai, volc or codeup)"),
+    ("[codeup]\nToken = x\n", 0o600,
+     ":2: unknown key 'Token' in [codeup] (expected token, endpoint or organizations)"),
 ])
 def test_bad_config_mounts_nothing(emulator, tmp_path, run_codesrcfs, text, mode, needle):
     emu = emulator("--generate-pai", "5")

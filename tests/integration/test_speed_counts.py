@@ -1,13 +1,18 @@
 """Request counts of the lazy paths (DESIGN §3): what each operation costs the cloud, and
 what warm re-reads cost the daemon (the kernel's caches answer them)."""
 import collections
+import json
 import os
 import re
 import signal
 import subprocess
 import time
+from datetime import datetime, timezone
+
+import pytest
 
 from test_pai import pai_config, pai_workspaces
+from test_volc_codeup import codeup_config
 
 
 def fresh_mount(emulator, mount, n, *opts):
@@ -212,3 +217,90 @@ def test_sighup_drops_the_kernels_entries(emulator, mount):
     names_now = {cs["DisplayName"] for w in emu.data()["pai"]["workspaces"]
                  if w["WorkspaceId"] == ws for cs in w["code_sources"]}
     assert_gone(wsdir, before, gone, names_now)
+
+
+# ---- Codeup: a directory's page k is its groups on page k of ListNamespaces and its
+# repositories among page k of the organization's repositories, which every directory of
+# the organization shares.
+
+
+def codeup_mount(emulator, mount, tmp_path, headers=True, data=None):
+    if data is None:
+        emu = emulator("--generate-codeup", "250")
+    else:
+        path = tmp_path / "codeup.json"
+        path.write_text(json.dumps(data))
+        emu = emulator("--data", str(path))
+    emu.configure(codeup_headers=headers)
+    m = mount(emu, codeup_config(emu))
+    emu.reset_stats()
+    return emu, m, os.path.join(m.path, "codeup", "org-1")
+
+
+@pytest.mark.parametrize("headers", [True, False])
+def test_codeup_first_entry_costs_one_page_of_each_list(emulator, mount, tmp_path, headers):
+    emu, m, org = codeup_mount(emulator, mount, tmp_path, headers)
+    with os.scandir(org) as it:
+        next(it)
+    s = emu.stats()
+    assert (s["codeup.ListNamespaces"], s["codeup.ListRepositories"]) == (1, 1)
+
+
+@pytest.mark.parametrize("headers", [True, False])
+def test_codeup_walk_asks_each_repository_page_once(emulator, mount, tmp_path, headers):
+    """Every group takes its repositories from the organization's pages fetched for the
+    first listing, and asks for one page of its sub-groups: the later pages of its listing
+    know that its groups ended."""
+    emu, m, org = codeup_mount(emulator, mount, tmp_path, headers)
+    groups = len(emu.data()["codeup"]["organizations"][0]["namespaces"])
+    for _ in os.walk(org):
+        pass
+    s = emu.stats()
+    assert s["codeup.ListRepositories"] == 3  # 250 repositories at 100 a page
+    assert s["codeup.ListNamespaces"] == groups + 1  # the organization and each group
+
+
+def late_group_data():
+    """org-1 with groups 'early', holding the 150 oldest repositories, and 'late', holding
+    the 60 newest: none of late's is on the organization's first page of 100."""
+    def group(gid, path):
+        return {"id": gid, "name": path, "path": path, "fullPath": f"org-1/{path}",
+                "kind": "group", "nameWithNamespace": f"org-1/{path}",
+                "pathWithNamespace": f"org-1/{path}", "parentId": 1, "visibility": "private",
+                "webUrl": f"https://codeup.example/org-1/{path}", "avatarUrl": ""}
+
+    def repo(i, gid, group_path):
+        full = f"org-1/{group_path}/{group_path}-{i}"
+        t = datetime.fromtimestamp(1700000000 + i * 60, timezone.utc).strftime(
+            "%Y-%m-%dT%H:%M:%SZ")
+        return {"id": 5000 + i, "name": f"{group_path}-{i}", "path": f"{group_path}-{i}",
+                "pathWithNamespace": full, "nameWithNamespace": full, "namespaceId": gid,
+                "visibility": "private", "webUrl": f"https://codeup.example/{full}",
+                "httpUrlToRepo": f"https://codeup.example/{full}.git",
+                "defaultBranch": "master", "createdAt": t, "updatedAt": t,
+                "lastActivityAt": t, "archived": False}
+
+    repos = [repo(i, 1001, "early") for i in range(150)]
+    repos += [repo(i, 1002, "late") for i in range(150, 210)]
+    return {"codeup": {"organizations": [{"id": "org-1",
+                                          "namespaces": [group(1001, "early"),
+                                                         group(1002, "late")],
+                                          "repositories": repos}]}}
+
+
+@pytest.mark.parametrize("headers", [True, False])
+def test_codeup_group_whose_repositories_come_late(emulator, mount, tmp_path, headers):
+    """The first page of 'late' holds none of its entries yet is not its last: the listing
+    goes on to the pages that hold them, and asks for each page once."""
+    emu, m, org = codeup_mount(emulator, mount, tmp_path, headers, late_group_data())
+    late = os.path.join(org, "late")
+    assert os.path.isdir(late)  # found with the name filter, not by listing org-1
+    emu.reset_stats()
+    files = ["meta.json", "url"]  # a group's own
+    assert sorted(os.listdir(late)) == sorted(files + [f"late-{i}" for i in range(150, 210)])
+    s = emu.stats()
+    assert (s["codeup.ListNamespaces"], s["codeup.ListRepositories"]) == (1, 3)
+    assert sorted(os.listdir(os.path.join(org, "early"))) == \
+        sorted(files + [f"early-{i}" for i in range(150)])
+    assert sorted(os.listdir(org)) == ["early", "late"]
+    assert emu.stats()["codeup.ListRepositories"] == 3  # the pages are shared

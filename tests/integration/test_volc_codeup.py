@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from names_rules import assign
+from names_rules import GROUP_FILES, assign
 from test_pai import pai_config, pai_workspaces
 
 
@@ -95,7 +95,7 @@ def codeup_expected(org):
 
     def walk(parent, prefix):
         entries = members.get(parent, [])
-        reserved = ("meta.json", "url") if parent else ()
+        reserved = GROUP_FILES if parent else ()
         names = assign([(e[0].encode(), e[1], e[2]) for e in entries], reserved)
         for raw, ident, _, kind, rec in entries:
             rel = prefix + names[ident].decode()
@@ -253,8 +253,10 @@ def test_git_clone_loop_over_a_codeup_group(emulator, mount, tmp_path):
 
 
 def test_codeup_organization_not_allowed_gives_eacces(emulator, mount):
+    """Past the check at mount (which refuses it: test_mount_checks.py), an organization
+    the user is not in is EACCES."""
     emu = emulator("--generate-codeup", "5")
-    m = mount(emu, codeup_config(emu, orgs=("org-1", "not-mine")))
+    m = mount(emu, codeup_config(emu, orgs=("org-1", "not-mine")), opts=["delay_connect"])
     assert sorted(os.listdir(os.path.join(m.path, "codeup"))) == ["not-mine", "org-1"]
     with pytest.raises(PermissionError):
         os.listdir(os.path.join(m.path, "codeup", "not-mine"))

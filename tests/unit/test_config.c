@@ -14,6 +14,10 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "provider.h"
+
+/* The section of the cloud named name in config c. */
+#define PROV(c, name) (*config_prov(&(c), name))
 
 /* Every secret the tests use carries this marker; no error may ever show it. */
 #define SECRET "S3CR3T"
@@ -117,7 +121,8 @@ static void expect_error(const char *text, mode_t mode, const char *want)
 	assert_null(strstr(err, SECRET));
 	assert_null(strchr(err, '\n'));
 	assert_null(c.path);
-	assert_int_equal(c.prov[PROV_PAI].enabled, 0);
+	assert_null(c.prov); /* nothing is left of a refused configuration */
+	assert_int_equal(c.nprov, 0);
 	free(expect);
 	free(path);
 }
@@ -152,29 +157,29 @@ static void test_good_file(void **state)
 	assert_int_equal(load_text(&c, good_conf, 0600, err, sizeof(err), &path), 0);
 	assert_string_equal(err, "");
 	assert_string_equal(c.path, path);
-	assert_true(c.prov[PROV_PAI].enabled);
-	assert_string_equal(c.prov[PROV_PAI].key_id, "LTAItest");
-	assert_string_equal(c.prov[PROV_PAI].secret, SECRET "pai");
-	assert_null(c.prov[PROV_PAI].token);
-	assert_string_equal(c.prov[PROV_PAI].region, "cn-shanghai");
-	assert_string_equal(c.prov[PROV_PAI].endpoint,
+	assert_true(PROV(c, "pai").enabled);
+	assert_string_equal(PROV(c, "pai").key_id, "LTAItest");
+	assert_string_equal(PROV(c, "pai").secret, SECRET "pai");
+	assert_null(PROV(c, "pai").token);
+	assert_string_equal(PROV(c, "pai").region, "cn-shanghai");
+	assert_string_equal(PROV(c, "pai").endpoint,
 			    "https://aiworkspace.cn-shanghai.aliyuncs.com");
-	assert_int_equal(c.prov[PROV_PAI].nscopes, 2);
-	assert_string_equal(c.prov[PROV_PAI].scopes[0], "1234");
-	assert_string_equal(c.prov[PROV_PAI].scopes[1], "5678");
-	assert_true(c.prov[PROV_VOLC].enabled);
-	assert_string_equal(c.prov[PROV_VOLC].key_id, "AKtest");
-	assert_string_equal(c.prov[PROV_VOLC].secret, SECRET "volc");
-	assert_string_equal(c.prov[PROV_VOLC].token, SECRET "sts");
-	assert_string_equal(c.prov[PROV_VOLC].region, "cn-beijing");
-	assert_string_equal(c.prov[PROV_VOLC].endpoint, "https://open.volcengineapi.com");
-	assert_int_equal(c.prov[PROV_VOLC].nscopes, 1);
-	assert_true(c.prov[PROV_CODEUP].enabled);
-	assert_null(c.prov[PROV_CODEUP].key_id);
-	assert_string_equal(c.prov[PROV_CODEUP].secret, "pt-" SECRET);
-	assert_string_equal(c.prov[PROV_CODEUP].endpoint, "https://openapi-rdc.aliyuncs.com");
-	assert_int_equal(c.prov[PROV_CODEUP].nscopes, 3);
-	assert_string_equal(c.prov[PROV_CODEUP].scopes[2], "bbbb");
+	assert_int_equal(PROV(c, "pai").nscopes, 2);
+	assert_string_equal(PROV(c, "pai").scopes[0], "1234");
+	assert_string_equal(PROV(c, "pai").scopes[1], "5678");
+	assert_true(PROV(c, "volc").enabled);
+	assert_string_equal(PROV(c, "volc").key_id, "AKtest");
+	assert_string_equal(PROV(c, "volc").secret, SECRET "volc");
+	assert_string_equal(PROV(c, "volc").token, SECRET "sts");
+	assert_string_equal(PROV(c, "volc").region, "cn-beijing");
+	assert_string_equal(PROV(c, "volc").endpoint, "https://open.volcengineapi.com");
+	assert_int_equal(PROV(c, "volc").nscopes, 1);
+	assert_true(PROV(c, "codeup").enabled);
+	assert_null(PROV(c, "codeup").key_id);
+	assert_string_equal(PROV(c, "codeup").secret, "pt-" SECRET);
+	assert_string_equal(PROV(c, "codeup").endpoint, "https://openapi-rdc.aliyuncs.com");
+	assert_int_equal(PROV(c, "codeup").nscopes, 3);
+	assert_string_equal(PROV(c, "codeup").scopes[2], "bbbb");
 	config_free(&c);
 	config_free(&c); /* idempotent */
 	free(path);
@@ -192,15 +197,15 @@ static void test_defaults(void **state)
 				   "[codeup]\ntoken=" SECRET "\n",
 				   0600, err, sizeof(err), NULL),
 			 0);
-	assert_string_equal(c.prov[PROV_PAI].region, "cn-hangzhou");
-	assert_string_equal(c.prov[PROV_PAI].endpoint,
+	assert_string_equal(PROV(c, "pai").region, "cn-hangzhou");
+	assert_string_equal(PROV(c, "pai").endpoint,
 			    "https://aiworkspace.cn-hangzhou.aliyuncs.com");
-	assert_null(c.prov[PROV_PAI].scopes);
-	assert_int_equal(c.prov[PROV_PAI].nscopes, 0);
-	assert_string_equal(c.prov[PROV_VOLC].region, "cn-beijing");
-	assert_string_equal(c.prov[PROV_VOLC].endpoint, "https://open.volcengineapi.com");
-	assert_string_equal(c.prov[PROV_CODEUP].endpoint, "https://openapi-rdc.aliyuncs.com");
-	assert_null(c.prov[PROV_CODEUP].scopes);
+	assert_null(PROV(c, "pai").scopes);
+	assert_int_equal(PROV(c, "pai").nscopes, 0);
+	assert_string_equal(PROV(c, "volc").region, "cn-beijing");
+	assert_string_equal(PROV(c, "volc").endpoint, "https://open.volcengineapi.com");
+	assert_string_equal(PROV(c, "codeup").endpoint, "https://openapi-rdc.aliyuncs.com");
+	assert_null(PROV(c, "codeup").scopes);
 	config_free(&c);
 }
 
@@ -215,13 +220,13 @@ static void test_crlf_bom_and_lists(void **state)
 				   "organizations = a, b\tc,,d ,a\r\n",
 				   0600, err, sizeof(err), NULL),
 			 0);
-	assert_int_equal(c.prov[PROV_CODEUP].nscopes, 4);
-	assert_string_equal(c.prov[PROV_CODEUP].scopes[0], "a");
-	assert_string_equal(c.prov[PROV_CODEUP].scopes[1], "b");
-	assert_string_equal(c.prov[PROV_CODEUP].scopes[2], "c");
-	assert_string_equal(c.prov[PROV_CODEUP].scopes[3], "d");
-	assert_false(c.prov[PROV_PAI].enabled);
-	assert_false(c.prov[PROV_VOLC].enabled);
+	assert_int_equal(PROV(c, "codeup").nscopes, 4);
+	assert_string_equal(PROV(c, "codeup").scopes[0], "a");
+	assert_string_equal(PROV(c, "codeup").scopes[1], "b");
+	assert_string_equal(PROV(c, "codeup").scopes[2], "c");
+	assert_string_equal(PROV(c, "codeup").scopes[3], "d");
+	assert_false(PROV(c, "pai").enabled);
+	assert_false(PROV(c, "volc").enabled);
 	config_free(&c);
 }
 
@@ -243,6 +248,38 @@ static void test_unknown_section_and_key(void **state)
 	expect_error("[pai] x\n", 0600, "@:1: malformed section header");
 	expect_error("[pai]\naccess_key_id = a\naccess_key_id = b\n", 0600,
 		     "@:3: 'access_key_id' set twice in [pai]");
+}
+
+/* A name comes back as written: capitals kept, bytes outside printable ASCII escaped, with
+ * the names expected; one that looks like a pasted credential does not come back. */
+static void test_names_as_written(void **state)
+{
+	(void)state;
+	expect_error("[PAI]\n", 0600, "@:1: unknown section [PAI] (expected pai, volc or codeup)");
+	expect_error("[codeup]\nToken = x\n", 0600,
+		     "@:2: unknown key 'Token' in [codeup] (expected token, endpoint or "
+		     "organizations)");
+	expect_error("[pai]\nAccess_Key_ID = x\n", 0600,
+		     "@:2: unknown key 'Access_Key_ID' in [pai] (expected access_key_id, "
+		     "access_key_secret, security_token, region, endpoint or workspaces)");
+	expect_error("[codeup]\nto\x01k\xc3\xa9n = x\n", 0600,
+		     "@:2: unknown key 'to\\x01k\\xc3\\xa9n' in [codeup]");
+	expect_error("[p\x7f\\ai]\n", 0600, "@:1: unknown section [p\\x7f\\x5cai] (expected");
+	expect_error("[volc]\nsecret-key = x\n", 0600, "@:2: unknown key 'secret-key' in [volc]");
+	expect_error("[pai]\nregion2 = x\n", 0600, "@:2: unknown key 'region2' in [pai]");
+	/* Pasted credentials, with the '=' of their base64 padding. */
+	expect_error("[volc]\nTmpJ" SECRET "aGVsbG8==\n", 0600,
+		     "@:2: unknown key in [volc] (not shown: it looks like a credential; expected "
+		     "access_key, secret_key");
+	expect_error("[codeup]\nabcdefghij" SECRET "klmnop=\n", 0600, "not shown");
+	expect_error("[codeup]\nx" SECRET "abcdefghijklmnopqrstuvw=\n", 0600, "not shown");
+	expect_error("[codeup]\nAbcDefGhi9=\n", 0600, "not shown");
+	expect_error("[" SECRET "]\n", 0600,
+		     "@:1: unknown section (not shown: it looks like a credential; expected pai, "
+		     "volc or codeup)");
+	/* "key: value" is no key, whatever follows the colon. */
+	expect_error("[pai]\naccess_key_secret:abc" SECRET "=\n", 0600,
+		     "@:2: expected 'key = value'");
 }
 
 static void test_garbage_line(void **state)
@@ -357,7 +394,7 @@ static void test_readable_without_secrets(void **state)
 	assert_int_equal(load_text(&c, "[pai]\naccess_key_id = LTAIx\nsecurity_token =\n", 0644,
 				   err, sizeof(err), NULL),
 			 0);
-	assert_true(c.prov[PROV_PAI].enabled);
+	assert_true(PROV(c, "pai").enabled);
 	config_free(&c);
 }
 
@@ -374,7 +411,7 @@ static void test_missing_and_directory(void **state)
 	setenv("CODEUP_TOKEN", SECRET, 1);
 	assert_int_equal(config_load(&c, path, 0, err, sizeof(err)), 0);
 	assert_null(c.path);
-	assert_true(c.prov[PROV_CODEUP].enabled);
+	assert_true(PROV(c, "codeup").enabled);
 	config_free(&c);
 	free(path);
 	assert_true(asprintf(&path, "%s/nodir/config", tmpdir) > 0);
@@ -418,8 +455,8 @@ static void test_endpoint_in_file(void **state)
 				   "endpoint=http://[::1]:9000\n",
 				   0600, err, sizeof(err), NULL),
 			 0);
-	assert_string_equal(c.prov[PROV_CODEUP].endpoint, "http://127.0.0.1:8080");
-	assert_string_equal(c.prov[PROV_VOLC].endpoint, "http://[::1]:9000");
+	assert_string_equal(PROV(c, "codeup").endpoint, "http://127.0.0.1:8080");
+	assert_string_equal(PROV(c, "volc").endpoint, "http://[::1]:9000");
 	config_free(&c);
 }
 
@@ -506,15 +543,121 @@ static void test_env_overrides_file(void **state)
 				   "[codeup]\ntoken = " SECRET "\norganizations = fileorg\n",
 				   0600, err, sizeof(err), NULL),
 			 0);
-	assert_string_equal(c.prov[PROV_PAI].key_id, "envid");
-	assert_string_equal(c.prov[PROV_PAI].secret, SECRET);
-	assert_string_equal(c.prov[PROV_PAI].region, "cn-shenzhen");
-	assert_string_equal(c.prov[PROV_PAI].endpoint,
+	assert_string_equal(PROV(c, "pai").key_id, "envid");
+	assert_string_equal(PROV(c, "pai").secret, SECRET);
+	assert_string_equal(PROV(c, "pai").region, "cn-shenzhen");
+	assert_string_equal(PROV(c, "pai").endpoint,
 			    "https://aiworkspace.cn-shenzhen.aliyuncs.com");
-	assert_string_equal(c.prov[PROV_VOLC].region, "cn-shanghai");
-	assert_int_equal(c.prov[PROV_CODEUP].nscopes, 2);
-	assert_string_equal(c.prov[PROV_CODEUP].scopes[1], "org2");
+	assert_string_equal(PROV(c, "volc").region, "cn-shanghai");
+	assert_int_equal(PROV(c, "codeup").nscopes, 2);
+	assert_string_equal(PROV(c, "codeup").scopes[1], "org2");
 	config_free(&c);
+}
+
+/* Where each credential and the list of ids came from, as a refusal at mount names them. */
+static void test_origins_in_file_and_environment(void **state)
+{
+	static const char text[] =
+	    "[pai]\naccess_key_id = fileid\n; comment\naccess_key_secret = " SECRET
+	    "\nsecurity_token = " SECRET "sts\nworkspaces = 1, 2\n"
+	    "[codeup]\ntoken = " SECRET "\norganizations = o\n";
+	struct config c;
+	char err[256], buf[512], *path, *want;
+
+	(void)state;
+	assert_int_equal(load_text(&c, text, 0600, err, sizeof(err), &path), 0);
+	config_describe_creds(&PROV(c, "pai"), buf, sizeof(buf));
+	assert_true(asprintf(&want,
+			     "access_key_id from %s:2, access_key_secret from %s:4, "
+			     "security_token from %s:5",
+			     path, path, path) > 0);
+	assert_string_equal(buf, want);
+	free(want);
+	config_describe_scopes(&PROV(c, "pai"), buf, sizeof(buf));
+	assert_true(asprintf(&want, "workspaces from %s:6", path) > 0);
+	assert_string_equal(buf, want);
+	free(want);
+	config_describe_creds(&PROV(c, "volc"), buf, sizeof(buf));
+	assert_string_equal(buf, ""); /* nothing configured */
+	config_describe_scopes(&PROV(c, "volc"), buf, sizeof(buf));
+	assert_string_equal(buf, "");
+	config_free(&c);
+
+	/* The environment wins key by key, and says so; the file's token goes with its pair. */
+	setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", "envid", 1);
+	setenv("ALICLOUD_ACCESS_KEY_SECRET", SECRET "env", 1);
+	setenv("CODEUP_TOKEN", SECRET "envtoken", 1);
+	setenv("ALIBABA_CLOUD_YUNXIAO_ORGANIZATION_ID", "o1,o2", 1);
+	assert_int_equal(config_load(&c, path, 1, err, sizeof(err)), 0);
+	config_describe_creds(&PROV(c, "pai"), buf, sizeof(buf));
+	assert_string_equal(buf,
+			    "access_key_id from ALIBABA_CLOUD_ACCESS_KEY_ID in the environment, "
+			    "access_key_secret from ALICLOUD_ACCESS_KEY_SECRET in the "
+			    "environment");
+	assert_null(PROV(c, "pai").token_from);
+	config_describe_creds(&PROV(c, "codeup"), buf, sizeof(buf));
+	assert_string_equal(buf, "token from CODEUP_TOKEN in the environment");
+	config_describe_scopes(&PROV(c, "codeup"), buf, sizeof(buf));
+	assert_string_equal(buf, "organizations from ALIBABA_CLOUD_YUNXIAO_ORGANIZATION_ID in the "
+				 "environment");
+	assert_null(strstr(buf, SECRET));
+	config_free(&c);
+
+	/* Half from each: each half names its own origin. */
+	clear_env(NULL);
+	setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", SECRET "env", 1);
+	assert_int_equal(config_load(&c, path, 1, err, sizeof(err)), 0);
+	config_describe_creds(&PROV(c, "pai"), buf, sizeof(buf));
+	assert_true(asprintf(&want,
+			     "access_key_id from %s:2, access_key_secret from "
+			     "ALIBABA_CLOUD_ACCESS_KEY_SECRET in the environment",
+			     path) > 0);
+	assert_string_equal(buf, want);
+	free(want);
+	config_free(&c);
+	free(path);
+}
+
+/* A key from the aliyun CLI's file names the file and its profile. */
+static void test_origin_of_a_vendor_file(void **state)
+{
+	char *home, *dir, *file, *want, buf[512], err[256];
+	const char *old = getenv("HOME");
+	char *saved = old ? strdup(old) : NULL;
+	struct config c;
+	FILE *f;
+
+	(void)state;
+	assert_true(asprintf(&home, "%s/home-XXXXXX", tmpdir) > 0);
+	assert_non_null(mkdtemp(home));
+	assert_true(asprintf(&dir, "%s/.aliyun", home) > 0);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	assert_true(asprintf(&file, "%s/config.json", dir) > 0);
+	f = fopen(file, "w");
+	assert_non_null(f);
+	fprintf(f, "{\"current\":\"work\",\"profiles\":[{\"name\":\"work\",\"mode\":\"AK\","
+		   "\"access_key_id\":\"LTAIx\",\"access_key_secret\":\"" SECRET "\"}]}");
+	fclose(f);
+	assert_int_equal(chmod(file, 0600), 0);
+	setenv("HOME", home, 1);
+	setenv("CODEUP_TOKEN", SECRET, 1);
+	assert_int_equal(config_load_profile(&c, NULL, 0, NULL, err, sizeof(err)), 0);
+	config_describe_creds(&PROV(c, "pai"), buf, sizeof(buf));
+	assert_true(asprintf(&want,
+			     "access_key_id from %s profile 'work', access_key_secret from %s "
+			     "profile 'work'",
+			     file, file) > 0);
+	assert_string_equal(buf, want);
+	config_free(&c);
+	if (saved)
+		setenv("HOME", saved, 1);
+	else
+		unsetenv("HOME");
+	free(saved);
+	free(want);
+	free(file);
+	free(dir);
+	free(home);
 }
 
 static void test_env_variants_order(void **state)
@@ -532,19 +675,19 @@ static void test_env_variants_order(void **state)
 	setenv("VOLCENGINE_SECRET_KEY", SECRET "new", 1);
 	setenv("ALIBABA_CLOUD_YUNXIAO_ACCESS_TOKEN", SECRET "yunxiao", 1);
 	assert_int_equal(config_load(&c, NULL, 0, err, sizeof(err)), 0);
-	assert_string_equal(c.prov[PROV_PAI].key_id, "second");
-	assert_string_equal(c.prov[PROV_PAI].secret, SECRET "3");
-	assert_string_equal(c.prov[PROV_VOLC].key_id, "oldak");
-	assert_string_equal(c.prov[PROV_VOLC].secret, SECRET "new");
-	assert_string_equal(c.prov[PROV_CODEUP].secret, SECRET "yunxiao");
+	assert_string_equal(PROV(c, "pai").key_id, "second");
+	assert_string_equal(PROV(c, "pai").secret, SECRET "3");
+	assert_string_equal(PROV(c, "volc").key_id, "oldak");
+	assert_string_equal(PROV(c, "volc").secret, SECRET "new");
+	assert_string_equal(PROV(c, "codeup").secret, SECRET "yunxiao");
 	config_free(&c);
 	setenv("CODEUP_TOKEN", SECRET "codeup", 1);
 	setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", "first", 1);
 	setenv("VOLCENGINE_ACCESS_KEY", "newak", 1);
 	assert_int_equal(config_load(&c, NULL, 0, err, sizeof(err)), 0);
-	assert_string_equal(c.prov[PROV_PAI].key_id, "first");
-	assert_string_equal(c.prov[PROV_VOLC].key_id, "newak");
-	assert_string_equal(c.prov[PROV_CODEUP].secret, SECRET "codeup");
+	assert_string_equal(PROV(c, "pai").key_id, "first");
+	assert_string_equal(PROV(c, "volc").key_id, "newak");
+	assert_string_equal(PROV(c, "codeup").secret, SECRET "codeup");
 	config_free(&c);
 }
 
@@ -561,15 +704,15 @@ static void test_env_tokens(void **state)
 	setenv("VOLCENGINE_SECRET_KEY", SECRET, 1);
 	setenv("VOLCENGINE_SESSION_TOKEN", SECRET "volcsts", 1);
 	assert_int_equal(load_text(&c, text, 0600, err, sizeof(err), NULL), 0);
-	assert_string_equal(c.prov[PROV_PAI].token, SECRET "sts");
-	assert_string_equal(c.prov[PROV_VOLC].token, SECRET "volcsts");
+	assert_string_equal(PROV(c, "pai").token, SECRET "sts");
+	assert_string_equal(PROV(c, "volc").token, SECRET "volcsts");
 	config_free(&c);
 	/* A key pair from the environment does not inherit the file's STS token. */
 	clear_env(NULL);
 	setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", "envid", 1);
 	setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", SECRET "env", 1);
 	assert_int_equal(load_text(&c, text, 0600, err, sizeof(err), NULL), 0);
-	assert_null(c.prov[PROV_PAI].token);
+	assert_null(PROV(c, "pai").token);
 	config_free(&c);
 }
 
@@ -597,9 +740,9 @@ static void test_provider_disabled(void **state)
 	assert_int_equal(load_text(&c, "[volc]\nworkspaces = ws1\n[codeup]\ntoken = " SECRET "\n",
 				   0600, err, sizeof(err), NULL),
 			 0);
-	assert_false(c.prov[PROV_PAI].enabled);
-	assert_false(c.prov[PROV_VOLC].enabled);
-	assert_true(c.prov[PROV_CODEUP].enabled);
+	assert_false(PROV(c, "pai").enabled);
+	assert_false(PROV(c, "volc").enabled);
+	assert_true(PROV(c, "codeup").enabled);
 	config_free(&c);
 }
 
@@ -626,12 +769,25 @@ static void test_default_path(void **state)
 	free(home);
 }
 
+/* One section per cloud of providers[], in its order, found by name. */
 static void test_prov_names(void **state)
 {
+	struct config c;
+	char err[256];
+	size_t k;
+
 	(void)state;
-	assert_string_equal(config_prov_name(PROV_PAI), "pai");
-	assert_string_equal(config_prov_name(PROV_VOLC), "volc");
-	assert_string_equal(config_prov_name(PROV_CODEUP), "codeup");
+	setenv("CODEUP_TOKEN", SECRET, 1);
+	assert_int_equal(config_load(&c, NULL, 0, err, sizeof(err)), 0);
+	for (k = 0; providers[k]; k++)
+		assert_ptr_equal(c.prov[k].desc, providers[k]);
+	assert_int_equal(c.nprov, k);
+	assert_int_equal(k, 3);
+	assert_string_equal(PROV(c, "pai").desc->name, "pai");
+	assert_string_equal(PROV(c, "volc").desc->name, "volc");
+	assert_string_equal(PROV(c, "codeup").desc->name, "codeup");
+	assert_null(config_prov(&c, "nope"));
+	config_free(&c);
 }
 
 #define T(f) cmocka_unit_test_setup_teardown(f, clear_env, clear_env)
@@ -643,6 +799,9 @@ int main(void)
 	    T(test_defaults),
 	    T(test_crlf_bom_and_lists),
 	    T(test_unknown_section_and_key),
+	    T(test_names_as_written),
+	    T(test_origins_in_file_and_environment),
+	    T(test_origin_of_a_vendor_file),
 	    T(test_garbage_line),
 	    T(test_bad_values),
 	    T(test_half_credentials),

@@ -13,6 +13,7 @@
 #include <json-c/json.h>
 
 #include "provider.h"
+#include "providers/providers_i.h"
 
 #define LEN(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -422,6 +423,7 @@ static void test_pai_parse(void **state)
 	assert_int_equal(pg.recs[0].ctime, 1610974335);
 	assert_int_equal(pg.recs[0].mtime, 1611060735);
 	assert_false(pg.recs[0].container);
+	assert_string_equal(pg.recs[0].kind_name, "code_source");
 	assert_null(strstr(pg.recs[0].meta, "tok-secret"));
 	assert_non_null(strstr(pg.recs[0].meta, "\"CodeRepoAccessToken\": \"******\""));
 	assert_non_null(strstr(pg.recs[0].meta, "\"MountPath\": \"/root/code/\""));
@@ -447,6 +449,7 @@ static void test_pai_workspaces(void **state)
 	assert_string_equal(pg.recs[0].id, "1234");
 	assert_string_equal(pg.recs[0].name, "1234");
 	assert_true(pg.recs[0].container);
+	assert_string_equal(pg.recs[0].kind_name, "workspace");
 	assert_null(pg.recs[0].meta);
 	assert_null(pg.recs[0].url);
 	assert_string_equal(pg.recs[1].id, "5678");
@@ -606,6 +609,7 @@ static void test_volc_parse(void **state)
 	assert_string_equal(pg.recs[0].name, "test");
 	assert_string_equal(pg.recs[0].url, "https://gitee.com/x");
 	assert_null(pg.recs[0].branch);
+	assert_string_equal(pg.recs[0].kind_name, "code_source");
 	assert_int_equal(pg.recs[0].ctime, 1682654064);
 	assert_int_equal(pg.recs[0].mtime, 1683554846);
 	for (const char *s = "0f68secret\0pwdsecret\0aksecret\0sksecret\0"; *s; s += strlen(s) + 1)
@@ -627,6 +631,7 @@ static void test_volc_workspaces(void **state)
 	assert_string_equal(pg.recs[0].id, "ws-1");
 	assert_string_equal(pg.recs[0].name, "ws-1");
 	assert_true(pg.recs[0].container);
+	assert_string_equal(pg.recs[0].kind_name, "workspace");
 	assert_int_equal(pg.total, 3);
 	prov_page_free(&pg);
 }
@@ -718,8 +723,12 @@ static void test_codeup_namespaces(void **state)
 	assert_string_equal(pg.recs[0].id, "36932");
 	assert_string_equal(pg.recs[0].name, "test-group");
 	assert_string_equal(pg.recs[0].url, "https://codeup.example/org/test-group");
-	assert_string_equal(pg.recs[0].aux, "org\norg/test-group");
+	assert_string_equal(pg.recs[0].scope, "org");
+	assert_string_equal(pg.recs[0].path, "org/test-group");
+	assert_null(pg.recs[0].ancestors); /* listed in the organization: no group above */
+	assert_int_equal(pg.recs[0].nancestors, 0);
 	assert_true(pg.recs[0].container);
+	assert_string_equal(pg.recs[0].kind_name, "group");
 	assert_int_equal(pg.recs[0].ctime, 0);
 	assert_non_null(strstr(pg.recs[0].meta, "\"visibility\": \"private\""));
 	prov_page_free(&pg);
@@ -755,7 +764,9 @@ static void test_codeup_repositories(void **state)
 	assert_string_equal(pg.recs[0].branch, "main");
 	assert_false(pg.recs[0].incomplete);
 	assert_false(pg.recs[0].container);
-	assert_string_equal(pg.recs[0].aux, "org");
+	assert_string_equal(pg.recs[0].kind_name, "repository");
+	assert_string_equal(pg.recs[0].scope, "org");
+	assert_null(pg.recs[0].path);
 	assert_int_equal(pg.recs[0].ctime, 1704038400);
 	assert_int_equal(pg.recs[0].mtime, 1704153600);
 	prov_page_free(&pg);
@@ -846,6 +857,56 @@ static void test_codeup_errors(void **state)
 	assert_int_equal(codeup_classify_error(500, "x", 1), -EIO);
 }
 
+static void test_codeup_organizations(void **state)
+{
+	static const char body[] =
+	    "[{\"id\":\"99d1abcd71d4\",\"name\":\"Acme\",\"description\":\"\",\"creatorId\":\"u1\","
+	    "\"defaultRole\":\"member\",\"createdAt\":\"2024-01-01T00:00:00Z\"},"
+	    "{\"id\":4242,\"name\":\"numeric\"},{\"name\":\"no id\"},7,{\"id\":\"\"}]";
+	struct prov_page pg = {0};
+
+	(void)state;
+	assert_int_equal(codeup_parse_organizations(body, strlen(body), &pg), 0);
+	assert_int_equal(pg.n, 2);
+	assert_string_equal(pg.recs[0].id, "99d1abcd71d4");
+	assert_true(pg.recs[0].container);
+	assert_int_equal(pg.recs[0].ctime, 1704067200);
+	assert_string_equal(pg.recs[1].id, "4242");
+	prov_page_free(&pg);
+	assert_int_equal(codeup_parse_organizations("{}", 2, &pg), -EIO);
+	assert_int_equal(codeup_parse_organizations("[", 1, &pg), -EIO);
+	prov_page_free(&pg);
+}
+
+/* The ids a check at mount did not find, named in one line; found ones never are. */
+static void test_confirm_scopes(void **state)
+{
+	char *scopes[] = {"1001", "9999", "1002", "777"};
+	struct prov_page pg = {0};
+	char why[256];
+
+	(void)state;
+	assert_int_equal(provider_add_container(&pg, "1002", 1, "workspace", 0), 0);
+	assert_int_equal(provider_add_container(&pg, "1001", 1, "workspace", 0), 0);
+	assert_int_equal(provider_confirm_scopes(scopes, 1, &pg, "workspace", why, sizeof(why)), 0);
+	assert_int_equal(provider_confirm_scopes(scopes, 3, &pg, "workspace", why, sizeof(why)),
+			 -ENOENT);
+	assert_string_equal(why, "workspace 9999 not found: no such id, or these credentials "
+				 "cannot see it");
+	assert_int_equal(provider_confirm_scopes(scopes, 4, &pg, "organization", why, sizeof(why)),
+			 -ENOENT);
+	assert_string_equal(why, "organizations 9999, 777 not found: no such ids, or these "
+				 "credentials cannot see them");
+	assert_int_equal(provider_confirm_scopes(scopes, 4, &pg, "workspace", NULL, 0), -ENOENT);
+	assert_int_equal(provider_confirm_scopes(scopes, 0, &pg, "workspace", why, sizeof(why)), 0);
+	prov_page_free(&pg);
+	/* An id "99" is not found by a record "999" nor the other way round. */
+	assert_int_equal(provider_add_container(&pg, "99999", 1, "workspace", 0), 0);
+	assert_int_equal(provider_confirm_scopes(scopes + 1, 1, &pg, "workspace", why, sizeof(why)),
+			 -ENOENT);
+	prov_page_free(&pg);
+}
+
 static void test_record_copy_is_deep(void **state)
 {
 	struct prov_record a = {0}, b;
@@ -856,7 +917,12 @@ static void test_record_copy_is_deep(void **state)
 	memcpy(a.name, "x\0y", 3);
 	a.name_len = 3;
 	a.url = strdup("u");
-	a.aux = strdup("org\nfull");
+	a.scope = strdup("org");
+	a.path = strdup("org/full");
+	a.ancestors = calloc(2, sizeof(*a.ancestors));
+	a.ancestors[0] = strdup("10");
+	a.ancestors[1] = strdup("11");
+	a.nancestors = 2;
 	a.ctime = 7;
 	a.container = 1;
 	assert_int_equal(prov_record_copy(&b, &a), 0);
@@ -866,7 +932,11 @@ static void test_record_copy_is_deep(void **state)
 	assert_memory_equal(b.name, "x\0y", 3);
 	assert_int_equal(b.name_len, 3);
 	assert_string_equal(b.url, "u");
-	assert_string_equal(b.aux, "org\nfull");
+	assert_string_equal(b.scope, "org");
+	assert_string_equal(b.path, "org/full");
+	assert_int_equal(b.nancestors, 2);
+	assert_string_equal(b.ancestors[0], "10");
+	assert_string_equal(b.ancestors[1], "11");
 	assert_null(b.meta);
 	assert_null(b.branch);
 	assert_int_equal(b.ctime, 7);
@@ -891,11 +961,12 @@ static void test_page_grows(void **state)
 	prov_page_free(&pg);
 	assert_int_equal(pg.n, 0);
 	assert_null(pg.recs);
-	assert_int_equal(provider_scopes_page((char *[]){"a", "b"}, 2, 3, &pg), 0);
+	assert_int_equal(provider_scopes_page((char *[]){"a", "b"}, 2, 3, "workspace", &pg), 0);
 	assert_int_equal(pg.n, 2);
 	assert_true(pg.last);
 	assert_int_equal(pg.total, 2);
 	assert_int_equal(pg.recs[1].kind, 3);
+	assert_string_equal(pg.recs[1].kind_name, "workspace");
 	assert_string_equal(pg.recs[1].name, "b");
 	prov_page_free(&pg);
 }
@@ -929,6 +1000,8 @@ int main(void)
 	    cmocka_unit_test(test_codeup_hostile),
 	    cmocka_unit_test(test_codeup_nul_name),
 	    cmocka_unit_test(test_codeup_errors),
+	    cmocka_unit_test(test_codeup_organizations),
+	    cmocka_unit_test(test_confirm_scopes),
 	    cmocka_unit_test(test_record_copy_is_deep),
 	    cmocka_unit_test(test_page_grows),
 	};

@@ -40,7 +40,25 @@ struct fake {
 	int delay_us; /* each page takes this long, so requests overlap */
 	int inflight, max_inflight;
 	int mutate_on_call; /* add an entry when this list call is made (0: never) */
+	int stall;	/* list_page waits, as on a stalled network, until cleared or cancelled */
+	int stalled;	/* calls that met the stall so far */
+	int incomplete; /* listings leave url out; complete() fills it in */
+	int complete_calls;
 };
+
+/* As http does: wait while the fake network stalls, giving up when the caller does. */
+static int fake_stall(struct fake *f)
+{
+	if (!__atomic_load_n(&f->stall, __ATOMIC_SEQ_CST))
+		return 0;
+	__atomic_add_fetch(&f->stalled, 1, __ATOMIC_SEQ_CST);
+	while (__atomic_load_n(&f->stall, __ATOMIC_SEQ_CST))
+		if (provider_cancelled())
+			return -EINTR;
+		else
+			usleep(1000);
+	return 0;
+}
 
 static int64_t fake_clock;
 
@@ -60,6 +78,19 @@ static void fake_record(const struct fake_entry *e, struct prov_record *r)
 	r->meta = strdup("{}\n");
 	r->branch = e->branch ? strdup("main") : NULL;
 	r->ctime = e->ctime;
+}
+
+/* As a listing of a provider that leaves the url out gives it (Codeup's, without the
+ * paging headers' full records). */
+static void fake_listed_record(const struct fake *f, const struct fake_entry *e,
+			       struct prov_record *r)
+{
+	fake_record(e, r);
+	if (!f->incomplete)
+		return;
+	free(r->url);
+	r->url = NULL;
+	r->incomplete = 1;
 }
 
 static void fake_add(struct fake *f, const char *id, const char *name, int64_t ctime)
@@ -87,8 +118,10 @@ static int fake_list_page(struct provider *p, const struct prov_record *dir, lon
 {
 	struct fake *f = (struct fake *)p;
 	struct prov_record r;
-	int err, got = 0;
+	int err = fake_stall(f), got = 0;
 
+	if (err)
+		return err;
 	pthread_mutex_lock(&f->lock);
 	f->inflight++;
 	f->max_inflight = f->inflight > f->max_inflight ? f->inflight : f->max_inflight;
@@ -116,7 +149,7 @@ static int fake_list_page(struct provider *p, const struct prov_record *dir, lon
 	out->total = f->no_total ? -1 : f->n;
 	out->page_size = f->page_size;
 	for (long i = (page - 1) * f->page_size; !err && i < page * f->page_size && i < f->n; i++) {
-		fake_record(&f->e[i], &r);
+		fake_listed_record(f, &f->e[i], &r);
 		prov_page_add(out, &r);
 		got++;
 	}
@@ -130,8 +163,11 @@ static int fake_lookup(struct provider *p, const struct prov_record *dir, const 
 {
 	struct fake *f = (struct fake *)p;
 	struct prov_record r;
+	int err = fake_stall(f);
 
 	(void)dir;
+	if (err)
+		return err;
 	pthread_mutex_lock(&f->lock);
 	f->lookup_calls++;
 	for (int i = 0; i < f->n; i++) {
@@ -144,6 +180,30 @@ static int fake_lookup(struct provider *p, const struct prov_record *dir, const 
 	return 0;
 }
 
+/* The url a listing left out, from the entry of that id as the fake holds it now. */
+static int fake_complete(struct provider *p, struct prov_record *rec)
+{
+	struct fake *f = (struct fake *)p;
+	struct prov_record full;
+	int r = -ENOENT;
+
+	pthread_mutex_lock(&f->lock);
+	f->complete_calls++;
+	for (int i = 0; i < f->n && r; i++) {
+		if (strcmp(f->e[i].id, rec->id))
+			continue;
+		fake_record(&f->e[i], &full);
+		free(rec->url);
+		rec->url = full.url;
+		full.url = NULL;
+		rec->incomplete = 0;
+		prov_record_free(&full);
+		r = 0;
+	}
+	pthread_mutex_unlock(&f->lock);
+	return r;
+}
+
 static void fake_destroy(struct provider *p)
 {
 	(void)p;
@@ -152,6 +212,7 @@ static void fake_destroy(struct provider *p)
 static const struct provider_ops fake_ops = {
     .list_page = fake_list_page,
     .lookup = fake_lookup,
+    .complete = fake_complete,
     .destroy = fake_destroy,
 };
 
@@ -901,10 +962,437 @@ static void test_xattrs_outside_user_are_unsupported(void **state)
 	tree_forget(x->t, cs.ino, 1);
 }
 
+/* ---- readers that give up (docs/design.md §3 Interrupts) ------------------------------ */
+
+static int flag_raised(void *ctx)
+{
+	return __atomic_load_n((int *)ctx, __ATOMIC_SEQ_CST);
+}
+
+struct reader {
+	struct tree *t;
+	uint64_t ino;
+	int give_up; /* raised: the reader gives up (its cancel callback says so) */
+	int cancellable;
+	int r;
+	struct names c;
+};
+
+static void *reader_run(void *arg)
+{
+	struct reader *rd = arg;
+
+	if (rd->cancellable)
+		tree_thread_cancel(flag_raised, &rd->give_up);
+	rd->r = tree_readdir(rd->t, rd->ino, 0, 0, collect, &rd->c);
+	tree_thread_cancel(NULL, NULL);
+	return NULL;
+}
+
+static void wait_until(const int *v, int at_least)
+{
+	while (__atomic_load_n(v, __ATOMIC_SEQ_CST) < at_least)
+		usleep(1000);
+}
+
+/* Two readers of a directory that stalls: a, then b waiting for a's fetch. */
+static void two_readers(struct fixture *x, struct reader *a, struct reader *b, pthread_t th[2])
+{
+	struct tree_stat ws;
+
+	fake_fill(&x->f, 5);
+	assert_int_equal(path_lookup(x->t, "/fake/ws", &ws), 0);
+	a->t = b->t = x->t;
+	a->ino = b->ino = ws.ino;
+	x->f.stall = 1;
+	assert_int_equal(pthread_create(&th[0], NULL, reader_run, a), 0);
+	wait_until(&x->f.stalled, 1); /* a fetches */
+	assert_int_equal(pthread_create(&th[1], NULL, reader_run, b), 0);
+	usleep(50000); /* b waits for a's fetch */
+}
+
+/* A reader that gives up while it waits for another's fetch gets EINTR at once; the fetch
+ * goes on and its reader gets the listing. */
+static void test_a_waiter_that_gives_up_leaves_the_fetch_alone(void **state)
+{
+	struct fixture *x = *state;
+	struct reader *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
+	pthread_t th[2];
+
+	b->cancellable = 1;
+	two_readers(x, a, b, th);
+	__atomic_store_n(&b->give_up, 1, __ATOMIC_SEQ_CST);
+	pthread_join(th[1], NULL);
+	assert_int_equal(b->r, -EINTR);
+	assert_int_equal(__atomic_load_n(&x->f.stall, __ATOMIC_SEQ_CST), 1); /* a still waits */
+	__atomic_store_n(&x->f.stall, 0, __ATOMIC_SEQ_CST);
+	pthread_join(th[0], NULL);
+	assert_int_equal(a->r, 0);
+	assert_int_equal(a->c.n, 2 + 5);
+	assert_int_equal(x->f.stalled, 1); /* b asked nothing */
+	tree_forget(x->t, a->ino, 1);
+	free(a);
+	free(b);
+}
+
+/* The reader that fetches gives up: it gets EINTR, nothing is installed, and the reader
+ * that waited for it fetches for itself and gets the whole listing. */
+static void test_a_fetcher_that_gives_up_lets_the_waiter_fetch(void **state)
+{
+	struct fixture *x = *state;
+	struct reader *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
+	pthread_t th[2];
+
+	a->cancellable = 1;
+	two_readers(x, a, b, th);
+	__atomic_store_n(&a->give_up, 1, __ATOMIC_SEQ_CST);
+	pthread_join(th[0], NULL);
+	assert_int_equal(a->r, -EINTR);
+	wait_until(&x->f.stalled, 2); /* b fetches in turn */
+	__atomic_store_n(&x->f.stall, 0, __ATOMIC_SEQ_CST);
+	pthread_join(th[1], NULL);
+	assert_int_equal(b->r, 0);
+	assert_int_equal(b->c.n, 2 + 5);
+	tree_forget(x->t, a->ino, 1);
+	free(a);
+	free(b);
+}
+
+/* A look-up that gives up while the name filter stalls gets EINTR and remembers no miss. */
+static void test_a_lookup_that_gives_up(void **state)
+{
+	struct fixture *x = *state;
+	struct tree_stat st;
+	int give_up = 1;
+
+	fake_add(&x->f, "1", "alpha", 1);
+	assert_int_equal(path_stat(x->t, "/fake/ws", &st), 0);
+	x->f.stall = 1;
+	tree_thread_cancel(flag_raised, &give_up);
+	assert_int_equal(path_stat(x->t, "/fake/ws/alpha/url", &st), -EINTR);
+	tree_thread_cancel(NULL, NULL);
+	x->f.stall = 0;
+	assert_int_equal(path_stat(x->t, "/fake/ws/alpha/url", &st), 0);
+}
+
+/* ---- tree_refresh: one directory again now, and what changed ---------------------------- */
+
+static void test_refresh_lists_now_and_tells_the_changes(void **state)
+{
+	struct fixture *x = *state;
+	struct names *c = calloc(1, sizeof(*c));
+	struct told *w = watch(x->t);
+	struct tree_stat ws;
+	char *text;
+	size_t len;
+	int calls;
+
+	fake_add(&x->f, "1", "alpha", 1);
+	fake_add(&x->f, "2", "beta", 2);
+	fake_add(&x->f, "3", "gamma", 3);
+	fake_add(&x->f, "4", "delta", 4);
+	assert_int_equal(path_lookup(x->t, "/fake/ws", &ws), 0);
+	assert_int_equal(read_dir(x->t, "/fake/ws", c), 0);
+	calls = x->f.list_calls;
+
+	x->f.e[0].moved = 1;   /* alpha's url changes */
+	x->f.e[1] = x->f.e[3]; /* beta is gone; delta moves up */
+	x->f.e[2].branch = 1;  /* gamma gains a branch */
+	snprintf(x->f.e[3].id, sizeof(x->f.e[3].id), "5");
+	snprintf(x->f.e[3].name, sizeof(x->f.e[3].name), "epsilon"); /* epsilon is new */
+	assert_int_equal(tree_refresh(x->t, ws.ino, &text, &len), 0);
+	assert_int_equal(x->f.list_calls, calls + 1); /* though the listing was fresh */
+	assert_int_equal(len, strlen(text));
+	assert_string_equal(text, "- beta\n~ alpha\n~ gamma\n+ epsilon\n");
+	assert_true(was_told(w, "inode %llx", (unsigned long long)ws.ino)); /* the kernel's copy */
+	free(text);
+
+	c->n = 0;
+	assert_int_equal(read_dir(x->t, "/fake/ws", c), 0);
+	assert_true(has(c, "epsilon"));
+	assert_false(has(c, "beta"));
+	assert_int_equal(tree_refresh(x->t, ws.ino, &text, &len), 0);
+	assert_int_equal(len, 0); /* nothing changed since */
+	free(text);
+	tree_watch(x->t, NULL);
+	tree_forget(x->t, ws.ino, 1);
+	free(w);
+	free(c);
+}
+
+static void test_refresh_of_what_lists_nothing(void **state)
+{
+	struct fixture *x = *state;
+	struct tree_stat ws, cs, url;
+	char *text;
+	size_t len;
+
+	fake_add(&x->f, "1", "alpha", 1);
+	fake_add(&x->f, "2", "beta", 2);
+	assert_int_equal(path_lookup(x->t, "/fake/ws", &ws), 0);
+	assert_int_equal(tree_refresh(x->t, ws.ino, &text, &len), 0);
+	assert_string_equal(text, "+ alpha\n+ beta\n"); /* never listed: all is new */
+	free(text);
+	assert_int_equal(path_lookup(x->t, "/fake/ws/alpha", &cs), 0);
+	assert_int_equal(path_lookup(x->t, "/fake/ws/alpha/url", &url), 0);
+	assert_int_equal(tree_refresh(x->t, cs.ino, &text, &len), -ENOTDIR);
+	assert_int_equal(tree_refresh(x->t, url.ino, &text, &len), -ENOTDIR);
+	assert_int_equal(tree_refresh(x->t, TREE_ROOT, &text, &len), 0); /* fixed */
+	assert_int_equal(len, 0);
+	free(text);
+	x->f.fail = -EIO;
+	assert_int_equal(tree_refresh(x->t, ws.ino, &text, &len), -EIO); /* said, not hidden */
+	assert_null(text);
+	tree_forget(x->t, url.ino, 1);
+	tree_forget(x->t, cs.ino, 1);
+	tree_forget(x->t, ws.ino, 1);
+}
+
+/* The tree anew with dir_ttl ttl (the fake's entries stay). */
+static void retree(struct fixture *x, long ttl)
+{
+	struct provider *p = &x->f.base;
+	struct tree_opts o = {.dir_ttl = ttl, .attr_ttl = 30, .neg_ttl = 10, .parallel = 4};
+
+	tree_free(x->t);
+	x->t = tree_new(&p, 1, &o);
+	assert_non_null(x->t);
+}
+
+/* A reader whose buffer holds `room` entries a call, as a getdents buffer does. */
+struct chunked {
+	struct names *names;
+	int room, taken;
+};
+
+static int collect_chunk(void *ctx, const char *name, const struct tree_stat *st, off_t next,
+			 int holds)
+{
+	struct chunked *k = ctx;
+
+	if (k->taken == k->room)
+		return 1;
+	k->taken++;
+	assert_true(next > 0 && (uint64_t)next < (UINT64_C(1) << 62)); /* as the kernel keeps it */
+	return collect(k->names, name, st, next, holds);
+}
+
+/* One call of a chunked reader at the offset it reached; entries it got. */
+static int read_chunk(struct tree *t, uint64_t ino, struct names *c, int room)
+{
+	struct chunked k = {.names = c, .room = room};
+
+	assert_int_equal(tree_readdir(t, ino, c->next, 0, collect_chunk, &k), 0);
+	return k.taken;
+}
+
+/* The rest of a chunked read, to the empty answer that ends it. */
+static void read_to_end(struct tree *t, uint64_t ino, struct names *c, int room)
+{
+	while (read_chunk(t, ino, c, room) > 0)
+		;
+}
+
+/* Each name of c once; and n names in all. */
+static void assert_once(const struct names *c, int n)
+{
+	assert_int_equal(c->n, n);
+	for (int i = 0; i < c->n; i++)
+		for (int j = i + 1; j < c->n; j++)
+			assert_string_not_equal(c->list[i], c->list[j]);
+}
+
+/* The fake's oldest k entries go and k newer ones come. */
+static void fake_churn(struct fake *f, int k, const char *tag)
+{
+	char id[32];
+
+	memmove(&f->e[0], &f->e[k], (f->n - k) * sizeof(f->e[0]));
+	f->n -= k;
+	for (int i = 0; i < k; i++) {
+		snprintf(id, sizeof(id), "%s%d", tag, i);
+		fake_add(f, id, id, 100000 + f->n);
+	}
+}
+
+/* docs/design.md §3: a read that began before a refresh returns every entry that existed
+ * throughout, once. A reader part-way through when the oldest entries go (every offset
+ * after them would shift) and the listing expires finishes on the listing it began on,
+ * without listing again. */
+static void test_a_read_keeps_its_listing_across_refreshes(void **state)
+{
+	struct fixture *x = *state;
+	struct names *c = calloc(1, sizeof(*c)), *again = calloc(1, sizeof(*again));
+	struct tree_stat ws;
+	int calls;
+
+	fake_fill(&x->f, 35);
+	assert_int_equal(path_lookup(x->t, "/fake/ws", &ws), 0);
+	read_to_end(x->t, ws.ino, again, 1000);
+	fake_clock += 61;
+	assert_int_equal(read_chunk(x->t, ws.ino, c, 12), 12); /* refreshes: it expired */
+	calls = x->f.list_calls;
+	fake_churn(&x->f, 5, "new");
+	fake_clock += 61;
+	read_to_end(x->t, ws.ino, c, 7);
+	assert_int_equal(x->f.list_calls, calls); /* no listing in the middle of a read */
+	assert_once(c, 2 + 35);
+	assert_true(has(c, "100") && has(c, "104") && has(c, "134") && !has(c, "new0"));
+	again->n = 0;
+	again->next = 0;
+	read_to_end(x->t, ws.ino, again, 1000); /* a read that begins now sees the change */
+	assert_once(again, 2 + 35);
+	assert_true(has(again, "new4") && !has(again, "104"));
+	tree_forget(x->t, ws.ino, 1);
+	free(again);
+	free(c);
+}
+
+/* dir_ttl=0 trusts no listing, yet one read costs one listing: a reader part-way keeps
+ * the listing it began with, and a reader at the end of a first page gets the rest with
+ * that page, not asked for again. */
+static void test_one_read_costs_one_listing_at_dir_ttl_0(void **state)
+{
+	struct fixture *x = *state;
+	struct names *c = calloc(1, sizeof(*c));
+	struct tree_stat ws;
+	int calls;
+
+	retree(x, 0);
+	fake_fill(&x->f, 35);
+	assert_int_equal(path_lookup(x->t, "/fake/ws", &ws), 0);
+	for (int round = 0; round < 2; round++) {
+		c->n = 0;
+		c->next = 0;
+		calls = x->f.list_calls;
+		read_to_end(x->t, ws.ino, c, 3);
+		assert_once(c, 2 + 35);
+		assert_int_equal(x->f.list_calls - calls, 4); /* pages of 10 */
+	}
+	tree_forget(x->t, ws.ino, 1);
+	free(c);
+}
+
+/* A reader that keeps reading keeps its listing however many refreshes others make; one
+ * unread for TREE_LISTING_IDLE (30 s) is let go, and its reader goes on in the current
+ * listing, as before listings were kept. */
+static void test_a_reader_keeps_its_listing_while_others_refresh(void **state)
+{
+	struct fixture *x = *state;
+	struct names *c = calloc(1, sizeof(*c)), *other = calloc(1, sizeof(*other));
+	struct tree_stat ws;
+	char tag[16];
+
+	retree(x, 10);
+	fake_fill(&x->f, 35);
+	assert_int_equal(path_lookup(x->t, "/fake/ws", &ws), 0);
+	assert_int_equal(read_chunk(x->t, ws.ino, c, 2), 2);
+	read_to_end(x->t, ws.ino, other, 1000); /* whole now */
+	for (int i = 0; i < 10; i++) {
+		snprintf(tag, sizeof(tag), "g%d-", i);
+		fake_churn(&x->f, 1, tag);
+		fake_clock += 11;
+		other->n = 0;
+		other->next = 0;
+		read_to_end(x->t, ws.ino, other, 1000);
+		assert_true(has(other, "g0-0"));
+		assert_true(read_chunk(x->t, ws.ino, c, 3) > 0); /* short at page 1's end */
+	}
+	read_to_end(x->t, ws.ino, c, 3);
+	assert_once(c, 2 + 35);
+	assert_true(has(c, "100") && !has(c, "g0-0")); /* page 1 as it was, then the rest */
+
+	c->n = 0;
+	c->next = 0;
+	assert_int_equal(read_chunk(x->t, ws.ino, c, 4), 4);
+	fake_churn(&x->f, 3, "late");
+	fake_clock += 31;
+	other->n = 0;
+	other->next = 0;
+	read_to_end(x->t, ws.ino, other, 1000);
+	read_to_end(x->t, ws.ino, c, 3);
+	assert_true(has(c, "late0")); /* its listing went; the current one served */
+	tree_forget(x->t, ws.ino, 1);
+	free(other);
+	free(c);
+}
+
+/* An entry of an older listing that is no longer its directory's child under that name
+ * (gone, renamed) is given without a lookup: the kernel would keep a dentry a refresh had
+ * just dropped. The rest hold one as before, and every lookup given is forgotten. */
+static void test_an_older_listing_gives_lookups_of_current_children_only(void **state)
+{
+	struct fixture *x = *state;
+	struct names *c = calloc(1, sizeof(*c)), *held = calloc(1, sizeof(*held));
+	struct plus *q = calloc(1, sizeof(*q));
+	struct tree_stat ws;
+
+	retree(x, 10); /* a listing unread for 30 s is let go: expire before that */
+	fake_add(&x->f, "1", "alpha", 1);
+	fake_add(&x->f, "2", "beta", 2);
+	fake_add(&x->f, "3", "gamma", 3);
+	fake_add(&x->f, "4", "delta", 4);
+	assert_int_equal(path_lookup(x->t, "/fake/ws", &ws), 0);
+	assert_int_equal(read_dir_plus(x->t, ws.ino, q), 0); /* whole, and the kernel holds all */
+	assert_int_equal(read_chunk(x->t, ws.ino, c, 3), 3); /* ".", "..", "alpha" */
+	x->f.e[1] = x->f.e[3];				     /* beta is gone, delta moves up */
+	x->f.n = 3;
+	snprintf(x->f.e[2].name, sizeof(x->f.e[2].name), "gamma2");
+	fake_clock += 11;
+	forget_all(x->t, q);
+	q->names.n = 0;
+	assert_int_equal(read_dir_plus(x->t, ws.ino, q), 0); /* refreshed */
+	assert_true(has(&q->names, "gamma2") && !has(&q->names, "beta"));
+	forget_all(x->t, q);
+	assert_int_equal(tree_readdir(x->t, ws.ino, c->next, 1, collect_holds, held), 0);
+	assert_int_equal(held->n, 3);
+	assert_string_equal(held->list[0], "beta 0");
+	assert_string_equal(held->list[1], "gamma 0");
+	assert_string_equal(held->list[2], "delta 1");
+	tree_forget(x->t, ino_of(x->t, "/fake/ws/delta"), 1);
+	tree_forget(x->t, ws.ino, 1);
+	free(q);
+	free(held);
+	free(c);
+}
+
+/* A record complete() filled in is kept, whole, through refreshes whose listings lack
+ * what it filled in, though each refresh frees the memory of the listing before (ASan
+ * sees every read of it). */
+static void test_a_completed_record_outlives_its_listing(void **state)
+{
+	struct fixture *x = *state;
+	struct names *c = calloc(1, sizeof(*c));
+	char buf[64];
+
+	x->f.incomplete = 1;
+	fake_add(&x->f, "1", "alpha", 1);
+	fake_add(&x->f, "2", "beta", 2);
+	assert_int_equal(read_dir(x->t, "/fake/ws", c), 0);
+	assert_int_equal(path_read(x->t, "/fake/ws/alpha/url", buf, sizeof(buf), 0), 26);
+	for (int i = 0; i < 3; i++) {
+		fake_clock += 61;
+		c->n = 0;
+		assert_int_equal(read_dir(x->t, "/fake/ws", c), 0);
+	}
+	assert_int_equal(path_read(x->t, "/fake/ws/alpha/url", buf, sizeof(buf), 0), 26);
+	assert_memory_equal(buf, "https://git.example/1.git\n", 26);
+	assert_int_equal(x->f.complete_calls, 1);
+	free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_root_lists_providers, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_a_waiter_that_gives_up_leaves_the_fetch_alone,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_a_fetcher_that_gives_up_lets_the_waiter_fetch,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_a_lookup_that_gives_up, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_refresh_lists_now_and_tells_the_changes, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_refresh_of_what_lists_nothing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_full_listing_paged_and_named, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_first_page_only_for_a_reader_that_stops, setup,
 					    teardown),
@@ -931,6 +1419,16 @@ int main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_an_over_forget_aborts, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_xattrs_outside_user_are_unsupported, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_a_read_keeps_its_listing_across_refreshes, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_one_read_costs_one_listing_at_dir_ttl_0, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_a_reader_keeps_its_listing_while_others_refresh,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_an_older_listing_gives_lookups_of_current_children_only, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_a_completed_record_outlives_its_listing, setup,
 					    teardown),
 	};
 

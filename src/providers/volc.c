@@ -9,13 +9,15 @@
 
 #include <json-c/json.h>
 
+#include "credfile.h"
 #include "log.h"
-#include "provider.h"
+#include "providers_i.h"
 #include "sign.h"
 
-#define VOLC_VERSION "2023-05-01"
-#define VOLC_SERVICE "cp"
-#define VOLC_PAGE    100 /* the API's maximum */
+#define VOLC_VERSION	 "2023-05-01"
+#define VOLC_SERVICE	 "cp"
+#define VOLC_PAGE	 100 /* the API's maximum */
+#define VOLC_CHECK_PAGES 20  /* of the configured workspaces, at mount */
 
 enum volc_kind { VOLC_WORKSPACE = 1, VOLC_RESOURCE };
 
@@ -123,7 +125,7 @@ static int volc_send(struct volc *v, const char *action, const char *label,
 		r = http_perform(v->c.http, &req, resp);
 	http_req_free(&req);
 	if (r < 0) {
-		log_msg(LOG_ERR, "volc: %s failed: %s", action, strerror(-r));
+		log_msg(provider_fail_level(r), "volc: %s failed: %s", action, strerror(-r));
 		return r;
 	}
 	if (resp->status < 200 || resp->status > 299) {
@@ -135,7 +137,7 @@ static int volc_send(struct volc *v, const char *action, const char *label,
 
 static int volc_resource_record(struct json_object *item, int show_secrets, struct prov_page *out)
 {
-	struct prov_record r = {.kind = VOLC_RESOURCE};
+	struct prov_record r = {.kind = VOLC_RESOURCE, .kind_name = "code_source"};
 	struct json_object *conf = provider_json_get(item, "Configuration", json_type_object);
 	size_t nlen, ulen;
 	const char *url =
@@ -170,7 +172,8 @@ static int volc_workspace_record(struct json_object *item, struct prov_page *out
 
 	if (!id || !*id)
 		return 0;
-	return provider_add_container(out, id, VOLC_WORKSPACE, provider_parse_time(ctime));
+	return provider_add_container(out, id, VOLC_WORKSPACE, "workspace",
+				      provider_parse_time(ctime));
 }
 
 static long volc_total(struct json_object *result)
@@ -236,8 +239,9 @@ int volc_parse_workspaces(const char *body, size_t len, struct prov_page *out)
 	return volc_parse(body, len, 1, 0, out);
 }
 
-/* {"WorkspaceId":ws, "PageNumber":page, "PageSize":size, "Filter":{"Name":name}}. */
-static struct json_object *volc_payload(const char *ws, const char *name, long page, int size)
+/* {"WorkspaceId":ws, "PageNumber":page, "PageSize":size, "Filter":{"Name":name, "Ids":ids}}. */
+static struct json_object *volc_payload(const char *ws, const char *name, struct json_object *ids,
+					long page, int size)
 {
 	struct json_object *o = json_object_new_object(), *f = NULL;
 	int bad = !o;
@@ -248,9 +252,11 @@ static struct json_object *volc_payload(const char *ws, const char *name, long p
 		bad |= json_object_object_add(o, "PageNumber", json_object_new_int64(page));
 	if (!bad)
 		bad |= json_object_object_add(o, "PageSize", json_object_new_int(size));
-	if (!bad && name) {
+	if (!bad && (name || ids)) {
 		f = json_object_new_object();
-		bad = !f || json_object_object_add(f, "Name", json_object_new_string(name)) ||
+		bad = !f ||
+		      (name && json_object_object_add(f, "Name", json_object_new_string(name))) ||
+		      (ids && json_object_object_add(f, "Ids", json_object_get(ids))) ||
 		      json_object_object_add(o, "Filter", f);
 		if (bad)
 			json_object_put(f);
@@ -284,11 +290,11 @@ static int volc_answer(const char *action, const struct http_response *resp, int
 	return r;
 }
 
-/* One page of ListResources (ws set) or ListWorkspaces into out. */
-static int volc_fetch(struct volc *v, const char *ws, const char *name, long page, int size,
-		      struct prov_page *out)
+/* One page of ListResources (ws set) or ListWorkspaces (of ids, when set) into out. */
+static int volc_fetch(struct volc *v, const char *ws, const char *name, struct json_object *ids,
+		      long page, int size, struct prov_page *out)
 {
-	struct json_object *payload = volc_payload(ws, name, page, size);
+	struct json_object *payload = volc_payload(ws, name, ids, page, size);
 	const char *action = ws ? "ListResources" : "ListWorkspaces";
 	struct http_response resp = {0};
 	size_t before = out->n;
@@ -298,10 +304,15 @@ static int volc_fetch(struct volc *v, const char *ws, const char *name, long pag
 	if (!payload)
 		return -ENOMEM;
 	snprintf(label, sizeof(label), "volc %s%s%s page %ld%s", action, ws ? " ws=" : "",
-		 ws ? ws : "", page, name ? " (name filter)" : "");
+		 ws ? ws : "", page,
+		 name  ? " (name filter)"
+		 : ids ? " (the configured ids)"
+		       : "");
 	r = volc_send(v, action, label, payload, &resp);
-	if (r == 0)
+	if (r == 0) {
+		out->bytes += resp.len; /* the pager bounds a listing's bytes */
 		r = volc_answer(action, &resp, !ws, v->c.show_secrets, out);
+	}
 	if (r == 0)
 		provider_page_done(out, page, size, before);
 	json_object_put(payload);
@@ -309,11 +320,52 @@ static int volc_fetch(struct volc *v, const char *ws, const char *name, long pag
 	return r;
 }
 
-static int volc_check(struct provider *base)
+/* n ids as a JSON array, or NULL. */
+static struct json_object *volc_ids(char *const *ids, size_t n)
 {
-	struct prov_page pg = {0};
-	int r = volc_fetch((struct volc *)base, NULL, NULL, 1, 1, &pg);
+	struct json_object *a = json_object_new_array();
 
+	for (size_t i = 0; a && i < n; i++) {
+		struct json_object *id = json_object_new_string(ids[i]);
+
+		if (!id || json_object_array_add(a, id)) {
+			json_object_put(id);
+			json_object_put(a);
+			a = NULL;
+		}
+	}
+	return a;
+}
+
+/* The workspaces of ids the cloud knows, into found: ListWorkspaces filtered by
+ * Filter.Ids, every page of it. */
+static int volc_workspaces_of(struct provider *base, char *const *ids, size_t n,
+			      struct prov_page *found)
+{
+	struct json_object *list = volc_ids(ids, n);
+	int r = list ? 0 : -ENOMEM;
+
+	found->last = 0;
+	for (long page = 1; r == 0 && !found->last && page <= VOLC_CHECK_PAGES; page++)
+		r = volc_fetch((struct volc *)base, NULL, NULL, list, page, VOLC_PAGE, found);
+	json_object_put(list);
+	return r;
+}
+
+/* The credentials, and the configured workspaces with the same call. */
+static int volc_check(struct provider *base, char *why, size_t whylen)
+{
+	struct volc *v = (struct volc *)base;
+	struct prov_page pg = {0};
+	int r;
+
+	if (!v->c.nscopes)
+		r = volc_fetch(v, NULL, NULL, NULL, 1, 1, &pg);
+	else
+		r = volc_workspaces_of(base, v->c.scopes, v->c.nscopes, &pg);
+	if (r == 0)
+		r = provider_confirm_scopes(v->c.scopes, v->c.nscopes, &pg, "workspace", why,
+					    whylen);
 	prov_page_free(&pg);
 	return r;
 }
@@ -324,14 +376,15 @@ static int volc_list_page(struct provider *base, const struct prov_record *dir, 
 	struct volc *v = (struct volc *)base;
 
 	if (dir || !v->c.nscopes)
-		return volc_fetch(v, dir ? dir->id : NULL, NULL, page, VOLC_PAGE, out);
-	return provider_scopes_page(v->c.scopes, v->c.nscopes, VOLC_WORKSPACE, out);
+		return volc_fetch(v, dir ? dir->id : NULL, NULL, NULL, page, VOLC_PAGE, out);
+	return provider_scopes_page(v->c.scopes, v->c.nscopes, VOLC_WORKSPACE, "workspace", out);
 }
 
-static int volc_filter_page(struct provider *base, const char *ws, const char *term, long page,
-			    struct prov_page *out)
+static int volc_filter_page(struct provider *base, const struct prov_record *ws, const char *term,
+			    long page, struct prov_page *out, void *ctx)
 {
-	return volc_fetch((struct volc *)base, ws, term, page, VOLC_PAGE, out);
+	(void)ctx;
+	return volc_fetch((struct volc *)base, ws->id, term, NULL, page, VOLC_PAGE, out);
 }
 
 /* Filter.Name: a superset of the entries whose name holds term. */
@@ -340,7 +393,7 @@ static int volc_lookup(struct provider *base, const struct prov_record *dir, con
 {
 	if (!dir)
 		return -ENOENT; /* workspaces are found by listing the root */
-	return provider_filter_pages(base, dir->id, term, volc_filter_page, out);
+	return provider_filter_pages(base, dir, term, volc_filter_page, NULL, out);
 }
 
 static void volc_destroy(struct provider *base)
@@ -358,17 +411,38 @@ static const struct provider_ops volc_ops = {
     .destroy = volc_destroy,
 };
 
-struct provider *volc_new(const struct prov_conf *conf, const struct provider_env *env)
+static struct provider *volc_new(const struct prov_conf *conf, const struct provider_env *env,
+				 char *why, size_t whylen)
 {
 	struct volc *v = calloc(1, sizeof(*v));
 
+	(void)why;
+	(void)whylen;
 	if (!v)
 		return NULL;
 	v->base.ops = &volc_ops;
-	v->base.name = "volc";
 	if (provider_common_init(&v->c, conf, env) < 0) {
 		free(v);
 		return NULL;
 	}
 	return &v->base;
 }
+
+static const struct prov_key volc_keys[] = {
+    {"access_key", PROV_KEY_ID, 0, {"VOLCENGINE_ACCESS_KEY", "VOLC_ACCESSKEY"}},
+    {"secret_key", PROV_SECRET, 1, {"VOLCENGINE_SECRET_KEY", "VOLC_SECRETKEY"}},
+    {"security_token", PROV_TOKEN, 1, {"VOLCENGINE_SESSION_TOKEN"}},
+    {"region", PROV_REGION, 0, {"VOLCENGINE_REGION"}},
+    {"endpoint", PROV_ENDPOINT, 0, {NULL}},
+    {"workspaces", PROV_SCOPES, 0, {NULL}},
+    {NULL, 0, 0, {NULL}},
+};
+
+const struct prov_desc volc_desc = {
+    .name = "volc",
+    .keys = volc_keys,
+    .region = "cn-beijing",
+    .endpoint = "https://open.volcengineapi.com",
+    .credfile = credfile_volc,
+    .create = volc_new,
+};

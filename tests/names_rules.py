@@ -1,4 +1,11 @@
-"""DESIGN §1 name rules, restated in Python so tests can predict the tree from the data."""
+"""docs/design.md §1 name rules, restated in Python: the integration tests predict the tree
+from the data with them, and the emulator names its /_tree/ view with them. Standard
+library only (the emulator imports it)."""
+
+# A name every directory that lists children serves itself: always taken there.
+INDEX = ".index.jsonl"
+# The files a Codeup group serves itself: taken there too (pass them as reserved).
+GROUP_FILES = ("meta.json", "url", "branch")
 
 
 def sanitize(raw: bytes) -> bytes:
@@ -30,7 +37,9 @@ def id_less(a: str, b: str) -> bool:
 
 
 def assign(entries, reserved=()):
-    """entries: list of (raw bytes, id str, ctime int or 0). Returns {id: name bytes}."""
+    """entries: list of (raw bytes, id str, ctime int or 0), the children of one directory;
+    reserved: the names it serves besides INDEX (GROUP_FILES in a Codeup group). Returns
+    {id: name bytes}."""
     import functools
 
     def cmp(x, y):
@@ -40,7 +49,7 @@ def assign(entries, reserved=()):
             return 0
         return -1 if id_less(x[1], y[1]) else 1
 
-    taken = set(r.encode() for r in reserved)
+    taken = {INDEX.encode(), *(r.encode() for r in reserved)}
     names = {}
     for raw, ident, _ in sorted(entries, key=functools.cmp_to_key(cmp)):
         base = sanitize(raw)

@@ -8,12 +8,14 @@
 
 #include <json-c/json.h>
 
+#include "credfile.h"
 #include "log.h"
-#include "provider.h"
+#include "providers_i.h"
 #include "sign.h"
 
-#define PAI_VERSION "2021-02-04"
-#define PAI_PAGE    100 /* asked for; the server may give fewer (then its size wins) */
+#define PAI_VERSION	"2021-02-04"
+#define PAI_PAGE	100 /* asked for; the server may give fewer (then its size wins) */
+#define PAI_CHECK_PAGES 20  /* of the configured workspaces, at mount */
 
 enum pai_kind { PAI_WORKSPACE = 1, PAI_CODESOURCE };
 
@@ -109,7 +111,7 @@ static int pai_send(struct pai *p, const char *action, const char *label, struct
 	if (r == 0)
 		r = http_perform(p->c.http, req, resp);
 	if (r < 0) {
-		log_msg(LOG_ERR, "pai: %s failed: %s", action, strerror(-r));
+		log_msg(provider_fail_level(r), "pai: %s failed: %s", action, strerror(-r));
 		return r;
 	}
 	if (resp->status < 200 || resp->status > 299) {
@@ -121,7 +123,7 @@ static int pai_send(struct pai *p, const char *action, const char *label, struct
 
 static int pai_codesource_record(struct json_object *item, int show_secrets, struct prov_page *out)
 {
-	struct prov_record r = {.kind = PAI_CODESOURCE};
+	struct prov_record r = {.kind = PAI_CODESOURCE, .kind_name = "code_source"};
 	const char *id = provider_json_str(item, "CodeSourceId", NULL);
 	size_t nlen, ulen;
 	const char *url = provider_json_str(item, "CodeRepo", &ulen);
@@ -179,7 +181,8 @@ static int pai_add_item(struct json_object *it, int workspaces, int show_secrets
 	ctime = provider_json_str(it, "GmtCreateTime", NULL);
 	if (!id || !*id)
 		return 0;
-	return provider_add_container(out, id, PAI_WORKSPACE, provider_parse_time(ctime));
+	return provider_add_container(out, id, PAI_WORKSPACE, "workspace",
+				      provider_parse_time(ctime));
 }
 
 static int pai_parse_items(struct json_object *body, int workspaces, int show_secrets,
@@ -225,9 +228,10 @@ int pai_parse_workspaces(const char *body, size_t len, struct prov_page *out)
 	return pai_parse(body, len, 1, 0, out);
 }
 
-/* The query of one page: ws NULL lists workspaces; name filters by DisplayName. */
-static int pai_query(struct http_request *req, const char *ws, const char *name, long page,
-		     long size)
+/* The query of one page: ws NULL lists workspaces (ids: only those of the comma list); name
+ * filters code sources by DisplayName. */
+static int pai_query(struct http_request *req, const char *ws, const char *name, const char *ids,
+		     long page, long size)
 {
 	char num[24], sz[24];
 	int r;
@@ -246,12 +250,14 @@ static int pai_query(struct http_request *req, const char *ws, const char *name,
 		r = http_req_query(req, "Order", "ASC");
 	if (!r && name)
 		r = http_req_query(req, "DisplayName", name);
+	if (!r && ids)
+		r = http_req_query(req, "WorkspaceIds", ids);
 	return r;
 }
 
-/* One page of ListCodeSources (ws set) or ListWorkspaces into out. */
-static int pai_fetch(struct pai *p, const char *ws, const char *name, long page, long size,
-		     struct prov_page *out)
+/* One page of ListCodeSources (ws set) or ListWorkspaces (of ids, when set) into out. */
+static int pai_fetch(struct pai *p, const char *ws, const char *name, const char *ids, long page,
+		     long size, struct prov_page *out)
 {
 	const char *action = ws ? "ListCodeSources" : "ListWorkspaces";
 	const char *path = ws ? "/api/v1/codesources" : "/api/v1/workspaces";
@@ -265,11 +271,15 @@ static int pai_fetch(struct pai *p, const char *ws, const char *name, long page,
 	if (r < 0)
 		return r;
 	snprintf(label, sizeof(label), "pai %s%s%s page %ld%s", action, ws ? " ws=" : "",
-		 ws ? ws : "", page, name ? " (name filter)" : "");
-	r = pai_query(&req, ws, name, page, size);
+		 ws ? ws : "", page,
+		 name  ? " (name filter)"
+		 : ids ? " (the configured ids)"
+		       : "");
+	r = pai_query(&req, ws, name, ids, page, size);
 	if (r == 0)
 		r = pai_send(p, action, label, &req, &resp);
 	if (r == 0) {
+		out->bytes += resp.len; /* the pager bounds a listing's bytes */
 		r = pai_parse(resp.body, resp.len, !ws, p->c.show_secrets, out);
 		if (r == -EIO)
 			pai_log(action, &resp, "the answer is not the expected JSON");
@@ -281,11 +291,51 @@ static int pai_fetch(struct pai *p, const char *ws, const char *name, long page,
 	return r;
 }
 
-static int pai_check(struct provider *base)
+/* "a,b,c" of n ids, as WorkspaceIds takes them, or NULL. */
+static char *pai_join(char *const *ids, size_t n)
 {
-	struct prov_page pg = {0};
-	int r = pai_fetch((struct pai *)base, NULL, NULL, 1, 1, &pg);
+	size_t len = 1, o = 0;
+	char *s;
 
+	for (size_t i = 0; i < n; i++)
+		len += strlen(ids[i]) + 1;
+	s = malloc(len);
+	if (s)
+		s[0] = '\0';
+	for (size_t i = 0; s && i < n; i++)
+		o += (size_t)snprintf(s + o, len - o, "%s%s", i ? "," : "", ids[i]);
+	return s;
+}
+
+/* The workspaces of ids the cloud knows, into found: ListWorkspaces filtered by
+ * WorkspaceIds, every page of it (a server may page by fewer than asked). */
+static int pai_workspaces_of(struct provider *base, char *const *ids, size_t n,
+			     struct prov_page *found)
+{
+	char *list = pai_join(ids, n);
+	int r = list ? 0 : -ENOMEM;
+
+	found->last = 0;
+	for (long page = 1; r == 0 && !found->last && page <= PAI_CHECK_PAGES; page++)
+		r = pai_fetch((struct pai *)base, NULL, NULL, list, page, PAI_PAGE, found);
+	free(list);
+	return r;
+}
+
+/* The credentials, and the configured workspaces with the same call. */
+static int pai_check(struct provider *base, char *why, size_t whylen)
+{
+	struct pai *p = (struct pai *)base;
+	struct prov_page pg = {0};
+	int r;
+
+	if (!p->c.nscopes)
+		r = pai_fetch(p, NULL, NULL, NULL, 1, 1, &pg);
+	else
+		r = pai_workspaces_of(base, p->c.scopes, p->c.nscopes, &pg);
+	if (r == 0)
+		r = provider_confirm_scopes(p->c.scopes, p->c.nscopes, &pg, "workspace", why,
+					    whylen);
 	prov_page_free(&pg);
 	return r;
 }
@@ -296,16 +346,17 @@ static int pai_list_page(struct provider *base, const struct prov_record *dir, l
 	struct pai *p = (struct pai *)base;
 
 	if (dir)
-		return pai_fetch(p, dir->id, NULL, page, PAI_PAGE, out);
+		return pai_fetch(p, dir->id, NULL, NULL, page, PAI_PAGE, out);
 	if (!p->c.nscopes)
-		return pai_fetch(p, NULL, NULL, page, PAI_PAGE, out);
-	return provider_scopes_page(p->c.scopes, p->c.nscopes, PAI_WORKSPACE, out);
+		return pai_fetch(p, NULL, NULL, NULL, page, PAI_PAGE, out);
+	return provider_scopes_page(p->c.scopes, p->c.nscopes, PAI_WORKSPACE, "workspace", out);
 }
 
-static int pai_filter_page(struct provider *base, const char *ws, const char *term, long page,
-			   struct prov_page *out)
+static int pai_filter_page(struct provider *base, const struct prov_record *ws, const char *term,
+			   long page, struct prov_page *out, void *ctx)
 {
-	return pai_fetch((struct pai *)base, ws, term, page, PAI_PAGE, out);
+	(void)ctx;
+	return pai_fetch((struct pai *)base, ws->id, term, NULL, page, PAI_PAGE, out);
 }
 
 /* The DisplayName filter: a superset of the entries whose name holds term. */
@@ -314,7 +365,7 @@ static int pai_lookup(struct provider *base, const struct prov_record *dir, cons
 {
 	if (!dir)
 		return -ENOENT; /* workspaces are found by listing the root */
-	return provider_filter_pages(base, dir->id, term, pai_filter_page, out);
+	return provider_filter_pages(base, dir, term, pai_filter_page, NULL, out);
 }
 
 static void pai_destroy(struct provider *base)
@@ -332,17 +383,45 @@ static const struct provider_ops pai_ops = {
     .destroy = pai_destroy,
 };
 
-struct provider *pai_new(const struct prov_conf *conf, const struct provider_env *env)
+static struct provider *pai_new(const struct prov_conf *conf, const struct provider_env *env,
+				char *why, size_t whylen)
 {
 	struct pai *p = calloc(1, sizeof(*p));
 
+	(void)why;
+	(void)whylen;
 	if (!p)
 		return NULL;
 	p->base.ops = &pai_ops;
-	p->base.name = "pai";
 	if (provider_common_init(&p->c, conf, env) < 0) {
 		free(p);
 		return NULL;
 	}
 	return &p->base;
 }
+
+static const struct prov_key pai_keys[] = {
+    {"access_key_id",
+     PROV_KEY_ID,
+     0,
+     {"ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABACLOUD_ACCESS_KEY_ID", "ALICLOUD_ACCESS_KEY_ID"}},
+    {"access_key_secret",
+     PROV_SECRET,
+     1,
+     {"ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIBABACLOUD_ACCESS_KEY_SECRET",
+      "ALICLOUD_ACCESS_KEY_SECRET"}},
+    {"security_token", PROV_TOKEN, 1, {"ALIBABA_CLOUD_SECURITY_TOKEN"}},
+    {"region", PROV_REGION, 0, {"ALIBABA_CLOUD_REGION_ID"}},
+    {"endpoint", PROV_ENDPOINT, 0, {NULL}},
+    {"workspaces", PROV_SCOPES, 0, {NULL}},
+    {NULL, 0, 0, {NULL}},
+};
+
+const struct prov_desc pai_desc = {
+    .name = "pai",
+    .keys = pai_keys,
+    .region = "cn-hangzhou",
+    .endpoint = "https://aiworkspace.%s.aliyuncs.com",
+    .credfile = credfile_aliyun,
+    .create = pai_new,
+};
