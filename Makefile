@@ -45,7 +45,7 @@ DEB_TEST  := fuse3 python3 python3-pytest git jq clang libclang-rt-14-dev valgri
 	     tinyproxy nghttp2-proxy clang-format
 DEB_FORMAT := clang-format
 DEB_DEMO  := fuse3 python3 git
-DEB_BENCH := fuse3 python3 jq httpdirfs rclone
+DEB_BENCH := fuse3 python3 jq httpdirfs rclone openssl nghttp2-proxy
 DEB_DEB   := build-essential dpkg-dev debhelper lintian
 
 .PHONY: build-deps all unit integration check check-plain check-asan demo deps deps-test deps-demo deps-bench \

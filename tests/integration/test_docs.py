@@ -290,18 +290,60 @@ def test_markdown_tables_keep_their_columns():
             assert_tables_keep_their_columns(f.read())
 
 
-def test_bench_writes_tables_that_keep_their_columns():
+def load_bench():
     import importlib.util
-    import types
     spec = importlib.util.spec_from_file_location("bench", os.path.join(ROOT, "contrib",
                                                                         "bench.py"))
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    return bench
+
+
+def test_bench_writes_tables_that_keep_their_columns():
+    import types
+    bench = load_bench()
     b = types.SimpleNamespace(
-        args=types.SimpleNamespace(entries=10, latency=20.0, parallel=8), rss=1024,
-        rows=[("cold ls", 0.5, 1, 0.02, None), ("find | wc -l", 0.1, 0, None, 0.05)],
-        peer_rows={"rclone": {"find | wc -l": (61.0, 9, True)}})
-    assert_tables_keep_their_columns(bench.table(b))
+        args=types.SimpleNamespace(entries=10, latency=20.0, parallel=8, rtt=50.0, repeat=3),
+        rss=1024,
+        rows=[("cold ls", 0.5, 1, 0.02, None), ("first find | wc -l", 0.1, 0, None, 0.05)],
+        peer_rows={"rclone": {"first find | wc -l": (61.0, 9, True)}},
+        fuse_rows={"first find | wc -l": 0.2}, fuse_note=None, peer_note="stopped",
+        rtt_rows=[(bench.MOUNT, "HTTP/1.1, plain", 0.11, 1, 1, 2),
+                  (bench.COLD_LS, "HTTP/1.1, plain", 0.2, 1, 0, 1)],
+        rtt_missing=[("h2, TLS", "no nghttpx")], no_delay=0.3)
+    b.args.memory_entries = 50000
+    for text in (bench.table(b), bench.rtt_table(b), bench.targets(b),
+                 bench.memory_text(b.args, [1024, 2048, 1536])):
+        assert text.count("\n|") >= 2, text
+        assert_tables_keep_their_columns(text)
+    assert "first find \\| wc -l ≤ 1.5× passthrough_ll | 100.0 ms against 200.0 ms: " \
+        "0.50× | yes" in bench.targets(b)
+
+
+def test_bench_ideal_counts_round_trips_as_the_docs_say():
+    """docs/benchmarks.md: 10,000 code sources are 100 pages; parallel=8."""
+    bench = load_bench()
+    ideal = bench.ideal_round_trips
+    assert ideal(bench.MOUNT, 100, 8, tls=False, h2=False) == 2    # TCP + the check
+    assert ideal(bench.MOUNT, 100, 8, tls=True, h2=False) == 3     # + TLS
+    assert ideal(bench.FIRST, 100, 8, tls=True, h2=False) == 1     # warm connection
+    assert ideal(bench.COLD_LS, 100, 8, tls=False, h2=False) == 15
+    assert ideal(bench.COLD_LS, 100, 8, tls=True, h2=False) == 16
+    assert ideal(bench.COLD_LS, 100, 8, tls=True, h2=True) == 14
+    assert ideal(bench.COLD_LS, 10, 8, tls=False, h2=False) == 3   # the warm one takes 2
+    assert ideal(bench.COLD_LS, 1, 8, tls=True, h2=False) == 1
+
+
+def test_bench_keeps_what_follows_its_part_of_the_doc(tmp_path):
+    bench = load_bench()
+    doc = tmp_path / "benchmarks.md"
+    bench.write_doc(str(doc), "first\n")
+    text = doc.read_text()
+    doc.write_text("# B\n\nby hand\n" + text.split("\n", 2)[2] + "\nkept\n")
+    bench.write_doc(str(doc), "second\n")
+    text = doc.read_text()
+    assert "by hand" in text and "kept" in text and "second" in text
+    assert "first" not in text
 
 
 def test_demo_runs_and_prints_no_secret():
