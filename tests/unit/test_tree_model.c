@@ -1335,6 +1335,29 @@ static void dir_moved(struct driver *dv, const struct reader *rd)
 	h->mtime_ns = st.mtime_ns;
 }
 
+static void index_parse(struct driver *dv, const char *buf, size_t len, struct expect *x);
+
+/* The index of a directory just read fresh lists what the model does, name for name. */
+static void index_exact(struct driver *dv, const struct reader *rd, const struct expect *x)
+{
+	static char buf[FILE_MAX];
+	struct expect got;
+	struct tree_stat st;
+	int r = tree_lookup(dv->t, rd->dir, file_names[INDEX_FILE], &st), len;
+
+	CHECK(dv, r == 0 && !st.is_dir, "look-up of a fresh listing's index: %d", r);
+	len = tree_read(dv->t, st.ino, buf, sizeof(buf), 0);
+	CHECK(dv, len >= 0 && (size_t)len == st.size, "index: %d bytes read, %zu told", len,
+	      st.size);
+	index_parse(dv, buf, (size_t)len, &got);
+	tree_forget(dv->t, st.ino, 1);
+	CHECK(dv, got.n == x->n, "index of %d entries, the model %d", got.n, x->n);
+	for (int i = 0; i < got.n; i++)
+		CHECK(dv,
+		      expect_id(x, got.name[i]) && !strcmp(expect_id(x, got.name[i]), got.id[i]),
+		      "index: '%s' is %s", got.name[i], got.id[i]);
+}
+
 /* A snapshot that is the model's current one holds exactly the model's names and ids, and
  * every name in it can be looked up at once. */
 static void reader_exact(struct driver *dv, const struct reader *rd, int64_t ver, int must)
@@ -1379,6 +1402,8 @@ static void reader_exact(struct driver *dv, const struct reader *rd, int64_t ver
 		CHECK(dv, reader_has(rd, x.name[i]) >= 0,
 		      "'%s' (%s) of the model's listing not given", x.name[i], x.id[i]);
 	CHECK(dv, nchild == x.n, "%d entries, the model %d", nchild, x.n);
+	if (must)
+		index_exact(dv, rd, &x);
 	dv->n_exact++;
 	dir_moved(dv, rd);
 }
