@@ -49,7 +49,8 @@ DEB_BENCH := fuse3 python3 jq httpdirfs rclone openssl nghttp2-proxy
 DEB_DEB   := build-essential dpkg-dev debhelper lintian
 
 .PHONY: build-deps all unit integration check check-plain check-asan demo deps deps-test deps-demo deps-bench \
-	install uninstall clean format format-check bench fuzz fuzz-short check-tsan check-valgrind
+	install uninstall clean format format-check bench fuzz fuzz-short check-tsan check-valgrind \
+	model-long
 
 all: $(BUILD)/codesrcfs
 
@@ -182,7 +183,18 @@ fuzz-short:
 bench: deps-bench all
 	$(PYTHON) contrib/bench.py --binary $(abspath $(BUILD)/codesrcfs) $(BENCH_ARGS)
 
-# ThreadSanitizer on what is shared between threads: the tree cache (test_tree), the HTTP
+# The tree's model-based stress test (tests/unit/test_tree_model.c) runs a few thousand
+# steps in `make unit`, plain and under ASan; this runs many more under ASan and UBSan, on
+# the seed CODESRCFS_MODEL_SEED (its default otherwise). A failure prints its seed and
+# step; CODESRCFS_MODEL_SEED=<seed> CODESRCFS_MODEL_STEPS=<steps> replays it.
+MODEL_STEPS ?= 200000
+
+model-long: deps
+	$(MAKE) BUILD=build/asan SANITIZE="$(ASAN)" CFLAGS="-O1 -g" build/asan/tests/test_tree_model
+	CODESRCFS_MODEL_STEPS=$${CODESRCFS_MODEL_STEPS:-$(MODEL_STEPS)} build/asan/tests/test_tree_model
+
+# ThreadSanitizer on what is shared between threads: the tree cache (test_tree, and
+# test_tree_model's readers against a thread that changes the world), the HTTP
 # pool (test_http), a mount under many parallel readers and the checks at mount (a thread
 # per cloud). ASLR off (setarch -R): TSan's
 # fixed shadow layout can collide with mappings randomised over this kernel's 28+ bits;
@@ -192,8 +204,9 @@ TSAN_RUN := setarch $(shell uname -m) -R env TSAN_OPTIONS="second_deadlock_stack
 
 check-tsan: deps-test
 	$(MAKE) BUILD=build/tsan SANITIZE="-fsanitize=thread" CFLAGS="-O1 -g" all \
-		build/tsan/tests/test_tree build/tsan/tests/test_http
+		build/tsan/tests/test_tree build/tsan/tests/test_tree_model build/tsan/tests/test_http
 	$(TSAN_RUN) build/tsan/tests/test_tree
+	$(TSAN_RUN) build/tsan/tests/test_tree_model
 	$(TSAN_RUN) build/tsan/tests/test_http
 	CODESRCFS_BIN=$(abspath build/tsan/codesrcfs) $(TSAN_RUN) $(PYTHON) -m pytest -q \
 		-p no:cacheprovider tests/integration/test_pai.py tests/integration/test_speed_counts.py \

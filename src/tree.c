@@ -463,16 +463,13 @@ int tree_listxattr(struct tree *t, uint64_t ino, char *buf, size_t size)
 	return xattr_copy(list, len, buf, size);
 }
 
+/* SIGHUP: nothing n holds is trusted any more. Lock held. */
 static void node_expire(struct node *n)
 {
-	struct node *c, *tmp;
-
 	if (n->prov) /* the root's children are fixed */
 		n->list_expires = 0;
 	n->seed_expires = 0;
 	node_neg_clear(n);
-	HASH_ITER(hh, n->children, c, tmp)
-		node_expire(c);
 }
 
 /* SIGHUP: whatever the kernel holds of n is to be checked again. Lock held. A listing's
@@ -513,9 +510,12 @@ void tree_quit(struct tree *t)
 void tree_flush(struct tree *t)
 {
 	pthread_mutex_lock(&t->lock);
-	for (const struct node *n = t->all; n; n = n->all_next)
+	/* Every node, not only those the root reaches: one a refresh replaced that the
+	 * kernel still holds lists its children too, and the kernel is told to read it. */
+	for (struct node *n = t->all; n; n = n->all_next) {
 		watch_flush(t, n);
-	node_expire(t->root);
+		node_expire(n);
+	}
 	pthread_mutex_unlock(&t->lock);
 	for (size_t i = 0; i < t->root->listings->n; i++)
 		pager_flush(t->root->listings->e[i].node->prov);

@@ -108,6 +108,7 @@ struct node {
 	int listed;		  /* children hold a whole listing */
 	int partial;		  /* children hold the first page only (page-through) */
 	struct prov_page *first;  /* that page, kept so the whole listing need not ask again */
+	int64_t first_at;	  /* clock_now() when it came */
 	uint64_t gen;		  /* bumped when its entries change: its mtime's nanoseconds */
 	struct node *all_prev, *all_next; /* every live node, attached or not: tree_free */
 	int64_t list_expires;

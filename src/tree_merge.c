@@ -18,6 +18,12 @@
 #include "tree_i.h"
 
 #define TREE_TRIM_BYTES (1 << 20) /* a listing that large hands free heap back after it */
+/* Seconds a first page kept stands for page 1 of the whole listing. Older, page 1 is asked
+ * for again: a record gone from it since moved the first one of page 2 into it, where
+ * nobody would ask for it (the rest is paged as the cloud pages now), and neither a
+ * missing total nor one an add elsewhere kept could tell. Within it, the page is as good
+ * as one a listing fetches in parallel with the others (ls asks for the rest at once). */
+#define TREE_FIRST_REUSE 1
 
 struct byid {
 	struct node *node;
@@ -425,9 +431,10 @@ static int install_fetched(struct tree *t, struct node *dir, struct prov_page *p
 }
 
 /* Fetch dir's whole listing and install it; dir claimed, the lock held (released while
- * fetching). cont: the first page (its gen) a reader is at the end of, whose page is used
- * however old (one read, one listing); 0 for anyone else. 0 or -errno. */
-static int load_claimed(struct tree *t, struct node *dir, uint64_t cont)
+ * fetching). Its first page, kept since a reader took it, is page 1 unless it is older than
+ * TREE_FIRST_REUSE; the reader's offsets stay valid either way (keep_first_page_order).
+ * 0 or -errno. */
+int tree_load_claimed(struct tree *t, struct node *dir)
 {
 	struct prov_page all = {0}, *first = NULL;
 	struct prov_record copy = {0};
@@ -435,8 +442,7 @@ static int load_claimed(struct tree *t, struct node *dir, uint64_t cont)
 
 	if (r < 0)
 		return r;
-	if (dir->partial && (clock_now() < dir->list_expires ||
-			     (cont && listing_find(t, dir, cont) == dir->listings))) {
+	if (dir->partial && clock_now() - dir->first_at <= TREE_FIRST_REUSE) {
 		first = dir->first;
 		dir->first = NULL;
 	}
@@ -454,11 +460,6 @@ static int load_claimed(struct tree *t, struct node *dir, uint64_t cont)
 	return r;
 }
 
-int tree_load_claimed(struct tree *t, struct node *dir)
-{
-	return load_claimed(t, dir, 0);
-}
-
 /* Claim dir and make it whole when it must be: for a reader at the end of first page
  * cont, unless a whole listing is there; for anyone else (cont 0), unless a fresh one is. */
 static int load_whole(struct tree *t, struct node *dir, uint64_t cont)
@@ -471,7 +472,7 @@ static int load_whole(struct tree *t, struct node *dir, uint64_t cont)
 		goto out;
 	if (cont ? dir->partial && !listing_from(dir, cont)
 		 : !dir->listed || clock_now() >= dir->list_expires) {
-		r = load_claimed(t, dir, cont);
+		r = tree_load_claimed(t, dir);
 		/* A reader that gave up is no failure of the cloud's. */
 		if (r < 0 && r != -EINTR)
 			r = load_failed(t, dir, r);
@@ -515,6 +516,7 @@ int tree_load_first(struct tree *t, struct node *dir)
 	if (r == 0 && !dir->listed) {
 		pager_page_drop(&dir->first);
 		dir->first = keep;
+		dir->first_at = clock_now();
 		keep = NULL;
 	}
 release:

@@ -436,6 +436,29 @@ static void test_first_page_only_for_a_reader_that_stops(void **state)
 	free(c);
 }
 
+/* A first page kept past a second no longer stands for page 1: a record gone from it since
+ * moved the first one of page 2 into it, and the rest paged after the kept page lost it
+ * (found by tests/unit/test_tree_model.c). Page 1 is asked for again. */
+static void test_a_first_page_kept_past_a_second_is_asked_again(void **state)
+{
+	struct fixture *x = *state;
+	struct names *c = calloc(1, sizeof(*c));
+
+	x->f.no_total = 1; /* with a total, the total that moved would tell */
+	fake_fill(&x->f, 35);
+	assert_int_equal(path_readdir(x->t, "/fake/ws", 0, collect, c), 0);
+	assert_int_equal(c->n, 2 + 10); /* ".", "..", page 1: 100..109 */
+	fake_clock += 2;		/* well within dir_ttl */
+	pthread_mutex_lock(&x->f.lock);
+	memmove(&x->f.e[1], &x->f.e[2], (size_t)(x->f.n - 2) * sizeof(x->f.e[0])); /* 101 goes */
+	x->f.n--;
+	pthread_mutex_unlock(&x->f.lock);
+	assert_int_equal(path_readdir(x->t, "/fake/ws", c->next, collect, c), 0);
+	assert_true(has(c, "110")); /* now on page 1: it was missing */
+	assert_int_equal(c->n, 2 + 35);
+	free(c);
+}
+
 static void test_full_listing_paged_and_named(void **state)
 {
 	struct fixture *x = *state;
@@ -1569,6 +1592,8 @@ int main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_refresh_of_what_lists_nothing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_full_listing_paged_and_named, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_a_first_page_kept_past_a_second_is_asked_again,
+					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_first_page_only_for_a_reader_that_stops, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_ttl_expiry_with_fake_clock, setup, teardown),
