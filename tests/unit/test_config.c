@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "cfgcheck.h"
 #include "config.h"
 #include "provider.h"
 
@@ -514,16 +515,16 @@ static void test_check_endpoint(void **state)
 
 	(void)state;
 	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
-		if (config_check_endpoint(good[i], err, sizeof(err)))
+		if (cfgcheck_endpoint(good[i], err, sizeof(err)))
 			fail_msg("refused %s: %s", good[i], err);
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err[0] = '\0';
-		if (config_check_endpoint(bad[i], err, sizeof(err)) != -EINVAL)
+		if (cfgcheck_endpoint(bad[i], err, sizeof(err)) != -EINVAL)
 			fail_msg("accepted %s", bad[i]);
 		assert_true(err[0] != '\0');
 		assert_null(strstr(err, "pw"));
 	}
-	assert_int_equal(config_check_endpoint(NULL, NULL, 0), -EINVAL);
+	assert_int_equal(cfgcheck_endpoint(NULL, NULL, 0), -EINVAL);
 }
 
 static void test_env_overrides_file(void **state)
