@@ -12,21 +12,34 @@
 
 #define CFGSTORE_MAX_SCOPE 256
 
-static char **cfgstore_slot(struct prov_conf *pc, enum prov_field f)
+/* Where pc keeps the value of f (*value; NULL for the list of scopes, kept apart) and where
+ * it came from (*from; NULL when no message names it). */
+static void cfgstore_slots(struct prov_conf *pc, enum prov_field f, char ***value, char ***from)
 {
+	*value = NULL;
+	*from = NULL;
 	switch (f) {
 	case PROV_KEY_ID:
-		return &pc->key_id;
+		*value = &pc->key_id;
+		*from = &pc->key_id_from;
+		break;
 	case PROV_SECRET:
-		return &pc->secret;
+		*value = &pc->secret;
+		*from = &pc->secret_from;
+		break;
 	case PROV_TOKEN:
-		return &pc->token;
+		*value = &pc->token;
+		*from = &pc->token_from;
+		break;
 	case PROV_REGION:
-		return &pc->region;
+		*value = &pc->region;
+		break;
 	case PROV_ENDPOINT:
-		return &pc->endpoint;
-	default:
-		return NULL;
+		*value = &pc->endpoint;
+		break;
+	case PROV_SCOPES:
+		*from = &pc->scopes_from;
+		break;
 	}
 }
 
@@ -84,29 +97,13 @@ static int cfgstore_set_scopes(struct prov_conf *pc, const char *list)
 	return rc;
 }
 
-/* Where the value of f is said to come from, or NULL when no message names it. */
-static char **cfgstore_from_slot(struct prov_conf *pc, enum prov_field f)
-{
-	switch (f) {
-	case PROV_KEY_ID:
-		return &pc->key_id_from;
-	case PROV_SECRET:
-		return &pc->secret_from;
-	case PROV_TOKEN:
-		return &pc->token_from;
-	case PROV_SCOPES:
-		return &pc->scopes_from;
-	default:
-		return NULL;
-	}
-}
-
 int cfgstore_origin(struct prov_conf *pc, enum prov_field f, int set, const char *fmt, ...)
 {
-	char **slot = cfgstore_from_slot(pc, f), *from = NULL;
+	char **value, **slot, *from = NULL;
 	va_list ap;
 	int n;
 
+	cfgstore_slots(pc, f, &value, &slot);
 	if (!slot)
 		return 0;
 	if (set) {
@@ -124,11 +121,11 @@ int cfgstore_origin(struct prov_conf *pc, enum prov_field f, int set, const char
 /* Stores value (already checked) in field; an empty value unsets it. */
 int cfgstore_set(struct prov_conf *pc, enum prov_field f, const char *value)
 {
-	char **slot, *copy;
+	char **slot, **from, *copy;
 
 	if (f == PROV_SCOPES)
 		return cfgstore_set_scopes(pc, value);
-	slot = cfgstore_slot(pc, f);
+	cfgstore_slots(pc, f, &slot, &from);
 	copy = *value ? strdup(value) : NULL;
 	if (*value && !copy)
 		return -ENOMEM;

@@ -350,87 +350,16 @@ static void test_empty_body_not_null(void **state)
 	http_free(h);
 }
 
-/* One GET of /x against a script of two steps, and what it ends with. */
-struct scripted_get {
-	struct step steps[2];
-	int status;
-	const char *body; /* NULL: not checked */
-	int nreq;	  /* 0: no such GET */
-};
-
-/* GETs in turn on one client with retries retries (timeout 2 s). */
-struct scripted {
-	int retries;
-	struct scripted_get gets[2];
-};
-
-static const struct scripted retry_503 = {
-    .retries = 2,
-    .gets = {{.steps = {{STEP_ANSWER, 503, NULL, "busy", 0}, {STEP_ANSWER, 200, NULL, "ok", 0}},
-	      .status = 200,
-	      .body = "ok",
-	      .nreq = 2}},
-};
-/* Leading zeros do not make a Retry-After long: "0000000000001" is one second. */
-static const struct scripted retry_leading_zeros = {
-    .retries = 2,
-    .gets = {{.steps = {{STEP_ANSWER, 429, "Retry-After: 0000000000001\r\n", "slow", 0},
-			{STEP_ANSWER, 200, NULL, "ok", 0}},
-	      .status = 200,
-	      .nreq = 2}},
-};
-static const struct scripted retry_closed = {
-    .retries = 2,
-    .gets = {{.steps = {{STEP_CLOSE, 0, NULL, NULL, 0}, {STEP_ANSWER, 200, NULL, "ok", 0}},
-	      .status = 200,
-	      .nreq = 2}},
-};
-static const struct scripted retry_short_body = {
-    .retries = 2,
-    .gets = {{.steps = {{STEP_SHORT, 0, NULL, "partial", 0}, {STEP_ANSWER, 200, NULL, "whole", 0}},
-	      .status = 200,
-	      .body = "whole",
-	      .nreq = 2}},
-};
-/* A date far ahead is past the cap: not retried. A date already past means "now": retried
- * after the usual backoff. */
-static const struct scripted retry_after_date = {
-    .retries = 3,
-    .gets = {{.steps = {{STEP_ANSWER, 503, "Retry-After: Fri, 31 Dec 2100 23:59:59 GMT\r\n", "", 0},
-			{STEP_ANSWER, 200, NULL, "ok", 0}},
-	      .status = 503,
-	      .nreq = 1},
-	     {.steps = {{STEP_ANSWER, 503, "Retry-After: Wed, 21 Oct 2015 07:28:00 GMT\r\n", "", 0},
-			{STEP_ANSWER, 200, NULL, "ok", 0}},
-	      .status = 200,
-	      .nreq = 2}},
-};
-static const struct scripted no_retry_4xx = {
-    .retries = 3,
-    .gets = {{.steps = {{STEP_ANSWER, 400, NULL, "bad", 0}, {STEP_ANSWER, 200, NULL, "ok", 0}},
-	      .status = 400,
-	      .nreq = 1},
-	     {.steps = {{STEP_ANSWER, 404, NULL, "gone", 0}, {STEP_ANSWER, 200, NULL, "ok", 0}},
-	      .status = 404,
-	      .nreq = 1}},
-};
-
-/* The test of the struct scripted given as its initial state (SCRIPTED below). */
-static void test_scripted(void **state)
+static void test_503_then_200(void **state)
 {
-	const struct scripted *sc = *state;
-	struct http *h = client(2, sc->retries, 0);
+	static const struct step s[] = {{STEP_ANSWER, 503, NULL, "busy", 0},
+					{STEP_ANSWER, 200, NULL, "ok", 0}};
+	struct http *h = client(2, 2, 0);
 
-	for (size_t i = 0; i < 2 && sc->gets[i].nreq; i++)
-		expect_get(h, 2, sc->gets[i].steps, sc->gets[i].status, sc->gets[i].body,
-			   sc->gets[i].nreq);
+	(void)state;
+	expect_get(h, 2, s, 200, "ok", 2);
 	http_free(h);
 }
-
-/* The test of the struct scripted sc, under the name test. */
-#define SCRIPTED(test, sc)                                                                         \
-	((struct CMUnitTest){                                                                      \
-	    .name = #test, .test_func = test_scripted, .initial_state = (void *)&(sc)})
 
 static void test_5xx_exhausted_returns_answer(void **state)
 {
@@ -477,6 +406,19 @@ static void test_429_retry_after_60_stops(void **state)
 	http_free(h);
 }
 
+/* Leading zeros do not make a Retry-After long: "0000000000001" is one second. */
+static void test_retry_after_leading_zeros(void **state)
+{
+	static const struct step s[] = {
+	    {STEP_ANSWER, 429, "Retry-After: 0000000000001\r\n", "slow", 0},
+	    {STEP_ANSWER, 200, NULL, "ok", 0}};
+	struct http *h = client(2, 2, 0);
+
+	(void)state;
+	expect_get(h, 2, s, 200, NULL, 2);
+	http_free(h);
+}
+
 /* An answer with more header fields than a response holds fails whole: keeping the first
  * ones would silently lose a paging header that came after them. */
 static void test_too_many_header_fields_fail_the_answer(void **state)
@@ -495,6 +437,59 @@ static void test_too_many_header_fields_fail_the_answer(void **state)
 	assert_int_equal(get(h, &resp), -EIO);
 	assert_non_null(strstr(http_last_error(), "header fields"));
 	http_resp_free(&resp);
+	http_free(h);
+}
+
+static void test_retry_after_date(void **state)
+{
+	static const struct step s[] = {
+	    {STEP_ANSWER, 503, "Retry-After: Fri, 31 Dec 2100 23:59:59 GMT\r\n", "", 0},
+	    {STEP_ANSWER, 200, NULL, "ok", 0}};
+	static const struct step past[] = {
+	    {STEP_ANSWER, 503, "Retry-After: Wed, 21 Oct 2015 07:28:00 GMT\r\n", "", 0},
+	    {STEP_ANSWER, 200, NULL, "ok", 0}};
+	struct http *h = client(2, 3, 0);
+
+	(void)state;
+	expect_get(h, 2, s, 503, NULL, 1);
+	/* A date already past means "now": retried after the usual backoff. */
+	expect_get(h, 2, past, 200, NULL, 2);
+	http_free(h);
+}
+
+static void test_4xx_not_retried(void **state)
+{
+	static const struct step s[] = {{STEP_ANSWER, 400, NULL, "bad", 0},
+					{STEP_ANSWER, 200, NULL, "ok", 0}};
+	static const struct step s404[] = {{STEP_ANSWER, 404, NULL, "gone", 0},
+					   {STEP_ANSWER, 200, NULL, "ok", 0}};
+	struct http *h = client(2, 3, 0);
+
+	(void)state;
+	expect_get(h, 2, s, 400, NULL, 1);
+	expect_get(h, 2, s404, 404, NULL, 1);
+	http_free(h);
+}
+
+static void test_closed_then_200(void **state)
+{
+	static const struct step s[] = {{STEP_CLOSE, 0, NULL, NULL, 0},
+					{STEP_ANSWER, 200, NULL, "ok", 0}};
+	struct http *h = client(2, 2, 0);
+
+	(void)state;
+	expect_get(h, 2, s, 200, NULL, 2);
+	http_free(h);
+}
+
+static void test_short_body_then_200(void **state)
+{
+	static const struct step s[] = {{STEP_SHORT, 0, NULL, "partial", 0},
+					{STEP_ANSWER, 200, NULL, "whole", 0}};
+	struct http *h = client(2, 2, 0);
+
+	(void)state;
+	expect_get(h, 2, s, 200, "whole", 2);
 	http_free(h);
 }
 
@@ -1142,16 +1137,16 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_answer_and_headers),
 	    cmocka_unit_test(test_empty_body_not_null),
-	    SCRIPTED(test_503_then_200, retry_503),
+	    cmocka_unit_test(test_503_then_200),
 	    cmocka_unit_test(test_5xx_exhausted_returns_answer),
 	    cmocka_unit_test(test_429_retry_after_1),
 	    cmocka_unit_test(test_429_retry_after_60_stops),
-	    SCRIPTED(test_retry_after_date, retry_after_date),
-	    SCRIPTED(test_retry_after_leading_zeros, retry_leading_zeros),
+	    cmocka_unit_test(test_retry_after_date),
+	    cmocka_unit_test(test_retry_after_leading_zeros),
 	    cmocka_unit_test(test_too_many_header_fields_fail_the_answer),
-	    SCRIPTED(test_4xx_not_retried, no_retry_4xx),
-	    SCRIPTED(test_closed_then_200, retry_closed),
-	    SCRIPTED(test_short_body_then_200, retry_short_body),
+	    cmocka_unit_test(test_4xx_not_retried),
+	    cmocka_unit_test(test_closed_then_200),
+	    cmocka_unit_test(test_short_body_then_200),
 	    cmocka_unit_test(test_stall_times_out_bounded),
 	    cmocka_unit_test(test_network_failure_after_answer),
 	    cmocka_unit_test(test_connect_refused),

@@ -169,76 +169,104 @@ static void free_names(struct names_entry *e, size_t n)
 		free(e[i].name);
 }
 
-/* Entries named together, and the name each must get (as many as there are entries). */
-struct assign_case {
-	const char *test; /* its name as a test */
-	const char *const *reserved;
-	struct names_entry e[5];
-	const char *want[5];
-};
-
-static const char *const reserved_files[] = {"meta.json", "url", "branch", NULL};
-
-static const struct assign_case assign_cases[] = {
-    {"test_assign_unique",
-     NULL,
-     {E("alpha", "1", 100), E("beta", "2", 50), E("a/b", "3", 7)},
-     {"alpha", "beta", "a_b"}},
-    {"test_assign_oldest_keeps",
-     NULL,
-     {E("dup", "a1", 300), E("dup", "b2", 100), E("dup", "c3", 200)},
-     {"dup~a1", "dup", "dup~c3"}},
-    {"test_assign_tie_numeric_id", NULL, {E("x", "10", 5), E("x", "9", 5)}, {"x~10", "x"}},
-    {"test_assign_tie_bytewise_id",
-     NULL,
-     {E("x", "b9", 5), E("x", "a10", 5), E("x", "9z", 5)},
-     {"x~b9", "x~a10", "x"}},
-    {"test_assign_no_ctime_is_oldest", NULL, {E("g", "1", 1), E("g", "2", 0)}, {"g~1", "g"}},
-    {"test_assign_reserved",
-     reserved_files,
-     {E("url", "7", 1), E("meta.json", "8", 2), E("src", "9", 3)},
-     {"url~7", "meta.json~8", "src"}},
-    /* "a~2" is an older entry's own name, so the newer "a" from id 2 needs two. */
-    {"test_assign_double_suffix",
-     NULL,
-     {E("a", "1", 1), E("a~2", "5", 2), E("a", "2", 3)},
-     {"a", "a~2", "a~2~2"}},
-    /* Different raw names, same safe name. */
-    {"test_assign_sanitised_collisions",
-     NULL,
-     {E("a/b", "1", 1), E("a\0b", "2", 2), E("a_b", "3", 3), E(".", "4", 4), E("_.", "5", 5)},
-     {"a_b", "a_b~2", "a_b~3", "_.", "_.~5"}},
-    {"test_assign_id_sanitised",
-     NULL,
-     {E("r", "x", 1), E("r", "grp/sub\n", 2), E("r", "", 3)},
-     {"r", "r~grp_sub_", "r~_"}},
-};
-
-#define NASSIGN (sizeof(assign_cases) / sizeof(assign_cases[0]))
-
-/* The test of the struct assign_case given as its initial state: every entry gets the name
- * it wants, and no name holds a '/'. */
-static void test_assigned(void **state)
+/* Names the n entries e, each of which must get the name want[i]; frees the names. */
+static void assign_expect(struct names_entry *e, size_t n, const char *const *reserved,
+			  const char *const *want)
 {
-	const struct assign_case *c = *state;
-	struct names_entry e[5];
-	size_t n = 0;
-
-	while (n < 5 && c->want[n])
-		n++;
-	memcpy(e, c->e, sizeof(e));
-	assert_int_equal(names_assign(e, n, c->reserved), 0);
-	for (size_t i = 0; i < n; i++) {
-		assert_string_equal(e[i].name, c->want[i]);
-		assert_null(strchr(e[i].name, '/'));
-	}
+	assert_int_equal(names_assign(e, n, reserved), 0);
+	for (size_t i = 0; i < n; i++)
+		assert_string_equal(e[i].name, want[i]);
 	free_names(e, n);
 }
 
-static void test_assign_nothing(void **state)
+static void test_assign_unique(void **state)
 {
+	struct names_entry e[] = {E("alpha", "1", 100), E("beta", "2", 50), E("a/b", "3", 7)};
+	static const char *const want[] = {"alpha", "beta", "a_b"};
+
 	(void)state;
+	assign_expect(e, 3, NULL, want);
 	assert_int_equal(names_assign(NULL, 0, NULL), 0);
+}
+
+static void test_assign_oldest_keeps(void **state)
+{
+	struct names_entry e[] = {E("dup", "a1", 300), E("dup", "b2", 100), E("dup", "c3", 200)};
+	static const char *const want[] = {"dup~a1", "dup", "dup~c3"};
+
+	(void)state;
+	assign_expect(e, 3, NULL, want);
+}
+
+static void test_assign_tie_numeric_id(void **state)
+{
+	struct names_entry e[] = {E("x", "10", 5), E("x", "9", 5)};
+	static const char *const want[] = {"x~10", "x"};
+
+	(void)state;
+	assign_expect(e, 2, NULL, want);
+}
+
+static void test_assign_tie_bytewise_id(void **state)
+{
+	struct names_entry e[] = {E("x", "b9", 5), E("x", "a10", 5), E("x", "9z", 5)};
+	static const char *const want[] = {"x~b9", "x~a10", "x"};
+
+	(void)state;
+	assign_expect(e, 3, NULL, want);
+}
+
+static void test_assign_no_ctime_is_oldest(void **state)
+{
+	struct names_entry e[] = {E("g", "1", 1), E("g", "2", 0)};
+	static const char *const want[] = {"g~1", "g"};
+
+	(void)state;
+	assign_expect(e, 2, NULL, want);
+}
+
+static void test_assign_reserved(void **state)
+{
+	static const char *const reserved[] = {"meta.json", "url", "branch", NULL};
+	struct names_entry e[] = {E("url", "7", 1), E("meta.json", "8", 2), E("src", "9", 3)};
+	static const char *const want[] = {"url~7", "meta.json~8", "src"};
+
+	(void)state;
+	assign_expect(e, 3, reserved, want);
+}
+
+static void test_assign_double_suffix(void **state)
+{
+	/* "a~2" is an older entry's own name, so the newer "a" from id 2 needs two. */
+	struct names_entry e[] = {E("a", "1", 1), E("a~2", "5", 2), E("a", "2", 3)};
+	static const char *const want[] = {"a", "a~2", "a~2~2"};
+
+	(void)state;
+	assign_expect(e, 3, NULL, want);
+}
+
+static void test_assign_sanitised_collisions(void **state)
+{
+	/* Different raw names, same safe name. */
+	struct names_entry e[] = {E("a/b", "1", 1), E("a\0b", "2", 2), E("a_b", "3", 3),
+				  E(".", "4", 4), E("_.", "5", 5)};
+	static const char *const want[] = {"a_b", "a_b~2", "a_b~3", "_.", "_.~5"};
+
+	(void)state;
+	assign_expect(e, 5, NULL, want);
+}
+
+static void test_assign_id_sanitised(void **state)
+{
+	struct names_entry e[] = {E("r", "x", 1), E("r", "grp/sub\n", 2), E("r", "", 3)};
+
+	(void)state;
+	assert_int_equal(names_assign(e, 3, NULL), 0);
+	assert_string_equal(e[0].name, "r");
+	assert_string_equal(e[1].name, "r~grp_sub_");
+	assert_null(strchr(e[1].name, '/'));
+	assert_string_equal(e[2].name, "r~_");
+	free_names(e, 3);
 }
 
 static int utf8_whole(const char *s)
@@ -450,13 +478,20 @@ static void test_assign_many(void **state)
 
 int main(void)
 {
-	/* The table's tests go after the first four: the order they were written in. */
-	static const struct CMUnitTest fixed[] = {
+	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_sanitize_specials),
 	    cmocka_unit_test(test_sanitize_cut_utf8),
 	    cmocka_unit_test(test_sanitize_cut_invalid_utf8),
 	    cmocka_unit_test(test_id_cmp),
-	    cmocka_unit_test(test_assign_nothing),
+	    cmocka_unit_test(test_assign_unique),
+	    cmocka_unit_test(test_assign_oldest_keeps),
+	    cmocka_unit_test(test_assign_tie_numeric_id),
+	    cmocka_unit_test(test_assign_tie_bytewise_id),
+	    cmocka_unit_test(test_assign_no_ctime_is_oldest),
+	    cmocka_unit_test(test_assign_reserved),
+	    cmocka_unit_test(test_assign_double_suffix),
+	    cmocka_unit_test(test_assign_sanitised_collisions),
+	    cmocka_unit_test(test_assign_id_sanitised),
 	    cmocka_unit_test(test_assign_long_names_fit),
 	    cmocka_unit_test(test_assign_long_double_suffix),
 	    cmocka_unit_test(test_assign_huge_id),
@@ -465,14 +500,6 @@ int main(void)
 	    cmocka_unit_test(test_assign_stable),
 	    cmocka_unit_test(test_assign_many),
 	};
-	const size_t nfixed = sizeof(fixed) / sizeof(fixed[0]), first = 4;
-	struct CMUnitTest tests[sizeof(fixed) / sizeof(fixed[0]) + NASSIGN];
 
-	memcpy(tests, fixed, first * sizeof(*fixed));
-	for (size_t i = 0; i < NASSIGN; i++)
-		tests[first + i] = (struct CMUnitTest){.name = assign_cases[i].test,
-						       .test_func = test_assigned,
-						       .initial_state = (void *)&assign_cases[i]};
-	memcpy(tests + first + NASSIGN, fixed + first, (nfixed - first) * sizeof(*fixed));
-	return _cmocka_run_group_tests("tests", tests, nfixed + NASSIGN, NULL, NULL);
+	return cmocka_run_group_tests(tests, NULL, NULL);
 }
