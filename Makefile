@@ -25,6 +25,7 @@ OBJ       := $(SRC:src/%.c=$(BUILD)/obj/%.o)
 LIB_OBJ   := $(filter-out $(BUILD)/obj/main.o,$(OBJ))
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+UNIT_HDR  := $(wildcard tests/unit/*.h)
 ASAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 # What compiling needs, checked before the first compiler run (build-deps): each
@@ -61,7 +62,7 @@ $(BUILD)/obj/%.o: src/%.c $(HDR) | build-deps
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-$(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJ) $(HDR) | $(BUILD)/tests
+$(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJ) $(HDR) $(UNIT_HDR) | $(BUILD)/tests
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS) -lcmocka
 
 $(BUILD)/tests:
@@ -128,7 +129,7 @@ uninstall:
 
 # Every C file, with the project's .clang-format (docs/hacking.md).
 FORMAT_SRC = $(wildcard src/*.c src/*.h src/providers/*.c src/providers/*.h include/*.h \
-	     tests/unit/*.c tests/fuzz/*.c)
+	     tests/unit/*.c tests/unit/*.h tests/fuzz/*.c)
 
 format:
 	clang-format -i $(FORMAT_SRC)

@@ -20,7 +20,6 @@ import platform
 import resource
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EMULATOR = os.path.join(ROOT, "tests", "emulator", "emulator.py")
 RELAY = os.path.join(ROOT, "tests", "relay", "relay.py")
 BENCH_BUILD = os.path.join(ROOT, "build", "bench")
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+from ports import free_port, wait_port  # noqa: E402  tests/ports.py, shared with the tests
 # The generated part of docs/benchmarks.md lies between these; what follows is kept.
 BEGIN = "<!-- make bench writes from here -->"
 END = "<!-- make bench writes up to here; what follows is kept -->"
@@ -183,25 +184,6 @@ def build_passthrough_ll():
     if r.returncode != 0:
         return None, "passthrough_ll did not build: " + r.stderr.strip()[-300:]
     return out, None
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, proc, what, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{what} did not listen on {port} within {timeout} s")
 
 
 def make_ca(d):

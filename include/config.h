@@ -1,5 +1,6 @@
-/* config: the INI file, the environment and validation of what they say, for every cloud
- * of a table of descriptors (provider.h). */
+/* config: the configuration of every cloud of a table of descriptors (provider.h), from
+ * the INI file (cfgini.h), the environment (cfgenv.h) and the vendors' files (credfile.h),
+ * with defaults and the checks of what they say together (a value's own: cfgcheck.h). */
 #ifndef CODESRCFS_CONFIG_H
 #define CODESRCFS_CONFIG_H
 
@@ -50,8 +51,6 @@ int config_load_table(struct config *c, const struct prov_desc *const *table, co
 void config_describe_creds(const struct prov_conf *pc, char *buf, size_t len);
 /* "workspaces from ORIGIN": where pc's workspaces or organizations came from, into buf. */
 void config_describe_scopes(const struct prov_conf *pc, char *buf, size_t len);
-/* Check an endpoint: https://, or http:// to a loopback host only. 0 or -EINVAL + err. */
-int config_check_endpoint(const char *url, char *err, size_t errlen);
 /* Remove the variables config_load reads (credentials among them) from the environment,
  * wiping their text, so no child and no reader of /proc/<pid>/environ sees them. */
 void config_clear_env(void);

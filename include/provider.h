@@ -117,7 +117,7 @@ enum prov_field {
 	PROV_SECRET,   /* the secret half of the pair, or a token on its own */
 	PROV_TOKEN,    /* an STS token that belongs to the key pair */
 	PROV_REGION,   /* checked as a region id */
-	PROV_ENDPOINT, /* checked with config_check_endpoint */
+	PROV_ENDPOINT, /* checked with cfgcheck_endpoint */
 	PROV_SCOPES,   /* a list: workspaces, organizations */
 };
 

@@ -1,37 +1,15 @@
 """The real network: TLS with a test CA, messages that name the cause, proxies (Debian's
 tinyproxy), kept connections and HTTP/2 (Debian's nghttpx), all on loopback."""
 import os
-import socket
 import subprocess
-import time
 
 import pytest
 
 from conftest import (BINARY, SANITIZER_MARKS, WRAPPER, clean_env, is_mount, run_codesrcfs,
                       unmount)
+from ports import free_port, wait_port
 from test_pai import pai_config, pai_workspaces
 from test_volc_codeup import codeup_config
-
-START_TIMEOUT = 10
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, proc, what):
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{what} did not listen on {port} within {START_TIMEOUT} s")
 
 
 def stop(proc):

@@ -62,15 +62,21 @@ def test_volc_every_resource_once_no_branch_no_secret(emulator, mount):
     assert out.returncode == 1, out.stdout[:300]
 
 
-def test_volc_wrong_key_refuses_mount(emulator, tmp_path, run_codesrcfs):
-    emu = emulator("--generate-volc", "3")
+def mount_refused(tmp_path, run_codesrcfs, config):
+    """Mount with config (a private file), which must fail; returns the mount's stderr."""
     cfg = tmp_path / "config"
-    cfg.write_text(volc_config(emu, secret="bad"))
+    cfg.write_text(config)
     cfg.chmod(0o600)
     (tmp_path / "mnt").mkdir()
     r = run_codesrcfs(["-f", "-o", f"config={cfg}", str(tmp_path / "mnt")])
     assert r.returncode != 0
-    assert "credentials were rejected" in r.stderr
+    return r.stderr
+
+
+def test_volc_wrong_key_refuses_mount(emulator, tmp_path, run_codesrcfs):
+    emu = emulator("--generate-volc", "3")
+    err = mount_refused(tmp_path, run_codesrcfs, volc_config(emu, secret="bad"))
+    assert "credentials were rejected" in err
 
 
 def test_provider_without_credentials_is_absent(emulator, mount):
@@ -161,14 +167,9 @@ def test_codeup_fills_missing_url_and_branch_lazily(emulator, mount):
 
 def test_codeup_bad_token_refuses_mount(emulator, tmp_path, run_codesrcfs):
     emu = emulator("--generate-codeup", "5")
-    cfg = tmp_path / "config"
-    cfg.write_text(codeup_config(emu, token="pt-wrong"))
-    cfg.chmod(0o600)
-    (tmp_path / "mnt").mkdir()
-    r = run_codesrcfs(["-f", "-o", f"config={cfg}", str(tmp_path / "mnt")])
-    assert r.returncode != 0
-    assert "credentials were rejected" in r.stderr
-    assert "pt-wrong" not in r.stderr
+    err = mount_refused(tmp_path, run_codesrcfs, codeup_config(emu, token="pt-wrong"))
+    assert "credentials were rejected" in err
+    assert "pt-wrong" not in err
 
 
 def test_all_three_providers_at_once(emulator, mount, tmp_path):

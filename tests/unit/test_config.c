@@ -13,44 +13,21 @@
 
 #include <cmocka.h>
 
+#include "cfgcheck.h"
 #include "config.h"
 #include "provider.h"
+
+#include "conf_helpers.h"
 
 /* The section of the cloud named name in config c. */
 #define PROV(c, name) (*config_prov(&(c), name))
 
-/* Every secret the tests use carries this marker; no error may ever show it. */
-#define SECRET "S3CR3T"
-
 static char tmpdir[] = "/tmp/codesrcfs-test-config-XXXXXX";
-
-static const char *const env_vars[] = {
-    "ALIBABA_CLOUD_ACCESS_KEY_ID",
-    "ALIBABACLOUD_ACCESS_KEY_ID",
-    "ALICLOUD_ACCESS_KEY_ID",
-    "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
-    "ALIBABACLOUD_ACCESS_KEY_SECRET",
-    "ALICLOUD_ACCESS_KEY_SECRET",
-    "ALIBABA_CLOUD_SECURITY_TOKEN",
-    "ALIBABA_CLOUD_REGION_ID",
-    "VOLCENGINE_ACCESS_KEY",
-    "VOLCENGINE_SECRET_KEY",
-    "VOLCENGINE_SESSION_TOKEN",
-    "VOLCENGINE_REGION",
-    "VOLC_ACCESSKEY",
-    "VOLC_SECRETKEY",
-    "CODEUP_TOKEN",
-    "ALIBABA_CLOUD_YUNXIAO_ACCESS_TOKEN",
-    "ALIBABA_CLOUD_YUNXIAO_ORGANIZATION_ID",
-};
 
 static int clear_env(void **state)
 {
-	size_t i;
-
 	(void)state;
-	for (i = 0; i < sizeof(env_vars) / sizeof(env_vars[0]); i++)
-		unsetenv(env_vars[i]);
+	unset_cloud_env(providers);
 	return 0;
 }
 
@@ -62,33 +39,15 @@ static int group_setup(void **state)
 
 static int group_teardown(void **state)
 {
-	char cmd[128];
-
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	return system(cmd);
-}
-
-/* A new file under tmpdir holding text, with mode; returns its malloc'd path. */
-static char *write_conf(const char *text, mode_t mode)
-{
-	char *path;
-	int fd;
-
-	assert_true(asprintf(&path, "%s/conf-XXXXXX", tmpdir) > 0);
-	fd = mkstemp(path);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-	assert_int_equal(fchmod(fd, mode), 0);
-	close(fd);
-	return path;
+	return remove_tree(tmpdir);
 }
 
 /* Loads text as an explicit file; returns config_load's result, err filled. */
 static int load_text(struct config *c, const char *text, mode_t mode, char *err, size_t errlen,
 		     char **path_out)
 {
-	char *path = write_conf(text, mode);
+	char *path = write_file_in(tmpdir, text, mode);
 	int rc = config_load(c, path, 1, err, errlen);
 
 	if (path_out)
@@ -514,16 +473,16 @@ static void test_check_endpoint(void **state)
 
 	(void)state;
 	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
-		if (config_check_endpoint(good[i], err, sizeof(err)))
+		if (cfgcheck_endpoint(good[i], err, sizeof(err)))
 			fail_msg("refused %s: %s", good[i], err);
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err[0] = '\0';
-		if (config_check_endpoint(bad[i], err, sizeof(err)) != -EINVAL)
+		if (cfgcheck_endpoint(bad[i], err, sizeof(err)) != -EINVAL)
 			fail_msg("accepted %s", bad[i]);
 		assert_true(err[0] != '\0');
 		assert_null(strstr(err, "pw"));
 	}
-	assert_int_equal(config_check_endpoint(NULL, NULL, 0), -EINVAL);
+	assert_int_equal(cfgcheck_endpoint(NULL, NULL, 0), -EINVAL);
 }
 
 static void test_env_overrides_file(void **state)

@@ -284,6 +284,22 @@ static int get(struct http *h, struct http_response *resp)
 	return rc;
 }
 
+/* One GET of /x against the script s (n steps), answered (0) with status after nreq
+ * requests, with body when it is not NULL. */
+static void expect_get(struct http *h, int n, const struct step *s, int status, const char *body,
+		       int nreq)
+{
+	struct http_response resp;
+
+	server_script(n, s);
+	assert_int_equal(get(h, &resp), 0);
+	assert_int_equal(resp.status, status);
+	if (body)
+		assert_string_equal(resp.body, body);
+	assert_int_equal(server_nreq(), nreq);
+	http_resp_free(&resp);
+}
+
 static void test_answer_and_headers(void **state)
 {
 	static const struct step s[] = {{STEP_ANSWER, 200,
@@ -339,15 +355,9 @@ static void test_503_then_200(void **state)
 	static const struct step s[] = {{STEP_ANSWER, 503, NULL, "busy", 0},
 					{STEP_ANSWER, 200, NULL, "ok", 0}};
 	struct http *h = client(2, 2, 0);
-	struct http_response resp;
 
 	(void)state;
-	server_script(2, s);
-	assert_int_equal(get(h, &resp), 0);
-	assert_int_equal(resp.status, 200);
-	assert_string_equal(resp.body, "ok");
-	assert_int_equal(server_nreq(), 2);
-	http_resp_free(&resp);
+	expect_get(h, 2, s, 200, "ok", 2);
 	http_free(h);
 }
 
@@ -373,18 +383,13 @@ static void test_429_retry_after_1(void **state)
 	static const struct step s[] = {{STEP_ANSWER, 429, "Retry-After: 1\r\n", "slow", 0},
 					{STEP_ANSWER, 200, NULL, "ok", 0}};
 	struct http *h = client(2, 2, 0);
-	struct http_response resp;
 	long t0 = now_ms(), dt;
 
 	(void)state;
-	server_script(2, s);
-	assert_int_equal(get(h, &resp), 0);
+	expect_get(h, 2, s, 200, NULL, 2);
 	dt = now_ms() - t0;
-	assert_int_equal(resp.status, 200);
-	assert_int_equal(server_nreq(), 2);
 	assert_true(dt >= 950);
 	assert_true(dt < 3000);
-	http_resp_free(&resp);
 	http_free(h);
 }
 
@@ -393,16 +398,11 @@ static void test_429_retry_after_60_stops(void **state)
 	static const struct step s[] = {{STEP_ANSWER, 429, "Retry-After: 60\r\n", "slow", 0},
 					{STEP_ANSWER, 200, NULL, "ok", 0}};
 	struct http *h = client(2, 3, 0);
-	struct http_response resp;
 	long t0 = now_ms();
 
 	(void)state;
-	server_script(2, s);
-	assert_int_equal(get(h, &resp), 0);
-	assert_int_equal(resp.status, 429);
-	assert_int_equal(server_nreq(), 1);
+	expect_get(h, 2, s, 429, NULL, 1);
 	assert_true(now_ms() - t0 < 1000);
-	http_resp_free(&resp);
 	http_free(h);
 }
 
@@ -413,14 +413,9 @@ static void test_retry_after_leading_zeros(void **state)
 	    {STEP_ANSWER, 429, "Retry-After: 0000000000001\r\n", "slow", 0},
 	    {STEP_ANSWER, 200, NULL, "ok", 0}};
 	struct http *h = client(2, 2, 0);
-	struct http_response resp;
 
 	(void)state;
-	server_script(2, s);
-	assert_int_equal(get(h, &resp), 0);
-	assert_int_equal(resp.status, 200);
-	assert_int_equal(server_nreq(), 2);
-	http_resp_free(&resp);
+	expect_get(h, 2, s, 200, NULL, 2);
 	http_free(h);
 }
 
@@ -454,20 +449,11 @@ static void test_retry_after_date(void **state)
 	    {STEP_ANSWER, 503, "Retry-After: Wed, 21 Oct 2015 07:28:00 GMT\r\n", "", 0},
 	    {STEP_ANSWER, 200, NULL, "ok", 0}};
 	struct http *h = client(2, 3, 0);
-	struct http_response resp;
 
 	(void)state;
-	server_script(2, s);
-	assert_int_equal(get(h, &resp), 0);
-	assert_int_equal(resp.status, 503);
-	assert_int_equal(server_nreq(), 1);
-	http_resp_free(&resp);
+	expect_get(h, 2, s, 503, NULL, 1);
 	/* A date already past means "now": retried after the usual backoff. */
-	server_script(2, past);
-	assert_int_equal(get(h, &resp), 0);
-	assert_int_equal(resp.status, 200);
-	assert_int_equal(server_nreq(), 2);
-	http_resp_free(&resp);
+	expect_get(h, 2, past, 200, NULL, 2);
 	http_free(h);
 }
 
@@ -478,19 +464,10 @@ static void test_4xx_not_retried(void **state)
 	static const struct step s404[] = {{STEP_ANSWER, 404, NULL, "gone", 0},
 					   {STEP_ANSWER, 200, NULL, "ok", 0}};
 	struct http *h = client(2, 3, 0);
-	struct http_response resp;
 
 	(void)state;
-	server_script(2, s);
-	assert_int_equal(get(h, &resp), 0);
-	assert_int_equal(resp.status, 400);
-	assert_int_equal(server_nreq(), 1);
-	http_resp_free(&resp);
-	server_script(2, s404);
-	assert_int_equal(get(h, &resp), 0);
-	assert_int_equal(resp.status, 404);
-	assert_int_equal(server_nreq(), 1);
-	http_resp_free(&resp);
+	expect_get(h, 2, s, 400, NULL, 1);
+	expect_get(h, 2, s404, 404, NULL, 1);
 	http_free(h);
 }
 
@@ -499,14 +476,9 @@ static void test_closed_then_200(void **state)
 	static const struct step s[] = {{STEP_CLOSE, 0, NULL, NULL, 0},
 					{STEP_ANSWER, 200, NULL, "ok", 0}};
 	struct http *h = client(2, 2, 0);
-	struct http_response resp;
 
 	(void)state;
-	server_script(2, s);
-	assert_int_equal(get(h, &resp), 0);
-	assert_int_equal(resp.status, 200);
-	assert_int_equal(server_nreq(), 2);
-	http_resp_free(&resp);
+	expect_get(h, 2, s, 200, NULL, 2);
 	http_free(h);
 }
 
@@ -515,15 +487,9 @@ static void test_short_body_then_200(void **state)
 	static const struct step s[] = {{STEP_SHORT, 0, NULL, "partial", 0},
 					{STEP_ANSWER, 200, NULL, "whole", 0}};
 	struct http *h = client(2, 2, 0);
-	struct http_response resp;
 
 	(void)state;
-	server_script(2, s);
-	assert_int_equal(get(h, &resp), 0);
-	assert_int_equal(resp.status, 200);
-	assert_string_equal(resp.body, "whole");
-	assert_int_equal(server_nreq(), 2);
-	http_resp_free(&resp);
+	expect_get(h, 2, s, 200, "whole", 2);
 	http_free(h);
 }
 
@@ -566,24 +532,30 @@ static void test_network_failure_after_answer(void **state)
 	http_free(h);
 }
 
-static void test_connect_refused(void **state)
+/* A port on 127.0.0.1 that was free a moment ago: nothing listens there. */
+static int free_port(void)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET};
 	socklen_t alen = sizeof(a);
-	struct http *h = client(1, 1, 0);
-	struct http_request req;
-	struct http_response resp;
-	char base[64];
 	int fd;
 
-	(void)state;
-	/* A port that was free a moment ago: nothing listens there. */
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	fd = socket(AF_INET, SOCK_STREAM, 0);
 	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
 	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
 	close(fd);
-	snprintf(base, sizeof(base), "http://127.0.0.1:%d", ntohs(a.sin_port));
+	return ntohs(a.sin_port);
+}
+
+static void test_connect_refused(void **state)
+{
+	struct http *h = client(1, 1, 0);
+	struct http_request req;
+	struct http_response resp;
+	char base[64];
+
+	(void)state;
+	snprintf(base, sizeof(base), "http://127.0.0.1:%d", free_port());
 	assert_int_equal(http_req_init(&req, "GET", base, "/"), 0);
 	assert_int_equal(http_perform(h, &req, &resp), -EIO);
 	assert_int_equal(resp.status, 0);
@@ -760,22 +732,29 @@ static void *hammer(void *arg)
 	return (void *)fails;
 }
 
-static void test_concurrent(void **state)
+/* NTHREADS threads of hammer on h, each of which must have had every answer right. */
+static void hammer_all(struct http *h)
 {
-	static const struct step s[] = {{STEP_ANSWER, 200, NULL, "ok", 0}};
-	struct http *h = client(2, 1, 0);
 	pthread_t t[NTHREADS];
 	void *fails;
 	int i;
 
-	(void)state;
-	server_script(1, s);
 	for (i = 0; i < NTHREADS; i++)
 		assert_int_equal(pthread_create(&t[i], NULL, hammer, h), 0);
 	for (i = 0; i < NTHREADS; i++) {
 		pthread_join(t[i], &fails);
 		assert_int_equal((long)fails, 0);
 	}
+}
+
+static void test_concurrent(void **state)
+{
+	static const struct step s[] = {{STEP_ANSWER, 200, NULL, "ok", 0}};
+	struct http *h = client(2, 1, 0);
+
+	(void)state;
+	server_script(1, s);
+	hammer_all(h);
 	assert_int_equal(server_nreq(), NTHREADS * PER_THREAD);
 	http_free(h);
 }
@@ -1068,19 +1047,12 @@ static void test_connections_capped_per_host(void **state)
 	static const struct step s[] = {{STEP_ANSWER, 200, NULL, "ok", 0}};
 	struct http_opts o = {.timeout_s = 5, .retries = 1, .max_host_conns = 2};
 	struct http *h = http_new(&o);
-	int before = server_nconns(), i;
-	pthread_t t[NTHREADS];
-	void *fails;
+	int before = server_nconns();
 
 	(void)state;
 	assert_non_null(h);
 	server_script(1, s);
-	for (i = 0; i < NTHREADS; i++)
-		assert_int_equal(pthread_create(&t[i], NULL, hammer, h), 0);
-	for (i = 0; i < NTHREADS; i++) {
-		pthread_join(t[i], &fails);
-		assert_int_equal((long)fails, 0);
-	}
+	hammer_all(h);
 	assert_int_equal(server_nreq(), NTHREADS * PER_THREAD);
 	assert_in_range(server_nconns() - before, 1, 2);
 	http_free(h);
@@ -1136,27 +1108,20 @@ static void test_unresolved_name_not_retried(void **state)
 
 static void test_refused_names_host_and_reason(void **state)
 {
-	struct sockaddr_in a = {.sin_family = AF_INET};
-	socklen_t alen = sizeof(a);
 	struct http *h = client(1, 1, 0);
 	struct http_request req;
 	struct http_response resp;
 	char base[64], want[64];
-	int fd, n = 0;
+	int port = free_port(), n = 0;
 
 	(void)state;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
-	close(fd);
-	snprintf(base, sizeof(base), "http://127.0.0.1:%d", ntohs(a.sin_port));
+	snprintf(base, sizeof(base), "http://127.0.0.1:%d", port);
 	assert_int_equal(http_req_init(&req, "GET", base, "/"), 0);
 	req.sign = sign_count;
 	req.sign_ctx = &n;
 	assert_int_equal(http_perform(h, &req, &resp), -EIO);
 	assert_int_equal(n, 2); /* worth a retry: the server may be restarting */
-	snprintf(want, sizeof(want), "127.0.0.1:%d: connection refused", ntohs(a.sin_port));
+	snprintf(want, sizeof(want), "127.0.0.1:%d: connection refused", port);
 	assert_non_null(strstr(http_last_error(), want));
 	/* An answer clears it. */
 	http_req_free(&req);

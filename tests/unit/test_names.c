@@ -169,89 +169,80 @@ static void free_names(struct names_entry *e, size_t n)
 		free(e[i].name);
 }
 
+/* Names the n entries e, each of which must get the name want[i]; frees the names. */
+static void assign_expect(struct names_entry *e, size_t n, const char *const *reserved,
+			  const char *const *want)
+{
+	assert_int_equal(names_assign(e, n, reserved), 0);
+	for (size_t i = 0; i < n; i++)
+		assert_string_equal(e[i].name, want[i]);
+	free_names(e, n);
+}
+
 static void test_assign_unique(void **state)
 {
 	struct names_entry e[] = {E("alpha", "1", 100), E("beta", "2", 50), E("a/b", "3", 7)};
+	static const char *const want[] = {"alpha", "beta", "a_b"};
 
 	(void)state;
-	assert_int_equal(names_assign(e, 3, NULL), 0);
-	assert_string_equal(e[0].name, "alpha");
-	assert_string_equal(e[1].name, "beta");
-	assert_string_equal(e[2].name, "a_b");
-	free_names(e, 3);
+	assign_expect(e, 3, NULL, want);
 	assert_int_equal(names_assign(NULL, 0, NULL), 0);
 }
 
 static void test_assign_oldest_keeps(void **state)
 {
 	struct names_entry e[] = {E("dup", "a1", 300), E("dup", "b2", 100), E("dup", "c3", 200)};
+	static const char *const want[] = {"dup~a1", "dup", "dup~c3"};
 
 	(void)state;
-	assert_int_equal(names_assign(e, 3, NULL), 0);
-	assert_string_equal(e[1].name, "dup");
-	assert_string_equal(e[2].name, "dup~c3");
-	assert_string_equal(e[0].name, "dup~a1");
-	free_names(e, 3);
+	assign_expect(e, 3, NULL, want);
 }
 
 static void test_assign_tie_numeric_id(void **state)
 {
 	struct names_entry e[] = {E("x", "10", 5), E("x", "9", 5)};
+	static const char *const want[] = {"x~10", "x"};
 
 	(void)state;
-	assert_int_equal(names_assign(e, 2, NULL), 0);
-	assert_string_equal(e[1].name, "x");
-	assert_string_equal(e[0].name, "x~10");
-	free_names(e, 2);
+	assign_expect(e, 2, NULL, want);
 }
 
 static void test_assign_tie_bytewise_id(void **state)
 {
 	struct names_entry e[] = {E("x", "b9", 5), E("x", "a10", 5), E("x", "9z", 5)};
+	static const char *const want[] = {"x~b9", "x~a10", "x"};
 
 	(void)state;
-	assert_int_equal(names_assign(e, 3, NULL), 0);
-	assert_string_equal(e[2].name, "x");
-	assert_string_equal(e[1].name, "x~a10");
-	assert_string_equal(e[0].name, "x~b9");
-	free_names(e, 3);
+	assign_expect(e, 3, NULL, want);
 }
 
 static void test_assign_no_ctime_is_oldest(void **state)
 {
 	struct names_entry e[] = {E("g", "1", 1), E("g", "2", 0)};
+	static const char *const want[] = {"g~1", "g"};
 
 	(void)state;
-	assert_int_equal(names_assign(e, 2, NULL), 0);
-	assert_string_equal(e[1].name, "g");
-	assert_string_equal(e[0].name, "g~1");
-	free_names(e, 2);
+	assign_expect(e, 2, NULL, want);
 }
 
 static void test_assign_reserved(void **state)
 {
 	static const char *const reserved[] = {"meta.json", "url", "branch", NULL};
 	struct names_entry e[] = {E("url", "7", 1), E("meta.json", "8", 2), E("src", "9", 3)};
+	static const char *const want[] = {"url~7", "meta.json~8", "src"};
 
 	(void)state;
-	assert_int_equal(names_assign(e, 3, reserved), 0);
-	assert_string_equal(e[0].name, "url~7");
-	assert_string_equal(e[1].name, "meta.json~8");
-	assert_string_equal(e[2].name, "src");
-	free_names(e, 3);
+	assign_expect(e, 3, reserved, want);
 }
 
 static void test_assign_double_suffix(void **state)
 {
 	/* "a~2" is an older entry's own name, so the newer "a" from id 2 needs two. */
 	struct names_entry e[] = {E("a", "1", 1), E("a~2", "5", 2), E("a", "2", 3)};
+	static const char *const want[] = {"a", "a~2", "a~2~2"};
 
 	(void)state;
-	assert_int_equal(names_assign(e, 3, NULL), 0);
-	assert_string_equal(e[0].name, "a");
-	assert_string_equal(e[1].name, "a~2");
-	assert_string_equal(e[2].name, "a~2~2");
-	free_names(e, 3);
+	assign_expect(e, 3, NULL, want);
 }
 
 static void test_assign_sanitised_collisions(void **state)
@@ -259,15 +250,10 @@ static void test_assign_sanitised_collisions(void **state)
 	/* Different raw names, same safe name. */
 	struct names_entry e[] = {E("a/b", "1", 1), E("a\0b", "2", 2), E("a_b", "3", 3),
 				  E(".", "4", 4), E("_.", "5", 5)};
+	static const char *const want[] = {"a_b", "a_b~2", "a_b~3", "_.", "_.~5"};
 
 	(void)state;
-	assert_int_equal(names_assign(e, 5, NULL), 0);
-	assert_string_equal(e[0].name, "a_b");
-	assert_string_equal(e[1].name, "a_b~2");
-	assert_string_equal(e[2].name, "a_b~3");
-	assert_string_equal(e[3].name, "_.");
-	assert_string_equal(e[4].name, "_.~5");
-	free_names(e, 5);
+	assign_expect(e, 5, NULL, want);
 }
 
 static void test_assign_id_sanitised(void **state)
@@ -370,6 +356,15 @@ static void test_assign_huge_id(void **state)
 	free_names(e, 2);
 }
 
+/* Names the n entries e: a few look-ups per entry, not one per entry named before it. */
+static void assign_counted(struct names_entry *e, size_t n)
+{
+	unsigned long before = names_probes();
+
+	assert_int_equal(names_assign(e, n, NULL), 0);
+	assert_true(names_probes() - before <= 4 * n);
+}
+
 /* Ids that differ only past the 255 bytes a name can hold: their "~<id>" suffixes are one
  * and the same, and only a counter tells the entries apart. Naming them must not walk the
  * counters already given for every entry (that was quadratic: 19 s for 8,000). */
@@ -378,7 +373,6 @@ static void test_assign_long_common_id_prefix(void **state)
 	const size_t n = 8000;
 	struct names_entry *e = calloc(n, sizeof(*e));
 	char(*ids)[320] = calloc(n, sizeof(*ids));
-	unsigned long before;
 	size_t i;
 
 	(void)state;
@@ -389,10 +383,7 @@ static void test_assign_long_common_id_prefix(void **state)
 		snprintf(ids[i] + 300, sizeof(ids[i]) - 300, "%zu", i);
 		e[i] = (struct names_entry){.raw = "x", .raw_len = 1, .id = ids[i], .ctime = 1};
 	}
-	before = names_probes();
-	assert_int_equal(names_assign(e, n, NULL), 0);
-	/* A few look-ups per entry, not one per entry named before it. */
-	assert_true(names_probes() - before <= 4 * n);
+	assign_counted(e, n);
 	assert_string_equal(e[0].name, "x");
 	for (i = 0; i < n; i++) {
 		assert_true(strlen(e[i].name) <= NAMES_MAX);
@@ -415,7 +406,6 @@ static void test_assign_sanitised_same_ids(void **state)
 	const size_t n = 5000, nodd = sizeof(odd) - 1;
 	struct names_entry *e = calloc(n, sizeof(*e));
 	char(*ids)[8] = calloc(n, sizeof(*ids));
-	unsigned long before;
 	size_t i;
 
 	(void)state;
@@ -428,9 +418,7 @@ static void test_assign_sanitised_same_ids(void **state)
 		ids[i][3] = odd[i % nodd];
 		e[i] = (struct names_entry){.raw = "x", .raw_len = 1, .id = ids[i], .ctime = 1};
 	}
-	before = names_probes();
-	assert_int_equal(names_assign(e, n, NULL), 0);
-	assert_true(names_probes() - before <= 4 * n);
+	assign_counted(e, n);
 	/* Entry 0 keeps the name; then "~q___" 1 to 51 times, then counted. */
 	assert_string_equal(e[0].name, "x");
 	assert_string_equal(e[1].name, "x~q___");

@@ -466,6 +466,30 @@ struct hostile {
 	size_t n;
 };
 
+/* Each body through parse: its result, as many records as said when it succeeds, each with
+ * a name and no url (and with an id and a meta.json too when whole is set). */
+static void parse_hostile(int (*parse)(const char *, size_t, int, struct prov_page *),
+			  const struct hostile *cases, size_t ncases, int whole)
+{
+	for (size_t i = 0; i < ncases; i++) {
+		struct prov_page pg = {0};
+		int r = parse(cases[i].body, strlen(cases[i].body), 0, &pg);
+
+		assert_int_equal(r, cases[i].r);
+		if (r == 0)
+			assert_int_equal(pg.n, cases[i].n);
+		for (size_t k = 0; k < pg.n; k++) {
+			if (whole)
+				assert_non_null(pg.recs[k].id);
+			assert_non_null(pg.recs[k].name);
+			assert_null(pg.recs[k].url); /* none is a string, or it is empty */
+			if (whole)
+				assert_non_null(pg.recs[k].meta);
+		}
+		prov_page_free(&pg);
+	}
+}
+
 static void test_pai_hostile(void **state)
 {
 	static const struct hostile cases[] = {
@@ -495,21 +519,7 @@ static void test_pai_hostile(void **state)
 	};
 
 	(void)state;
-	for (size_t i = 0; i < LEN(cases); i++) {
-		struct prov_page pg = {0};
-		int r = pai_parse_codesources(cases[i].body, strlen(cases[i].body), 0, &pg);
-
-		assert_int_equal(r, cases[i].r);
-		if (r == 0)
-			assert_int_equal(pg.n, cases[i].n);
-		for (size_t k = 0; k < pg.n; k++) {
-			assert_non_null(pg.recs[k].id);
-			assert_non_null(pg.recs[k].name);
-			assert_null(pg.recs[k].url); /* none is a string, or it is empty */
-			assert_non_null(pg.recs[k].meta);
-		}
-		prov_page_free(&pg);
-	}
+	parse_hostile(pai_parse_codesources, cases, LEN(cases), 1);
 }
 
 static void test_pai_hostile_fields(void **state)
@@ -536,13 +546,49 @@ static struct http_response resp_of(long status, const char *body)
 	return r;
 }
 
+/* An answer's status and error code (NULL: a body that holds none), and the errno it means. */
+struct error_case {
+	long status;
+	const char *code;
+	int r;
+};
+
+/* Each case through classify, its code between pre and post, else the body other. */
+static void classify_errors(int (*classify)(long, const char *, size_t), const char *pre,
+			    const char *post, const char *other, const struct error_case *cases,
+			    size_t ncases)
+{
+	char body[256];
+
+	for (size_t i = 0; i < ncases; i++) {
+		if (cases[i].code)
+			snprintf(body, sizeof(body), "%s%s%s", pre, cases[i].code, post);
+		else
+			snprintf(body, sizeof(body), "%s", other);
+		assert_int_equal(classify(cases[i].status, body, strlen(body)), cases[i].r);
+	}
+}
+
+/* An answer, and whether it is worth another try. */
+struct verdict_case {
+	long status;
+	const char *body;
+	enum http_verdict v;
+};
+
+static void classify_verdicts(enum http_verdict (*classify)(const struct http_response *, void *),
+			      const struct verdict_case *cases, size_t ncases)
+{
+	for (size_t i = 0; i < ncases; i++) {
+		struct http_response r = resp_of(cases[i].status, cases[i].body);
+
+		assert_int_equal(classify(&r, NULL), cases[i].v);
+	}
+}
+
 static void test_pai_errors(void **state)
 {
-	static const struct {
-		long status;
-		const char *code;
-		int r;
-	} cases[] = {
+	static const struct error_case cases[] = {
 	    {400, "SignatureDoesNotMatch", -EACCES},
 	    {400, "IncompleteSignature", -EACCES},
 	    {404, "InvalidAccessKeyId.NotFound", -EACCES},
@@ -558,47 +604,30 @@ static void test_pai_errors(void **state)
 	    {500, "InternalError", -EIO},
 	    {400, "SignatureNonceUsed", -EIO},
 	};
-	char body[256];
 
 	(void)state;
-	for (size_t i = 0; i < LEN(cases); i++) {
-		if (cases[i].code)
-			snprintf(body, sizeof(body),
-				 "{\"RequestId\":\"r\",\"Code\":\"%s\",\"Message\":\"m\"}",
-				 cases[i].code);
-		else
-			snprintf(body, sizeof(body), "not json");
-		assert_int_equal(pai_classify_error(cases[i].status, body, strlen(body)),
-				 cases[i].r);
-	}
+	classify_errors(pai_classify_error, "{\"RequestId\":\"r\",\"Code\":\"",
+			"\",\"Message\":\"m\"}", "not json", cases, LEN(cases));
 	assert_int_equal(pai_classify_error(400, NULL, 0), -EIO);
 }
 
 static void test_pai_retry(void **state)
 {
-	struct http_response r;
+	static const struct verdict_case cases[] = {
+	    {400, "{\"Code\":\"Throttling.User\",\"Message\":\"Request was denied\"}", HTTP_RETRY},
+	    {400, "{\"Code\":\"Throttling\"}", HTTP_RETRY},
+	    {403, "{\"Code\":\"Throttling.Api\"}", HTTP_RETRY},
+	    {400, "{\"Code\":\"ServiceUnavailable\"}", HTTP_RETRY},
+	    {429, "", HTTP_RETRY},
+	    {503, NULL, HTTP_RETRY},
+	    {400, "{\"Code\":\"SignatureDoesNotMatch\"}", HTTP_DONE},
+	    {400, "{\"Code\":5}", HTTP_DONE},
+	    {400, "{\"Code\":\"Throttling.User\"", HTTP_DONE},
+	    {200, "{\"Code\":\"Throttling\"}", HTTP_DONE},
+	};
 
 	(void)state;
-	r = resp_of(400, "{\"Code\":\"Throttling.User\",\"Message\":\"Request was denied\"}");
-	assert_int_equal(pai_classify(&r, NULL), HTTP_RETRY);
-	r = resp_of(400, "{\"Code\":\"Throttling\"}");
-	assert_int_equal(pai_classify(&r, NULL), HTTP_RETRY);
-	r = resp_of(403, "{\"Code\":\"Throttling.Api\"}");
-	assert_int_equal(pai_classify(&r, NULL), HTTP_RETRY);
-	r = resp_of(400, "{\"Code\":\"ServiceUnavailable\"}");
-	assert_int_equal(pai_classify(&r, NULL), HTTP_RETRY);
-	r = resp_of(429, "");
-	assert_int_equal(pai_classify(&r, NULL), HTTP_RETRY);
-	r = resp_of(503, NULL);
-	assert_int_equal(pai_classify(&r, NULL), HTTP_RETRY);
-	r = resp_of(400, "{\"Code\":\"SignatureDoesNotMatch\"}");
-	assert_int_equal(pai_classify(&r, NULL), HTTP_DONE);
-	r = resp_of(400, "{\"Code\":5}");
-	assert_int_equal(pai_classify(&r, NULL), HTTP_DONE);
-	r = resp_of(400, "{\"Code\":\"Throttling.User\"");
-	assert_int_equal(pai_classify(&r, NULL), HTTP_DONE);
-	r = resp_of(200, "{\"Code\":\"Throttling\"}");
-	assert_int_equal(pai_classify(&r, NULL), HTTP_DONE);
+	classify_verdicts(pai_classify, cases, LEN(cases));
 }
 
 static void test_volc_parse(void **state)
@@ -662,28 +691,12 @@ static void test_volc_hostile(void **state)
 	};
 
 	(void)state;
-	for (size_t i = 0; i < LEN(cases); i++) {
-		struct prov_page pg = {0};
-		int r = volc_parse_resources(cases[i].body, strlen(cases[i].body), 0, &pg);
-
-		assert_int_equal(r, cases[i].r);
-		if (r == 0)
-			assert_int_equal(pg.n, cases[i].n);
-		for (size_t k = 0; k < pg.n; k++) {
-			assert_non_null(pg.recs[k].name);
-			assert_null(pg.recs[k].url);
-		}
-		prov_page_free(&pg);
-	}
+	parse_hostile(volc_parse_resources, cases, LEN(cases), 0);
 }
 
 static void test_volc_errors(void **state)
 {
-	static const struct {
-		long status;
-		const char *code;
-		int r;
-	} cases[] = {
+	static const struct error_case cases[] = {
 	    {401, "InvalidAccessKey", -EACCES},
 	    {401, "SignatureDoesNotMatch", -EACCES},
 	    {403, "AccessDenied", -EACCES},
@@ -693,28 +706,20 @@ static void test_volc_errors(void **state)
 	    {404, NULL, -EIO},
 	    {403, NULL, -EACCES},
 	};
-	char body[256];
-	struct http_response r;
+	static const struct verdict_case verdicts[] = {
+	    {429, "{\"ResponseMetadata\":{\"Error\":{\"Code\":\"FlowLimitExceeded\"}}}",
+	     HTTP_RETRY},
+	    {400, "{\"ResponseMetadata\":{\"Error\":{\"Code\":\"FlowLimitExceeded\"}}}",
+	     HTTP_RETRY},
+	    {500, "oops", HTTP_RETRY},
+	    {401, "{\"ResponseMetadata\":{\"Error\":{\"Code\":\"InvalidAccessKey\"}}}", HTTP_DONE},
+	};
 
 	(void)state;
-	for (size_t i = 0; i < LEN(cases); i++) {
-		snprintf(body, sizeof(body),
-			 "{\"ResponseMetadata\":{\"RequestId\":\"r\",\"Error\":{\"Code\":\"%s\","
-			 "\"CodeN\":100009,\"Message\":\"m\"}}}",
-			 cases[i].code ? cases[i].code : "");
-		if (!cases[i].code)
-			snprintf(body, sizeof(body), "[]");
-		assert_int_equal(volc_classify_error(cases[i].status, body, strlen(body)),
-				 cases[i].r);
-	}
-	r = resp_of(429, "{\"ResponseMetadata\":{\"Error\":{\"Code\":\"FlowLimitExceeded\"}}}");
-	assert_int_equal(volc_classify(&r, NULL), HTTP_RETRY);
-	r = resp_of(400, "{\"ResponseMetadata\":{\"Error\":{\"Code\":\"FlowLimitExceeded\"}}}");
-	assert_int_equal(volc_classify(&r, NULL), HTTP_RETRY);
-	r = resp_of(500, "oops");
-	assert_int_equal(volc_classify(&r, NULL), HTTP_RETRY);
-	r = resp_of(401, "{\"ResponseMetadata\":{\"Error\":{\"Code\":\"InvalidAccessKey\"}}}");
-	assert_int_equal(volc_classify(&r, NULL), HTTP_DONE);
+	classify_errors(volc_classify_error,
+			"{\"ResponseMetadata\":{\"RequestId\":\"r\",\"Error\":{\"Code\":\"",
+			"\",\"CodeN\":100009,\"Message\":\"m\"}}}", "[]", cases, LEN(cases));
+	classify_verdicts(volc_classify, verdicts, LEN(verdicts));
 }
 
 static void test_codeup_namespaces(void **state)

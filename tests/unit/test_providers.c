@@ -1,7 +1,7 @@
 /* A fourth cloud registered the way the three are: a struct prov_desc in a table the
  * configuration and provider_new_all take. Its section, keys, environment variables,
- * defaults and vendor-file hook work with no line of config.c or provider.c knowing it,
- * and only the clouds that are configured are made. */
+ * defaults and vendor-file hook work with no line of the configuration's files (config.c,
+ * cfg*.c) or provider.c knowing it, and only the clouds that are configured are made. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <setjmp.h>
@@ -19,34 +19,9 @@
 #include "config.h"
 #include "provider.h"
 
-#define SECRET "S3CR3T"
+#include "conf_helpers.h"
 
 static char tmpdir[] = "/tmp/codesrcfs-test-providers-XXXXXX";
-
-/* Every variable a cloud of the table reads: none may leak in from the caller. */
-static const char *const env_vars[] = {
-    "ALIBABA_CLOUD_ACCESS_KEY_ID",
-    "ALIBABACLOUD_ACCESS_KEY_ID",
-    "ALICLOUD_ACCESS_KEY_ID",
-    "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
-    "ALIBABACLOUD_ACCESS_KEY_SECRET",
-    "ALICLOUD_ACCESS_KEY_SECRET",
-    "ALIBABA_CLOUD_SECURITY_TOKEN",
-    "ALIBABA_CLOUD_REGION_ID",
-    "VOLCENGINE_ACCESS_KEY",
-    "VOLCENGINE_SECRET_KEY",
-    "VOLCENGINE_SESSION_TOKEN",
-    "VOLCENGINE_REGION",
-    "VOLC_ACCESSKEY",
-    "VOLC_SECRETKEY",
-    "CODEUP_TOKEN",
-    "ALIBABA_CLOUD_YUNXIAO_ACCESS_TOKEN",
-    "ALIBABA_CLOUD_YUNXIAO_ORGANIZATION_ID",
-    "FAKE_API_KEY",
-    "FAKE_API_SECRET",
-    "FAKE_REGION",
-    "FAKE_PROJECTS",
-};
 
 /* ---- the fourth cloud ---------------------------------------------------------------- */
 
@@ -122,8 +97,7 @@ static const struct prov_desc *table[8];
 static int reset(void **state)
 {
 	(void)state;
-	for (size_t i = 0; i < sizeof(env_vars) / sizeof(env_vars[0]); i++)
-		unsetenv(env_vars[i]);
+	unset_cloud_env(table);
 	fake_made = fake_destroyed = fake_credfile_calls = 0;
 	fake_credfile_profile = NULL;
 	return 0;
@@ -149,27 +123,16 @@ static int group_setup(void **state)
 
 static int group_teardown(void **state)
 {
-	char cmd[128];
-
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	return system(cmd);
+	return remove_tree(tmpdir);
 }
 
 /* Load text (a private file) with the table t; err filled. */
 static int load(struct config *c, const struct prov_desc *const *t, const char *text, char *err,
 		size_t errlen)
 {
-	char *path;
-	int fd, rc;
-
-	assert_true(asprintf(&path, "%s/conf-XXXXXX", tmpdir) > 0);
-	fd = mkstemp(path);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-	assert_int_equal(fchmod(fd, 0600), 0);
-	close(fd);
-	rc = config_load_table(c, t, path, 1, NULL, err, errlen);
+	char *path = write_file_in(tmpdir, text, 0600);
+	int rc = config_load_table(c, t, path, 1, NULL, err, errlen);
 	free(path);
 	return rc;
 }
