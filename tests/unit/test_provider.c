@@ -323,6 +323,13 @@ static void test_times(void **state)
 	    " 2021-01-18T12:52:15Z",
 	    "-2021-01-18T12:52:15Z",
 	    "2021-01-18T12:52:15.+08:00x",
+	    "2021-00-18T12:52:15Z",
+	    "2021-01-32T12:52:15Z",
+	    "2021-01-18T24:52:15Z",
+	    "2021-01-18T12:60:15Z",
+	    "2021-01-18T12:52:62Z",
+	    "2021-01-18 12:52:15Z",
+	    "2021-01-18T12-52:15Z",
 	};
 
 	(void)state;
@@ -334,6 +341,12 @@ static void test_times(void **state)
 	assert_int_equal(provider_parse_time("2021-01-18T12:52:15.123456Z"), 1610974335);
 	assert_int_equal(provider_parse_time("2023-04-28T11:54:24+08:00"), 1682654064);
 	assert_int_equal(provider_parse_time("2024-01-01T00:00:00.000+08:00"), 1704038400);
+	/* Past the zero-padded form every cloud writes, strptime's rules: fewer digits, a
+	 * leap second, a day the month lacks (it rolls over). */
+	assert_int_equal(provider_parse_time("2021-1-18T12:52:15Z"), 1610974335);
+	assert_int_equal(provider_parse_time("2021-01-18T2:2:5Z"), 1610935325);
+	assert_int_equal(provider_parse_time("2021-01-18T12:52:60Z"), 1610974380);
+	assert_int_equal(provider_parse_time("2021-02-29T00:00:00Z"), 1614556800);
 	for (size_t i = 0; i < LEN(bad); i++)
 		assert_int_equal(provider_parse_time(bad[i]), 0);
 	assert_int_equal(provider_parse_time(NULL), 0);
