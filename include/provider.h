@@ -158,8 +158,9 @@ int provider_new_all(const struct config *c, const struct provider_env *env, str
 		     size_t *n, char *err, size_t errlen);
 
 /* Pretty-printed meta.json of obj with a trailing newline, secrets redacted unless
- * show_secrets; obj's values are left as they were, but json-c keeps the printed text
- * inside obj, so obj must not be in use by another thread. Caller frees. */
+ * show_secrets. The secrets are swapped out of obj while it prints and put back after, so
+ * its values (and pointers into them) are as they were, but obj must not be in use by
+ * another thread. Caller frees. */
 char *provider_meta_json(struct json_object *obj, int show_secrets);
 /* Append a copy of r's pointers to pg (pg takes ownership of them). 0 or -ENOMEM. */
 int prov_page_add(struct prov_page *pg, const struct prov_record *r);

@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,22 +97,53 @@ int provider_new_all(const struct config *c, const struct provider_env *env, str
  * "private_key", "Private-Key" and "privateKey" are one key): a key holding one of
  * secret_words anywhere, or ending in one of secret_ends, is a secret. The lists are the
  * ones docs/configuration.md documents. */
-static const char *const secret_words[] = {
-    "token",	  "password", "passwd",	    "passphrase",    "secret", "accesskey",
-    "privatekey", "apikey",   "credential", "authorization", "cookie", NULL};
-static const char *const secret_ends[] = {"pass", "pwd", NULL};
+struct secret_word {
+	const char *w;
+	size_t len;
+};
+#define SECRET_WORD(s)                                                                             \
+	{                                                                                          \
+		s, sizeof(s) - 1                                                                   \
+	}
+static const struct secret_word secret_words[] = {
+    SECRET_WORD("token"),	  SECRET_WORD("password"), SECRET_WORD("passwd"),
+    SECRET_WORD("passphrase"),	  SECRET_WORD("secret"),   SECRET_WORD("accesskey"),
+    SECRET_WORD("privatekey"),	  SECRET_WORD("apikey"),   SECRET_WORD("credential"),
+    SECRET_WORD("authorization"), SECRET_WORD("cookie"),
+};
+static const struct secret_word secret_ends[] = {SECRET_WORD("pass"), SECRET_WORD("pwd")};
+#define NWORDS(a) (sizeof(a) / sizeof((a)[0]))
+_Static_assert(NWORDS(secret_words) <= 16, "secret_by_first holds 16 words a letter");
 
+/* For each letter, the secret_words that start with it (bit k: word k). */
+static uint16_t secret_by_first[26];
+static pthread_once_t secret_once = PTHREAD_ONCE_INIT;
+
+static void secret_index(void)
+{
+	for (size_t k = 0; k < NWORDS(secret_words); k++)
+		secret_by_first[secret_words[k].w[0] - 'a'] |= (uint16_t)(1u << k);
+}
+
+/* One pass over the normalised key: every key of every item of every page comes here, so
+ * only the words that start with a letter are compared where it stands. */
 static int secret_key_norm(const char *norm, size_t n)
 {
-	for (size_t i = 0; secret_words[i]; i++)
-		if (strstr(norm, secret_words[i]))
-			return 1;
-	for (size_t i = 0; secret_ends[i]; i++) {
-		size_t wl = strlen(secret_ends[i]);
+	pthread_once(&secret_once, secret_index);
+	for (size_t i = 0; i < n; i++) {
+		unsigned m = norm[i] >= 'a' && norm[i] <= 'z' ? secret_by_first[norm[i] - 'a'] : 0;
 
-		if (n >= wl && !memcmp(norm + n - wl, secret_ends[i], wl))
-			return 1;
+		for (; m; m &= m - 1) {
+			const struct secret_word *w = &secret_words[__builtin_ctz(m)];
+
+			if (n - i >= w->len && !memcmp(norm + i, w->w, w->len))
+				return 1;
+		}
 	}
+	for (size_t k = 0; k < NWORDS(secret_ends); k++)
+		if (n >= secret_ends[k].len &&
+		    !memcmp(norm + n - secret_ends[k].len, secret_ends[k].w, secret_ends[k].len))
+			return 1;
 	return 0;
 }
 
@@ -125,7 +157,7 @@ static int secret_key(const char *key)
 		return 1; /* cannot tell: redact */
 	for (; *key; key++)
 		if (*key != '_' && *key != '-')
-			norm[n++] = (char)tolower((unsigned char)*key);
+			norm[n++] = *key >= 'A' && *key <= 'Z' ? (char)(*key - 'A' + 'a') : *key;
 	norm[n] = '\0';
 	r = secret_key_norm(norm, n);
 	if (norm != small)
@@ -138,16 +170,20 @@ static int secret_key(const char *key)
  * '@' before the path, so a password that holds an unescaped '@' is taken whole. */
 static int url_password(const char *s, size_t len, size_t *start, size_t *end)
 {
-	const char *sep = len > 3 ? memmem(s, len, "://", 3) : NULL;
-	const char *auth, *at = NULL, *colon = NULL, *p;
+	const char *sep = s, *auth, *at = NULL, *colon = NULL, *p;
 
-	if (!sep || sep == s || !isalpha((unsigned char)s[0]))
+	/* Every string value of every item comes here: the scheme is walked, not searched
+	 * for, so a string that is no URL costs a byte or two. A NUL passes as a scheme byte
+	 * and ends the host, as strchr() on the lists used to make it. */
+	if (!len || !isalpha((unsigned char)s[0]))
 		return 0;
-	for (p = s; p < sep; p++)
-		if (!isalnum((unsigned char)*p) && !strchr("+-.", *p))
-			return 0;
+	while (sep < s + len &&
+	       (isalnum((unsigned char)*sep) || !*sep || *sep == '+' || *sep == '-' || *sep == '.'))
+		sep++;
+	if (s + len - sep < 3 || memcmp(sep, "://", 3))
+		return 0;
 	auth = sep + 3;
-	for (p = auth; p < s + len && !strchr("/?#", *p); p++)
+	for (p = auth; p < s + len && *p && *p != '/' && *p != '?' && *p != '#'; p++)
 		if (*p == '@')
 			at = p;
 	for (p = auth; at && p < at && !colon; p++)
@@ -157,31 +193,6 @@ static int url_password(const char *s, size_t len, size_t *start, size_t *end)
 		return 0;
 	*start = (size_t)(colon + 1 - s);
 	*end = (size_t)(at - s);
-	return 1;
-}
-
-/* A string value that is a URL with a password gets "******" in its place. 1 when v held
- * one (replaced when apply is set). */
-static int redact_url(struct json_object *v, int apply)
-{
-	const char *s = json_object_get_string(v);
-	size_t len = (size_t)json_object_get_string_len(v), a, b;
-	char *r;
-
-	if (!url_password(s, len, &a, &b))
-		return 0;
-	if (!apply)
-		return 1;
-	r = malloc(len - (b - a) + 7);
-	if (r) {
-		memcpy(r, s, a);
-		memcpy(r + a, "******", 6);
-		memcpy(r + a + 6, s + b, len - b);
-		json_object_set_string_len(v, r, (int)(len - (b - a) + 6));
-	} else {
-		json_object_set_string(v, "******"); /* cannot keep the rest: drop it all */
-	}
-	free(r);
 	return 1;
 }
 
@@ -203,60 +214,153 @@ static int secret_present(struct json_object *v)
 	}
 }
 
-/* The credentials in obj, replaced by "******" when apply is set, else only counted. */
-static int redact(struct json_object *obj, int apply)
-{
-	int n = 0;
+/* A value of the printed object swapped for its redacted stand-in, kept to be put back:
+ * its parent (an object with the member's key, or an array with the index). Redacting in
+ * place and putting back costs nothing for the items without a secret, where a deep copy
+ * of every item with one cost a copy of each of its values. */
+struct swap {
+	struct json_object *parent;
+	const char *key; /* NULL: parent is an array */
+	size_t idx;
+	struct json_object *orig;
+};
 
-	if (json_object_is_type(obj, json_type_string))
-		return redact_url(obj, apply);
-	if (json_object_is_type(obj, json_type_array)) {
-		for (size_t i = 0; i < json_object_array_length(obj); i++)
-			n += redact(json_object_array_get_idx(obj, i), apply);
-		return n;
-	}
-	if (!json_object_is_type(obj, json_type_object))
-		return 0;
-	/* Replacing the value of an existing key keeps its entry, so iteration is safe. */
-	json_object_object_foreach(obj, key, val) {
-		if (!secret_key(key) || !secret_present(val)) {
-			n += redact(val, apply);
-			continue;
+struct swaps {
+	struct swap *v;
+	size_t n, cap;
+	int failed; /* out of memory: no meta.json */
+};
+
+/* repl (taken; NULL: out of memory) in the place of orig in parent. */
+static void swap_in(struct swaps *s, struct json_object *parent, const char *key, size_t idx,
+		    struct json_object *orig, struct json_object *repl)
+{
+	if (s->n == s->cap && repl) {
+		size_t cap = s->cap ? s->cap * 2 : 8;
+		struct swap *grown = realloc(s->v, cap * sizeof(*grown));
+
+		if (!grown) {
+			json_object_put(repl);
+			repl = NULL;
+		} else {
+			s->v = grown;
+			s->cap = cap;
 		}
-		n++;
-		if (apply)
-			json_object_object_add(obj, key, json_object_new_string("******"));
 	}
-	return n;
+	if (!repl) {
+		s->failed = 1;
+		return;
+	}
+	s->v[s->n++] = (struct swap){parent, key, idx, json_object_get(orig)};
+	/* An existing key keeps its entry (and key), so an iteration over parent goes on. */
+	if (key)
+		json_object_object_add(parent, key, repl);
+	else
+		json_object_array_put_idx(parent, idx, repl);
 }
 
-char *provider_meta_json(struct json_object *obj, int show_secrets)
+/* Every swapped value back where it was; the stand-ins are freed. */
+static void swaps_undo(struct swaps *s)
 {
-	struct json_object *copy = NULL;
-	const char *s;
-	char *out = NULL;
-	size_t len;
+	while (s->n > 0) {
+		struct swap *w = &s->v[--s->n];
 
-	if (!obj)
-		return NULL;
-	/* The caller's values stay as they were: redact a copy, made only when there is
-	 * something to redact. */
-	if (!show_secrets && redact(obj, 0)) {
-		if (json_object_deep_copy(obj, &copy, NULL) != 0)
-			return NULL;
-		redact(copy, 1);
-		obj = copy;
+		if (w->key)
+			json_object_object_add(w->parent, w->key, w->orig);
+		else
+			json_object_array_put_idx(w->parent, w->idx, w->orig);
 	}
-	s = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
-						    JSON_C_TO_STRING_NOSLASHESCAPE);
-	len = s ? strlen(s) : 0;
-	out = s ? malloc(len + 2) : NULL;
+	free(s->v);
+}
+
+/* A string that is a URL with a password, as a new string with "******" in the
+ * password's place; NULL when v is no such URL, or (*fail set) when memory ran out. */
+static struct json_object *url_redacted(struct json_object *v, int *fail)
+{
+	const char *s = json_object_get_string(v);
+	size_t len = (size_t)json_object_get_string_len(v), a, b;
+	struct json_object *r = NULL;
+	char *t;
+
+	if (!url_password(s, len, &a, &b))
+		return NULL;
+	t = malloc(len - (b - a) + 6);
+	if (t) {
+		memcpy(t, s, a);
+		memcpy(t + a, "******", 6);
+		memcpy(t + a + 6, s + b, len - b);
+		r = json_object_new_string_len(t, (int)(len - (b - a) + 6));
+		free(t);
+	}
+	if (!r)
+		*fail = 1;
+	return r;
+}
+
+static void redact(struct json_object *obj, struct swaps *s);
+
+/* The member key (NULL: element idx of an array) of parent, whose value is v. */
+static void redact_value(struct swaps *s, struct json_object *parent, const char *key, size_t idx,
+			 struct json_object *v)
+{
+	struct json_object *r;
+
+	if (key && secret_present(v) && secret_key(key)) {
+		swap_in(s, parent, key, idx, v, json_object_new_string("******"));
+	} else if (json_object_is_type(v, json_type_string)) {
+		r = url_redacted(v, &s->failed);
+		if (r)
+			swap_in(s, parent, key, idx, v, r);
+	} else {
+		redact(v, s);
+	}
+}
+
+/* The credentials in obj swapped for their redacted stand-ins (swaps_undo puts them back). */
+static void redact(struct json_object *obj, struct swaps *s)
+{
+	if (json_object_is_type(obj, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(obj); i++)
+			redact_value(s, obj, NULL, i, json_object_array_get_idx(obj, i));
+	} else if (json_object_is_type(obj, json_type_object)) {
+		json_object_object_foreach(obj, key, val)
+			redact_value(s, obj, key, 0, val);
+	}
+}
+
+/* obj printed as meta.json is: pretty, with a trailing newline. */
+static char *meta_text(struct json_object *obj)
+{
+	size_t len = 0;
+	const char *s = json_object_to_json_string_length(
+	    obj, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE,
+	    &len);
+	char *out = s ? malloc(len + 2) : NULL;
+
 	if (out) {
 		memcpy(out, s, len);
 		out[len] = '\n';
 		out[len + 1] = '\0';
 	}
-	json_object_put(copy);
+	return out;
+}
+
+char *provider_meta_json(struct json_object *obj, int show_secrets)
+{
+	struct swaps s = {0};
+	struct json_object *root = NULL;
+	char *out = NULL;
+
+	if (!obj)
+		return NULL;
+	if (!show_secrets && json_object_is_type(obj, json_type_string))
+		root = url_redacted(obj, &s.failed); /* nothing to swap it in */
+	else if (!show_secrets)
+		redact(obj, &s);
+	if (!s.failed)
+		out = meta_text(root ? root : obj);
+	swaps_undo(&s);
+	json_object_put(root);
 	return out;
 }
 
@@ -342,6 +446,32 @@ static int parse_offset(const char *s, long *off)
 	return 0;
 }
 
+/* s in the zero-padded form every cloud writes, "YYYY-MM-DDTHH:MM:SS", into tm with the
+ * ranges strptime checks: a listing parses two times an entry, and strptime is a tenth of
+ * what an entry costs. NULL when s is in any other form, for strptime to judge; else where
+ * the time ends. */
+static const char *iso_fixed(const char *s, struct tm *tm)
+{
+	static const char seps[] = "--T::";
+	static const int width[] = {4, 2, 2, 2, 2, 2}, low[] = {0, 1, 1, 0, 0, 0},
+			 high[] = {9999, 12, 31, 23, 59, 61};
+	int v[6];
+
+	for (int i = 0; i < 6; i++) {
+		v[i] = digits(s, width[i]);
+		if (v[i] < low[i] || v[i] > high[i] || (i < 5 && s[width[i]] != seps[i]))
+			return NULL;
+		s += width[i] + (i < 5);
+	}
+	tm->tm_year = v[0] - 1900;
+	tm->tm_mon = v[1] - 1;
+	tm->tm_mday = v[2];
+	tm->tm_hour = v[3];
+	tm->tm_min = v[4];
+	tm->tm_sec = v[5];
+	return s;
+}
+
 int64_t provider_parse_time(const char *s)
 {
 	struct tm tm = {0};
@@ -350,7 +480,9 @@ int64_t provider_parse_time(const char *s)
 
 	if (!s || !isdigit((unsigned char)*s))
 		return 0;
-	rest = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	rest = iso_fixed(s, &tm);
+	if (!rest)
+		rest = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
 	if (!rest)
 		return 0;
 	if (*rest == '.' || *rest == ',')

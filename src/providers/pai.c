@@ -19,14 +19,9 @@
 
 enum pai_kind { PAI_WORKSPACE = 1, PAI_CODESOURCE };
 
-struct pai {
-	struct provider base;
-	struct prov_common c;
-};
-
 static int pai_sign(struct http_request *req, void *ctx)
 {
-	struct pai *p = ctx;
+	struct ws_provider *p = ctx;
 	struct sign_creds creds = {p->c.key_id, p->c.secret, p->c.token};
 
 	return sign_acs3(req, &creds, NULL, NULL);
@@ -95,8 +90,8 @@ static void pai_log(const char *action, const struct http_response *resp, const 
 }
 
 /* Sign and send req as action; a 2xx answer in resp, else the error, logged once. */
-static int pai_send(struct pai *p, const char *action, const char *label, struct http_request *req,
-		    struct http_response *resp)
+static int pai_send(struct ws_provider *p, const char *action, const char *label,
+		    struct http_request *req, struct http_response *resp)
 {
 	int r;
 
@@ -258,8 +253,8 @@ static int pai_query(struct http_request *req, const char *ws, const char *name,
 }
 
 /* One page of ListCodeSources (ws set) or ListWorkspaces (of ids, when set) into out. */
-static int pai_fetch(struct pai *p, const char *ws, const char *name, const char *ids, long page,
-		     long size, struct prov_page *out)
+static int pai_page(struct ws_provider *p, const char *ws, const char *name, const char *ids,
+		    long page, long size, struct prov_page *out)
 {
 	const char *action = ws ? "ListCodeSources" : "ListWorkspaces";
 	const char *path = ws ? "/api/v1/codesources" : "/api/v1/workspaces";
@@ -309,106 +304,29 @@ static char *pai_join(char *const *ids, size_t n)
 	return s;
 }
 
-/* The workspaces of ids the cloud knows, into found: ListWorkspaces filtered by
- * WorkspaceIds, every page of it (a server may page by fewer than asked). */
-static int pai_workspaces_of(struct provider *base, char *const *ids, size_t n,
-			     struct prov_page *found)
+static int pai_fetch(struct ws_provider *p, const char *ws, const char *name, char *const *ids,
+		     size_t n, long page, long size, struct prov_page *out)
 {
-	char *list = pai_join(ids, n);
-	int r = list ? 0 : -ENOMEM;
+	char *list = ids ? pai_join(ids, n) : NULL;
+	int r = ids && !list ? -ENOMEM : pai_page(p, ws, name, list, page, size, out);
 
-	found->last = 0;
-	for (long page = 1; r == 0 && !found->last && page <= PAI_CHECK_PAGES; page++)
-		r = pai_fetch((struct pai *)base, NULL, NULL, list, page, PAI_PAGE, found);
 	free(list);
 	return r;
 }
 
-/* The credentials, and the configured workspaces with the same call. */
-static int pai_check(struct provider *base, char *why, size_t whylen)
-{
-	struct pai *p = (struct pai *)base;
-	struct prov_page pg = {0};
-	int r;
-
-	if (!p->c.nscopes)
-		r = pai_fetch(p, NULL, NULL, NULL, 1, 1, &pg);
-	else
-		r = pai_workspaces_of(base, p->c.scopes, p->c.nscopes, &pg);
-	if (r == 0)
-		r = provider_confirm_scopes(p->c.scopes, p->c.nscopes, &pg, "workspace", why,
-					    whylen);
-	if (r == 0 && p->c.nscopes)
-		provider_seed_keep(&p->c, &pg); /* their names, for the root's first listing */
-	prov_page_free(&pg);
-	return r;
-}
-
-static int pai_list_page(struct provider *base, const struct prov_record *dir, long page,
-			 struct prov_page *out)
-{
-	struct pai *p = (struct pai *)base;
-
-	if (dir)
-		return pai_fetch(p, dir->id, NULL, NULL, page, PAI_PAGE, out);
-	if (!p->c.nscopes)
-		return pai_fetch(p, NULL, NULL, NULL, page, PAI_PAGE, out);
-	return provider_named_scopes(base, &p->c, PAI_WORKSPACE, "workspace", pai_workspaces_of,
-				     out);
-}
-
-static int pai_filter_page(struct provider *base, const struct prov_record *ws, const char *term,
-			   long page, struct prov_page *out, void *ctx)
-{
-	(void)ctx;
-	return pai_fetch((struct pai *)base, ws->id, term, NULL, page, PAI_PAGE, out);
-}
-
-/* The DisplayName filter: a superset of the entries whose name holds term. */
-static int pai_lookup(struct provider *base, const struct prov_record *dir, const char *term,
-		      struct prov_page *out)
-{
-	if (!dir)
-		return -ENOENT; /* workspaces are found by listing the root */
-	return provider_filter_pages(base, dir, term, pai_filter_page, NULL, out);
-}
-
-static void pai_destroy(struct provider *base)
-{
-	struct pai *p = (struct pai *)base;
-
-	provider_common_free(&p->c);
-	free(p);
-}
-
-static void pai_flush(struct provider *base)
-{
-	provider_seed_drop(&((struct pai *)base)->c);
-}
-
-static const struct provider_ops pai_ops = {
-    .check = pai_check,
-    .list_page = pai_list_page,
-    .lookup = pai_lookup,
-    .flush = pai_flush,
-    .destroy = pai_destroy,
+static const struct ws_cloud pai_cloud = {
+    .fetch = pai_fetch,
+    .workspace_kind = PAI_WORKSPACE,
+    .page_size = PAI_PAGE,
+    .check_pages = PAI_CHECK_PAGES,
 };
 
 static struct provider *pai_new(const struct prov_conf *conf, const struct provider_env *env,
 				char *why, size_t whylen)
 {
-	struct pai *p = calloc(1, sizeof(*p));
-
 	(void)why;
 	(void)whylen;
-	if (!p)
-		return NULL;
-	p->base.ops = &pai_ops;
-	if (provider_common_init(&p->c, conf, env) < 0) {
-		free(p);
-		return NULL;
-	}
-	return &p->base;
+	return ws_provider_new(&pai_cloud, conf, env);
 }
 
 static const struct prov_key pai_keys[] = {

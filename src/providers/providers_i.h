@@ -76,11 +76,38 @@ struct prov_common {
 	struct prov_seed *seed; /* provider_seed_keep's, until the root's first listing */
 };
 
+/* ---- clouds whose root is workspaces: PAI, Volcengine (workspaces.c) ----------------- */
+
+struct ws_provider;
+/* What such a cloud brings: its listing request, and the numbers of its paging. */
+struct ws_cloud {
+	/* One page (from 1, size entries asked) into out: of workspace ws's code sources
+	 * whose name the cloud's filter matches with name (NULL: all), or with ws NULL of
+	 * the workspaces (only those of the n ids when ids is set). 0 or -errno. */
+	int (*fetch)(struct ws_provider *w, const char *ws, const char *name, char *const *ids,
+		     size_t n, long page, long size, struct prov_page *out);
+	int workspace_kind; /* the kind of a workspace record */
+	long page_size;	    /* asked of every listing page */
+	long check_pages;   /* pages of the configured workspaces read at most, at mount */
+};
+
 /* Copy conf and env into c. 0 or -ENOMEM (c is then freed). */
 int provider_common_init(struct prov_common *c, const struct prov_conf *conf,
 			 const struct provider_env *env);
 /* Free what c owns; secrets are wiped first. */
 void provider_common_free(struct prov_common *c);
+
+/* The provider of a cloud whose root is workspaces: its fetch behind the shared check,
+ * listing, name filter and SIGHUP flush. */
+struct ws_provider {
+	struct provider base;
+	struct prov_common c;
+	const struct ws_cloud *cloud;
+};
+
+/* A provider of cloud for conf, or NULL (out of memory). */
+struct provider *ws_provider_new(const struct ws_cloud *cloud, const struct prov_conf *conf,
+				 const struct provider_env *env);
 /* Offset paging: set page_size (the server's, when a page came back short of asked while
  * more exist beyond it; an out->page_size already set below asked is kept, so a loop over
  * pages into one out remembers it) and last, given the records added since before. With

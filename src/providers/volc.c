@@ -21,14 +21,9 @@
 
 enum volc_kind { VOLC_WORKSPACE = 1, VOLC_RESOURCE };
 
-struct volc {
-	struct provider base;
-	struct prov_common c;
-};
-
 static int volc_sign(struct http_request *req, void *ctx)
 {
-	struct volc *v = ctx;
+	struct ws_provider *v = ctx;
 	struct sign_creds creds = {v->c.key_id, v->c.secret, v->c.token};
 
 	return sign_volc(req, &creds, v->c.region ? v->c.region : "cn-beijing", VOLC_SERVICE, NULL);
@@ -101,7 +96,7 @@ static void volc_log(const char *action, const struct http_response *resp, const
 
 /* POST action with payload; a 2xx answer without an error in resp, else the error, logged
  * once. */
-static int volc_send(struct volc *v, const char *action, const char *label,
+static int volc_send(struct ws_provider *v, const char *action, const char *label,
 		     struct json_object *payload, struct http_response *resp)
 {
 	const char *body = json_object_to_json_string_ext(payload, JSON_C_TO_STRING_PLAIN);
@@ -293,8 +288,8 @@ static int volc_answer(const char *action, const struct http_response *resp, int
 }
 
 /* One page of ListResources (ws set) or ListWorkspaces (of ids, when set) into out. */
-static int volc_fetch(struct volc *v, const char *ws, const char *name, struct json_object *ids,
-		      long page, int size, struct prov_page *out)
+static int volc_page(struct ws_provider *v, const char *ws, const char *name,
+		     struct json_object *ids, long page, int size, struct prov_page *out)
 {
 	struct json_object *payload = volc_payload(ws, name, ids, page, size);
 	const char *action = ws ? "ListResources" : "ListWorkspaces";
@@ -339,104 +334,29 @@ static struct json_object *volc_ids(char *const *ids, size_t n)
 	return a;
 }
 
-/* The workspaces of ids the cloud knows, into found: ListWorkspaces filtered by
- * Filter.Ids, every page of it. */
-static int volc_workspaces_of(struct provider *base, char *const *ids, size_t n,
-			      struct prov_page *found)
+static int volc_fetch(struct ws_provider *v, const char *ws, const char *name, char *const *ids,
+		      size_t n, long page, long size, struct prov_page *out)
 {
-	struct json_object *list = volc_ids(ids, n);
-	int r = list ? 0 : -ENOMEM;
+	struct json_object *list = ids ? volc_ids(ids, n) : NULL;
+	int r = ids && !list ? -ENOMEM : volc_page(v, ws, name, list, page, (int)size, out);
 
-	found->last = 0;
-	for (long page = 1; r == 0 && !found->last && page <= VOLC_CHECK_PAGES; page++)
-		r = volc_fetch((struct volc *)base, NULL, NULL, list, page, VOLC_PAGE, found);
 	json_object_put(list);
 	return r;
 }
 
-/* The credentials, and the configured workspaces with the same call. */
-static int volc_check(struct provider *base, char *why, size_t whylen)
-{
-	struct volc *v = (struct volc *)base;
-	struct prov_page pg = {0};
-	int r;
-
-	if (!v->c.nscopes)
-		r = volc_fetch(v, NULL, NULL, NULL, 1, 1, &pg);
-	else
-		r = volc_workspaces_of(base, v->c.scopes, v->c.nscopes, &pg);
-	if (r == 0)
-		r = provider_confirm_scopes(v->c.scopes, v->c.nscopes, &pg, "workspace", why,
-					    whylen);
-	if (r == 0 && v->c.nscopes)
-		provider_seed_keep(&v->c, &pg); /* their names, for the root's first listing */
-	prov_page_free(&pg);
-	return r;
-}
-
-static int volc_list_page(struct provider *base, const struct prov_record *dir, long page,
-			  struct prov_page *out)
-{
-	struct volc *v = (struct volc *)base;
-
-	if (dir || !v->c.nscopes)
-		return volc_fetch(v, dir ? dir->id : NULL, NULL, NULL, page, VOLC_PAGE, out);
-	return provider_named_scopes(base, &v->c, VOLC_WORKSPACE, "workspace", volc_workspaces_of,
-				     out);
-}
-
-static int volc_filter_page(struct provider *base, const struct prov_record *ws, const char *term,
-			    long page, struct prov_page *out, void *ctx)
-{
-	(void)ctx;
-	return volc_fetch((struct volc *)base, ws->id, term, NULL, page, VOLC_PAGE, out);
-}
-
-/* Filter.Name: a superset of the entries whose name holds term. */
-static int volc_lookup(struct provider *base, const struct prov_record *dir, const char *term,
-		       struct prov_page *out)
-{
-	if (!dir)
-		return -ENOENT; /* workspaces are found by listing the root */
-	return provider_filter_pages(base, dir, term, volc_filter_page, NULL, out);
-}
-
-static void volc_destroy(struct provider *base)
-{
-	struct volc *v = (struct volc *)base;
-
-	provider_common_free(&v->c);
-	free(v);
-}
-
-static void volc_flush(struct provider *base)
-{
-	provider_seed_drop(&((struct volc *)base)->c);
-}
-
-static const struct provider_ops volc_ops = {
-    .check = volc_check,
-    .list_page = volc_list_page,
-    .lookup = volc_lookup,
-    .flush = volc_flush,
-    .destroy = volc_destroy,
+static const struct ws_cloud volc_cloud = {
+    .fetch = volc_fetch,
+    .workspace_kind = VOLC_WORKSPACE,
+    .page_size = VOLC_PAGE,
+    .check_pages = VOLC_CHECK_PAGES,
 };
 
 static struct provider *volc_new(const struct prov_conf *conf, const struct provider_env *env,
 				 char *why, size_t whylen)
 {
-	struct volc *v = calloc(1, sizeof(*v));
-
 	(void)why;
 	(void)whylen;
-	if (!v)
-		return NULL;
-	v->base.ops = &volc_ops;
-	if (provider_common_init(&v->c, conf, env) < 0) {
-		free(v);
-		return NULL;
-	}
-	return &v->base;
+	return ws_provider_new(&volc_cloud, conf, env);
 }
 
 static const struct prov_key volc_keys[] = {

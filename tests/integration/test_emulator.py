@@ -612,6 +612,24 @@ def test_mutation_while_paging(emulator):
     assert emu.stats()["mutations"] == 1
 
 
+def test_a_page_asked_again_follows_every_change(emulator):
+    """A page's entries are encoded once and served again until the data changes; the
+    request id stays each answer's own."""
+    emu = emulator("--generate-pai", 30)
+    q = {"WorkspaceId": "1001", "PageSize": 10}
+    first = pai_json(emu, "/api/v1/codesources", q)
+    again = pai_json(emu, "/api/v1/codesources", q)
+    assert again == dict(first, RequestId=again["RequestId"])
+    assert again["RequestId"] != first["RequestId"]
+    named = pai_json(emu, "/api/v1/codesources", dict(q, DisplayName="dup"))
+    assert all("dup" in c["DisplayName"].lower() for c in named["CodeSources"])
+    assert len(named["CodeSources"]) < len(first["CodeSources"])
+    emu.configure(mutate={"after_requests": 0, "change": 1, "provider": "pai"})
+    moved = pai_json(emu, "/api/v1/codesources", q)
+    assert "/moved-" in moved["CodeSources"][0]["CodeRepo"]
+    assert moved["CodeSources"][1:] == first["CodeSources"][1:]
+
+
 def test_garbage_never_kills_it(emulator):
     emu = emulator("--generate-pai", 5, "--generate-codeup", 3)
     for raw in (b"\x00\xff garbage\r\n\r\n", b"GET / HTTP/1.1\r\nHost: x\r\n" + b"a" * 70000,

@@ -87,7 +87,7 @@ static void test_meta_redacts_at_any_depth(void **state)
 	    "\"a_very_long_key_name_padding_padding_padding_padding_padding_padding_padding_"
 	    "padding_padding_padding_padding_padding_padding_padding_token\":\"s6\"}";
 	struct json_object *o = json_tokener_parse(src);
-	char *m = provider_meta_json(o, 0);
+	char *orig = strdup(json_object_to_json_string(o)), *m = provider_meta_json(o, 0);
 
 	(void)state;
 	assert_non_null(m);
@@ -106,8 +106,10 @@ static void test_meta_redacts_at_any_depth(void **state)
 	assert_int_equal(m[strlen(m) - 1], '\n');
 	assert_int_not_equal(m[strlen(m) - 2], '\n');
 	free_meta(m);
-	/* The caller's object is untouched: redaction works on a copy. */
+	/* The caller's object is as it was: what was redacted is put back. */
 	assert_string_equal(json_object_get_string(json_object_object_get(o, "UserToken")), "s1");
+	assert_string_equal(json_object_to_json_string(o), orig);
+	free(orig);
 	json_object_put(o);
 }
 
@@ -183,10 +185,13 @@ static void test_meta_url_passwords(void **state)
 	    "\"list\":[\"http://u:s2@h:8080/p?q=a@b\",\"ssh://git@github.com/x.git\"],"
 	    "\"n\":{\"mirror\":\"git+https://:s3@example.com/r\"},"
 	    "\"mail\":\"a:b@c.d\",\"web\":\"https://h/p?x=u:v@w\",\"plain\":\"https://u@h/x\"}");
+	/* Taken before: the redaction must leave the caller's strings where they are. */
+	const char *repo = json_object_get_string(json_object_object_get(o, "CodeRepo"));
 	char *m = provider_meta_json(o, 0), *shown;
 
 	(void)state;
 	assert_non_null(m);
+	assert_string_equal(repo, "https://oauth2:ghp_s1@github.com/x.git");
 	assert_null(strstr(m, "s1"));
 	assert_null(strstr(m, "s2"));
 	assert_null(strstr(m, "s3"));
@@ -318,6 +323,13 @@ static void test_times(void **state)
 	    " 2021-01-18T12:52:15Z",
 	    "-2021-01-18T12:52:15Z",
 	    "2021-01-18T12:52:15.+08:00x",
+	    "2021-00-18T12:52:15Z",
+	    "2021-01-32T12:52:15Z",
+	    "2021-01-18T24:52:15Z",
+	    "2021-01-18T12:60:15Z",
+	    "2021-01-18T12:52:62Z",
+	    "2021-01-18 12:52:15Z",
+	    "2021-01-18T12-52:15Z",
 	};
 
 	(void)state;
@@ -329,6 +341,12 @@ static void test_times(void **state)
 	assert_int_equal(provider_parse_time("2021-01-18T12:52:15.123456Z"), 1610974335);
 	assert_int_equal(provider_parse_time("2023-04-28T11:54:24+08:00"), 1682654064);
 	assert_int_equal(provider_parse_time("2024-01-01T00:00:00.000+08:00"), 1704038400);
+	/* Past the zero-padded form every cloud writes, strptime's rules: fewer digits, a
+	 * leap second, a day the month lacks (it rolls over). */
+	assert_int_equal(provider_parse_time("2021-1-18T12:52:15Z"), 1610974335);
+	assert_int_equal(provider_parse_time("2021-01-18T2:2:5Z"), 1610935325);
+	assert_int_equal(provider_parse_time("2021-01-18T12:52:60Z"), 1610974380);
+	assert_int_equal(provider_parse_time("2021-02-29T00:00:00Z"), 1614556800);
 	for (size_t i = 0; i < LEN(bad); i++)
 		assert_int_equal(provider_parse_time(bad[i]), 0);
 	assert_int_equal(provider_parse_time(NULL), 0);
