@@ -5,6 +5,7 @@
 #ifndef CODESRCFS_HTTP_H
 #define CODESRCFS_HTTP_H
 
+#include <semaphore.h>
 #include <stddef.h>
 
 #define HTTP_MAX_FIELDS	     32	 /* query parameters and request headers */
@@ -101,6 +102,9 @@ int http_perform(struct http *h, struct http_request *req, struct http_response 
 const char *http_last_error(void);
 /* The cancel callback of this thread's requests that have none of their own (NULL: none). */
 void http_thread_cancel(int (*cancelled)(void *ctx), void *ctx);
+/* This thread's attempts each hold one of slots while on the wire (NULL: no limit), so that
+ * threads sharing slots keep that many requests in flight while others parse answers. */
+void http_thread_slots(sem_t *slots);
 /* Abort every transfer in flight and every later one: their http_perform returns
  * -ECANCELED at once. Thread-safe; not async-signal-safe (call it from a thread). */
 void http_shutdown(struct http *h);

@@ -5,6 +5,7 @@
 #ifndef CODESRCFS_PROVIDER_H
 #define CODESRCFS_PROVIDER_H
 
+#include <semaphore.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -108,6 +109,9 @@ struct prov_cancel {
 void provider_set_cancel(const struct prov_cancel *c);
 /* What provider_set_cancel set for this thread (all NULL: nothing), to hand to a helper. */
 struct prov_cancel provider_get_cancel(void);
+/* This thread's requests from now on each hold one of slots while on the wire (NULL: no
+ * limit): threads that share slots keep that many in flight while others parse. */
+void provider_set_slots(sem_t *slots);
 /* Has this thread's caller given up? */
 int provider_cancelled(void);
 

@@ -9,6 +9,7 @@
 #define _GNU_SOURCE /* asprintf */
 #include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -93,6 +94,7 @@ static CURLcode http_init_rc; /* written once, under http_once */
 static __thread char http_errtext[HTTP_ERRTEXT_MAX];
 static __thread int (*http_thread_cancelled)(void *ctx);
 static __thread void *http_thread_cancel_ctx;
+static __thread sem_t *http_thread_slot; /* http_thread_slots: one held per attempt */
 
 static void http_global_init(void)
 {
@@ -108,6 +110,11 @@ void http_thread_cancel(int (*cancelled)(void *ctx), void *ctx)
 {
 	http_thread_cancelled = cancelled;
 	http_thread_cancel_ctx = ctx;
+}
+
+void http_thread_slots(sem_t *slots)
+{
+	http_thread_slot = slots;
 }
 
 /* Wait on h->cond (lock held) for at most ms milliseconds. */
@@ -847,6 +854,55 @@ static int http_stopped(struct http *h, const struct http_request *req, struct h
 	return o->rc;
 }
 
+/* One of the thread's slots for an attempt, waiting as a transfer does: asking every
+ * HTTP_POLL_MS whether the caller gave up or the client shuts down (then o->rc). */
+static int http_slot_take(struct http *h, const struct http_request *req, struct http_outcome *o)
+{
+	struct timespec ts;
+
+	while (http_thread_slot) {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += HTTP_POLL_MS * 1000000L;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		if (sem_clockwait(http_thread_slot, CLOCK_MONOTONIC, &ts) == 0)
+			return 0;
+		if (http_stopped(h, req, o))
+			return o->rc;
+	}
+	return 0;
+}
+
+static void http_slot_give(void)
+{
+	if (http_thread_slot)
+		sem_post(http_thread_slot);
+}
+
+/* One attempt on one of the thread's slots, signed afresh once it has the slot: a retry
+ * must carry a new date and nonce, and a wait for a slot must not age them. Non-zero when
+ * there is no attempt to make (no slot, or signing failed: o says why). */
+static int http_try(struct http *h, struct http_request *req, struct http_response *cur,
+		    int attempt, struct http_outcome *o)
+{
+	int r = 0;
+
+	if (http_slot_take(h, req, o))
+		return 1;
+	if (req->sign) {
+		o->rc = req->sign(req, req->sign_ctx);
+		o->transient = 0;
+		o->text[0] = '\0';
+		r = o->rc < 0;
+	}
+	if (!r)
+		http_attempt(h, req, cur, attempt, o);
+	http_slot_give();
+	return r;
+}
+
 /* After the last attempt: the thread's error text, and one log line for a failure. */
 static void http_conclude(const struct http_request *req, const struct http_outcome *o)
 {
@@ -873,17 +929,8 @@ int http_perform(struct http *h, struct http_request *req, struct http_response 
 
 	memset(resp, 0, sizeof(*resp));
 	for (attempt = 0;; attempt++) {
-		if (http_stopped(h, req, &o))
+		if (http_stopped(h, req, &o) || http_try(h, req, &cur, attempt, &o))
 			break;
-		/* Signed afresh each time: a retry must carry a new date and nonce. */
-		if (req->sign) {
-			o.rc = req->sign(req, req->sign_ctx);
-			o.transient = 0;
-			o.text[0] = '\0';
-			if (o.rc < 0)
-				break;
-		}
-		http_attempt(h, req, &cur, attempt, &o);
 		if (o.rc == 0) {
 			http_resp_free(resp);
 			*resp = cur;

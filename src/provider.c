@@ -45,6 +45,11 @@ void provider_set_cancel(const struct prov_cancel *c)
 	http_thread_cancel(provider_cancel.cancelled, provider_cancel.ctx);
 }
 
+void provider_set_slots(sem_t *slots)
+{
+	http_thread_slots(slots);
+}
+
 struct prov_cancel provider_get_cancel(void)
 {
 	return provider_cancel;

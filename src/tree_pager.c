@@ -19,7 +19,7 @@
 #include "tree_i.h"
 
 #define TREE_RELIST   3	 /* fetches of a listing whose total moved while paging */
-#define PAGER_THREADS 64 /* most requests in flight for one listing */
+#define PAGER_THREADS 64 /* most threads fetching one listing */
 
 /* The directory as log lines name it: its id, or the provider for its root. */
 static const char *dir_id(const struct provider *p, const struct prov_record *dir)
@@ -70,6 +70,7 @@ struct pager {
 	size_t entries, bytes;	 /* what they brought, against docs/design.md §4 */
 	int err;
 	struct prov_cancel cancel; /* the caller's, which its page threads obey too */
+	sem_t slots;		   /* `parallel` of them: the requests in flight */
 };
 
 /* A bound of docs/design.md §4 was passed: the listing fails, said once. Lock held. */
@@ -142,6 +143,7 @@ static void *pager_run(void *arg)
 	long k;
 
 	provider_set_cancel(&pg->cancel);
+	provider_set_slots(&pg->slots);
 	while ((k = pager_take(pg)) > 0) {
 		int r = pg->prov->ops->list_page(pg->prov, pg->dir, k, &pg->pages[k - 1]);
 
@@ -152,15 +154,18 @@ static void *pager_run(void *arg)
 			pager_note(pg, k, &pg->pages[k - 1]);
 		pthread_mutex_unlock(&pg->lock);
 	}
+	provider_set_slots(NULL); /* pg goes; the caller's own thread may have run this */
 	return NULL;
 }
 
-/* Pages first..npages with up to `parallel` requests in flight. */
+/* Pages first..npages with `parallel` requests in flight, kept so while answers are
+ * parsed: twice as many threads as requests, each holding a slot only while its request
+ * is on the wire, so that parsing one answer never leaves the wire one request short. */
 static int fetch_pages(struct pager *pg, long first)
 {
 	pthread_t th[PAGER_THREADS];
 	long want = pg->npages - first + 1;
-	int nth = pg->parallel;
+	int nth = 2 * pg->parallel < PAGER_THREADS ? 2 * pg->parallel : PAGER_THREADS;
 	int started = 0;
 
 	if (want < nth)
@@ -396,7 +401,9 @@ int pager_listing(struct provider *p, const struct prov_record *dir, int paralle
 
 	pg.parallel = parallel < 1 ? 1 : parallel > PAGER_THREADS ? PAGER_THREADS : parallel;
 	pthread_mutex_init(&pg.lock, NULL);
+	sem_init(&pg.slots, 0, (unsigned)pg.parallel);
 	r = fetch_listing(&pg, first, all);
+	sem_destroy(&pg.slots);
 	pthread_mutex_destroy(&pg.lock);
 	return pager_errno(p, dir, r);
 }
