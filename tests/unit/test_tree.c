@@ -19,7 +19,9 @@
 #include "provider.h"
 #include "tree.h"
 
-#define FAKE_MAX 1000
+#define FAKE_MAX       1000
+#define FAKE_NAMES_MAX (FAKE_MAX + 8)
+#include "tree_fake.h"
 
 struct fake_entry {
 	char id[32];
@@ -69,13 +71,6 @@ static int fake_stall(struct fake *f)
 		else
 			usleep(1000);
 	return 0;
-}
-
-static int64_t fake_clock;
-
-static int64_t fake_now(void)
-{
-	return fake_clock;
 }
 
 static void fake_record(const struct fake_entry *e, struct prov_record *r)
@@ -258,11 +253,6 @@ static int fake_complete(struct provider *p, struct prov_record *rec)
 	return r;
 }
 
-static void fake_destroy(struct provider *p)
-{
-	(void)p;
-}
-
 static const struct provider_ops fake_ops = {
     .list_page = fake_list_page,
     .lookup = fake_lookup,
@@ -278,46 +268,18 @@ struct fixture {
 static int setup(void **state)
 {
 	struct fixture *x = calloc(1, sizeof(*x));
-	struct provider *p = &x->f.base;
 	struct tree_opts o = {.dir_ttl = 60, .attr_ttl = 30, .neg_ttl = 10, .parallel = 4};
 
-	x->f.base.ops = &fake_ops;
-	x->f.base.name = "fake";
-	x->f.page_size = 10;
-	pthread_mutex_init(&x->f.lock, NULL);
-	fake_clock = 1000;
-	clock_set_test(fake_now);
-	x->t = tree_new(&p, 1, &o);
 	*state = x;
-	return x->t ? 0 : -1;
+	x->f.page_size = 10;
+	return fake_setup(&x->f.base, &fake_ops, &x->f.lock, &o, &x->t);
 }
 
 static int teardown(void **state)
 {
 	struct fixture *x = *state;
 
-	tree_free(x->t);
-	clock_set_test(NULL);
-	pthread_mutex_destroy(&x->f.lock);
-	free(x);
-	return 0;
-}
-
-/* The inode at path, looked up one component at a time as the kernel does. Unless it is
- * the root, it then holds one lookup: give it back with tree_forget. */
-static int path_lookup(struct tree *t, const char *path, struct tree_stat *st)
-{
-	char buf[1024], *save = NULL;
-	uint64_t dir = TREE_ROOT;
-	int r = tree_getattr(t, TREE_ROOT, st);
-
-	snprintf(buf, sizeof(buf), "%s", path);
-	for (char *c = strtok_r(buf, "/", &save); c && r == 0; c = strtok_r(NULL, "/", &save)) {
-		r = tree_lookup(t, dir, c, st);
-		tree_forget(t, dir, 1); /* the kernel keeps only the last inode here */
-		dir = r == 0 ? st->ino : TREE_ROOT;
-	}
-	return r;
+	return fake_teardown(x->t, &x->f.lock, x);
 }
 
 static int path_stat(struct tree *t, const char *path, struct tree_stat *st)
@@ -338,48 +300,6 @@ static int path_read(struct tree *t, const char *path, char *buf, size_t size, o
 		return r;
 	r = tree_read(t, st.ino, buf, size, off);
 	tree_forget(t, st.ino, 1);
-	return r;
-}
-
-static int path_readdir(struct tree *t, const char *path, off_t off, tree_fill_fn fill, void *ctx)
-{
-	struct tree_stat st;
-	int r = path_lookup(t, path, &st);
-
-	if (r < 0)
-		return r;
-	r = tree_readdir(t, st.ino, off, 0, fill, ctx);
-	tree_forget(t, st.ino, 1);
-	return r;
-}
-
-struct names {
-	char list[FAKE_MAX + 8][300];
-	int n;
-	off_t next;
-};
-
-static int collect(void *ctx, const char *name, const struct tree_stat *st, off_t next, int holds)
-{
-	struct names *c = ctx;
-
-	(void)st, (void)holds;
-	snprintf(c->list[c->n++], sizeof(c->list[0]), "%s", name);
-	c->next = next;
-	return 0;
-}
-
-/* Read a whole directory as the kernel does: from the offset reached until an empty answer
- * (a short answer is no end of directory). */
-static int read_dir(struct tree *t, const char *path, struct names *c)
-{
-	int before, r;
-
-	c->next = 0;
-	do {
-		before = c->n;
-		r = path_readdir(t, path, c->next, collect, c);
-	} while (r == 0 && c->n > before);
 	return r;
 }
 
@@ -1623,7 +1543,7 @@ static void test_depth_is_bounded(void **state)
 {
 	struct fixture *x = *state;
 	struct names *c = calloc(1, sizeof(*c));
-	char logpath[] = "/tmp/codesrcfs-depth-XXXXXX", path[1024], deepest[1100];
+	char logpath[] = "/tmp/codesrcfs-depth-XXXXXX", path[900], deepest[1024];
 	const char *said = "is 64 levels deep, the most docs/design.md §4 allows";
 	struct tree_stat st;
 	size_t len = (size_t)snprintf(path, sizeof(path), "/fake/ws");
