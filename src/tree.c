@@ -87,6 +87,8 @@ fail:
 
 void tree_free(struct tree *t)
 {
+	struct said *said, *tmp;
+
 	if (!t)
 		return;
 	/* Nodes the kernel still held at unmount may be nobody's child: free them all from the
@@ -98,6 +100,11 @@ void tree_free(struct tree *t)
 
 		t->all = n->all_next;
 		node_free(n);
+	}
+	HASH_ITER(hh, t->depth_said, said, tmp) {
+		HASH_DEL(t->depth_said, said);
+		free(said->key);
+		free(said);
 	}
 	pthread_mutex_destroy(&t->lock);
 	pthread_cond_destroy(&t->cond);

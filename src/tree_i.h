@@ -81,6 +81,10 @@
 #define NODE_FREED	  0xdeadf1eeu  /* a freed one, until its memory is reused */
 #define TREE_INO_HIGH	  (1ULL << 62) /* above any address: no inode number is 0 or TREE_ROOT */
 #define TREE_POLL_MS	  40	       /* how often a wait asks whether its caller gave up */
+/* Levels of directories below a provider's own (docs/design.md §4): one this deep lists no
+ * directory that would list children of its own. */
+#define TREE_MAX_DEPTH 64
+#define TREE_MAX_SAID  4096 /* such directories the log remembers it named */
 
 /* Those bits are free in a node's address only with malloc's alignment. */
 _Static_assert(alignof(max_align_t) > TREE_FILE_MASK, "malloc alignment too small");
@@ -98,6 +102,7 @@ struct node {
 	char *link;		/* a symbolic link's target (a sibling's name); NULL otherwise */
 	struct provider *prov;	/* NULL for the root */
 	int prov_root;		/* the provider's own directory: lists with dir == NULL */
+	unsigned depth;		/* levels below the provider's own directory (its: 0) */
 	uint32_t magic;		/* NODE_MAGIC while alive; past malloc's own words when freed */
 	uint64_t refs;		/* the parent's, the kernel's lookups, listings, calls in flight */
 	uint64_t lookups;	/* of those, the kernel's: what tree_forget may give back */
@@ -124,6 +129,12 @@ struct node {
 	UT_hash_handle hh;
 };
 
+/* A directory the log has named already. */
+struct said {
+	char *key;
+	UT_hash_handle hh;
+};
+
 struct tree {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -136,6 +147,8 @@ struct tree {
 	atomic_int quit;	 /* tree_quit: listings ask for no more pages */
 	uint64_t completed; /* records complete() changed: an index built before may be stale */
 	uint64_t reads;	    /* readdir calls so far: which listing was read last */
+	struct said *depth_said; /* directories whose depth was logged, by provider and id */
+	size_t ndepth_said;
 };
 
 /* One entry of a listing: the node and the name the reader is given. */
@@ -174,6 +187,12 @@ extern const char *const tree_files[];
 
 /* A node holding one reference (its parent's, once attached). NULL on failure. Lock held. */
 struct node *node_new(struct tree *t, const char *name, struct provider *prov);
+/* A new child of dir, one level deeper, as node_new. Lock held. */
+struct node *node_new_child(struct tree *t, const struct node *dir, const char *name);
+/* Leave out of pg, a listing or a look-up's candidates in dir, every directory that would
+ * list children of its own when dir is TREE_MAX_DEPTH levels deep; logged once a
+ * directory (by id, whatever node stands for it). Lock held. */
+void node_depth_trim(struct tree *t, const struct node *dir, struct prov_page *pg);
 /* Free what n owns, its listings without their references (tree_free); its children
  * table must be empty or cleared. */
 void node_free(struct node *n);

@@ -79,7 +79,7 @@ static int seed_child(struct tree *t, struct node *dir, const char *name, struct
 		neg_add(t, dir, name, INT64_MAX);
 		return 0;
 	}
-	c = node_new(t, name, dir->prov);
+	c = node_new_child(t, dir, name);
 	if (!c)
 		return -ENOMEM;
 	node_take_record(t, c, rec, NULL);
@@ -141,6 +141,9 @@ static int seek(struct tree *t, struct node *dir, const char *name, const char *
 	r = pager_lookup(dir->prov, &copy, term, &pg);
 	if (r < 0)
 		goto out;
+	pthread_mutex_lock(&t->lock);
+	node_depth_trim(t, dir, &pg); /* as a listing of dir would be */
+	pthread_mutex_unlock(&t->lock);
 	r = seek_pick(&pg, name, reserved, &pick);
 	if (r < 0)
 		goto out;

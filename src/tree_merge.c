@@ -99,7 +99,7 @@ static struct node *child_of_id(struct tree *t, struct node *dir, struct byid **
 
 	HASH_FIND_STR(*old, id, b);
 	if (!b)
-		return node_new(t, name, dir->prov);
+		return node_new_child(t, dir, name);
 	c = b->node;
 	HASH_DEL(*old, b);
 	free(b);
@@ -406,15 +406,16 @@ static int load_failed(struct tree *t, struct node *dir, int r)
 	return 0;
 }
 
-/* A listing just fetched: its strings packed into one block (without the lock: the copy
- * of a large listing takes a while), then installed. A block a whole listing fills is
- * large; once the last one's memory is free, the heap gives back what it can. */
+/* A listing just fetched, cut at the tree's depth: its strings packed into one block (without the
+ * lock: the copy of a large listing takes a while), then installed. A block a whole listing fills
+ * is large; once the last one's memory is free, the heap gives back what it can. */
 static int install_fetched(struct tree *t, struct node *dir, struct prov_page *pg, int whole)
 {
 	struct recblock *block;
 	size_t size;
 	int r;
 
+	node_depth_trim(t, dir, pg);
 	pthread_mutex_unlock(&t->lock);
 	recblock_pack(pg, &block); /* without memory for it, the records stay as they are */
 	size = block ? block->size : 0;

@@ -4,13 +4,16 @@
  * drawn at start (so no heap address reaches user space), with the low two bits naming
  * one of the node's files (1 + index in tree_files) or the node itself (0). Every lookup
  * the kernel holds is one reference on the node. Lock rules: tree_i.h. */
+#define _GNU_SOURCE /* asprintf */
 #include <assert.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "clock.h"
+#include "log.h"
 #include "tree_i.h"
 
 const char *const tree_files[] = {"meta.json", "url", "branch", NULL};
@@ -35,6 +38,74 @@ struct node *node_new(struct tree *t, const char *name, struct provider *prov)
 		t->all->all_prev = n;
 	t->all = n;
 	return n;
+}
+
+struct node *node_new_child(struct tree *t, const struct node *dir, const char *name)
+{
+	struct node *c = node_new(t, name, dir->prov);
+
+	if (c)
+		c->depth = dir->depth + 1;
+	return c;
+}
+
+/* Has the log named dir already? Remembered by provider and id, not by node: a look-up
+ * by name makes a new node for the same directory. The memory is bounded; once full, it
+ * starts again. Lock held. */
+static int depth_said(struct tree *t, const struct node *dir)
+{
+	struct said *e, *tmp;
+	char *key;
+
+	if (asprintf(&key, "%s/%s", dir->prov->name, dir->rec.id ? dir->rec.id : dir->name) < 0)
+		return 0;
+	HASH_FIND_STR(t->depth_said, key, e);
+	if (e) {
+		free(key);
+		return 1;
+	}
+	if (t->ndepth_said >= TREE_MAX_SAID) {
+		HASH_ITER(hh, t->depth_said, e, tmp) {
+			HASH_DEL(t->depth_said, e);
+			free(e->key);
+			free(e);
+		}
+		t->ndepth_said = 0;
+	}
+	e = malloc(sizeof(*e));
+	if (!e) {
+		free(key);
+		return 0;
+	}
+	e->key = key;
+	HASH_ADD_KEYPTR(hh, t->depth_said, e->key, strlen(e->key), e);
+	t->ndepth_said++;
+	return 0;
+}
+
+/* A server may nest groups without end (each a new id, so no cycle shows): the tree stops
+ * at a depth no real cloud reaches, and says so once a directory, not once a read. */
+void node_depth_trim(struct tree *t, const struct node *dir, struct prov_page *pg)
+{
+	size_t kept = 0, cut;
+
+	if (dir->depth < TREE_MAX_DEPTH)
+		return;
+	for (size_t i = 0; i < pg->n; i++) {
+		if (pg->recs[i].container)
+			prov_record_free(&pg->recs[i]);
+		else
+			pg->recs[kept++] = pg->recs[i];
+	}
+	cut = pg->n - kept;
+	pg->n = kept;
+	if (!cut || depth_said(t, dir))
+		return;
+	log_msg(LOG_WARNING,
+		"%s: '%s' (id %s) is %u levels deep, the most docs/design.md §4 allows: its "
+		"sub-directories are left out (%zu here)",
+		dir->prov->name, dir->rec.path ? dir->rec.path : dir->name,
+		dir->rec.id ? dir->rec.id : "-", dir->depth, cut);
 }
 
 void node_neg_clear(struct node *n)

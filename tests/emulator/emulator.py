@@ -387,6 +387,18 @@ def gen_codeup(n, rng, git_base):
     return {"organizations": [codeup_org(org, "demo-org", groups, repos)]}
 
 
+NEST_BASE = 9_000_000  # ids of hostile_nest_groups' groups: nest-k is NEST_BASE + k
+
+
+def nest_group(org, parent):
+    """hostile_nest_groups: the one sub-group of group `parent` ("": the organization), a
+    group no one has seen at every level, so the chain never ends and never loops."""
+    k = int(parent) - NEST_BASE + 1 if parent.isdigit() and int(parent) > NEST_BASE else 1
+    full = "/".join([org] + [f"nest-{i}" for i in range(1, k)])
+    return codeup_group(NEST_BASE + k, org, f"nest-{k}", full,
+                        int(parent) if k > 1 else CODEUP_ROOT_NS)
+
+
 ORG_FIELDS = ("id", "name", "description", "creatorId", "defaultRole", "createdAt",
               "updateAt")
 
@@ -443,7 +455,7 @@ DEFAULT_KNOBS = {"latency_ms": 0, "fail_5xx": 0.0, "throttle": 0.0, "retry_after
                  "codeup_list_full": True, "mutate": None, "error_message": None,
                  "hostile_total": None, "hostile_records_per_page": 0,
                  "hostile_empty_pages": False, "hostile_repeat_pages": False,
-                 "hostile_pad_bytes": 0}
+                 "hostile_pad_bytes": 0, "hostile_nest_groups": False}
 FAULT_KNOBS = ("fail_5xx", "throttle", "reset", "truncate", "malformed", "stall")
 COUNT_KNOBS = ("hostile_records_per_page", "hostile_pad_bytes")
 
@@ -1049,7 +1061,10 @@ class Codeup:
         q = dict(split_query(req.query))
         if action == "GetRepository":
             return 200, self.get_repository(org, ident), {}
-        if action == "ListNamespaces":
+        if action == "ListNamespaces" and knobs["hostile_nest_groups"]:
+            nest = nest_group(org["id"], q.get("parentId", ""))
+            items = self.namespaces({"namespaces": [nest]}, q)
+        elif action == "ListNamespaces":
             items = self.namespaces(org, q)
         else:
             items = self.repositories(org, q)

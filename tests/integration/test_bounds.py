@@ -199,3 +199,41 @@ def test_codeup_group_cycles_end(emulator, mount, tmp_path):
     assert sorted(os.listdir(os.path.join(org, "top", "self"))) == ["meta.json", "r2", "url"]
     log = m.log()
     assert "group 2" in log and "group 3" in log, log[-2000:]
+
+
+# ---- Codeup: groups that nest without end, a new id at every level
+
+MAX_DEPTH = 64  # levels of directories below codeup/: org-1 is level 1
+
+
+def test_codeup_endless_nesting_ends(emulator, mount):
+    # Every group holds one new sub-group (hostile_nest_groups): no cycle to refuse, and
+    # `find` over the organization never ended. The directory at level 64 (nest-63) lists
+    # its files but no sub-group, and the log says why, once.
+    emu = emulator("--generate-codeup", "20")
+    m = mount(emu, codeup_config(emu), limit_mb=LIMIT_MB)
+    emu.configure(hostile_nest_groups=True)
+    emu.reset_stats()
+    org = os.path.join(m.path, "codeup", "org-1")
+    out = subprocess.run(["find", org, "-type", "d"], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    groups = [os.path.relpath(d, org) for d in out.stdout.splitlines()
+              if os.path.basename(d).startswith("nest-")]
+    chain = "/".join(f"nest-{k}" for k in range(1, MAX_DEPTH))
+    assert max(groups, key=len) == chain
+    assert len(groups) == MAX_DEPTH - 1
+    deepest = os.path.join(org, chain)
+    assert sorted(os.listdir(deepest)) == ["meta.json", "url"]
+    assert not os.path.exists(os.path.join(deepest, f"nest-{MAX_DEPTH}"))
+    with open(os.path.join(deepest, ".index.jsonl")) as f:
+        assert f.read() == ""
+    # Every directory was listed once or twice (a look-up, then a listing), no more.
+    assert emu.stats()["codeup.ListNamespaces"] <= 2 * (MAX_DEPTH + 1)
+
+    subprocess.run(["find", org], capture_output=True, check=True, timeout=120)
+    lines = [line for line in m.log().splitlines() if "levels deep" in line]
+    assert len(lines) == 1, m.log()[-3000:]
+    assert f"org-1/{chain}" in lines[0] and f"is {MAX_DEPTH} levels deep" in lines[0]
+    assert "docs/design.md §4" in lines[0] and "left out" in lines[0], lines[0]
+    assert m.proc.poll() is None  # alive

@@ -15,10 +15,13 @@
 #include <cmocka.h>
 
 #include "clock.h"
+#include "log.h"
 #include "provider.h"
 #include "tree.h"
 
-#define FAKE_MAX 1000
+#define FAKE_MAX       1000
+#define FAKE_NAMES_MAX (FAKE_MAX + 8)
+#include "tree_fake.h"
 
 struct fake_entry {
 	char id[32];
@@ -53,6 +56,7 @@ struct fake {
 	int stalled;	/* calls that met the stall so far */
 	int incomplete; /* listings leave url out; complete() fills it in */
 	int complete_calls;
+	int nest; /* every directory below the root holds one more, n<k>, without end */
 };
 
 /* As http does: wait while the fake network stalls, giving up when the caller does. */
@@ -67,13 +71,6 @@ static int fake_stall(struct fake *f)
 		else
 			usleep(1000);
 	return 0;
-}
-
-static int64_t fake_clock;
-
-static int64_t fake_now(void)
-{
-	return fake_clock;
 }
 
 static void fake_record(const struct fake_entry *e, struct prov_record *r)
@@ -152,6 +149,23 @@ static int fake_root(struct fake *f, long page, struct prov_page *out)
 	return 0;
 }
 
+/* With nest, the directory that dir holds besides the entries: n1 in the workspace, n<k+1>
+ * in n<k>, a new id at every level (as a server that nests groups without end). */
+static void fake_nested(const struct fake *f, const struct prov_record *dir, struct prov_page *out)
+{
+	struct prov_record r = {.container = 1, .ctime = 1};
+	char id[32];
+	long k = dir->id[0] == 'n' ? strtol(dir->id + 1, NULL, 10) + 1 : 1;
+
+	if (!f->nest)
+		return;
+	snprintf(id, sizeof(id), "n%ld", k);
+	r.id = strdup(id);
+	r.name = strdup(id);
+	r.name_len = strlen(id);
+	prov_page_add(out, &r);
+}
+
 static int fake_list_page(struct provider *p, const struct prov_record *dir, long page,
 			  struct prov_page *out)
 {
@@ -184,6 +198,11 @@ static int fake_list_page(struct provider *p, const struct prov_record *dir, lon
 		got++;
 	}
 	out->last = f->no_total ? got < f->page_size : page * f->page_size >= f->n;
+	if (!err && f->nest) { /* one page, the entries and the directory below */
+		out->total = out->total < 0 ? -1 : f->n + 1;
+		out->last = 1;
+		fake_nested(f, dir, out);
+	}
 	pthread_mutex_unlock(&f->lock);
 	return err;
 }
@@ -195,7 +214,6 @@ static int fake_lookup(struct provider *p, const struct prov_record *dir, const 
 	struct prov_record r;
 	int err = fake_stall(f);
 
-	(void)dir;
 	if (err)
 		return err;
 	pthread_mutex_lock(&f->lock);
@@ -206,6 +224,7 @@ static int fake_lookup(struct provider *p, const struct prov_record *dir, const 
 		fake_record(&f->e[i], &r);
 		prov_page_add(out, &r);
 	}
+	fake_nested(f, dir, out); /* a superset of what holds term is what a filter gives */
 	pthread_mutex_unlock(&f->lock);
 	return 0;
 }
@@ -234,11 +253,6 @@ static int fake_complete(struct provider *p, struct prov_record *rec)
 	return r;
 }
 
-static void fake_destroy(struct provider *p)
-{
-	(void)p;
-}
-
 static const struct provider_ops fake_ops = {
     .list_page = fake_list_page,
     .lookup = fake_lookup,
@@ -254,46 +268,18 @@ struct fixture {
 static int setup(void **state)
 {
 	struct fixture *x = calloc(1, sizeof(*x));
-	struct provider *p = &x->f.base;
 	struct tree_opts o = {.dir_ttl = 60, .attr_ttl = 30, .neg_ttl = 10, .parallel = 4};
 
-	x->f.base.ops = &fake_ops;
-	x->f.base.name = "fake";
-	x->f.page_size = 10;
-	pthread_mutex_init(&x->f.lock, NULL);
-	fake_clock = 1000;
-	clock_set_test(fake_now);
-	x->t = tree_new(&p, 1, &o);
 	*state = x;
-	return x->t ? 0 : -1;
+	x->f.page_size = 10;
+	return fake_setup(&x->f.base, &fake_ops, &x->f.lock, &o, &x->t);
 }
 
 static int teardown(void **state)
 {
 	struct fixture *x = *state;
 
-	tree_free(x->t);
-	clock_set_test(NULL);
-	pthread_mutex_destroy(&x->f.lock);
-	free(x);
-	return 0;
-}
-
-/* The inode at path, looked up one component at a time as the kernel does. Unless it is
- * the root, it then holds one lookup: give it back with tree_forget. */
-static int path_lookup(struct tree *t, const char *path, struct tree_stat *st)
-{
-	char buf[1024], *save = NULL;
-	uint64_t dir = TREE_ROOT;
-	int r = tree_getattr(t, TREE_ROOT, st);
-
-	snprintf(buf, sizeof(buf), "%s", path);
-	for (char *c = strtok_r(buf, "/", &save); c && r == 0; c = strtok_r(NULL, "/", &save)) {
-		r = tree_lookup(t, dir, c, st);
-		tree_forget(t, dir, 1); /* the kernel keeps only the last inode here */
-		dir = r == 0 ? st->ino : TREE_ROOT;
-	}
-	return r;
+	return fake_teardown(x->t, &x->f.lock, x);
 }
 
 static int path_stat(struct tree *t, const char *path, struct tree_stat *st)
@@ -314,48 +300,6 @@ static int path_read(struct tree *t, const char *path, char *buf, size_t size, o
 		return r;
 	r = tree_read(t, st.ino, buf, size, off);
 	tree_forget(t, st.ino, 1);
-	return r;
-}
-
-static int path_readdir(struct tree *t, const char *path, off_t off, tree_fill_fn fill, void *ctx)
-{
-	struct tree_stat st;
-	int r = path_lookup(t, path, &st);
-
-	if (r < 0)
-		return r;
-	r = tree_readdir(t, st.ino, off, 0, fill, ctx);
-	tree_forget(t, st.ino, 1);
-	return r;
-}
-
-struct names {
-	char list[FAKE_MAX + 8][300];
-	int n;
-	off_t next;
-};
-
-static int collect(void *ctx, const char *name, const struct tree_stat *st, off_t next, int holds)
-{
-	struct names *c = ctx;
-
-	(void)st, (void)holds;
-	snprintf(c->list[c->n++], sizeof(c->list[0]), "%s", name);
-	c->next = next;
-	return 0;
-}
-
-/* Read a whole directory as the kernel does: from the offset reached until an empty answer
- * (a short answer is no end of directory). */
-static int read_dir(struct tree *t, const char *path, struct names *c)
-{
-	int before, r;
-
-	c->next = 0;
-	do {
-		before = c->n;
-		r = path_readdir(t, path, c->next, collect, c);
-	} while (r == 0 && c->n > before);
 	return r;
 }
 
@@ -1579,6 +1523,80 @@ static void test_first_page_keeps_its_links_in_place(void **state)
 	free(c);
 }
 
+/* The lines of file path that hold needle. */
+static int lines_with(const char *path, const char *needle)
+{
+	char line[2048];
+	FILE *f = fopen(path, "r");
+	int n = 0;
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, needle) != NULL;
+	fclose(f);
+	return n;
+}
+
+/* A server that nests directories without end (a new id at every level, so no cycle to
+ * refuse) made an endless tree, and `find` over it never ended (docs/design.md §4). */
+static void test_depth_is_bounded(void **state)
+{
+	struct fixture *x = *state;
+	struct names *c = calloc(1, sizeof(*c));
+	char logpath[] = "/tmp/codesrcfs-depth-XXXXXX", path[900], deepest[1024];
+	const char *said = "is 64 levels deep, the most docs/design.md §4 allows";
+	struct tree_stat st;
+	size_t len = (size_t)snprintf(path, sizeof(path), "/fake/ws");
+	int fd = mkstemp(logpath), n;
+	char index[4096];
+
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(log_set_file(logpath), 0);
+	fake_add(&x->f, "100", "plain", 10);
+	x->f.nest = 1;
+	/* Levels 2 to 64 below the provider's directory, found by name (the filter). */
+	for (int k = 1; k <= 63; k++)
+		len += (size_t)snprintf(path + len, sizeof(path) - len, "/n%d", k);
+	assert_int_equal(path_stat(x->t, path, &st), 0);
+	assert_true(st.is_dir);
+	snprintf(deepest, sizeof(deepest), "%s/n64", path);
+	assert_int_equal(path_stat(x->t, deepest, &st), -ENOENT);
+	assert_int_equal(lines_with(logpath, said), 1);
+
+	/* Listed, the deepest lists its entries but no directory, here and in its index. */
+	assert_int_equal(read_dir(x->t, path, c), 0);
+	assert_int_equal(c->n, 3);
+	assert_true(has(c, "plain"));
+	assert_false(has(c, "n64"));
+	snprintf(deepest, sizeof(deepest), "%s/.index.jsonl", path);
+	n = path_read(x->t, deepest, index, sizeof(index) - 1, 0);
+	assert_true(n > 0);
+	index[n] = '\0';
+	assert_non_null(strstr(index, "\"plain\""));
+	assert_null(strstr(index, "n64"));
+	assert_ptr_equal(strchr(index, '\n'), index + n - 1); /* one line */
+	/* The level above still lists its directory. */
+	c->n = 0;
+	path[len - strlen("/n63")] = '\0';
+	assert_int_equal(read_dir(x->t, path, c), 0);
+	assert_true(has(c, "n63"));
+	path[len - strlen("/n63")] = '/';
+
+	/* Read again, and again once the listing expired: said once, not on every read. */
+	c->n = 0;
+	assert_int_equal(read_dir(x->t, path, c), 0);
+	fake_clock += 61;
+	c->n = 0;
+	assert_int_equal(read_dir(x->t, path, c), 0);
+	assert_int_equal(c->n, 3);
+	assert_int_equal(lines_with(logpath, said), 1);
+	assert_int_equal(lines_with(logpath, "n63"), 1);
+	assert_int_equal(log_set_file("/dev/null"), 0);
+	unlink(logpath);
+	free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1632,6 +1650,7 @@ int main(void)
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_an_older_listing_gives_lookups_of_current_children_only, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_depth_is_bounded, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_a_completed_record_outlives_its_listing, setup,
 					    teardown),
 	};

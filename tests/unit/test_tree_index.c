@@ -17,6 +17,7 @@
 #include "clock.h"
 #include "provider.h"
 #include "tree.h"
+#include "tree_fake.h"
 
 #define PAGE 2 /* entries on one page of the workspace */
 
@@ -27,13 +28,6 @@ struct fake {
 	int extra; /* entries added to the workspace after the first five */
 	int moved; /* urls carry this number */
 };
-
-static int64_t fake_clock;
-
-static int64_t fake_now(void)
-{
-	return fake_clock;
-}
 
 static struct prov_record rec_of(const char *id, const char *name, const char *kind)
 {
@@ -123,11 +117,6 @@ static int fake_complete(struct provider *p, struct prov_record *rec)
 	return 0;
 }
 
-static void fake_destroy(struct provider *p)
-{
-	(void)p;
-}
-
 static const struct provider_ops fake_ops = {
     .list_page = fake_list_page,
     .complete = fake_complete,
@@ -163,46 +152,21 @@ static void watch_inode(void *ctx, uint64_t ino)
 static int setup(void **state)
 {
 	struct fixture *x = calloc(1, sizeof(*x));
-	struct provider *p = &x->f.base;
 	struct tree_opts o = {.dir_ttl = 60, .attr_ttl = 30, .neg_ttl = 10, .parallel = 2};
 
-	x->f.base.ops = &fake_ops;
-	x->f.base.name = "fake";
-	pthread_mutex_init(&x->f.lock, NULL);
-	fake_clock = 1000;
-	clock_set_test(fake_now);
-	x->t = tree_new(&p, 1, &o);
+	*state = x;
+	if (fake_setup(&x->f.base, &fake_ops, &x->f.lock, &o, &x->t) < 0)
+		return -1;
 	tree_watch(x->t,
 		   &(struct tree_watch){.entry = watch_entry, .inode = watch_inode, .ctx = x});
-	*state = x;
-	return x->t ? 0 : -1;
+	return 0;
 }
 
 static int teardown(void **state)
 {
 	struct fixture *x = *state;
 
-	tree_free(x->t);
-	clock_set_test(NULL);
-	pthread_mutex_destroy(&x->f.lock);
-	free(x);
-	return 0;
-}
-
-/* The inode of path, holding one lookup (give it back with tree_forget). */
-static int walk(struct tree *t, const char *path, struct tree_stat *st)
-{
-	char buf[256], *save = NULL;
-	uint64_t dir = TREE_ROOT;
-	int r = 0;
-
-	snprintf(buf, sizeof(buf), "%s", path);
-	for (char *c = strtok_r(buf, "/", &save); c && r == 0; c = strtok_r(NULL, "/", &save)) {
-		r = tree_lookup(t, dir, c, st);
-		tree_forget(t, dir, 1);
-		dir = r == 0 ? st->ino : TREE_ROOT;
-	}
-	return r;
+	return fake_teardown(x->t, &x->f.lock, x);
 }
 
 /* The whole of file ino, read in small pieces, NUL-terminated (free it). */
@@ -226,7 +190,7 @@ static char *index_at(struct tree *t, const char *path, struct tree_stat *st)
 	char *s;
 
 	snprintf(full, sizeof(full), "%s/.index.jsonl", path);
-	assert_int_equal(walk(t, full, st), 0);
+	assert_int_equal(path_lookup(t, full, st), 0);
 	s = slurp(t, st->ino, &len);
 	assert_int_equal(len, st->size);
 	assert_false(st->is_dir);
@@ -256,36 +220,6 @@ static const char *str_at(struct json_object *o, const char *key)
 	return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : NULL;
 }
 
-struct names {
-	char list[32][64];
-	int n;
-	off_t next; /* where the reader resumes, as readdir said */
-};
-
-static int collect(void *ctx, const char *name, const struct tree_stat *st, off_t next, int holds)
-{
-	struct names *c = ctx;
-
-	(void)st, (void)holds;
-	snprintf(c->list[c->n++], sizeof(c->list[0]), "%s", name);
-	c->next = next;
-	return 0;
-}
-
-/* Every entry of the directory at path, as readdir gives them. */
-static void read_dir(struct tree *t, const char *path, struct names *c)
-{
-	struct tree_stat st;
-	int before;
-
-	assert_int_equal(walk(t, path, &st), 0);
-	do {
-		before = c->n;
-		assert_int_equal(tree_readdir(t, st.ino, c->next, 0, collect, c), 0);
-	} while (c->n > before);
-	tree_forget(t, st.ino, 1);
-}
-
 static int lines(const char *s)
 {
 	int n = 0;
@@ -306,7 +240,7 @@ static void test_index_is_the_listing_in_order(void **state)
 	assert_int_equal(x->f.list_calls, 4); /* the root, then the workspace's three pages */
 	assert_int_equal(lines(s), 5);
 	assert_int_equal(s[st.size - 1], '\n');
-	read_dir(x->t, "/fake/ws", &c);
+	assert_int_equal(read_dir(x->t, "/fake/ws", &c), 0);
 	assert_int_equal(c.n, 2 + 5);
 	for (int i = 0; i < 5; i++) {
 		o = line_of(s, i);
@@ -347,7 +281,7 @@ static void test_index_costs_the_listing_and_is_cached(void **state)
 	struct names c = {0};
 	char *s, *t;
 
-	read_dir(x->t, "/fake/ws", &c);
+	assert_int_equal(read_dir(x->t, "/fake/ws", &c), 0);
 	x->f.list_calls = 0;
 	s = index_at(x->t, "/fake/ws", &st);
 	t = index_at(x->t, "/fake/ws", &again);
@@ -374,7 +308,7 @@ static void test_index_follows_a_refresh(void **state)
 	x->f.moved = 1;
 	fake_clock += 61; /* past dir_ttl */
 	x->nstale = 0;
-	read_dir(x->t, "/fake/ws", &c); /* the refresh */
+	assert_int_equal(read_dir(x->t, "/fake/ws", &c), 0); /* the refresh */
 	assert_int_equal(c.n, 2 + 6);
 	for (int i = 0; i < x->nstale; i++)
 		told |= x->stale[i] == st.ino;
@@ -427,7 +361,7 @@ static void test_incomplete_record_costs_nothing_until_read(void **state)
 	assert_null(str_at(o, "branch"));
 	assert_true(json_object_object_get_ex(o, "incomplete", &v) && json_object_get_boolean(v));
 	json_object_put(o);
-	assert_int_equal(walk(x->t, "/fake/ws/inc/branch", &br), 0);
+	assert_int_equal(path_lookup(x->t, "/fake/ws/inc/branch", &br), 0);
 	tree_forget(x->t, br.ino, 1);
 	assert_int_equal(x->f.complete_calls, 1);
 	t = index_at(x->t, "/fake/ws", &st);
@@ -465,7 +399,7 @@ static void test_provider_directory_and_group_have_an_index(void **state)
 	/* A group serves meta.json, url and branch (whichever its record holds) and its index:
 	 * each of those names is taken there. */
 	s = index_at(x->t, "/fake/grp", &st);
-	read_dir(x->t, "/fake/grp", &c);
+	assert_int_equal(read_dir(x->t, "/fake/grp", &c), 0);
 	assert_int_equal(c.n, 2 + 2 + 5); /* ".", "..", meta.json, url, the children */
 	assert_string_equal(c.list[2], "meta.json");
 	assert_string_equal(c.list[3], "url");
@@ -476,7 +410,7 @@ static void test_provider_directory_and_group_have_an_index(void **state)
 		assert_string_equal(str_at(o, "kind"), "repository");
 		json_object_put(o);
 	}
-	assert_int_equal(walk(x->t, "/fake/grp/branch~r1", &st), 0);
+	assert_int_equal(path_lookup(x->t, "/fake/grp/branch~r1", &st), 0);
 	assert_true(st.is_dir);
 	tree_forget(x->t, st.ino, 1);
 	free(s);
@@ -498,7 +432,7 @@ static void *reader_run(void *arg)
 	for (int i = 0; i < 40; i++) {
 		char *s;
 
-		if (walk(rd->t, "/fake/ws/.index.jsonl", &st) != 0) {
+		if (path_lookup(rd->t, "/fake/ws/.index.jsonl", &st) != 0) {
 			rd->bad++;
 			continue;
 		}
@@ -536,9 +470,9 @@ static void test_no_index_outside_listing_directories(void **state)
 	struct fixture *x = *state;
 	struct tree_stat st;
 
-	assert_int_equal(walk(x->t, "/.index.jsonl", &st), -ENOENT); /* the root */
-	assert_int_equal(walk(x->t, "/fake/ws/alpha/.index.jsonl", &st), -ENOENT);
-	assert_int_equal(walk(x->t, "/fake/ws/.index.jsonl/x", &st), -ENOTDIR);
+	assert_int_equal(path_lookup(x->t, "/.index.jsonl", &st), -ENOENT); /* the root */
+	assert_int_equal(path_lookup(x->t, "/fake/ws/alpha/.index.jsonl", &st), -ENOENT);
+	assert_int_equal(path_lookup(x->t, "/fake/ws/.index.jsonl/x", &st), -ENOTDIR);
 }
 
 int main(void)

@@ -40,6 +40,7 @@
 #include "names.h"
 #include "provider.h"
 #include "tree.h"
+#include "tree_fake.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #include <sanitizer/common_interface_defs.h>
@@ -142,12 +143,6 @@ struct model {
 };
 
 static struct model *M;
-static _Atomic int64_t model_clock;
-
-static int64_t model_now(void)
-{
-	return atomic_load(&model_clock);
-}
 
 /* A record came (ins) or went before others of d's pages, now. */
 static void mdir_moved(struct mdir *d, int ins)
@@ -158,7 +153,7 @@ static void mdir_moved(struct mdir *d, int ins)
 		if (!d->moves)
 			abort();
 	}
-	d->moves[d->nmoves++] = (struct move){.at = model_now(), .ins = ins};
+	d->moves[d->nmoves++] = (struct move){.at = fake_now(), .ins = ins};
 	if (ins)
 		d->inserts++;
 	else
@@ -518,16 +513,11 @@ static void mprov_flush(struct provider *base)
 	pthread_mutex_unlock(&M->lock);
 }
 
-static void mprov_destroy(struct provider *base)
-{
-	(void)base;
-}
-
 static const struct provider_ops mprov_ops = {
     .list_page = mprov_list_page,
     .lookup = mprov_lookup,
     .flush = mprov_flush,
-    .destroy = mprov_destroy,
+    .destroy = fake_destroy,
 };
 
 static void model_init(struct model *m, uint64_t seed)
@@ -1016,7 +1006,7 @@ static void lookup_in(struct driver *dv, uint64_t dir, struct where w, const cha
 	trace(dv, "lookup%s dir %d/%d/%d/%s '%.40s'", fresh ? " fresh" : "", w.kind, w.prov, w.ws,
 	      w.id, name);
 	if (fresh) {
-		atomic_fetch_add(&model_clock, max_ttl(&dv->o));
+		atomic_fetch_add(&fake_clock, max_ttl(&dv->o));
 		set_fail(0, saved);
 	}
 	f0 = failures();
@@ -1184,7 +1174,7 @@ static int reader_call(struct driver *dv, struct reader *rd, int budget)
 		rd->removes = d->removes;
 		rd->ver0 = d->ver;
 		rd->moves0 = d->nmoves;
-		rd->first_clock = model_now();
+		rd->first_clock = fake_now();
 		rd->partial = rd->fetched && d->pages == pages + 1 && !d->first_last;
 		pthread_mutex_unlock(&M->lock);
 	}
@@ -1634,7 +1624,7 @@ static int fresh_ws(struct driver *dv, uint64_t *ino, struct where *w)
 		p->dir[0].ver++;
 		M->tick++;
 		pthread_mutex_unlock(&M->lock);
-		atomic_fetch_add(&model_clock, dv->o.dir_ttl + 1);
+		atomic_fetch_add(&fake_clock, dv->o.dir_ttl + 1);
 		r = tree_lookup(dv->t, prov.ino, name, &st);
 		if (r == 0 && !back)
 			tree_forget(dv->t, st.ino, 1);
@@ -1672,7 +1662,7 @@ static void story_event(struct driver *dv, struct reader *rd)
 		break;
 	case 3: /* past the first page's use as page 1, or past dir_ttl */
 		by = chance(&dv->g, 50) ? MODEL_FIRST_REUSE + 1 : dv->o.dir_ttl + 1;
-		atomic_fetch_add(&model_clock, by);
+		atomic_fetch_add(&fake_clock, by);
 		trace(dv, "  clock +%ld", by);
 		break;
 	case 4:
@@ -1731,7 +1721,7 @@ static void op_full_check(struct driver *dv)
 	if (flush)
 		tree_flush(dv->t);
 	else
-		atomic_fetch_add(&model_clock, max_ttl(&dv->o));
+		atomic_fetch_add(&fake_clock, max_ttl(&dv->o));
 	set_fail(0, saved);
 	reader_open(dv, rd, 0, 0);
 	trace(dv, "full check%s after a %s, dir %d/%d/%d/%s", rd->plus ? " plus" : "",
@@ -1929,7 +1919,7 @@ static void op_clock(struct driver *dv)
 
 	while (k >= pct[i])
 		k -= pct[i++];
-	atomic_fetch_add(&model_clock, by[i]);
+	atomic_fetch_add(&fake_clock, by[i]);
 	trace(dv, "clock +%ld", by[i]);
 }
 
@@ -2125,7 +2115,7 @@ static void test_model_single_thread(void **state)
 				model_free(M);
 			}
 			model_init(M, rng_next(&dv->g));
-			atomic_store(&model_clock, 1000);
+			atomic_store(&fake_clock, 1000);
 			dv->t = episode_tree(dv, 1); /* pages in order: a run replays exactly */
 			end = dv->step + (chance(&dv->g, 70) ? 30 + below(&dv->g, 100)
 							     : 200 + below(&dv->g, 600));
@@ -2190,7 +2180,7 @@ static void test_model_threads(void **state)
 	(void)state;
 	M = &model_storage;
 	model_init(M, seed);
-	atomic_store(&model_clock, 1000);
+	atomic_store(&fake_clock, 1000);
 	m[0].dv.g.s = seed;
 	t = episode_tree(&m[0].dv, 3);
 	for (int i = 0; i <= NTHREADS; i++) {
@@ -2255,7 +2245,7 @@ static struct tree *story_begin(int n, long page_size, int no_total, struct tree
 		d->e[i].name_len = (size_t)snprintf(d->e[i].name, NAME_CAP, "e%d", i);
 	d->page_size = page_size;
 	d->no_total = no_total;
-	atomic_store(&model_clock, 1000);
+	atomic_store(&fake_clock, 1000);
 	for (int i = 0; i < NPROV; i++)
 		provs[i] = &M->prov[i].base;
 	t = tree_new(provs, NPROV, &o);
@@ -2341,7 +2331,7 @@ static void test_flush_reaches_a_directory_a_refresh_replaced(void **state)
 	p->dir[1].n = 0;
 	mdir_add(M, &p->dir[1], &g);
 	p->dir[1].page_size = 10;
-	atomic_store(&model_clock, 1000);
+	atomic_store(&fake_clock, 1000);
 	for (int i = 0; i < NPROV; i++)
 		provs[i] = &M->prov[i].base;
 	t = tree_new(provs, NPROV, &o);
@@ -2350,10 +2340,10 @@ static void test_flush_reaches_a_directory_a_refresh_replaced(void **state)
 	assert_int_equal(whole_version(t, ws.ino), MTIME_BASE + p->dir[1].ver);
 
 	p->dir[0].n = 0; /* w1 goes; a refresh of fa drops its node */
-	atomic_fetch_add(&model_clock, 61);
+	atomic_fetch_add(&fake_clock, 61);
 	assert_int_equal(tree_lookup(t, prov.ino, "w1", &again), -ENOENT);
 	root_add(M, p, 1); /* and comes back: a new node */
-	atomic_fetch_add(&model_clock, 61);
+	atomic_fetch_add(&fake_clock, 61);
 	assert_int_equal(tree_lookup(t, prov.ino, "w1", &again), 0);
 	assert_int_not_equal(again.ino, ws.ino);
 	tree_forget(t, again.ino, 1);
@@ -2388,7 +2378,7 @@ static void test_reader_back_in_an_expired_first_page_skips_nothing(void **state
 	assert_string_equal(rd.e[3].name, "e1");
 	mdir_remove(&M->prov[0].dir[1], 0); /* e0 goes */
 	M->prov[0].dir[1].ver++;
-	atomic_fetch_add(&model_clock, 61);
+	atomic_fetch_add(&fake_clock, 61);
 	read_rest(t, ws.ino, &rd);
 	given_once(&rd, 1, 8); /* e2 was skipped */
 	free(rd.e);
@@ -2413,8 +2403,8 @@ static void first_page_kept_loses_none(int no_total, int add)
 
 	rd.budget = 3; /* ".", "..", e0: the first page is e0..e3 */
 	assert_int_equal(tree_readdir(t, ws.ino, 0, 0, reader_fill, &rd), 0);
-	atomic_fetch_add(&model_clock, MODEL_FIRST_REUSE + 1); /* well within dir_ttl */
-	mdir_remove(d, 1);				       /* e1 goes */
+	atomic_fetch_add(&fake_clock, MODEL_FIRST_REUSE + 1); /* well within dir_ttl */
+	mdir_remove(d, 1);				      /* e1 goes */
 	if (add)
 		mdir_add(M, d, &g); /* and a newer one comes */
 	d->ver++;
@@ -2448,7 +2438,7 @@ int main(void)
 	};
 
 	log_set_file("/dev/null"); /* refresh failures are logged; they are expected here */
-	clock_set_test(model_now);
+	clock_set_test(fake_now);
 #ifdef MODEL_SANITIZED
 	__sanitizer_set_death_callback(on_sanitizer_death);
 #endif
