@@ -514,6 +514,7 @@ class Store:
         self.knobs = dict(DEFAULT_KNOBS)
         self.rng = random.Random(seed)
         self.stats = Counter()
+        self.in_flight = 0             # cloud requests being answered now
         self.list_requests = Counter()  # per provider, for the mutation trigger
         self.nonces = NonceCache()
         self.keys = keys
@@ -526,6 +527,17 @@ class Store:
             self.stats[key] += n
             if not key.startswith(("fault.", "conn.")) and key != "mutations":
                 self.stats["total"] += n
+
+    def enter(self):
+        """A cloud request begins: in_flight.max is the most answered at once."""
+        with self.lock:
+            self.in_flight += 1
+            if self.in_flight > self.stats["in_flight.max"]:
+                self.stats["in_flight.max"] = self.in_flight
+
+    def leave(self):
+        with self.lock:
+            self.in_flight -= 1
 
     def roll(self, knob):
         """True with the knob's probability; one seeded generator, so a sequence of
@@ -1425,7 +1437,11 @@ class Handler(BaseHTTPRequestHandler):
         else:
             return self.send_bytes(404, b'{"message":"no such path"}')
         headers = {k.lower(): v for k, v in self.headers.items()}
-        self.cloud(provider, Request(method, u.path, u.query, headers, body))
+        self.server.store.enter()
+        try:
+            self.cloud(provider, Request(method, u.path, u.query, headers, body))
+        finally:
+            self.server.store.leave()
 
     # --- the clouds
 

@@ -292,3 +292,22 @@ def test_http2_multiplexes_a_cold_listing_on_one_connection(emulator, mount, tes
         assert len({port for port, _, _ in seen}) == 1, seen  # the check's, reused
     finally:
         stop(front.proc)
+
+
+def test_http2_keeps_parallel_requests_in_flight_and_no_more(emulator, mount, test_ca, tmp_path):
+    """On one h2 connection nothing but the pager's request slots bounds the streams (no
+    connection limit applies): at 50 ms a request, a cold listing of ten pages has
+    exactly `parallel` of them at the server at once, though it runs more threads."""
+    emu = emulator("--generate-pai", "1000")
+    ws = pai_workspaces(emu)[0]["WorkspaceId"]
+    front = Nghttpx(str(tmp_path), emu.port, test_ca.cert, test_ca.key)
+    try:
+        config = pai_config(emu, workspaces=[ws]).replace(emu.url, front.url)
+        m = mount(emu, config, opts=[f"cafile={test_ca.cafile}", "parallel=3"])
+        emu.reset_stats()
+        emu.configure(latency_ms=50)
+        assert len(os.listdir(os.path.join(m.path, "pai", ws))) == 1000
+        assert {alpn for _, alpn, _ in front.requests()} == {"h2"}
+        assert emu.stats()["in_flight.max"] == 3
+    finally:
+        stop(front.proc)

@@ -304,3 +304,16 @@ def test_codeup_group_whose_repositories_come_late(emulator, mount, tmp_path, he
         sorted(files + [f"early-{i}" for i in range(150)])
     assert sorted(os.listdir(org)) == ["early", "late"]
     assert emu.stats()["codeup.ListRepositories"] == 3  # the pages are shared
+
+
+@pytest.mark.parametrize("parallel", [1, 3])
+def test_a_cold_listing_keeps_parallel_requests_in_flight_and_no_more(emulator, mount, parallel):
+    """The pager's threads outnumber its requests (one parses an answer while another's
+    request is on the wire), so the bound is the request slots: at 50 ms a request, nine
+    pages after the first keep exactly `parallel` of them at the server at once."""
+    emu, m, wsdir = fresh_mount(emulator, mount, 1000, f"parallel={parallel}")
+    emu.configure(latency_ms=50)
+    assert len(os.listdir(wsdir)) == 1000
+    stats = emu.stats()
+    assert stats["pai.ListCodeSources"] == 10
+    assert stats["in_flight.max"] == parallel
