@@ -65,6 +65,28 @@ int provider_fail_level(int r)
 	return r == -EINTR || r == -ECANCELED ? LOG_DEBUG : LOG_ERR;
 }
 
+void provider_log_answer(const char *cloud, const char *call, const struct http_response *resp,
+			 const char *code, const char *msg, const char *rid, const char *why)
+{
+	log_msg(LOG_ERR, "%s: %s failed: HTTP %ld %s: %.200s (request id %s)", cloud, call,
+		resp->status, code ? code : "(no code)", why ? why : (msg ? msg : ""),
+		rid ? rid : "none");
+}
+
+int provider_answer(const char *cloud, const char *call, int r, const struct http_response *resp,
+		    provider_log_fn log, provider_errno_fn classify)
+{
+	if (r < 0) {
+		log_msg(provider_fail_level(r), "%s: %s failed: %s", cloud, call, strerror(-r));
+		return r;
+	}
+	if (resp->status < 200 || resp->status > 299) {
+		log(call, resp, NULL);
+		return classify(resp->status, resp->body, resp->len);
+	}
+	return 0;
+}
+
 int provider_new_all(const struct config *c, const struct provider_env *env, struct provider ***out,
 		     size_t *n, char *err, size_t errlen)
 {

@@ -56,15 +56,13 @@ void codeup_log(const char *what, const struct http_response *resp, const char *
 	struct json_object *body = provider_json_parse(resp->body, resp->len);
 	const char *code = provider_json_str(body, "errorCode", NULL);
 	const char *msg = provider_json_str(body, "errorMessage", NULL);
-	const char *rid = http_resp_header(resp, "x-request-id");
 
 	if (!msg)
 		msg = provider_json_str(body, "errorDescription", NULL);
 	if (!msg)
 		msg = provider_json_str(body, "message", NULL);
-	log_msg(LOG_ERR, "codeup: %s failed: HTTP %ld %s: %.200s (request id %s)", what,
-		resp->status, code ? code : "(no code)", why ? why : (msg ? msg : ""),
-		rid ? rid : "none");
+	provider_log_answer("codeup", what, resp, code, msg, http_resp_header(resp, "x-request-id"),
+			    why);
 	json_object_put(body);
 }
 
@@ -87,13 +85,7 @@ int codeup_get(struct codeup *cu, const char *what, const char *path, const char
 	if (r == 0)
 		r = http_perform(cu->c.http, &req, resp);
 	http_req_free(&req);
-	if (r < 0) {
-		log_msg(provider_fail_level(r), "codeup: %s failed: %s", what, strerror(-r));
-	} else if (resp->status < 200 || resp->status > 299) {
-		codeup_log(what, resp, NULL);
-		r = codeup_classify_error(resp->status, resp->body, resp->len);
-	}
-	return r;
+	return provider_answer("codeup", what, r, resp, codeup_log, codeup_classify_error);
 }
 
 /* The x-total paging header: entries in the whole list, -1 when absent or not a count. */

@@ -77,15 +77,11 @@ int pai_classify_error(long status, const char *body, size_t len)
 static void pai_log(const char *action, const struct http_response *resp, const char *why)
 {
 	struct json_object *body = provider_json_parse(resp->body, resp->len);
-	const char *code = provider_json_str(body, "Code", NULL);
-	const char *msg = provider_json_str(body, "Message", NULL);
 	const char *rid = provider_json_str(body, "RequestId", NULL);
 
-	if (!rid)
-		rid = http_resp_header(resp, "x-acs-request-id");
-	log_msg(LOG_ERR, "pai: %s failed: HTTP %ld %s: %.200s (request id %s)", action,
-		resp->status, code ? code : "(no code)", why ? why : (msg ? msg : ""),
-		rid ? rid : "none");
+	provider_log_answer("pai", action, resp, provider_json_str(body, "Code", NULL),
+			    provider_json_str(body, "Message", NULL),
+			    rid ? rid : http_resp_header(resp, "x-acs-request-id"), why);
 	json_object_put(body);
 }
 
@@ -105,15 +101,7 @@ static int pai_send(struct ws_provider *p, const char *action, const char *label
 		r = http_req_header(req, "x-acs-version", PAI_VERSION);
 	if (r == 0)
 		r = http_perform(p->c.http, req, resp);
-	if (r < 0) {
-		log_msg(provider_fail_level(r), "pai: %s failed: %s", action, strerror(-r));
-		return r;
-	}
-	if (resp->status < 200 || resp->status > 299) {
-		pai_log(action, resp, NULL);
-		return pai_classify_error(resp->status, resp->body, resp->len);
-	}
-	return 0;
+	return provider_answer("pai", action, r, resp, pai_log, pai_classify_error);
 }
 
 static int pai_codesource_record(struct json_object *item, int show_secrets, struct prov_page *out)

@@ -22,6 +22,19 @@ int provider_url(const char *s, size_t len, const char *what, const char *id, in
 /* The log level of a request that got no answer: a reader that gave up (-EINTR) or the
  * daemon stopping (-ECANCELED) is asked for, not met, and worth no error line. */
 int provider_fail_level(int r);
+/* The one line a failed answer of call logs: status, code, message (why instead, when set),
+ * request id, as the cloud's error body or headers name them (NULL: none); never a secret. */
+void provider_log_answer(const char *cloud, const char *call, const struct http_response *resp,
+			 const char *code, const char *msg, const char *rid, const char *why);
+/* A cloud's line for a failed answer of call (why: NULL for the body's own words). */
+typedef void (*provider_log_fn)(const char *call, const struct http_response *resp,
+				const char *why);
+/* A cloud's errno for an error answer: -EACCES or -EIO. */
+typedef int (*provider_errno_fn)(long status, const char *body, size_t len);
+/* What http_perform's r and resp mean to the cloud: 0 for a 2xx answer; else r (a failure
+ * logged at provider_fail_level) or classify's errno of the error answer, logged by log. */
+int provider_answer(const char *cloud, const char *call, int r, const struct http_response *resp,
+		    provider_log_fn log, provider_errno_fn classify);
 /* Seconds since the epoch of an ISO 8601 time ("2021-01-18T12:52:15Z", "+08:00"), 0 if bad. */
 int64_t provider_parse_time(const char *s);
 /* The JSON value of exactly len bytes of body (white space may trail), or NULL when it is

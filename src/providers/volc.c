@@ -82,15 +82,11 @@ static void volc_log(const char *action, const struct http_response *resp, const
 	struct json_object *body = provider_json_parse(resp->body, resp->len);
 	struct json_object *meta = provider_json_get(body, "ResponseMetadata", json_type_object);
 	struct json_object *err = provider_json_get(meta, "Error", json_type_object);
-	const char *code = provider_json_str(err, "Code", NULL);
-	const char *msg = provider_json_str(err, "Message", NULL);
 	const char *rid = provider_json_str(meta, "RequestId", NULL);
 
-	if (!rid)
-		rid = http_resp_header(resp, "x-tt-logid");
-	log_msg(LOG_ERR, "volc: %s failed: HTTP %ld %s: %.200s (request id %s)", action,
-		resp->status, code ? code : "(no code)", why ? why : (msg ? msg : ""),
-		rid ? rid : "none");
+	provider_log_answer("volc", action, resp, provider_json_str(err, "Code", NULL),
+			    provider_json_str(err, "Message", NULL),
+			    rid ? rid : http_resp_header(resp, "x-tt-logid"), why);
 	json_object_put(body);
 }
 
@@ -119,15 +115,7 @@ static int volc_send(struct ws_provider *v, const char *action, const char *labe
 	    !(r = http_req_body(&req, body, strlen(body))))
 		r = http_perform(v->c.http, &req, resp);
 	http_req_free(&req);
-	if (r < 0) {
-		log_msg(provider_fail_level(r), "volc: %s failed: %s", action, strerror(-r));
-		return r;
-	}
-	if (resp->status < 200 || resp->status > 299) {
-		volc_log(action, resp, NULL);
-		return volc_classify_error(resp->status, resp->body, resp->len);
-	}
-	return 0;
+	return provider_answer("volc", action, r, resp, volc_log, volc_classify_error);
 }
 
 static int volc_resource_record(struct json_object *item, int show_secrets, struct prov_page *out)
