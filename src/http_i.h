@@ -10,8 +10,8 @@
  * Every libcurl handle is touched by the engine thread alone: the multi handle (whose
  * connection cache keeps HTTP/1.1 connections alive and lets HTTP/2 multiplex on one),
  * the easy handles and the share handle (TLS sessions). A caller hands the engine a
- * transfer and waits on h->cond, waking every HTTP_POLL_MS (http.c) to ask its cancel callback;
- * giving up is a flag (x->abort) the engine acts on once woken (http_wake). */
+ * transfer and waits on h->cond, waking every HTTP_POLL_MS (http.c) to ask its cancel
+ * callback; giving up is a flag (x->abort) the engine acts on once woken (http_wake). */
 #ifndef CODESRCFS_HTTP_I_H
 #define CODESRCFS_HTTP_I_H
 
