@@ -277,37 +277,43 @@ class Nghttpx:
             return [tuple(ln.rstrip("\n").split(" ", 3)[i] for i in (0, 1, 3)) for ln in f]
 
 
-def test_http2_multiplexes_a_cold_listing_on_one_connection(emulator, mount, test_ca, tmp_path):
-    emu = emulator("--generate-pai", "1000")
-    ws = pai_workspaces(emu)[0]["WorkspaceId"]
-    front = Nghttpx(str(tmp_path), emu.port, test_ca.cert, test_ca.key)
-    try:
+@pytest.fixture
+def h2_mount(emulator, mount, test_ca, tmp_path):
+    """mount_with(parallel) → (emulator, workspace directory, nghttpx): a workspace of 1,000
+    code sources mounted through nghttpx, TLS and h2; nghttpx stopped after the test."""
+    fronts = []
+
+    def mount_with(parallel):
+        emu = emulator("--generate-pai", "1000")
+        ws = pai_workspaces(emu)[0]["WorkspaceId"]
+        front = Nghttpx(str(tmp_path), emu.port, test_ca.cert, test_ca.key)
+        fronts.append(front)
         config = pai_config(emu, workspaces=[ws]).replace(emu.url, front.url)
-        m = mount(emu, config, opts=[f"cafile={test_ca.cafile}", "parallel=8"])
-        assert len(os.listdir(os.path.join(m.path, "pai", ws))) == 1000
-        seen = front.requests()
-        pages = [r for r in seen if "/api/v1/codesources?" in r[2]]
-        assert len(pages) == 10
-        assert {alpn for _, alpn, _ in seen} == {"h2"}
-        assert len({port for port, _, _ in seen}) == 1, seen  # the check's, reused
-    finally:
+        m = mount(emu, config, opts=[f"cafile={test_ca.cafile}", f"parallel={parallel}"])
+        return emu, os.path.join(m.path, "pai", ws), front
+
+    yield mount_with
+    for front in fronts:
         stop(front.proc)
 
 
-def test_http2_keeps_parallel_requests_in_flight_and_no_more(emulator, mount, test_ca, tmp_path):
+def test_http2_multiplexes_a_cold_listing_on_one_connection(h2_mount):
+    emu, wsdir, front = h2_mount(8)
+    assert len(os.listdir(wsdir)) == 1000
+    seen = front.requests()
+    pages = [r for r in seen if "/api/v1/codesources?" in r[2]]
+    assert len(pages) == 10
+    assert {alpn for _, alpn, _ in seen} == {"h2"}
+    assert len({port for port, _, _ in seen}) == 1, seen  # the check's, reused
+
+
+def test_http2_keeps_parallel_requests_in_flight_and_no_more(h2_mount):
     """On one h2 connection nothing but the pager's request slots bounds the streams (no
     connection limit applies): at 50 ms a request, a cold listing of ten pages has
     exactly `parallel` of them at the server at once, though it runs more threads."""
-    emu = emulator("--generate-pai", "1000")
-    ws = pai_workspaces(emu)[0]["WorkspaceId"]
-    front = Nghttpx(str(tmp_path), emu.port, test_ca.cert, test_ca.key)
-    try:
-        config = pai_config(emu, workspaces=[ws]).replace(emu.url, front.url)
-        m = mount(emu, config, opts=[f"cafile={test_ca.cafile}", "parallel=3"])
-        emu.reset_stats()
-        emu.configure(latency_ms=50)
-        assert len(os.listdir(os.path.join(m.path, "pai", ws))) == 1000
-        assert {alpn for _, alpn, _ in front.requests()} == {"h2"}
-        assert emu.stats()["in_flight.max"] == 3
-    finally:
-        stop(front.proc)
+    emu, wsdir, front = h2_mount(3)
+    emu.reset_stats()
+    emu.configure(latency_ms=50)
+    assert len(os.listdir(wsdir)) == 1000
+    assert {alpn for _, alpn, _ in front.requests()} == {"h2"}
+    assert emu.stats()["in_flight.max"] == 3
