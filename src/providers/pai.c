@@ -9,7 +9,6 @@
 #include <json-c/json.h>
 
 #include "credfile.h"
-#include "log.h"
 #include "providers_i.h"
 #include "sign.h"
 
