@@ -418,6 +418,11 @@ static int http_try(struct http *h, struct http_request *req, struct http_respon
 
 	if (http_slot_take(h, req, o))
 		return 1;
+	/* A caller that waited for the slot may no longer want the request. */
+	if (http_thread_slot && http_stopped(h, req, o)) {
+		http_slot_give();
+		return 1;
+	}
 	if (req->sign) {
 		o->rc = req->sign(req, req->sign_ctx);
 		o->transient = 0;

@@ -111,13 +111,25 @@ void tree_free(struct tree *t)
 	free(t);
 }
 
+/* node_is_dir_container for a caller without the lock: a node's record is rewritten
+ * under it (node_rec_own, complete()), and its flags share a word with `incomplete`. */
+static int is_container(struct tree *t, const struct node *n)
+{
+	int r;
+
+	pthread_mutex_lock(&t->lock);
+	r = node_is_dir_container(n);
+	pthread_mutex_unlock(&t->lock);
+	return r;
+}
+
 int tree_lookup(struct tree *t, uint64_t dir, const char *name, struct tree_stat *st)
 {
 	unsigned file, idx = file_index(name);
 	struct node *n = node_get(t, dir, &file), *c;
 	int r = file ? -ENOTDIR : strlen(name) > NAMES_MAX ? -ENAMETOOLONG : 0;
 
-	if (r == 0 && index_is(n, name)) {
+	if (r == 0 && index_is(t, n, name)) {
 		r = index_lookup(t, n, st);
 		goto out;
 	}
@@ -131,7 +143,7 @@ int tree_lookup(struct tree *t, uint64_t dir, const char *name, struct tree_stat
 		pthread_mutex_unlock(&t->lock);
 		goto out;
 	}
-	if (r == 0 && !node_is_dir_container(n))
+	if (r == 0 && !is_container(t, n))
 		r = -ENOENT;
 	if (r == 0)
 		r = tree_child_get(t, n, name, &c);
@@ -266,7 +278,7 @@ static int reader_prepare(struct tree *t, struct node *n, off_t off)
 {
 	int kept;
 
-	if (!node_is_dir_container(n))
+	if (!is_container(t, n))
 		return node_complete(t, n);
 	if (!n->prov)
 		return 0; /* the root lists its providers for good */
@@ -380,7 +392,7 @@ int tree_readdir(struct tree *t, uint64_t ino, off_t off, int plus, tree_fill_fn
 
 	if (r == 0)
 		r = reader_prepare(t, n, off);
-	if (r == 0 && node_is_dir_container(n) && n->prov)
+	if (r == 0 && n->prov && is_container(t, n))
 		r = node_complete(t, n);
 	if (r < 0)
 		goto out;

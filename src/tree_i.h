@@ -307,7 +307,7 @@ int tree_load_first(struct tree *t, struct node *dir);
 /* ---- tree_index.c ---- */
 
 /* Is name the .index.jsonl of n (a directory that lists children, the root excepted)? */
-int index_is(const struct node *n, const char *name);
+int index_is(struct tree *t, const struct node *n, const char *name);
 /* Look up dir's index: a whole, fresh listing first (what listing dir costs, nothing when
  * it is there), then its attributes into *st; the kernel's lookup of it is held. 0 or
  * -errno. */

@@ -15,9 +15,16 @@
 
 #include "tree_i.h"
 
-int index_is(const struct node *n, const char *name)
+int index_is(struct tree *t, const struct node *n, const char *name)
 {
-	return n->prov && node_is_dir_container(n) && !strcmp(name, TREE_INDEX_NAME);
+	int r;
+
+	if (!n->prov || strcmp(name, TREE_INDEX_NAME))
+		return 0;
+	pthread_mutex_lock(&t->lock); /* the record is rewritten under it */
+	r = node_is_dir_container(n);
+	pthread_mutex_unlock(&t->lock);
+	return r;
 }
 
 /* What the index says of one child: a copy, so the bytes are built without the lock. */

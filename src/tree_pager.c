@@ -137,24 +137,50 @@ static long pager_take(struct pager *pg)
 	return k;
 }
 
+/* A page thread's turn: the page it fetches now, for pager_unwanted. */
+struct pager_turn {
+	struct pager *pg;
+	long k;
+};
+
+/* The cancel callback of a page's request: its caller gave up, the listing failed, or the
+ * listing ended before this page, which was handed out before that was known (more threads
+ * than requests: it may have waited for a slot meanwhile). */
+static int pager_unwanted(void *arg)
+{
+	struct pager_turn *turn = arg;
+	struct pager *pg = turn->pg;
+	int r;
+
+	if (pg->cancel.cancelled && pg->cancel.cancelled(pg->cancel.ctx))
+		return 1;
+	pthread_mutex_lock(&pg->lock);
+	r = pg->err || turn->k > pg->end;
+	pthread_mutex_unlock(&pg->lock);
+	return r;
+}
+
 static void *pager_run(void *arg)
 {
 	struct pager *pg = arg;
-	long k;
+	struct pager_turn turn = {.pg = pg};
 
-	provider_set_cancel(&pg->cancel);
+	provider_set_cancel(&(struct prov_cancel){.cancelled = pager_unwanted, .ctx = &turn});
 	provider_set_slots(&pg->slots);
-	while ((k = pager_take(pg)) > 0) {
+	while ((turn.k = pager_take(pg)) > 0) {
+		long k = turn.k;
 		int r = pg->prov->ops->list_page(pg->prov, pg->dir, k, &pg->pages[k - 1]);
 
 		pthread_mutex_lock(&pg->lock);
-		if (r < 0 && !pg->err)
+		if (r < 0 && !pg->err && k <= pg->end)
 			pg->err = r;
 		else if (r == 0)
 			pager_note(pg, k, &pg->pages[k - 1]);
 		pthread_mutex_unlock(&pg->lock);
 	}
-	provider_set_slots(NULL); /* pg goes; the caller's own thread may have run this */
+	/* pg goes, and the caller's own thread may have run this (no thread to be had). */
+	provider_set_slots(NULL);
+	provider_set_cancel(&pg->cancel);
 	return NULL;
 }
 

@@ -140,8 +140,11 @@ int tree_refresh(struct tree *t, uint64_t ino, char **text, size_t *len)
 {
 	unsigned file;
 	struct node *n = node_get(t, ino, &file);
-	int r = file || !node_is_dir_container(n) ? -ENOTDIR : 0;
+	int r;
 
+	pthread_mutex_lock(&t->lock);
+	r = file || !node_is_dir_container(n) ? -ENOTDIR : 0;
+	pthread_mutex_unlock(&t->lock);
 	*text = NULL;
 	*len = 0;
 	if (r < 0 || !n->prov) /* the root's directories are fixed: nothing to list */
