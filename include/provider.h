@@ -12,8 +12,6 @@
 #include "config.h"
 #include "http.h"
 
-struct json_object;
-
 /* One entry of a listing: a workspace, organization, group, repository or code source. */
 struct prov_record {
 	char *id;
@@ -153,19 +151,11 @@ struct prov_desc {
 /* Every cloud codesrcfs knows, ended by NULL (src/providers/providers.c). */
 extern const struct prov_desc *const providers[];
 
-/* The provider of conf, made by its cloud's constructor. NULL with err on failure. */
-struct provider *provider_new(const struct prov_conf *conf, const struct provider_env *env,
-			      char *err, size_t errlen);
 /* A provider for every enabled cloud of c, in c's order, in a new array *out of *n. 0, or
  * -errno with err naming the cloud (nothing is left allocated). */
 int provider_new_all(const struct config *c, const struct provider_env *env, struct provider ***out,
 		     size_t *n, char *err, size_t errlen);
 
-/* Pretty-printed meta.json of obj with a trailing newline, secrets redacted unless
- * show_secrets. The secrets are swapped out of obj while it prints and put back after, so
- * its values (and pointers into them) are as they were, but obj must not be in use by
- * another thread. Caller frees. */
-char *provider_meta_json(struct json_object *obj, int show_secrets);
 /* Append a copy of r's pointers to pg (pg takes ownership of them). 0 or -ENOMEM. */
 int prov_page_add(struct prov_page *pg, const struct prov_record *r);
 /* Free every record in pg and reset it. */

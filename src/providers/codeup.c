@@ -146,7 +146,7 @@ static int codeup_orgs_of(struct provider *base, char *const *ids, size_t n,
 		if (r == 0)
 			r = codeup_add_orgs(got.arr, found);
 		json_object_put(got.arr);
-		if (r == 0 && !provider_confirm_scopes(ids, n, found, "organization", NULL, 0))
+		if (r == 0 && !provscope_confirm(ids, n, found, "organization", NULL, 0))
 			break;
 	}
 	return r;
@@ -162,8 +162,8 @@ static int codeup_list_page(struct provider *base, const struct prov_record *dir
 	if (!dir && !cu->c.nscopes)
 		return codeup_orgs_page(cu, page, out);
 	if (!dir)
-		return provider_named_scopes(base, &cu->c, CODEUP_ORG, "organization",
-					     codeup_orgs_of, out);
+		return provscope_named(base, &cu->c, CODEUP_ORG, "organization", codeup_orgs_of,
+				       out);
 	r = codeup_dir_of(dir, &d);
 	return r < 0 ? r : codeup_dir_page(cu, &d, page, out);
 }
@@ -255,7 +255,7 @@ static int codeup_complete(struct provider *base, struct prov_record *rec)
 	r = codeup_get(cu, "GetRepository", path, NULL, &resp);
 	if (r < 0)
 		goto out;
-	got = provider_json_parse(resp.body, resp.len);
+	got = provjson_parse(resp.body, resp.len);
 	if (!json_object_is_type(got, json_type_object)) {
 		codeup_log("GetRepository", &resp, "the answer is not a JSON object");
 		r = -EIO;
@@ -284,10 +284,10 @@ static int codeup_check(struct provider *base, char *why, size_t whylen)
 	}
 	r = codeup_orgs_of(base, cu->c.scopes, cu->c.nscopes, &pg);
 	if (r == 0)
-		r = provider_confirm_scopes(cu->c.scopes, cu->c.nscopes, &pg, "organization", why,
-					    whylen);
+		r = provscope_confirm(cu->c.scopes, cu->c.nscopes, &pg, "organization", why,
+				      whylen);
 	if (r == 0)
-		provider_seed_keep(&cu->c, &pg); /* their names, for the root's first listing */
+		provscope_seed_keep(&cu->c, &pg); /* their names, for the root's first listing */
 	prov_page_free(&pg);
 	return r;
 }
@@ -296,7 +296,7 @@ static void codeup_flush(struct provider *base)
 {
 	struct codeup *cu = (struct codeup *)base;
 
-	provider_seed_drop(&cu->c);
+	provscope_seed_drop(&cu->c);
 	codeup_memo_flush(cu);
 }
 
@@ -305,7 +305,7 @@ static void codeup_destroy(struct provider *base)
 	struct codeup *cu = (struct codeup *)base;
 
 	codeup_memo_free(cu);
-	provider_seed_drop(&cu->c);
+	provscope_seed_drop(&cu->c);
 	provider_common_free(&cu->c);
 	pthread_mutex_destroy(&cu->lock);
 	free(cu);

@@ -39,8 +39,8 @@ int codeup_classify_error(long status, const char *body, size_t len)
 {
 	static const char *const denied[] = {"InvalidTokenError", "ExpiredTokenError",
 					     "Unauthorized", "Forbidden", NULL};
-	struct json_object *o = provider_json_parse(body, len);
-	const char *code = provider_json_str(o, "errorCode", NULL);
+	struct json_object *o = provjson_parse(body, len);
+	const char *code = provjson_str(o, "errorCode", NULL);
 	int r = status == 401 || status == 403 ? -EACCES : -EIO;
 
 	for (size_t i = 0; code && denied[i]; i++)
@@ -53,14 +53,14 @@ int codeup_classify_error(long status, const char *body, size_t len)
 /* The one line a failed answer logs: call, status, code, request id; never the token. */
 void codeup_log(const char *what, const struct http_response *resp, const char *why)
 {
-	struct json_object *body = provider_json_parse(resp->body, resp->len);
-	const char *code = provider_json_str(body, "errorCode", NULL);
-	const char *msg = provider_json_str(body, "errorMessage", NULL);
+	struct json_object *body = provjson_parse(resp->body, resp->len);
+	const char *code = provjson_str(body, "errorCode", NULL);
+	const char *msg = provjson_str(body, "errorMessage", NULL);
 
 	if (!msg)
-		msg = provider_json_str(body, "errorDescription", NULL);
+		msg = provjson_str(body, "errorDescription", NULL);
 	if (!msg)
-		msg = provider_json_str(body, "message", NULL);
+		msg = provjson_str(body, "message", NULL);
 	provider_log_answer("codeup", what, resp, code, msg, http_resp_header(resp, "x-request-id"),
 			    why);
 	json_object_put(body);
@@ -149,7 +149,7 @@ int codeup_get_page(struct codeup *cu, const char *what, const char *path, const
 	r = codeup_get(cu, what, path, query, &resp);
 	if (r == 0) {
 		got->bytes = resp.len;
-		got->arr = provider_json_parse(resp.body, resp.len);
+		got->arr = provjson_parse(resp.body, resp.len);
 		if (!json_object_is_type(got->arr, json_type_array)) {
 			codeup_log(what, &resp, "the answer is not a JSON array");
 			json_object_put(got->arr);

@@ -14,23 +14,23 @@
 /* The number or string at key as a string in buf; NULL when neither, or empty. */
 static const char *codeup_id(struct json_object *o, const char *key, char *buf, size_t cap)
 {
-	struct json_object *v = provider_json_get(o, key, json_type_int);
+	struct json_object *v = provjson_get(o, key, json_type_int);
 	const char *s;
 
 	if (v) {
 		snprintf(buf, cap, "%lld", (long long)json_object_get_int64(v));
 		return buf;
 	}
-	s = provider_json_str(o, key, NULL);
+	s = provjson_str(o, key, NULL);
 	return s && *s ? s : NULL;
 }
 
 /* A group's name: its path; its name when the path is missing. */
 static const char *codeup_name(struct json_object *it, size_t *len)
 {
-	const char *s = provider_json_str(it, "path", len);
+	const char *s = provjson_str(it, "path", len);
 
-	return s ? s : provider_json_str(it, "name", len);
+	return s ? s : provjson_str(it, "name", len);
 }
 
 static char *codeup_dup(const char *s)
@@ -75,9 +75,9 @@ static int codeup_group_record(struct json_object *it, const struct codeup_dir *
 			       struct prov_page *out)
 {
 	struct prov_record r = {.kind = CODEUP_GROUP, .kind_name = "group", .container = 1};
-	const char *full = provider_json_str(it, "fullPath", NULL);
+	const char *full = provjson_str(it, "fullPath", NULL);
 	size_t wlen;
-	const char *web = provider_json_str(it, "webUrl", &wlen);
+	const char *web = provjson_str(it, "webUrl", &wlen);
 	char idbuf[32];
 	const char *id = codeup_id(it, "id", idbuf, sizeof(idbuf));
 	const char *name = codeup_name(it, &r.name_len);
@@ -93,14 +93,14 @@ static int codeup_group_record(struct json_object *it, const struct codeup_dir *
 	}
 	r.id = strdup(id);
 	r.name = provider_strndup(name, r.name_len);
-	r.meta = provider_meta_json(it, show_secrets);
+	r.meta = redact_meta_json(it, show_secrets);
 	/* What listing the group takes besides its id: the organization, its full path and
 	 * the groups above it. */
 	r.scope = strdup(d->org);
 	r.path = codeup_dup(full);
 	if (!r.id || !r.name || !r.meta || !r.scope || (full && *full && !r.path) ||
 	    codeup_ancestors(d, &r) < 0 ||
-	    provider_url(web, wlen, "webUrl", id, show_secrets, &r.url) < 0 ||
+	    redact_url(web, wlen, "webUrl", id, show_secrets, &r.url) < 0 ||
 	    (r.url && !(r.web_url = strdup(r.url))) || prov_page_add(out, &r) < 0) {
 		prov_record_free(&r);
 		return -ENOMEM;
@@ -117,7 +117,7 @@ static char *codeup_meta_json(struct json_object *it, int show_secrets)
 
 	if (json_object_deep_copy(it, &own, NULL) != 0)
 		return NULL;
-	meta = provider_meta_json(own, show_secrets);
+	meta = redact_meta_json(own, show_secrets);
 	json_object_put(own);
 	return meta;
 }
@@ -127,10 +127,10 @@ static int codeup_repo_record(struct json_object *it, const char *org, int show_
 {
 	struct prov_record r = {.kind = CODEUP_REPO, .kind_name = "repository"};
 	size_t ulen, wlen;
-	const char *url = provider_json_str(it, "httpUrlToRepo", &ulen);
-	const char *web = provider_json_str(it, "webUrl", &wlen);
-	const char *branch = provider_json_str(it, "defaultBranch", NULL);
-	const char *mtime = provider_json_str(it, "lastActivityAt", NULL);
+	const char *url = provjson_str(it, "httpUrlToRepo", &ulen);
+	const char *web = provjson_str(it, "webUrl", &wlen);
+	const char *branch = provjson_str(it, "defaultBranch", NULL);
+	const char *mtime = provjson_str(it, "lastActivityAt", NULL);
 	char idbuf[32];
 	const char *id = codeup_id(it, "id", idbuf, sizeof(idbuf));
 	const char *name = codeup_name(it, &r.name_len);
@@ -141,13 +141,13 @@ static int codeup_repo_record(struct json_object *it, const char *org, int show_
 	r.id = strdup(id);
 	r.name = provider_strndup(name, r.name_len);
 	r.meta = codeup_meta_json(it, show_secrets);
-	fail = provider_url(url, ulen, "httpUrlToRepo", id, show_secrets, &r.url) < 0 ||
-	       provider_url(web, wlen, NULL, id, show_secrets, &r.web_url) < 0;
+	fail = redact_url(url, ulen, "httpUrlToRepo", id, show_secrets, &r.url) < 0 ||
+	       redact_url(web, wlen, NULL, id, show_secrets, &r.web_url) < 0;
 	r.branch = codeup_dup(branch);
 	r.incomplete = !r.url || !r.branch; /* GetRepository has them */
 	r.scope = strdup(org);
-	r.ctime = provider_parse_time(provider_json_str(it, "createdAt", NULL));
-	r.mtime = provider_parse_time(mtime ? mtime : provider_json_str(it, "updatedAt", NULL));
+	r.ctime = provjson_time(provjson_str(it, "createdAt", NULL));
+	r.mtime = provjson_time(mtime ? mtime : provjson_str(it, "updatedAt", NULL));
 	if (fail || !r.id || !r.name || !r.meta || !r.scope || prov_page_add(out, &r) < 0) {
 		prov_record_free(&r);
 		return -ENOMEM;
@@ -170,7 +170,7 @@ static int path_depth(const char *p)
  * decides; without one, the namespaceId. */
 static int codeup_repo_in(struct json_object *it, const char *full, const char *gid)
 {
-	const char *pwn = provider_json_str(it, "pathWithNamespace", NULL);
+	const char *pwn = provjson_str(it, "pathWithNamespace", NULL);
 	const char *slash = pwn ? strrchr(pwn, '/') : NULL;
 	char buf[32];
 	const char *nsid;
@@ -190,7 +190,7 @@ int codeup_add_groups(struct json_object *arr, const struct codeup_dir *d, int t
 
 	for (size_t i = 0; r == 0 && i < json_object_array_length(arr); i++) {
 		struct json_object *it = json_object_array_get_idx(arr, i);
-		const char *full = provider_json_str(it, "fullPath", NULL);
+		const char *full = provjson_str(it, "fullPath", NULL);
 
 		/* "parentId empty" may answer every group the caller can see: keep the top. */
 		if (top && full && path_depth(full) != 1)
@@ -222,16 +222,16 @@ int codeup_add_orgs(struct json_object *arr, struct prov_page *out)
 
 	for (size_t i = 0; r == 0 && i < json_object_array_length(arr); i++) {
 		struct json_object *it = json_object_array_get_idx(arr, i);
-		const char *ctime = provider_json_str(it, "createdAt", NULL);
+		const char *ctime = provjson_str(it, "createdAt", NULL);
 		char idbuf[32];
 		const char *id = codeup_id(it, "id", idbuf, sizeof(idbuf));
 		size_t len;
-		const char *name = provider_json_str(it, "name", &len);
+		const char *name = provjson_str(it, "name", &len);
 
 		if (id)
-			r = provider_add_container(out, id, CODEUP_ORG, "organization",
-						   provider_parse_time(ctime),
-						   name && len ? name : NULL, len);
+			r = provscope_add_container(out, id, CODEUP_ORG, "organization",
+						    provjson_time(ctime), name && len ? name : NULL,
+						    len);
 	}
 	return r;
 }
@@ -254,10 +254,10 @@ int codeup_merge(struct prov_record *rec, struct json_object *got, int show_secr
 		return -ENOMEM;
 	json_object_object_foreach(got, key, val)
 		json_object_object_add(item, key, json_object_get(val));
-	meta = provider_meta_json(item, show_secrets);
-	url = provider_json_str(item, "httpUrlToRepo", &ulen);
-	branch = provider_json_str(item, "defaultBranch", NULL);
-	ru = provider_url(url, ulen, "httpUrlToRepo", rec->id, show_secrets, &nurl);
+	meta = redact_meta_json(item, show_secrets);
+	url = provjson_str(item, "httpUrlToRepo", &ulen);
+	branch = provjson_str(item, "defaultBranch", NULL);
+	ru = redact_url(url, ulen, "httpUrlToRepo", rec->id, show_secrets, &nurl);
 	nbranch = codeup_dup(branch);
 	if (meta && ru == 0 && (nbranch || !branch || !*branch)) {
 		free(rec->meta);
@@ -280,7 +280,7 @@ int codeup_merge(struct prov_record *rec, struct json_object *got, int show_secr
 int codeup_parse_namespaces(const char *body, size_t len, const char *org, int top,
 			    int show_secrets, struct prov_page *out)
 {
-	struct json_object *arr = provider_json_parse(body, len);
+	struct json_object *arr = provjson_parse(body, len);
 	struct codeup_dir d = {.org = org};
 	int r = -EIO;
 
@@ -292,7 +292,7 @@ int codeup_parse_namespaces(const char *body, size_t len, const char *org, int t
 
 int codeup_parse_organizations(const char *body, size_t len, struct prov_page *out)
 {
-	struct json_object *arr = provider_json_parse(body, len);
+	struct json_object *arr = provjson_parse(body, len);
 	int r = -EIO;
 
 	if (json_object_is_type(arr, json_type_array))
@@ -304,7 +304,7 @@ int codeup_parse_organizations(const char *body, size_t len, struct prov_page *o
 int codeup_parse_repositories(const char *body, size_t len, const char *org, const char *full,
 			      const char *gid, int show_secrets, struct prov_page *out)
 {
-	struct json_object *arr = provider_json_parse(body, len);
+	struct json_object *arr = provjson_parse(body, len);
 	int r = -EIO;
 
 	if (json_object_is_type(arr, json_type_array))

@@ -38,8 +38,8 @@ enum http_verdict pai_classify(const struct http_response *resp, void *ctx)
 		return HTTP_RETRY;
 	if (resp->status < 400)
 		return HTTP_DONE;
-	body = provider_json_parse(resp->body, resp->len);
-	code = provider_json_str(body, "Code", NULL);
+	body = provjson_parse(resp->body, resp->len);
+	code = provjson_str(body, "Code", NULL);
 	if (code && (!strncmp(code, "Throttling", 10) || !strncmp(code, "ServiceUnavailable", 18)))
 		v = HTTP_RETRY;
 	json_object_put(body);
@@ -65,8 +65,8 @@ static int pai_code_errno(long status, const char *code)
 
 int pai_classify_error(long status, const char *body, size_t len)
 {
-	struct json_object *o = provider_json_parse(body, len);
-	int r = pai_code_errno(status, provider_json_str(o, "Code", NULL));
+	struct json_object *o = provjson_parse(body, len);
+	int r = pai_code_errno(status, provjson_str(o, "Code", NULL));
 
 	json_object_put(o);
 	return r;
@@ -75,11 +75,11 @@ int pai_classify_error(long status, const char *body, size_t len)
 /* The one line a failed answer logs: call, status, code, request id; never a secret. */
 static void pai_log(const char *action, const struct http_response *resp, const char *why)
 {
-	struct json_object *body = provider_json_parse(resp->body, resp->len);
-	const char *rid = provider_json_str(body, "RequestId", NULL);
+	struct json_object *body = provjson_parse(resp->body, resp->len);
+	const char *rid = provjson_str(body, "RequestId", NULL);
 
-	provider_log_answer("pai", action, resp, provider_json_str(body, "Code", NULL),
-			    provider_json_str(body, "Message", NULL),
+	provider_log_answer("pai", action, resp, provjson_str(body, "Code", NULL),
+			    provjson_str(body, "Message", NULL),
 			    rid ? rid : http_resp_header(resp, "x-acs-request-id"), why);
 	json_object_put(body);
 }
@@ -106,26 +106,26 @@ static int pai_send(struct ws_provider *p, const char *action, const char *label
 static int pai_codesource_record(struct json_object *item, int show_secrets, struct prov_page *out)
 {
 	struct prov_record r = {.kind = PAI_CODESOURCE, .kind_name = "code_source"};
-	const char *id = provider_json_str(item, "CodeSourceId", NULL);
+	const char *id = provjson_str(item, "CodeSourceId", NULL);
 	size_t nlen, ulen;
-	const char *url = provider_json_str(item, "CodeRepo", &ulen);
-	const char *branch = provider_json_str(item, "CodeBranch", NULL);
+	const char *url = provjson_str(item, "CodeRepo", &ulen);
+	const char *branch = provjson_str(item, "CodeBranch", NULL);
 	const char *name;
 
 	if (!id || !*id)
 		return 0; /* nothing to name it by */
-	name = provider_json_str(item, "DisplayName", &nlen);
+	name = provjson_str(item, "DisplayName", &nlen);
 	if (!name)
 		name = id, nlen = strlen(id);
 	r.id = strdup(id);
 	r.name = provider_strndup(name, nlen);
 	r.name_len = nlen;
-	r.meta = provider_meta_json(item, show_secrets);
+	r.meta = redact_meta_json(item, show_secrets);
 	r.branch = branch && *branch ? strdup(branch) : NULL;
-	r.ctime = provider_parse_time(provider_json_str(item, "GmtCreateTime", NULL));
-	r.mtime = provider_parse_time(provider_json_str(item, "GmtModifyTime", NULL));
+	r.ctime = provjson_time(provjson_str(item, "GmtCreateTime", NULL));
+	r.mtime = provjson_time(provjson_str(item, "GmtModifyTime", NULL));
 	if (!r.id || !r.name || !r.meta || (branch && *branch && !r.branch) ||
-	    provider_url(url, ulen, "CodeRepo", id, show_secrets, &r.url) < 0 ||
+	    redact_url(url, ulen, "CodeRepo", id, show_secrets, &r.url) < 0 ||
 	    prov_page_add(out, &r) < 0) {
 		prov_record_free(&r);
 		return -ENOMEM;
@@ -136,8 +136,8 @@ static int pai_codesource_record(struct json_object *item, int show_secrets, str
 /* TotalCount, a number or (some gateways) a numeric string; -1 when absent or absurd. */
 static long pai_total(struct json_object *body)
 {
-	struct json_object *t = provider_json_get(body, "TotalCount", json_type_int);
-	const char *s = provider_json_str(body, "TotalCount", NULL);
+	struct json_object *t = provjson_get(body, "TotalCount", json_type_int);
+	const char *s = provjson_str(body, "TotalCount", NULL);
 	long long v = -1;
 	char *end;
 
@@ -160,13 +160,13 @@ static int pai_add_item(struct json_object *it, int workspaces, int show_secrets
 
 	if (!workspaces)
 		return pai_codesource_record(it, show_secrets, out);
-	id = provider_json_str(it, "WorkspaceId", NULL);
-	ctime = provider_json_str(it, "GmtCreateTime", NULL);
-	label = provider_json_str(it, "WorkspaceName", &len);
+	id = provjson_str(it, "WorkspaceId", NULL);
+	ctime = provjson_str(it, "GmtCreateTime", NULL);
+	label = provjson_str(it, "WorkspaceName", &len);
 	if (!id || !*id)
 		return 0;
-	return provider_add_container(out, id, PAI_WORKSPACE, "workspace",
-				      provider_parse_time(ctime), label && len ? label : NULL, len);
+	return provscope_add_container(out, id, PAI_WORKSPACE, "workspace", provjson_time(ctime),
+				       label && len ? label : NULL, len);
 }
 
 static int pai_parse_items(struct json_object *body, int workspaces, int show_secrets,
@@ -195,7 +195,7 @@ static int pai_parse_items(struct json_object *body, int workspaces, int show_se
 static int pai_parse(const char *body, size_t len, int workspaces, int show_secrets,
 		     struct prov_page *out)
 {
-	struct json_object *obj = provider_json_parse(body, len);
+	struct json_object *obj = provjson_parse(body, len);
 	int r = pai_parse_items(obj, workspaces, show_secrets, out);
 
 	json_object_put(obj);

@@ -30,9 +30,9 @@ static int volc_sign(struct http_request *req, void *ctx)
 
 static const char *volc_error_code(struct json_object *body)
 {
-	struct json_object *meta = provider_json_get(body, "ResponseMetadata", json_type_object);
+	struct json_object *meta = provjson_get(body, "ResponseMetadata", json_type_object);
 
-	return provider_json_str(provider_json_get(meta, "Error", json_type_object), "Code", NULL);
+	return provjson_str(provjson_get(meta, "Error", json_type_object), "Code", NULL);
 }
 
 enum http_verdict volc_classify(const struct http_response *resp, void *ctx)
@@ -46,7 +46,7 @@ enum http_verdict volc_classify(const struct http_response *resp, void *ctx)
 		return HTTP_RETRY;
 	if (resp->status < 400)
 		return HTTP_DONE;
-	body = provider_json_parse(resp->body, resp->len);
+	body = provjson_parse(resp->body, resp->len);
 	code = volc_error_code(body);
 	if (code && (!strcmp(code, "FlowLimitExceeded") || !strcmp(code, "InternalError") ||
 		     !strcmp(code, "ServiceUnavailable")))
@@ -68,7 +68,7 @@ static int volc_code_errno(long status, const char *code)
 
 int volc_classify_error(long status, const char *body, size_t len)
 {
-	struct json_object *o = provider_json_parse(body, len);
+	struct json_object *o = provjson_parse(body, len);
 	int r = volc_code_errno(status, volc_error_code(o));
 
 	json_object_put(o);
@@ -78,13 +78,13 @@ int volc_classify_error(long status, const char *body, size_t len)
 /* The one line a failed answer logs: call, status, code, request id; never a secret. */
 static void volc_log(const char *action, const struct http_response *resp, const char *why)
 {
-	struct json_object *body = provider_json_parse(resp->body, resp->len);
-	struct json_object *meta = provider_json_get(body, "ResponseMetadata", json_type_object);
-	struct json_object *err = provider_json_get(meta, "Error", json_type_object);
-	const char *rid = provider_json_str(meta, "RequestId", NULL);
+	struct json_object *body = provjson_parse(resp->body, resp->len);
+	struct json_object *meta = provjson_get(body, "ResponseMetadata", json_type_object);
+	struct json_object *err = provjson_get(meta, "Error", json_type_object);
+	const char *rid = provjson_str(meta, "RequestId", NULL);
 
-	provider_log_answer("volc", action, resp, provider_json_str(err, "Code", NULL),
-			    provider_json_str(err, "Message", NULL),
+	provider_log_answer("volc", action, resp, provjson_str(err, "Code", NULL),
+			    provjson_str(err, "Message", NULL),
 			    rid ? rid : http_resp_header(resp, "x-tt-logid"), why);
 	json_object_put(body);
 }
@@ -120,26 +120,25 @@ static int volc_send(struct ws_provider *v, const char *action, const char *labe
 static int volc_resource_record(struct json_object *item, int show_secrets, struct prov_page *out)
 {
 	struct prov_record r = {.kind = VOLC_RESOURCE, .kind_name = "code_source"};
-	struct json_object *conf = provider_json_get(item, "Configuration", json_type_object);
+	struct json_object *conf = provjson_get(item, "Configuration", json_type_object);
 	size_t nlen, ulen;
-	const char *url =
-	    provider_json_str(provider_json_get(conf, "Git", json_type_object), "Url", &ulen);
-	const char *id = provider_json_str(item, "Id", NULL);
+	const char *url = provjson_str(provjson_get(conf, "Git", json_type_object), "Url", &ulen);
+	const char *id = provjson_str(item, "Id", NULL);
 	const char *name;
 
 	if (!id || !*id)
 		return 0;
-	name = provider_json_str(item, "Name", &nlen);
+	name = provjson_str(item, "Name", &nlen);
 	if (!name)
 		name = id, nlen = strlen(id);
 	r.id = strdup(id);
 	r.name = provider_strndup(name, nlen);
 	r.name_len = nlen;
-	r.meta = provider_meta_json(item, show_secrets);
-	r.ctime = provider_parse_time(provider_json_str(item, "CreateTime", NULL));
-	r.mtime = provider_parse_time(provider_json_str(item, "UpdateTime", NULL));
+	r.meta = redact_meta_json(item, show_secrets);
+	r.ctime = provjson_time(provjson_str(item, "CreateTime", NULL));
+	r.mtime = provjson_time(provjson_str(item, "UpdateTime", NULL));
 	if (!r.id || !r.name || !r.meta ||
-	    provider_url(url, ulen, "Configuration.Git.Url", id, show_secrets, &r.url) < 0 ||
+	    redact_url(url, ulen, "Configuration.Git.Url", id, show_secrets, &r.url) < 0 ||
 	    prov_page_add(out, &r) < 0) {
 		prov_record_free(&r);
 		return -ENOMEM;
@@ -149,20 +148,20 @@ static int volc_resource_record(struct json_object *item, int show_secrets, stru
 
 static int volc_workspace_record(struct json_object *item, struct prov_page *out)
 {
-	const char *id = provider_json_str(item, "Id", NULL);
-	const char *ctime = provider_json_str(item, "CreateTime", NULL);
+	const char *id = provjson_str(item, "Id", NULL);
+	const char *ctime = provjson_str(item, "CreateTime", NULL);
 	size_t len;
-	const char *label = provider_json_str(item, "Name", &len);
+	const char *label = provjson_str(item, "Name", &len);
 
 	if (!id || !*id)
 		return 0;
-	return provider_add_container(out, id, VOLC_WORKSPACE, "workspace",
-				      provider_parse_time(ctime), label && len ? label : NULL, len);
+	return provscope_add_container(out, id, VOLC_WORKSPACE, "workspace", provjson_time(ctime),
+				       label && len ? label : NULL, len);
 }
 
 static long volc_total(struct json_object *result)
 {
-	struct json_object *t = provider_json_get(result, "TotalCount", json_type_int);
+	struct json_object *t = provjson_get(result, "TotalCount", json_type_int);
 	int64_t v = t ? json_object_get_int64(t) : -1;
 
 	return v < 0 || v > LONG_MAX ? -1 : (long)v;
@@ -199,14 +198,14 @@ static int volc_parse_answer(struct json_object *obj, int workspaces, int show_s
 {
 	if (volc_error_code(obj))
 		return -EIO;
-	return volc_parse_result(provider_json_get(obj, "Result", json_type_object), workspaces,
+	return volc_parse_result(provjson_get(obj, "Result", json_type_object), workspaces,
 				 show_secrets, out);
 }
 
 static int volc_parse(const char *body, size_t len, int workspaces, int show_secrets,
 		      struct prov_page *out)
 {
-	struct json_object *obj = provider_json_parse(body, len);
+	struct json_object *obj = provjson_parse(body, len);
 	int r = volc_parse_answer(obj, workspaces, show_secrets, out);
 
 	json_object_put(obj);
@@ -257,7 +256,7 @@ static struct json_object *volc_payload(const char *ws, const char *name, struct
 static int volc_answer(const char *action, const struct http_response *resp, int workspaces,
 		       int show_secrets, struct prov_page *out)
 {
-	struct json_object *obj = provider_json_parse(resp->body, resp->len);
+	struct json_object *obj = provjson_parse(resp->body, resp->len);
 	const char *code = volc_error_code(obj);
 	int r;
 
@@ -265,8 +264,8 @@ static int volc_answer(const char *action, const struct http_response *resp, int
 		volc_log(action, resp, NULL);
 		r = volc_code_errno(resp->status, code);
 	} else {
-		r = volc_parse_result(provider_json_get(obj, "Result", json_type_object),
-				      workspaces, show_secrets, out);
+		r = volc_parse_result(provjson_get(obj, "Result", json_type_object), workspaces,
+				      show_secrets, out);
 		if (r == -EIO)
 			volc_log(action, resp, "the answer is not the expected JSON");
 	}

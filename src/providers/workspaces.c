@@ -33,10 +33,9 @@ static int ws_check(struct provider *base, char *why, size_t whylen)
 	else
 		r = ws_workspaces_of(base, w->c.scopes, w->c.nscopes, &pg);
 	if (r == 0)
-		r = provider_confirm_scopes(w->c.scopes, w->c.nscopes, &pg, "workspace", why,
-					    whylen);
+		r = provscope_confirm(w->c.scopes, w->c.nscopes, &pg, "workspace", why, whylen);
 	if (r == 0 && w->c.nscopes)
-		provider_seed_keep(&w->c, &pg); /* their names, for the root's first listing */
+		provscope_seed_keep(&w->c, &pg); /* their names, for the root's first listing */
 	prov_page_free(&pg);
 	return r;
 }
@@ -49,8 +48,8 @@ static int ws_list_page(struct provider *base, const struct prov_record *dir, lo
 	if (dir || !w->c.nscopes)
 		return w->cloud->fetch(w, dir ? dir->id : NULL, NULL, NULL, 0, page,
 				       w->cloud->page_size, out);
-	return provider_named_scopes(base, &w->c, w->cloud->workspace_kind, "workspace",
-				     ws_workspaces_of, out);
+	return provscope_named(base, &w->c, w->cloud->workspace_kind, "workspace", ws_workspaces_of,
+			       out);
 }
 
 static int ws_filter_page(struct provider *base, const struct prov_record *ws, const char *term,
@@ -73,7 +72,7 @@ static int ws_lookup(struct provider *base, const struct prov_record *dir, const
 
 static void ws_flush(struct provider *base)
 {
-	provider_seed_drop(&((struct ws_provider *)base)->c);
+	provscope_seed_drop(&((struct ws_provider *)base)->c);
 }
 
 static void ws_destroy(struct provider *base)

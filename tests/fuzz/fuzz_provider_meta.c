@@ -21,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(s, data, size);
 	s[size] = '\0';
-	provider_parse_time(s);
+	provjson_time(s);
 	free(s);
 
 	/* json-c's own depth limit (32 by default) bounds the redaction walk's recursion. */
@@ -33,9 +33,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	json_tokener_free(tok);
 	if (!obj)
 		return 0;
-	m = provider_meta_json(obj, 0);
+	m = redact_meta_json(obj, 0);
 	free(m);
-	m = provider_meta_json(obj, 1);
+	m = redact_meta_json(obj, 1);
 	free(m);
 	json_object_put(obj);
 	return 0;

@@ -87,7 +87,7 @@ static void test_meta_redacts_at_any_depth(void **state)
 	    "\"a_very_long_key_name_padding_padding_padding_padding_padding_padding_padding_"
 	    "padding_padding_padding_padding_padding_padding_padding_token\":\"s6\"}";
 	struct json_object *o = json_tokener_parse(src);
-	char *orig = strdup(json_object_to_json_string(o)), *m = provider_meta_json(o, 0);
+	char *orig = strdup(json_object_to_json_string(o)), *m = redact_meta_json(o, 0);
 
 	(void)state;
 	assert_non_null(m);
@@ -120,7 +120,7 @@ static void test_meta_near_misses_are_kept(void **state)
 	struct json_object *o = json_tokener_parse(
 	    "{\"Tokamak\":\"v1\",\"passive\":\"v2\",\"SECRE\":\"v3\",\"accessKe\":\"v4\","
 	    "\"CodeRepoAccessToken\":\"\",\"n\":[{\"creden\":\"v5\"}]}");
-	char *m = provider_meta_json(o, 0);
+	char *m = redact_meta_json(o, 0);
 
 	(void)state;
 	assert_non_null(m);
@@ -136,7 +136,7 @@ static void test_meta_show_secrets(void **state)
 {
 	struct json_object *o =
 	    json_tokener_parse("{\"n\":{\"Password\":\"s2\"},\"Token\":\"s1\"}");
-	char *m = provider_meta_json(o, 1);
+	char *m = redact_meta_json(o, 1);
 
 	(void)state;
 	assert_non_null(strstr(m, "\"s1\""));
@@ -144,7 +144,7 @@ static void test_meta_show_secrets(void **state)
 	assert_null(strstr(m, "******"));
 	free_meta(m);
 	json_object_put(o);
-	assert_null(provider_meta_json(NULL, 0));
+	assert_null(redact_meta_json(NULL, 0));
 }
 
 /* Keys are compared with case, '_' and '-' ignored, against the documented words. */
@@ -157,7 +157,7 @@ static void test_meta_normalised_keys(void **state)
 	    "\"session-cookie\":\"s9\",\"PassPhrase\":\"s10\",\"pass_word\":\"s11\","
 	    "\"passive\":\"k1\",\"Passage\":\"k2\",\"author\":\"k3\",\"keyboard\":\"k4\","
 	    "\"api\":\"k5\",\"private\":\"k6\"}");
-	char *m = provider_meta_json(o, 0);
+	char *m = redact_meta_json(o, 0);
 	char want[64];
 
 	(void)state;
@@ -187,7 +187,7 @@ static void test_meta_url_passwords(void **state)
 	    "\"mail\":\"a:b@c.d\",\"web\":\"https://h/p?x=u:v@w\",\"plain\":\"https://u@h/x\"}");
 	/* Taken before: the redaction must leave the caller's strings where they are. */
 	const char *repo = json_object_get_string(json_object_object_get(o, "CodeRepo"));
-	char *m = provider_meta_json(o, 0), *shown;
+	char *m = redact_meta_json(o, 0), *shown;
 
 	(void)state;
 	assert_non_null(m);
@@ -203,7 +203,7 @@ static void test_meta_url_passwords(void **state)
 	assert_non_null(strstr(m, "\"https://h/p?x=u:v@w\"")); /* '@' past the host */
 	assert_non_null(strstr(m, "\"https://u@h/x\""));
 	free_meta(m);
-	shown = provider_meta_json(o, 1);
+	shown = redact_meta_json(o, 1);
 	assert_non_null(strstr(shown, "ghp_s1"));
 	free_meta(shown);
 	/* The caller's value is untouched. */
@@ -220,7 +220,7 @@ static void test_json_nul_in_keys(void **state)
 	    "{\"x\\u0000token\":\"s1\",\"Password\\u0000\":\"s2\",\"x\":\"kept\","
 	    "\"v\":\"a\\u0000b\",\"t\":\"\\\\u0000\",\"m\":\"\\ufdd0\","
 	    "\"n\":[{\"k\\u0000\":1,\"ok\":\"\\u0000\"}]}";
-	struct json_object *o = provider_json_parse(body, strlen(body)), *v;
+	struct json_object *o = provjson_parse(body, strlen(body)), *v;
 	char *m;
 
 	(void)state;
@@ -236,7 +236,7 @@ static void test_json_nul_in_keys(void **state)
 	v = json_object_array_get_idx(json_object_object_get(o, "n"), 0);
 	assert_int_equal(json_object_object_length(v), 1);
 	assert_int_equal(json_object_get_string_len(json_object_object_get(v, "ok")), 1);
-	m = provider_meta_json(o, 0);
+	m = redact_meta_json(o, 0);
 	assert_null(strstr(m, "s1"));
 	assert_null(strstr(m, "s2"));
 	free_meta(m);
@@ -250,7 +250,7 @@ static void check_url(const char *s, size_t len, int show, const char *want)
 {
 	char *out = (char *)"unset";
 
-	assert_int_equal(provider_url(s, len, "CodeRepo", "id-1", show, &out), 0);
+	assert_int_equal(redact_url(s, len, "CodeRepo", "id-1", show, &out), 0);
 	if (!want)
 		assert_null(out);
 	else
@@ -307,6 +307,25 @@ static void test_pai_unusable_urls(void **state)
 
 static void test_times(void **state)
 {
+	static const struct {
+		const char *s;
+		int64_t t;
+	} good[] = {
+	    {"2021-01-18T12:52:15Z", 1610974335},
+	    {"2021-01-18T12:52:15", 1610974335},
+	    {"2021-01-18T20:52:15+08:00", 1610974335},
+	    {"2021-01-18T20:52:15+0800", 1610974335},
+	    {"2021-01-18T07:22:15-05:30", 1610974335},
+	    {"2021-01-18T12:52:15.123456Z", 1610974335},
+	    {"2023-04-28T11:54:24+08:00", 1682654064},
+	    {"2024-01-01T00:00:00.000+08:00", 1704038400},
+	    /* Past the zero-padded form every cloud writes, strptime's rules: fewer digits, a
+	     * leap second, a day the month lacks (it rolls over). */
+	    {"2021-1-18T12:52:15Z", 1610974335},
+	    {"2021-01-18T2:2:5Z", 1610935325},
+	    {"2021-01-18T12:52:60Z", 1610974380},
+	    {"2021-02-29T00:00:00Z", 1614556800},
+	};
 	static const char *const bad[] = {
 	    "yesterday",
 	    "",
@@ -333,23 +352,11 @@ static void test_times(void **state)
 	};
 
 	(void)state;
-	assert_int_equal(provider_parse_time("2021-01-18T12:52:15Z"), 1610974335);
-	assert_int_equal(provider_parse_time("2021-01-18T12:52:15"), 1610974335);
-	assert_int_equal(provider_parse_time("2021-01-18T20:52:15+08:00"), 1610974335);
-	assert_int_equal(provider_parse_time("2021-01-18T20:52:15+0800"), 1610974335);
-	assert_int_equal(provider_parse_time("2021-01-18T07:22:15-05:30"), 1610974335);
-	assert_int_equal(provider_parse_time("2021-01-18T12:52:15.123456Z"), 1610974335);
-	assert_int_equal(provider_parse_time("2023-04-28T11:54:24+08:00"), 1682654064);
-	assert_int_equal(provider_parse_time("2024-01-01T00:00:00.000+08:00"), 1704038400);
-	/* Past the zero-padded form every cloud writes, strptime's rules: fewer digits, a
-	 * leap second, a day the month lacks (it rolls over). */
-	assert_int_equal(provider_parse_time("2021-1-18T12:52:15Z"), 1610974335);
-	assert_int_equal(provider_parse_time("2021-01-18T2:2:5Z"), 1610935325);
-	assert_int_equal(provider_parse_time("2021-01-18T12:52:60Z"), 1610974380);
-	assert_int_equal(provider_parse_time("2021-02-29T00:00:00Z"), 1614556800);
+	for (size_t i = 0; i < LEN(good); i++)
+		assert_int_equal(provjson_time(good[i].s), good[i].t);
 	for (size_t i = 0; i < LEN(bad); i++)
-		assert_int_equal(provider_parse_time(bad[i]), 0);
-	assert_int_equal(provider_parse_time(NULL), 0);
+		assert_int_equal(provjson_time(bad[i]), 0);
+	assert_int_equal(provjson_time(NULL), 0);
 }
 
 /* n fake records added to pg, then provider_page_done as a provider calls it. */
@@ -417,14 +424,14 @@ static void test_json_parse(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < LEN(bad); i++)
-		assert_null(provider_json_parse(bad[i], strlen(bad[i])));
-	o = provider_json_parse("{\"a\":1} \n", 9);
+		assert_null(provjson_parse(bad[i], strlen(bad[i])));
+	o = provjson_parse("{\"a\":1} \n", 9);
 	assert_true(json_object_is_type(o, json_type_object));
 	json_object_put(o);
-	o = provider_json_parse("{\"a\":1}garbage", 7); /* len bounds what is read */
+	o = provjson_parse("{\"a\":1}garbage", 7); /* len bounds what is read */
 	assert_non_null(o);
 	json_object_put(o);
-	assert_null(provider_json_parse(NULL, 0));
+	assert_null(provjson_parse(NULL, 0));
 }
 
 static void test_pai_parse(void **state)
@@ -896,16 +903,16 @@ static void test_codeup_organizations(void **state)
 
 static int ids_calls;
 
-/* provider_ids_fn: what a cloud answers for configured ids b, c and an unknown one. */
+/* provscope_ids_fn: what a cloud answers for configured ids b, c and an unknown one. */
 static int ids_found(struct provider *p, char *const *ids, size_t n, struct prov_page *found)
 {
 	(void)p;
 	ids_calls++;
 	assert_int_equal(n, 3);
 	assert_string_equal(ids[1], "b");
-	assert_int_equal(provider_add_container(found, "x", 1, "workspace", 5, "ex", 2), 0);
-	assert_int_equal(provider_add_container(found, "b", 1, "workspace", 7, "bee", 3), 0);
-	assert_int_equal(provider_add_container(found, "c", 1, "workspace", 9, NULL, 0), 0);
+	assert_int_equal(provscope_add_container(found, "x", 1, "workspace", 5, "ex", 2), 0);
+	assert_int_equal(provscope_add_container(found, "b", 1, "workspace", 7, "bee", 3), 0);
+	assert_int_equal(provscope_add_container(found, "c", 1, "workspace", 9, NULL, 0), 0);
 	return 0;
 }
 
@@ -913,7 +920,7 @@ static int ids_fail(struct provider *p, char *const *ids, size_t n, struct prov_
 {
 	(void)p, (void)ids, (void)n;
 	ids_calls++;
-	assert_int_equal(provider_add_container(found, "a", 1, "workspace", 5, "half", 4), 0);
+	assert_int_equal(provscope_add_container(found, "a", 1, "workspace", 5, "half", 4), 0);
 	return -EIO;
 }
 
@@ -945,7 +952,7 @@ static void test_named_scopes(void **state)
 
 	(void)state;
 	ids_calls = 0;
-	assert_int_equal(provider_named_scopes(NULL, &c, 2, "workspace", ids_found, &pg), 0);
+	assert_int_equal(provscope_named(NULL, &c, 2, "workspace", ids_found, &pg), 0);
 	assert_int_equal(ids_calls, 1);
 	assert_int_equal(pg.n, 3);
 	assert_true(pg.last);
@@ -957,39 +964,38 @@ static void test_named_scopes(void **state)
 	assert_int_equal(pg.recs[1].kind, 2);
 	assert_null(pg.recs[2].label);
 	prov_page_free(&pg);
-	assert_int_equal(provider_named_scopes(NULL, &c, 2, "workspace", ids_fail, &pg), 0);
+	assert_int_equal(provscope_named(NULL, &c, 2, "workspace", ids_fail, &pg), 0);
 	assert_int_equal(pg.n, 3);
 	assert_string_equal(pg.recs[0].label, "half");
 	assert_null(pg.recs[1].label);
 	prov_page_free(&pg);
-	assert_int_equal(provider_named_scopes(NULL, &c, 2, "workspace", ids_stopped, &pg),
-			 -ECANCELED);
+	assert_int_equal(provscope_named(NULL, &c, 2, "workspace", ids_stopped, &pg), -ECANCELED);
 	prov_page_free(&pg);
 
 	seed_clock = 1000;
 	clock_set_test(seed_now);
 	ids_calls = 0;
-	assert_int_equal(provider_add_container(&seed, "c", 1, "workspace", 3, "sea", 3), 0);
-	provider_seed_keep(&c, &seed);
+	assert_int_equal(provscope_add_container(&seed, "c", 1, "workspace", 3, "sea", 3), 0);
+	provscope_seed_keep(&c, &seed);
 	assert_int_equal(seed.n, 0); /* taken */
 	seed_clock += 59;
-	assert_int_equal(provider_named_scopes(NULL, &c, 2, "workspace", ids_fail, &pg), 0);
+	assert_int_equal(provscope_named(NULL, &c, 2, "workspace", ids_fail, &pg), 0);
 	assert_int_equal(ids_calls, 0);
 	assert_string_equal(pg.recs[2].label, "sea");
 	prov_page_free(&pg);
-	assert_int_equal(provider_named_scopes(NULL, &c, 2, "workspace", ids_found, &pg), 0);
+	assert_int_equal(provscope_named(NULL, &c, 2, "workspace", ids_found, &pg), 0);
 	assert_int_equal(ids_calls, 1); /* used once */
 	prov_page_free(&pg);
-	assert_int_equal(provider_add_container(&seed, "c", 1, "workspace", 3, "sea", 3), 0);
-	provider_seed_keep(&c, &seed);
+	assert_int_equal(provscope_add_container(&seed, "c", 1, "workspace", 3, "sea", 3), 0);
+	provscope_seed_keep(&c, &seed);
 	seed_clock += 60; /* older than a listing may be */
-	assert_int_equal(provider_named_scopes(NULL, &c, 2, "workspace", ids_found, &pg), 0);
+	assert_int_equal(provscope_named(NULL, &c, 2, "workspace", ids_found, &pg), 0);
 	assert_int_equal(ids_calls, 2);
 	assert_null(pg.recs[2].label);
 	prov_page_free(&pg);
-	assert_int_equal(provider_add_container(&seed, "c", 1, "workspace", 3, "sea", 3), 0);
-	provider_seed_keep(&c, &seed);
-	provider_seed_drop(&c); /* SIGHUP */
+	assert_int_equal(provscope_add_container(&seed, "c", 1, "workspace", 3, "sea", 3), 0);
+	provscope_seed_keep(&c, &seed);
+	provscope_seed_drop(&c); /* SIGHUP */
 	assert_null(c.seed);
 	clock_set_test(NULL);
 }
@@ -1030,23 +1036,22 @@ static void test_confirm_scopes(void **state)
 	char why[256];
 
 	(void)state;
-	assert_int_equal(provider_add_container(&pg, "1002", 1, "workspace", 0, NULL, 0), 0);
-	assert_int_equal(provider_add_container(&pg, "1001", 1, "workspace", 0, NULL, 0), 0);
-	assert_int_equal(provider_confirm_scopes(scopes, 1, &pg, "workspace", why, sizeof(why)), 0);
-	assert_int_equal(provider_confirm_scopes(scopes, 3, &pg, "workspace", why, sizeof(why)),
-			 -ENOENT);
+	assert_int_equal(provscope_add_container(&pg, "1002", 1, "workspace", 0, NULL, 0), 0);
+	assert_int_equal(provscope_add_container(&pg, "1001", 1, "workspace", 0, NULL, 0), 0);
+	assert_int_equal(provscope_confirm(scopes, 1, &pg, "workspace", why, sizeof(why)), 0);
+	assert_int_equal(provscope_confirm(scopes, 3, &pg, "workspace", why, sizeof(why)), -ENOENT);
 	assert_string_equal(why, "workspace 9999 not found: no such id, or these credentials "
 				 "cannot see it");
-	assert_int_equal(provider_confirm_scopes(scopes, 4, &pg, "organization", why, sizeof(why)),
+	assert_int_equal(provscope_confirm(scopes, 4, &pg, "organization", why, sizeof(why)),
 			 -ENOENT);
 	assert_string_equal(why, "organizations 9999, 777 not found: no such ids, or these "
 				 "credentials cannot see them");
-	assert_int_equal(provider_confirm_scopes(scopes, 4, &pg, "workspace", NULL, 0), -ENOENT);
-	assert_int_equal(provider_confirm_scopes(scopes, 0, &pg, "workspace", why, sizeof(why)), 0);
+	assert_int_equal(provscope_confirm(scopes, 4, &pg, "workspace", NULL, 0), -ENOENT);
+	assert_int_equal(provscope_confirm(scopes, 0, &pg, "workspace", why, sizeof(why)), 0);
 	prov_page_free(&pg);
 	/* An id "99" is not found by a record "999" nor the other way round. */
-	assert_int_equal(provider_add_container(&pg, "99999", 1, "workspace", 0, NULL, 0), 0);
-	assert_int_equal(provider_confirm_scopes(scopes + 1, 1, &pg, "workspace", why, sizeof(why)),
+	assert_int_equal(provscope_add_container(&pg, "99999", 1, "workspace", 0, NULL, 0), 0);
+	assert_int_equal(provscope_confirm(scopes + 1, 1, &pg, "workspace", why, sizeof(why)),
 			 -ENOENT);
 	prov_page_free(&pg);
 }
@@ -1110,7 +1115,7 @@ static void test_page_grows(void **state)
 	prov_page_free(&pg);
 	assert_int_equal(pg.n, 0);
 	assert_null(pg.recs);
-	assert_int_equal(provider_scopes_page((char *[]){"a", "b"}, 2, 3, "workspace", &pg), 0);
+	assert_int_equal(provscope_page((char *[]){"a", "b"}, 2, 3, "workspace", &pg), 0);
 	assert_int_equal(pg.n, 2);
 	assert_true(pg.last);
 	assert_int_equal(pg.total, 2);
