@@ -270,16 +270,14 @@ static int node_list(struct tree *t, struct node *n)
 	return never ? tree_load_first(t, n) : tree_load(t, n);
 }
 
-/* What a reader at offset off reads from: the listing the offset carries, which it keeps
- * to the end of its read whatever dir_ttl says (one read, one listing, every entry that
- * stood throughout given once). A reader at the start, or on a listing no longer kept,
- * gets the current one, fresh. */
+/* What a reader at offset off of directory n reads from: the listing the offset carries,
+ * which it keeps to the end of its read whatever dir_ttl says (one read, one listing, every
+ * entry that stood throughout given once). A reader at the start, or on a listing no longer
+ * kept, gets the current one, fresh. */
 static int reader_prepare(struct tree *t, struct node *n, off_t off)
 {
 	int kept;
 
-	if (!is_container(t, n))
-		return node_complete(t, n);
 	if (!n->prov)
 		return 0; /* the root lists its providers for good */
 	pthread_mutex_lock(&t->lock);
@@ -390,9 +388,10 @@ int tree_readdir(struct tree *t, uint64_t ino, off_t off, int plus, tree_fill_fn
 	uint64_t gen = 0;
 	int full, more, r = file ? -ENOTDIR : 0;
 
-	if (r == 0)
+	if (r == 0 && is_container(t, n))
 		r = reader_prepare(t, n, off);
-	if (r == 0 && n->prov && is_container(t, n))
+	/* A code source is read as a directory of its files, which a record may complete. */
+	if (r == 0 && n->prov)
 		r = node_complete(t, n);
 	if (r < 0)
 		goto out;
