@@ -13,7 +13,7 @@
  *   tree_refresh.c one directory listed again on demand, and what that changed
  *   tree_listing.c a directory's listings as readers were given them (frozen order and
  *                  names, readdir offsets that carry the listing's generation), and the
- *                  one block a listing's records are packed into
+ *                  blocks a listing's records are packed into, one a page
  *
  * Lock rules.
  *
@@ -45,11 +45,13 @@
  *   even after a refresh or a look-up replaced the children, and no entry it gives can be
  *   freed under it. A listing goes when its directory is freed, or once superseded and
  *   unread for a while (listing_prune); nobody keeps a pointer to one across an unlock.
- * - A node's record either owns its strings (block NULL) or points into a listing's
- *   record block, on which it then holds one of the block's refs (changed under t->lock).
- *   A node that leaves its parent's children but lives on, or keeps its record through a
- *   refresh, takes the record out of the block (node_rec_own): a block is freed whole once
- *   the listing after the one that filled it is installed.
+ * - A node's record either owns its strings (block NULL) or points into a record block
+ *   (one a page of a listing), on which it then holds one of the block's refs (changed
+ *   under t->lock). A node that leaves its parent's children but lives on, or keeps its
+ *   record through a refresh, takes the record out of the block (node_rec_own): a block is
+ *   freed whole once the listing after the one that filled it is installed. The pager
+ *   packs each page as it comes, on its own threads, and holds the only references to
+ *   its blocks until they are installed: those it changes without t->lock.
  * - An inode number is turned into its node without the lock: the caller (the kernel)
  *   holds a lookup on it, so it is alive.
  * - The watch is called with t->lock held, so the order is tree lock, then the watch's
@@ -172,12 +174,22 @@ struct listing {
 	uint64_t used_at; /* t->reads when last read */
 };
 
-/* The strings of one listing's records in one allocation, so that a refresh frees the
- * last one's in one piece (a heap of many small strings freed in between fragments). */
+/* The strings of one page's records in one allocation, so that a refresh frees the last
+ * listing's in few pieces (a heap of many small strings freed in between fragments). */
 struct recblock {
-	uint64_t refs; /* the nodes whose record points into it, and its packer's */
+	uint64_t refs; /* the nodes whose record points into it, and its packers' */
 	size_t size;
 	char data[];
+};
+
+/* A listing fetched, to be installed: its records, the block each one's strings live in
+ * (of[i]; NULL: its own), and one reference on each of those blocks. */
+struct fetched {
+	struct prov_page all;
+	struct recblock **of;
+	struct recblock **blocks;
+	size_t nblocks;
+	size_t bytes; /* the blocks' sizes */
 };
 
 /* The files a node may serve besides its children, in inode-number order. */
@@ -191,8 +203,10 @@ struct node *node_new(struct tree *t, const char *name, struct provider *prov);
 struct node *node_new_child(struct tree *t, const struct node *dir, const char *name);
 /* Leave out of pg, a listing or a look-up's candidates in dir, every directory that would
  * list children of its own when dir is TREE_MAX_DEPTH levels deep; logged once a
- * directory (by id, whatever node stands for it). Lock held. */
-void node_depth_trim(struct tree *t, const struct node *dir, struct prov_page *pg);
+ * directory (by id, whatever node stands for it). of (NULL: none) holds the block of each
+ * record's strings, kept in step. Lock held. */
+void node_depth_trim(struct tree *t, const struct node *dir, struct prov_page *pg,
+		     struct recblock **of);
 /* Free what n owns, its listings without their references (tree_free); its children
  * table must be empty or cleared. */
 void node_free(struct node *n);
@@ -261,12 +275,13 @@ void tree_watch_inode(const struct tree *t, uint64_t ino);
 
 /* ---- tree_pager.c: the only file that calls a provider ---- */
 
-/* The whole listing of dir (NULL: the provider's root) into all, one record per id, with
- * up to parallel requests in flight; fetched again (bounded) while entries moved; within
- * the bounds of docs/design.md §4, else -EIO; no page is asked for once *quit is set.
- * *first, when set, is page 1, taken. 0 or -errno. */
+/* The whole listing of dir (NULL: the provider's root) into out, one record per id, each
+ * page's strings packed into a block as it comes (off the reader's path), with up to
+ * parallel requests in flight; fetched again (bounded) while entries moved; within the
+ * bounds of docs/design.md §4, else -EIO; no page is asked for once *quit is set. *first,
+ * when set, is page 1, taken. 0 or -errno; out is fetched_free'd either way. */
 int pager_listing(struct provider *p, const struct prov_record *dir, int parallel,
-		  const atomic_int *quit, struct prov_page **first, struct prov_page *all);
+		  const atomic_int *quit, struct prov_page **first, struct fetched *out);
 /* Page 1 of dir into uniq, one record per id (total, page_size and last as the page
  * said); *keep, unless it is the last, a copy of the page as it came for pager_listing. */
 int pager_first(struct provider *p, const struct prov_record *dir, struct prov_page *uniq,
@@ -357,8 +372,14 @@ void recblock_ref(struct recblock *b);
 /* One reference to b given back; the last frees it. Lock held. */
 void recblock_unref(struct recblock *b);
 /* The packer is done with b: the records of pg it filled and nobody took are cleared (their
- * strings are b's), and its reference goes. Lock held. */
+ * strings are b's), and its reference goes. Lock held, unless no node took b yet. */
 void recblock_done(struct recblock *b, struct prov_page *pg);
+/* pg, whose records are all in b, as a fetched listing: f takes the records and b's
+ * reference. 0 or -ENOMEM (nothing taken). */
+int fetched_from_page(struct fetched *f, struct prov_page *pg, struct recblock *b);
+/* Free f: the records left in blocks cleared, the others freed, the blocks' references
+ * given back. Lock held, unless no node took its blocks. */
+void fetched_free(struct fetched *f);
 
 /* ---- tree_lookup.c ---- */
 

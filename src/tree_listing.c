@@ -304,3 +304,37 @@ void recblock_done(struct recblock *b, struct prov_page *pg)
 		memset(&pg->recs[i], 0, sizeof(pg->recs[i]));
 	recblock_unref(b);
 }
+
+int fetched_from_page(struct fetched *f, struct prov_page *pg, struct recblock *b)
+{
+	f->of = calloc(pg->n ? pg->n : 1, sizeof(*f->of));
+	f->blocks = calloc(1, sizeof(*f->blocks));
+	if (!f->of || !f->blocks) {
+		free(f->of);
+		free(f->blocks);
+		f->of = f->blocks = NULL;
+		return -ENOMEM;
+	}
+	for (size_t i = 0; b && i < pg->n; i++)
+		f->of[i] = b;
+	f->blocks[0] = b;
+	f->nblocks = b != NULL;
+	f->bytes = b ? b->size : 0;
+	f->all = *pg;
+	memset(pg, 0, sizeof(*pg));
+	return 0;
+}
+
+void fetched_free(struct fetched *f)
+{
+	for (size_t i = 0; f->of && i < f->all.n; i++)
+		if (f->of[i])
+			memset(&f->all.recs[i], 0, sizeof(f->all.recs[i]));
+	prov_page_free(&f->all);
+	for (size_t i = 0; i < f->nblocks; i++)
+		if (f->blocks[i])
+			recblock_unref(f->blocks[i]);
+	free(f->of);
+	free(f->blocks);
+	memset(f, 0, sizeof(*f));
+}

@@ -142,7 +142,7 @@ static int seek(struct tree *t, struct node *dir, const char *name, const char *
 	if (r < 0)
 		goto out;
 	pthread_mutex_lock(&t->lock);
-	node_depth_trim(t, dir, &pg); /* as a listing of dir would be */
+	node_depth_trim(t, dir, &pg, NULL); /* as a listing of dir would be */
 	pthread_mutex_unlock(&t->lock);
 	r = seek_pick(&pg, name, reserved, &pick);
 	if (r < 0)

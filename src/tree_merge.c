@@ -76,13 +76,13 @@ void node_take_record(struct tree *t, struct node *n, struct prov_record *rec,
 	node_set_record(n, rec, block);
 }
 
-/* A fresh listing being installed: its records (strings in block, or their own), names
+/* A fresh listing being installed: its records (strings in of[i], or their own), names
  * and the names of the links beside them (NULL where a record has none), the children it
  * replaces (by id; the links apart, as they share their target's id), and the listing
  * readers will be given. */
 struct install {
 	struct prov_page *all;
-	struct recblock *block;
+	struct recblock **of;
 	struct names_entry *ne;
 	char **links;
 	struct byid *old, *old_links;
@@ -125,7 +125,7 @@ static int install_child(struct tree *t, struct node *dir, struct install *in, s
 
 	if (!c)
 		return -ENOMEM;
-	node_take_record(t, c, rec, in->block);
+	node_take_record(t, c, rec, in->of[i]);
 	HASH_ADD_KEYPTR(hh, dir->children, c->name, strlen(c->name), c);
 	listing_add(in->l, c, c->name);
 	return 0;
@@ -291,7 +291,7 @@ static int link_names(const struct node *dir, const struct prov_page *all,
 					     .ctime = rec->ctime};
 		idx[m++] = i;
 	}
-	r = names_assign(le, m, taken);
+	r = m ? names_assign(le, m, taken) : 0; /* most listings have no labels */
 	for (size_t j = 0; r == 0 && j < m; j++) {
 		links[idx[j]] = le[j].name;
 		*size += strlen(le[j].name) + 1;
@@ -350,12 +350,12 @@ static int install_names(const struct node *dir, struct install *in)
 	return r;
 }
 
-/* Replace dir's children by the records of all (strings in block, or their own), and the
- * links beside those that have a label. Lock held. */
-static int install_listing(struct tree *t, struct node *dir, struct prov_page *all,
-			   struct recblock *block, int whole)
+/* Replace dir's children by the records of f, and the links beside those that have a
+ * label. Lock held. */
+static int install_listing(struct tree *t, struct node *dir, struct fetched *f, int whole)
 {
-	struct install in = {.all = all, .block = block};
+	struct prov_page *all = &f->all;
+	struct install in = {.all = all, .of = f->of};
 	struct listing *cur = dir->listings;
 	int r = -ENOMEM;
 
@@ -406,28 +406,41 @@ static int load_failed(struct tree *t, struct node *dir, int r)
 	return 0;
 }
 
-/* A listing just fetched, cut at the tree's depth: its strings packed into one block (without the
- * lock: the copy of a large listing takes a while), then installed. A block a whole listing fills
- * is large; once the last one's memory is free, the heap gives back what it can. */
-static int install_fetched(struct tree *t, struct node *dir, struct prov_page *pg, int whole)
+/* A listing fetched, cut at the tree's depth, then installed; f is freed. The blocks a
+ * whole listing fills are large; once the last one's memory is free, the heap gives back
+ * what it can. Lock held. */
+static int install_fetched(struct tree *t, struct node *dir, struct fetched *f, int whole)
 {
-	struct recblock *block;
-	size_t size;
+	size_t size = f->bytes;
 	int r;
 
-	node_depth_trim(t, dir, pg);
-	pthread_mutex_unlock(&t->lock);
-	recblock_pack(pg, &block); /* without memory for it, the records stay as they are */
-	size = block ? block->size : 0;
-	pthread_mutex_lock(&t->lock);
-	r = install_listing(t, dir, pg, block, whole);
-	recblock_done(block, pg);
+	node_depth_trim(t, dir, &f->all, f->of);
+	r = install_listing(t, dir, f, whole);
+	fetched_free(f);
 	if (size >= TREE_TRIM_BYTES) {
 		pthread_mutex_unlock(&t->lock);
-		prov_page_free(pg);
 		malloc_trim(0);
 		pthread_mutex_lock(&t->lock);
 	}
+	return r;
+}
+
+/* Page 1 as a listing to install: its strings packed into one block, without the lock (a
+ * copy takes a while). 0 or -ENOMEM (pg then untouched). */
+static int first_fetched(struct tree *t, struct prov_page *pg, struct fetched *f)
+{
+	struct recblock *block;
+	int r;
+
+	pthread_mutex_unlock(&t->lock);
+	recblock_pack(pg, &block); /* without memory for it, the records stay as they are */
+	r = fetched_from_page(f, pg, block);
+	if (r < 0 && block) {
+		pthread_mutex_lock(&t->lock);
+		recblock_done(block, pg); /* its strings, and the records with them, go */
+		return r;
+	}
+	pthread_mutex_lock(&t->lock);
 	return r;
 }
 
@@ -437,7 +450,8 @@ static int install_fetched(struct tree *t, struct node *dir, struct prov_page *p
  * 0 or -errno. */
 int tree_load_claimed(struct tree *t, struct node *dir)
 {
-	struct prov_page all = {0}, *first = NULL;
+	struct prov_page *first = NULL;
+	struct fetched all = {0};
 	struct prov_record copy = {0};
 	int r = node_fetch_arg(dir, &copy);
 
@@ -455,7 +469,7 @@ int tree_load_claimed(struct tree *t, struct node *dir)
 		r = install_fetched(t, dir, &all, 1);
 		dir->err_logged = 0;
 	}
-	prov_page_free(&all);
+	fetched_free(&all);
 	pager_page_drop(&first);
 	prov_record_free(&copy);
 	return r;
@@ -498,6 +512,7 @@ int tree_load_first(struct tree *t, struct node *dir)
 {
 	struct prov_page uniq = {0}, *keep = NULL;
 	struct prov_record copy = {0};
+	struct fetched f = {0};
 	int r = 0;
 
 	pthread_mutex_lock(&t->lock);
@@ -513,7 +528,9 @@ int tree_load_first(struct tree *t, struct node *dir)
 		r = pager_first(dir->prov, dir->prov_root ? NULL : &copy, &uniq, &keep);
 	pthread_mutex_lock(&t->lock);
 	if (r == 0)
-		r = install_fetched(t, dir, &uniq, uniq.last);
+		r = first_fetched(t, &uniq, &f);
+	if (r == 0)
+		r = install_fetched(t, dir, &f, f.all.last);
 	if (r == 0 && !dir->listed) {
 		pager_page_drop(&dir->first);
 		dir->first = keep;

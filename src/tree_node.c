@@ -85,17 +85,21 @@ static int depth_said(struct tree *t, const struct node *dir)
 
 /* A server may nest groups without end (each a new id, so no cycle shows): the tree stops
  * at a depth no real cloud reaches, and says so once a directory, not once a read. */
-void node_depth_trim(struct tree *t, const struct node *dir, struct prov_page *pg)
+void node_depth_trim(struct tree *t, const struct node *dir, struct prov_page *pg,
+		     struct recblock **of)
 {
 	size_t kept = 0, cut;
 
 	if (dir->depth < TREE_MAX_DEPTH)
 		return;
 	for (size_t i = 0; i < pg->n; i++) {
-		if (pg->recs[i].container)
-			prov_record_free(&pg->recs[i]);
-		else
+		if (!pg->recs[i].container) {
+			if (of)
+				of[kept] = of[i];
 			pg->recs[kept++] = pg->recs[i];
+		} else if (!of || !of[i]) {
+			prov_record_free(&pg->recs[i]); /* a block's strings go with the block */
+		}
 	}
 	cut = pg->n - kept;
 	pg->n = kept;

@@ -47,6 +47,23 @@ struct idset {
 	UT_hash_handle hh;
 };
 
+/* Add id to *set: 1 when it is new there, 0 when it was in already, -ENOMEM. The set
+ * keeps the pointer, not a copy. */
+static int idset_add(struct idset **set, const char *id)
+{
+	struct idset *e;
+
+	HASH_FIND_STR(*set, id, e);
+	if (e)
+		return 0;
+	e = malloc(sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	e->id = id;
+	HASH_ADD_KEYPTR(hh, *set, e->id, strlen(e->id), e);
+	return 1;
+}
+
 static void idset_free(struct idset **set)
 {
 	struct idset *e, *tmp;
@@ -57,6 +74,12 @@ static void idset_free(struct idset **set)
 	}
 }
 
+/* The entries of a pager's id set, one allocation a page rather than one an id. */
+struct idslab {
+	struct idslab *next;
+	struct idset e[];
+};
+
 struct pager {
 	struct provider *prov;
 	const struct prov_record *dir;
@@ -64,14 +87,29 @@ struct pager {
 	int parallel;
 	pthread_mutex_t lock;
 	long next, npages;
-	long end;		 /* the page that ended the listing: none past it is asked for */
-	struct prov_page *pages; /* pages[k - 1] is page k */
-	struct idset *seen;	 /* the ids the pages brought so far (they own the strings) */
-	size_t entries, bytes;	 /* what they brought, against docs/design.md §4 */
+	long end;		  /* the page that ended the listing: none past it is asked for */
+	struct prov_page *pages;  /* pages[k - 1] is page k */
+	struct recblock **blocks; /* blocks[k - 1]: page k's strings, packed as it came */
+	struct idset *seen;	  /* the ids the pages brought so far (they own the strings) */
+	struct idslab *slabs;	  /* where seen's entries live */
+	size_t repeats;		  /* ids a page brought that one before it had brought */
+	size_t entries, bytes;	  /* what they brought, against docs/design.md §4 */
 	int err;
 	struct prov_cancel cancel; /* the caller's, which its page threads obey too */
 	sem_t slots;		   /* `parallel` of them: the requests in flight */
 };
+
+/* Forget the ids seen so far. */
+static void seen_free(struct pager *pg)
+{
+	HASH_CLEAR(hh, pg->seen);
+	while (pg->slabs) {
+		struct idslab *next = pg->slabs->next;
+
+		free(pg->slabs);
+		pg->slabs = next;
+	}
+}
 
 /* A bound of docs/design.md §4 was passed: the listing fails, said once. Lock held. */
 static void pager_bound(struct pager *pg, const char *fmt, ...)
@@ -93,6 +131,7 @@ static void pager_bound(struct pager *pg, const char *fmt, ...)
  * not seen before, ends the listing unless it says more follow. Lock held. */
 static void pager_note(struct pager *pg, long k, const struct prov_page *page)
 {
+	struct idslab *slab;
 	size_t fresh = 0;
 
 	pg->entries += page->n;
@@ -101,6 +140,13 @@ static void pager_note(struct pager *pg, long k, const struct prov_page *page)
 		pager_bound(pg, "more than %ld entries", PROV_MAX_ENTRIES);
 	if (pg->bytes > (size_t)PROV_MAX_BYTES)
 		pager_bound(pg, "more than %ld bytes of answers", PROV_MAX_BYTES);
+	slab = pg->err ? NULL : malloc(sizeof(*slab) + page->n * sizeof(slab->e[0]));
+	if (slab) {
+		slab->next = pg->slabs;
+		pg->slabs = slab;
+	} else if (!pg->err) {
+		pg->err = -ENOMEM;
+	}
 	for (size_t i = 0; !pg->err && i < page->n; i++) {
 		const char *id = page->recs[i].id;
 		struct idset *e;
@@ -108,16 +154,13 @@ static void pager_note(struct pager *pg, long k, const struct prov_page *page)
 		if (!id)
 			continue;
 		HASH_FIND_STR(pg->seen, id, e);
-		if (e)
+		if (e) {
+			pg->repeats++;
 			continue;
-		e = malloc(sizeof(*e));
-		if (!e) {
-			pg->err = -ENOMEM;
-			break;
 		}
+		e = &slab->e[fresh++];
 		e->id = id;
 		HASH_ADD_KEYPTR(hh, pg->seen, e->id, strlen(e->id), e);
-		fresh++;
 	}
 	if (!fresh && !page->more && k < pg->end)
 		pg->end = k;
@@ -171,6 +214,10 @@ static void *pager_run(void *arg)
 		long k = turn.k;
 		int r = pg->prov->ops->list_page(pg->prov, pg->dir, k, &pg->pages[k - 1]);
 
+		/* Here, while other requests are on the wire, rather than after the last page;
+		 * before the ids are noted, as packing moves them. */
+		if (r == 0)
+			recblock_pack(&pg->pages[k - 1], &pg->blocks[k - 1]);
 		pthread_mutex_lock(&pg->lock);
 		if (r < 0 && !pg->err && k <= pg->end)
 			pg->err = r;
@@ -211,27 +258,40 @@ static int fetch_pages(struct pager *pg, long first)
 static int pages_grow(struct pager *pg, struct prov_page **pages, long *npages, long last)
 {
 	struct prov_page *grown = realloc(*pages, last * sizeof(**pages));
+	struct recblock **blocks;
 
 	if (!grown)
+		return -ENOMEM;
+	*pages = pg->pages = grown;
+	blocks = realloc(pg->blocks, last * sizeof(*blocks));
+	if (!blocks)
 		return -ENOMEM;
 	for (long k = *npages; k < last; k++) {
 		memset(&grown[k], 0, sizeof(grown[k]));
 		grown[k].total = -1;
+		blocks[k] = NULL;
 	}
-	*pages = grown;
-	*npages = last;
-	pg->pages = grown;
-	pg->npages = last;
+	pg->blocks = blocks;
+	*npages = pg->npages = last;
 	return 0;
 }
 
-/* The listing ends at page end: what was fetched past it is dropped. */
-static void pages_cut(struct prov_page *pages, long *npages, long end)
+/* Free page k and what its block holds of it; the pager's reference on the block goes. */
+static void page_release(struct pager *pg, struct prov_page *pages, long k)
 {
-	for (long k = end; k < *npages; k++)
-		prov_page_free(&pages[k]);
-	if (end < *npages)
-		*npages = end;
+	recblock_done(pg->blocks[k - 1], &pages[k - 1]);
+	pg->blocks[k - 1] = NULL;
+	prov_page_free(&pages[k - 1]);
+}
+
+/* The listing ends at page end: what was fetched past it is dropped. */
+static void pages_cut(struct pager *pg, struct prov_page *pages, long *npages, long end)
+{
+	if (end >= *npages)
+		return;
+	for (long k = end + 1; k <= *npages; k++)
+		page_release(pg, pages, k);
+	*npages = end;
 }
 
 /* Pages from 2 on for a listing that gives no total: fetched ahead in a window that opens
@@ -259,39 +319,84 @@ static int fetch_rest_window(struct pager *pg, struct prov_page **pages, long *n
 			if ((*pages)[k - 1].last)
 				pg->end = k;
 		if (pg->end <= last) {
-			pages_cut(*pages, npages, pg->end);
+			pages_cut(pg, *pages, npages, pg->end);
 			return 0;
 		}
 	}
 }
 
-/* Move the records of every page into all, first occurrence of an id wins. */
-static int merge_pages(struct prov_page *pages, long npages, struct prov_page *all)
+/* Room in out for the records of pages 1..npages, and a reference on each of their blocks. */
+static int fetched_prepare(struct pager *pg, const struct prov_page *pages, long npages,
+			   struct fetched *out)
 {
-	struct idset *seen = NULL, *e;
-	int r = 0;
+	size_t n = 0;
+
+	for (long k = 0; k < npages; k++)
+		n += pages[k].n;
+	out->all.recs = malloc((n ? n : 1) * sizeof(*out->all.recs));
+	out->of = malloc((n ? n : 1) * sizeof(*out->of));
+	out->blocks = calloc(npages ? npages : 1, sizeof(*out->blocks));
+	if (!out->all.recs || !out->of || !out->blocks)
+		return -ENOMEM;
+	out->all.cap = n ? n : 1;
+	for (long k = 0; k < npages; k++) {
+		struct recblock *b = pg->blocks[k];
+
+		if (!b)
+			continue;
+		recblock_ref(b); /* no node took it yet: the pager's alone */
+		out->blocks[out->nblocks++] = b;
+		out->bytes += b->size;
+	}
+	return 0;
+}
+
+/* Move record i of page k into out, whose records have room for it. */
+static void fetched_take(struct pager *pg, struct prov_page *pages, long k, size_t i,
+			 struct fetched *out)
+{
+	struct prov_record *rec = &pages[k].recs[i];
+
+	out->of[out->all.n] = pg->blocks[k];
+	out->all.recs[out->all.n++] = *rec;
+	memset(rec, 0, sizeof(*rec)); /* out owns it now */
+}
+
+/* Move the records of every page into out, first occurrence of an id wins; unique: the
+ * pager saw no id twice, so no look-up is needed. */
+static int merge_pages(struct pager *pg, struct prov_page *pages, long npages, int unique,
+		       struct fetched *out)
+{
+	struct idset *seen = NULL;
+	int r = fetched_prepare(pg, pages, npages, out);
 
 	for (long k = 0; k < npages && r == 0; k++) {
-		for (size_t i = 0; i < pages[k].n; i++) {
-			struct prov_record *rec = &pages[k].recs[i];
+		for (size_t i = 0; i < pages[k].n && r == 0; i++) {
+			const char *id = pages[k].recs[i].id;
+			int fresh = id && (unique || (r = idset_add(&seen, id)) > 0);
 
-			if (!rec->id)
-				continue;
-			HASH_FIND_STR(seen, rec->id, e);
-			if (e)
-				continue;
-			r = prov_page_add(all, rec);
-			if (r < 0)
-				break;
-			memset(rec, 0, sizeof(*rec)); /* all owns it now */
-			e = malloc(sizeof(*e));
-			if (!e) {
-				r = -ENOMEM;
-				break;
-			}
-			e->id = all->recs[all->n - 1].id;
-			HASH_ADD_KEYPTR(hh, seen, e->id, strlen(e->id), e);
+			if (fresh)
+				fetched_take(pg, pages, k, i, out);
+			r = r < 0 ? r : 0;
 		}
+	}
+	idset_free(&seen);
+	return r;
+}
+
+/* page's records into uniq, the first of each id. */
+static int page_unique(struct prov_page *page, struct prov_page *uniq)
+{
+	struct idset *seen = NULL;
+	int r = 0;
+
+	for (size_t i = 0; i < page->n && r == 0; i++) {
+		struct prov_record *rec = &page->recs[i];
+		int fresh = rec->id && (r = idset_add(&seen, rec->id)) > 0;
+
+		if (fresh && (r = prov_page_add(uniq, rec)) == 0)
+			memset(rec, 0, sizeof(*rec)); /* uniq owns it now (id's string too) */
+		r = r < 0 ? r : 0;
 	}
 	idset_free(&seen);
 	return r;
@@ -334,7 +439,7 @@ static int fetch_counted(struct pager *pg, struct prov_page **pages, long *npage
 	if (r == 0)
 		r = fetch_pages(pg, 2);
 	if (r == 0)
-		pages_cut(*pages, npages, pg->end);
+		pages_cut(pg, *pages, npages, pg->end);
 	return r;
 }
 
@@ -363,48 +468,56 @@ static int fetch_first(struct pager *pg, struct prov_page **first, struct prov_p
 			pg->prov->name, dir_id(pg->prov, pg->dir), page->total);
 		page->total = -1;
 	}
+	recblock_pack(page, &pg->blocks[0]);
 	pthread_mutex_lock(&pg->lock);
 	pager_note(pg, 1, page);
 	pthread_mutex_unlock(&pg->lock);
 	return pg->err;
 }
 
-/* One attempt at the whole listing into all. */
-static int fetch_once(struct pager *pg, struct prov_page **first, struct prov_page *all,
+/* One attempt at the whole listing into out. */
+static int fetch_once(struct pager *pg, struct prov_page **first, struct fetched *out,
 		      int *consistent)
 {
 	struct prov_page *pages = calloc(1, sizeof(*pages));
 	long npages = 1;
 	int r;
 
-	if (!pages)
+	pg->blocks = calloc(1, sizeof(*pg->blocks));
+	if (!pages || !pg->blocks) {
+		free(pages);
+		free(pg->blocks);
+		pg->blocks = NULL;
 		return -ENOMEM;
+	}
 	pg->err = 0;
 	pg->end = LONG_MAX;
-	pg->entries = pg->bytes = 0;
+	pg->entries = pg->bytes = pg->repeats = 0;
 	r = fetch_first(pg, first, &pages[0]);
 	if (r == 0 && pg->end > 1 && !pages[0].last && pages[0].total < 0)
 		r = fetch_rest_window(pg, &pages, &npages);
 	else if (r == 0 && pg->end > 1 && page_count(&pages[0]) > 1)
 		r = fetch_counted(pg, &pages, &npages);
-	idset_free(&pg->seen); /* before the pages that own its strings go */
+	seen_free(pg); /* before the pages that own its strings go */
 	if (r < 0)
 		goto out;
-	r = merge_pages(pages, npages, all);
-	*consistent = listing_consistent(pages, npages, all->n);
+	r = merge_pages(pg, pages, npages, pg->repeats == 0, out);
+	*consistent = listing_consistent(pages, npages, out->all.n);
 out:
-	for (long k = 0; k < npages; k++)
-		prov_page_free(&pages[k]);
+	for (long k = 1; k <= npages; k++)
+		page_release(pg, pages, k);
 	free(pages);
+	free(pg->blocks);
+	pg->blocks = NULL;
 	return r;
 }
 
 /* The whole listing, fetched again while entries moved under the pager (bounded). */
-static int fetch_listing(struct pager *pg, struct prov_page **first, struct prov_page *all)
+static int fetch_listing(struct pager *pg, struct prov_page **first, struct fetched *out)
 {
 	for (int attempt = 1;; attempt++) {
 		int consistent = 1;
-		int r = fetch_once(pg, first, all, &consistent);
+		int r = fetch_once(pg, first, out, &consistent);
 
 		if (r < 0 || consistent)
 			return r;
@@ -415,12 +528,12 @@ static int fetch_listing(struct pager *pg, struct prov_page **first, struct prov
 				pg->prov->name, dir_id(pg->prov, pg->dir));
 			return 0;
 		}
-		prov_page_free(all);
+		fetched_free(out);
 	}
 }
 
 int pager_listing(struct provider *p, const struct prov_record *dir, int parallel,
-		  const atomic_int *quit, struct prov_page **first, struct prov_page *all)
+		  const atomic_int *quit, struct prov_page **first, struct fetched *out)
 {
 	struct pager pg = {.prov = p, .dir = dir, .quit = quit, .cancel = provider_get_cancel()};
 	int r;
@@ -428,7 +541,7 @@ int pager_listing(struct provider *p, const struct prov_record *dir, int paralle
 	pg.parallel = parallel < 1 ? 1 : parallel > PAGER_THREADS ? PAGER_THREADS : parallel;
 	pthread_mutex_init(&pg.lock, NULL);
 	sem_init(&pg.slots, 0, (unsigned)pg.parallel);
-	r = fetch_listing(&pg, first, all);
+	r = fetch_listing(&pg, first, out);
 	sem_destroy(&pg.slots);
 	pthread_mutex_destroy(&pg.lock);
 	return pager_errno(p, dir, r);
@@ -477,7 +590,7 @@ int pager_first(struct provider *p, const struct prov_record *dir, struct prov_p
 		r = page_copy(keep, &pg);
 	/* A first page is a listing too: one entry per id, as merge_pages makes them. */
 	if (r == 0)
-		r = merge_pages(&pg, 1, uniq);
+		r = page_unique(&pg, uniq);
 	uniq->total = pg.total;
 	uniq->page_size = pg.page_size;
 	uniq->last = pg.last;

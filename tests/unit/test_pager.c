@@ -27,10 +27,11 @@ struct hostile {
 	long real;	 /* entries in the listing (0: fresh ones on every page, forever) */
 	int empty_after; /* pages after the first are empty */
 	int repeat;	 /* every page is the first again */
-	long late;	 /* the pages before this one bring nothing but say more follow */
-	int more;	 /* every page but the last says more follow */
-	size_t bytes;	 /* what every page says its answer took */
-	long calls;	 /* list_page calls for the directory */
+	long overlap; /* each page after the first begins with the last entries of the one before */
+	long late;    /* the pages before this one bring nothing but say more follow */
+	int more;     /* every page but the last says more follow */
+	size_t bytes; /* what every page says its answer took */
+	long calls;   /* list_page calls for the directory */
 	long quit_after; /* tree_quit at this call (0: never) */
 	struct tree *t;
 };
@@ -71,7 +72,7 @@ static int hostile_list_page(struct provider *p, const struct prov_record *dir, 
 	pthread_mutex_unlock(&h->lock);
 	for (long i = 0; r == 0 && !(h->empty_after && page > 1) && shown > 0 && i < h->per_page;
 	     i++) {
-		long idx = (shown - 1) * h->per_page + i;
+		long idx = (shown - 1) * (h->per_page - h->overlap) + i;
 
 		if (h->real && idx >= h->real)
 			break;
@@ -201,6 +202,21 @@ static void test_a_page_of_no_new_id_ends_the_listing(void **state)
 	assert_in_range(h->calls, 2, 1 + 2);
 }
 
+/* Entries that moved between two requests come on two pages: each is listed once, and the
+ * pages, packed into blocks as they came, are merged without losing or freeing twice. */
+static void test_entries_on_two_pages_are_listed_once(void **state)
+{
+	struct hostile *h = *state;
+	long n;
+
+	h->total = -1;
+	h->per_page = 10;
+	h->overlap = 3; /* pages 0-9, 7-16, 14-23, 21-29, 28-29 */
+	h->real = 30;
+	assert_int_equal(read_ws(h, &n), 0);
+	assert_int_equal(n, 30);
+}
+
 /* Codeup: a directory's entries may all lie on later pages; pages that bring nothing but
  * say more follow do not end the listing. */
 static void test_pages_that_say_more_follow_go_on(void **state)
@@ -325,6 +341,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_a_total_beyond_the_bound_is_not_believed, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_an_empty_page_ends_the_listing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_entries_on_two_pages_are_listed_once, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(test_a_page_of_no_new_id_ends_the_listing, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_pages_that_say_more_follow_go_on, setup, teardown),
