@@ -8,6 +8,7 @@
  *                  first pages, look-ups, completion, errors as errno; never a node
  *   tree_merge.c   a fresh listing installed into the live nodes (names, a first page's
  *                  order, what went stale told to the watch)
+ *   tree_stream.c  the pages of a cold listing appended for its readers as they come
  *   tree_lookup.c  one name: the negative cache, the filter's seek, seeding a child
  *   tree_index.c   a directory's .index.jsonl: its bytes, built from the listing held
  *   tree_refresh.c one directory listed again on demand, and what that changed
@@ -57,7 +58,9 @@
  * - The watch is called with t->lock held, so the order is tree lock, then the watch's
  *   own lock (notify.c), never the other way; a watch never calls back into the tree.
  * - The pager's threads hold no tree lock, only their listing's own pager lock; they read
- *   t->quit (atomic, set once by tree_quit, from a signal handler) without any lock.
+ *   t->quit (atomic, set once by tree_quit, from a signal handler) without any lock. Its
+ *   progress (tree_stream.c) runs on the thread that fetches, the claimer, with the pager
+ *   lock released, and takes t->lock for each step it installs.
  * - A directory's index is built from a copy of its children's records with t->lock
  *   released, by a caller that holds a reference on the directory; the bytes are kept
  *   only when no index built from a later state got there first.
