@@ -100,13 +100,14 @@ void listing_drop_all(struct tree *t, struct node *dir)
 }
 
 /* The superseded listing read least recently, by the link that points to it. */
-/* Is l one of the listings the current one of dir grew from by appending (tree_stream.c)?
- * Each is a beginning of it, and a reader waiting at its end goes on in the next. */
+/* Is l one of the listings the current one of dir, still growing, grew from by appending
+ * (tree_stream.c)? Each is a beginning of it, and a reader waiting at its end goes on in
+ * the next. Once it is whole, a reader on one that went goes on in it where it stood. */
 static int listing_in_stream(const struct node *dir, const struct listing *l)
 {
 	uint64_t base = dir->listings->base;
 
-	return base && (l->base == base || l->gen == base);
+	return base && dir->listings->partial && (l->base == base || l->gen == base);
 }
 
 static struct listing **least_read(struct node *dir)

@@ -375,22 +375,28 @@ static int load_failed(struct tree *t, struct node *dir, int r)
 	return 0;
 }
 
-/* A listing fetched, cut at the tree's depth, then installed; f is freed. The blocks a
- * whole listing fills are large; once the last one's memory is free, the heap gives back
- * what it can. Lock held. */
-static int install_fetched(struct tree *t, struct node *dir, struct fetched *f, int whole)
+/* Free f, installed. The blocks a whole listing fills are large; once the last one's
+ * memory is free, the heap gives back what it can. Lock held. */
+static void fetched_done(struct tree *t, struct fetched *f)
 {
 	size_t size = f->bytes;
-	int r;
 
-	node_depth_trim(t, dir, &f->all, f->of);
-	r = install_listing(t, dir, f, whole);
 	fetched_free(f);
 	if (size >= TREE_TRIM_BYTES) {
 		pthread_mutex_unlock(&t->lock);
 		malloc_trim(0);
 		pthread_mutex_lock(&t->lock);
 	}
+}
+
+/* A listing fetched, cut at the tree's depth, then installed; f is freed. Lock held. */
+static int install_fetched(struct tree *t, struct node *dir, struct fetched *f, int whole)
+{
+	int r;
+
+	node_depth_trim(t, dir, &f->all, f->of);
+	r = install_listing(t, dir, f, whole);
+	fetched_done(t, f);
 	return r;
 }
 
@@ -439,7 +445,9 @@ static int load_claimed(struct tree *t, struct node *dir, const struct tree_grow
 			  &all, &progress);
 	pthread_mutex_lock(&t->lock);
 	if (r == 0) {
-		if (!stream_finish(&st, &all))
+		if (stream_finish(&st, &all))
+			fetched_done(t, &all);
+		else
 			r = install_fetched(t, dir, &all, 1);
 		dir->err_logged = 0;
 	}
