@@ -47,12 +47,12 @@
  *   freed under it. A listing goes when its directory is freed, or once superseded and
  *   unread for a while (listing_prune); nobody keeps a pointer to one across an unlock.
  * - A node's record either owns its strings (block NULL) or points into a record block
- *   (one a page of a listing), on which it then holds one of the block's refs (changed
- *   under t->lock). A node that leaves its parent's children but lives on, or keeps its
- *   record through a refresh, takes the record out of the block (node_rec_own): a block is
- *   freed whole once the listing after the one that filled it is installed. The pager
- *   packs each page as it comes, on its own threads, and holds the only references to
- *   its blocks until they are installed: those it changes without t->lock.
+ *   (one a page of a listing), on which it then holds one of the block's refs. A node
+ *   that leaves its parent's children but lives on, or keeps its record through a
+ *   refresh, takes the record out of the block (node_rec_own): a block is freed whole once
+ *   the listing after the one that filled it is installed. The pager packs each page as
+ *   it comes, on its own threads, and gives its reference back without t->lock, after a
+ *   stream's nodes took theirs: the refs are atomic.
  * - An inode number is turned into its node without the lock: the caller (the kernel)
  *   holds a lookup on it, so it is alive.
  * - The watch is called with t->lock held, so the order is tree lock, then the watch's
@@ -185,7 +185,9 @@ struct listing {
 /* The strings of one page's records in one allocation, so that a refresh frees the last
  * listing's in few pieces (a heap of many small strings freed in between fragments). */
 struct recblock {
-	uint64_t refs; /* the nodes whose record points into it, and its packers' */
+	/* The nodes whose record points into it, and its packers': atomic, as the pager gives
+	 * its own back without t->lock once nodes a stream made hold it too. */
+	atomic_uint_fast64_t refs;
 	size_t size;
 	char data[];
 };
@@ -432,18 +434,18 @@ size_t listing_off_pos(off_t off);
 /* Move the strings of pg's records into one new block (one reference, its packer's).
  * 0, or -ENOMEM with pg untouched and *out NULL. */
 int recblock_pack(struct prov_page *pg, struct recblock **out);
-/* One more node's record in b. Lock held. */
+/* One more reference to b (a node's record in it, or a packer's); any thread. */
 void recblock_ref(struct recblock *b);
-/* One reference to b given back; the last frees it. Lock held. */
+/* One reference to b given back; the last frees it; any thread. */
 void recblock_unref(struct recblock *b);
 /* The packer is done with b: the records of pg it filled and nobody took are cleared (their
- * strings are b's), and its reference goes. Lock held, unless no node took b yet. */
+ * strings are b's), and its reference goes. */
 void recblock_done(struct recblock *b, struct prov_page *pg);
 /* pg, whose records are all in b, as a fetched listing: f takes the records and b's
  * reference. 0 or -ENOMEM (nothing taken). */
 int fetched_from_page(struct fetched *f, struct prov_page *pg, struct recblock *b);
 /* Free f: the records left in blocks cleared, the others freed, the blocks' references
- * given back. Lock held, unless no node took its blocks. */
+ * given back. */
 void fetched_free(struct fetched *f);
 
 /* ---- tree_lookup.c ---- */

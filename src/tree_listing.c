@@ -319,7 +319,7 @@ int recblock_pack(struct prov_page *pg, struct recblock **out)
 	b = malloc(sizeof(*b) + size);
 	if (!b)
 		return -ENOMEM;
-	b->refs = 1;
+	atomic_init(&b->refs, 1);
 	b->size = size;
 	at = b->data;
 	for (size_t i = 0; i < pg->n; i++) {
@@ -342,14 +342,18 @@ int recblock_pack(struct prov_page *pg, struct recblock **out)
 
 void recblock_ref(struct recblock *b)
 {
-	assert(b->refs > 0);
-	b->refs++;
+	uint_fast64_t was = atomic_fetch_add(&b->refs, 1);
+
+	assert(was > 0);
+	(void)was;
 }
 
 void recblock_unref(struct recblock *b)
 {
-	assert(b->refs > 0);
-	if (--b->refs == 0)
+	uint_fast64_t was = atomic_fetch_sub(&b->refs, 1);
+
+	assert(was > 0);
+	if (was == 1)
 		free(b);
 }
 

@@ -413,7 +413,7 @@ static int fetched_prepare(struct pager *pg, const struct prov_page *pages, long
 
 		if (!b)
 			continue;
-		recblock_ref(b); /* no node took it yet: the pager's alone */
+		recblock_ref(b);
 		out->blocks[out->nblocks++] = b;
 		out->bytes += b->size;
 	}
