@@ -20,6 +20,9 @@ struct names_entry {
 void names_sanitize(const char *raw, size_t len, char out[NAMES_MAX + 1]);
 /* Compare ids: numerically when both are all digits, else byte by byte. */
 int names_id_cmp(const char *a, const char *b);
+/* Compare two entries by age as names_assign orders them (creation time, 0 first, then
+ * id): < 0 when a is the older. */
+int names_age_cmp(int64_t ctime_a, const char *id_a, int64_t ctime_b, const char *id_b);
 /* Give every entry a unique name: the oldest (ctime, then id) keeps the sanitised name,
  * the others get "~<id>" (repeated until unique). Names in reserved (NULL-terminated,
  * may be NULL) count as taken. 0 or -ENOMEM. */

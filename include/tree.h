@@ -60,6 +60,14 @@ int tree_getattr(struct tree *t, uint64_t ino, struct tree_stat *st);
 /* Entries of directory ino from offset off ("." and ".." included). With plus, the entries
  * fill is told hold a lookup do so once taken. 0 or -errno. */
 int tree_readdir(struct tree *t, uint64_t ino, off_t off, int plus, tree_fill_fn fill, void *ctx);
+/* Sends the entries fill took so far as the answer of a readdir call that goes on without
+ * its reader (ctx as fill's); fill is called no more after it. */
+typedef void (*tree_answer_fn)(void *ctx);
+/* tree_readdir, but a reader at the end of a partial listing whose call fetches the rest
+ * gets the entries of the pages that came first at once, through answer, while the call
+ * goes on to install the rest for the reader's next call (which waits for it). */
+int tree_readdir_answer(struct tree *t, uint64_t ino, off_t off, int plus, tree_fill_fn fill,
+			tree_answer_fn answer, void *ctx);
 /* Up to size bytes of file ino from off. Bytes read or -EISDIR, -ENOENT. */
 int tree_read(struct tree *t, uint64_t ino, char *buf, size_t size, off_t off);
 /* The target of symbolic link ino into buf (size bytes), NUL-terminated. Its length, or

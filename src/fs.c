@@ -205,6 +205,9 @@ struct fs_dirbuf {
 	fuse_req_t req;
 	struct fs *fs;
 	int plus;
+	pthread_mutex_t lock; /* answered, against the page threads asking fs_dir_interrupted */
+	int answered;	      /* req was answered (and freed) */
+	int r;		      /* the answer: an error, or 0 for buf */
 	char *buf;
 	size_t size, used;
 	struct fs_held *held;
@@ -257,26 +260,55 @@ static int fs_dirbuf_add(void *ctx, const char *name, const struct tree_stat *ts
 	return 0;
 }
 
+/* A readdir call may answer before it ends (tree_readdir_answer): from then on its request
+ * is gone, and nothing cancels what the call still fetches for the next one. */
+static int fs_dir_interrupted(void *ctx)
+{
+	struct fs_dirbuf *d = ctx;
+	int r;
+
+	pthread_mutex_lock(&d->lock);
+	r = !d->answered && fuse_req_interrupted(d->req);
+	pthread_mutex_unlock(&d->lock);
+	return r;
+}
+
+/* tree_answer_fn, and the answer of a call that did not answer early: d->r or the entries. */
+static void fs_dir_answer(void *ctx)
+{
+	struct fs_dirbuf *d = ctx;
+
+	pthread_mutex_lock(&d->lock);
+	d->answered = 1;
+	pthread_mutex_unlock(&d->lock);
+	if (d->r < 0) {
+		fuse_reply_err(d->req, -d->r);
+	} else if (fuse_reply_buf(d->req, d->buf, d->used) == 0) {
+		for (size_t i = 0; i < d->nheld; i++)
+			if (d->held[i].is_file)
+				notify_file(d->fs->notify, d->held[i].ino);
+		d->nheld = 0; /* the kernel holds those lookups now */
+	}
+	for (size_t i = 0; i < d->nheld; i++)
+		tree_forget(d->fs->tree, d->held[i].ino, 1);
+	d->nheld = 0;
+}
+
 static void fs_readdir_any(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, int plus)
 {
 	struct fs_dirbuf d = {.req = req, .fs = fs_of(req), .plus = plus, .size = size};
-	int r = -ENOMEM;
 
+	pthread_mutex_init(&d.lock, NULL);
 	d.buf = malloc(size ? size : 1);
-	fs_cancel_begin(req);
+	d.r = d.buf ? 0 : -ENOMEM; /* what an early answer sends */
+	tree_thread_cancel(fs_dir_interrupted, &d);
 	if (d.buf)
-		r = tree_readdir(d.fs->tree, ino, off, plus, fs_dirbuf_add, &d);
+		d.r = tree_readdir_answer(d.fs->tree, ino, off, plus, fs_dirbuf_add, fs_dir_answer,
+					  &d);
 	fs_cancel_end();
-	if (r < 0) {
-		fuse_reply_err(req, -r);
-	} else if (fuse_reply_buf(req, d.buf, d.used) == 0) {
-		for (size_t i = 0; i < d.nheld; i++)
-			if (d.held[i].is_file)
-				notify_file(d.fs->notify, d.held[i].ino);
-		d.nheld = 0; /* the kernel holds those lookups now */
-	}
-	for (size_t i = 0; i < d.nheld; i++)
-		tree_forget(d.fs->tree, d.held[i].ino, 1);
+	if (!d.answered)
+		fs_dir_answer(&d);
+	pthread_mutex_destroy(&d.lock);
 	free(d.held);
 	free(d.buf);
 }

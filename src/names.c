@@ -154,21 +154,25 @@ int names_id_cmp(const char *a, const char *b)
 	return r < 0 ? -1 : r > 0;
 }
 
+int names_age_cmp(int64_t ctime_a, const char *id_a, int64_t ctime_b, const char *id_b)
+{
+	/* A missing creation time (0) counts as older than any real one. */
+	if (ctime_a != ctime_b) {
+		if (ctime_a == 0)
+			return -1;
+		if (ctime_b == 0)
+			return 1;
+		return ctime_a < ctime_b ? -1 : 1;
+	}
+	return names_id_cmp(id_a, id_b);
+}
+
 static int entry_cmp(const void *pa, const void *pb)
 {
 	const struct names_entry *a = *(struct names_entry *const *)pa;
 	const struct names_entry *b = *(struct names_entry *const *)pb;
-	int r;
+	int r = names_age_cmp(a->ctime, a->id, b->ctime, b->id);
 
-	/* A missing creation time (0) counts as older than any real one. */
-	if (a->ctime != b->ctime) {
-		if (a->ctime == 0)
-			return -1;
-		if (b->ctime == 0)
-			return 1;
-		return a->ctime < b->ctime ? -1 : 1;
-	}
-	r = names_id_cmp(a->id, b->id);
 	if (r)
 		return r;
 	/* Same id twice: input order, so the result is still deterministic. */

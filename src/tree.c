@@ -291,8 +291,10 @@ static int reader_prepare(struct tree *t, struct node *n, off_t off)
 
 struct emitter {
 	tree_fill_fn fill;
+	tree_answer_fn answer; /* NULL: the answer goes when tree_readdir returns */
 	void *ctx;
 	int plus;
+	int answered; /* answer was called: fill is not any more */
 	size_t given; /* entries the reader took */
 };
 
@@ -356,31 +358,90 @@ static int emit_entries(struct tree *t, struct node *n, const struct listing *l,
 	return 0;
 }
 
-/* A reader at the end of a first page (its gen) that got nothing more: the whole listing
- * continues it, its survivors of that page in front, so the reader goes on after them.
- * Where none continues that page (it was refreshed meanwhile), the current listing from
- * the same place is the best there is. */
+/* A reader at the end of partial listing *gen (position *end) goes on in the listings that
+ * continue it, each keeping the survivors of the last in front, so the reader goes on after
+ * them. Where none continues that listing (it was refreshed meanwhile), the current
+ * listing from the same place is the best there is. 1 when it stopped at the end of a
+ * partial listing nothing continues yet (*gen, *end: there), else 0. Lock held. */
+static int emit_chain(struct tree *t, struct node *n, uint64_t *gen, size_t *end,
+		      struct emitter *em)
+{
+	const struct listing *l = listing_from(n, *gen), *c;
+
+	if (!l) {
+		emit_entries(t, n, n->listings, *end, em, end);
+		return 0;
+	}
+	for (;; l = c) {
+		*end -= l->dropped;
+		if (emit_entries(t, n, l, *end, em, end) || !l->partial)
+			return 0;
+		c = listing_from(n, listing_off_gen(listing_off(l->gen, 0)));
+		if (!c) {
+			*gen = listing_off_gen(listing_off(l->gen, 0));
+			return 1;
+		}
+	}
+}
+
+/* Where a reader at the end of a partial listing stands. */
+struct rest {
+	struct tree *t;
+	struct node *n;
+	uint64_t gen;
+	size_t end;
+	struct emitter *em;
+};
+
+/* tree_grown: the reader's own call fetches the rest, and a longer partial listing came:
+ * what it adds is the answer at once, while the other pages are still fetched. */
+static void rest_grown(void *ctx)
+{
+	struct rest *rs = ctx;
+	uint64_t gen = rs->gen;
+	size_t end = rs->end;
+
+	if (rs->em->answered)
+		return;
+	pthread_mutex_lock(&rs->t->lock);
+	emit_chain(rs->t, rs->n, &gen, &end, rs->em);
+	pthread_mutex_unlock(&rs->t->lock);
+	if (rs->em->given) {
+		rs->em->answered = 1;
+		rs->em->answer(rs->em->ctx);
+	}
+}
+
+/* A reader at the end of a partial listing (its gen) that got nothing more: it goes on in
+ * the listings that continue it, waiting for them while they are fetched. */
 static int read_rest(struct tree *t, struct node *n, uint64_t gen, size_t end, struct emitter *em)
 {
-	const struct listing *w;
-	int r = tree_load_rest(t, n, gen);
+	struct rest rs = {.t = t, .n = n, .gen = gen, .end = end, .em = em};
+	struct tree_grown grown = {.fn = rest_grown, .ctx = &rs};
+	int r, at_end;
 
-	if (r < 0)
-		return r;
-	pthread_mutex_lock(&t->lock);
-	w = listing_from(n, gen);
-	if (w)
-		end -= w->dropped;
-	else
-		w = n->listings;
-	emit_entries(t, n, w, end, em, &end);
-	pthread_mutex_unlock(&t->lock);
+	do {
+		r = tree_load_rest(t, n, rs.gen, em->answer ? &grown : NULL);
+		if (em->answered)
+			return 0; /* whatever came of the rest, the reader has its answer */
+		if (r < 0)
+			return r;
+		pthread_mutex_lock(&t->lock);
+		at_end = emit_chain(t, n, &rs.gen, &rs.end, em);
+		pthread_mutex_unlock(&t->lock);
+	} while (at_end && em->given == 0); /* nothing given would be the end of directory */
 	return 0;
 }
 
 int tree_readdir(struct tree *t, uint64_t ino, off_t off, int plus, tree_fill_fn fill, void *ctx)
 {
-	struct emitter em = {.fill = fill, .ctx = ctx, .plus = plus};
+	return tree_readdir_answer(t, ino, off, plus, fill, NULL, ctx);
+}
+
+int tree_readdir_answer(struct tree *t, uint64_t ino, off_t off, int plus, tree_fill_fn fill,
+			tree_answer_fn answer, void *ctx)
+{
+	struct emitter em = {.fill = fill, .answer = answer, .ctx = ctx, .plus = plus};
 	size_t pos = listing_off_pos(off), end;
 	const struct listing *l = NULL;
 	unsigned file;

@@ -8,6 +8,7 @@
  *                  first pages, look-ups, completion, errors as errno; never a node
  *   tree_merge.c   a fresh listing installed into the live nodes (names, a first page's
  *                  order, what went stale told to the watch)
+ *   tree_stream.c  the pages of a cold listing appended for its readers as they come
  *   tree_lookup.c  one name: the negative cache, the filter's seek, seeding a child
  *   tree_index.c   a directory's .index.jsonl: its bytes, built from the listing held
  *   tree_refresh.c one directory listed again on demand, and what that changed
@@ -46,18 +47,20 @@
  *   freed under it. A listing goes when its directory is freed, or once superseded and
  *   unread for a while (listing_prune); nobody keeps a pointer to one across an unlock.
  * - A node's record either owns its strings (block NULL) or points into a record block
- *   (one a page of a listing), on which it then holds one of the block's refs (changed
- *   under t->lock). A node that leaves its parent's children but lives on, or keeps its
- *   record through a refresh, takes the record out of the block (node_rec_own): a block is
- *   freed whole once the listing after the one that filled it is installed. The pager
- *   packs each page as it comes, on its own threads, and holds the only references to
- *   its blocks until they are installed: those it changes without t->lock.
+ *   (one a page of a listing), on which it then holds one of the block's refs. A node
+ *   that leaves its parent's children but lives on, or keeps its record through a
+ *   refresh, takes the record out of the block (node_rec_own): a block is freed whole once
+ *   the listing after the one that filled it is installed. The pager packs each page as
+ *   it comes, on its own threads, and gives its reference back without t->lock, after a
+ *   stream's nodes took theirs: the refs are atomic.
  * - An inode number is turned into its node without the lock: the caller (the kernel)
  *   holds a lookup on it, so it is alive.
  * - The watch is called with t->lock held, so the order is tree lock, then the watch's
  *   own lock (notify.c), never the other way; a watch never calls back into the tree.
  * - The pager's threads hold no tree lock, only their listing's own pager lock; they read
- *   t->quit (atomic, set once by tree_quit, from a signal handler) without any lock.
+ *   t->quit (atomic, set once by tree_quit, from a signal handler) without any lock. Its
+ *   progress (tree_stream.c) runs on the thread that fetches, the claimer, with the pager
+ *   lock released, and takes t->lock for each step it installs.
  * - A directory's index is built from a copy of its children's records with t->lock
  *   released, by a caller that holds a reference on the directory; the bytes are kept
  *   only when no index built from a later state got there first.
@@ -121,6 +124,9 @@ struct node {
 	int64_t list_expires;
 	int64_t seed_expires; /* a child found by a name look-up is trusted until then */
 	int loading;
+	int waiting;  /* readers at the end of a partial listing, waiting for the next one */
+	int rest_err; /* a fetch that had streamed some of its pages failed: its error, for
+		       * the next reader at their end, not a fetch again (0: none) */
 	int err_logged;
 	struct neg *neg;
 	size_t nneg;
@@ -167,9 +173,11 @@ struct listing {
 	struct lentry *e;
 	size_t n;
 	char *names;
-	int partial;	  /* a first page only (page-through) */
-	uint64_t from;	  /* the first page (its gen) this whole listing keeps in front; 0: none */
-	size_t dropped;	  /* entries of that first page gone from this listing */
+	int partial;	  /* the first pages only (page-through) */
+	uint64_t from;	  /* the partial listing (its gen) this one keeps in front; 0: none */
+	size_t dropped;	  /* entries of that partial listing gone from this one */
+	uint64_t base;	  /* the first page (its gen) a stream of listings, this one of them,
+			   * grew from by appending; 0: none (tree_stream.c) */
 	int64_t used;	  /* clock_now() when last read */
 	uint64_t used_at; /* t->reads when last read */
 };
@@ -177,7 +185,9 @@ struct listing {
 /* The strings of one page's records in one allocation, so that a refresh frees the last
  * listing's in few pieces (a heap of many small strings freed in between fragments). */
 struct recblock {
-	uint64_t refs; /* the nodes whose record points into it, and its packers' */
+	/* The nodes whose record points into it, and its packers': atomic, as the pager gives
+	 * its own back without t->lock once nodes a stream made hold it too. */
+	atomic_uint_fast64_t refs;
 	size_t size;
 	char data[];
 };
@@ -275,13 +285,25 @@ void tree_watch_inode(const struct tree *t, uint64_t ino);
 
 /* ---- tree_pager.c: the only file that calls a provider ---- */
 
+/* Told on the thread that called pager_listing, with no lock held, of every length the
+ * pages in without a gap grow to, up to the page that ends the listing, in turn, on the
+ * first attempt only: pages[0 .. n - 1] as they came (not de-duplicated) and the blocks
+ * their strings were packed into (NULL: none), which stay as they are while it runs. */
+struct pager_progress {
+	void (*fn)(void *ctx, const struct prov_page *pages, struct recblock *const *blocks,
+		   long n);
+	void *ctx;
+};
+
 /* The whole listing of dir (NULL: the provider's root) into out, one record per id, each
  * page's strings packed into a block as it comes (off the reader's path), with up to
  * parallel requests in flight; fetched again (bounded) while entries moved; within the
  * bounds of docs/design.md §4, else -EIO; no page is asked for once *quit is set. *first,
- * when set, is page 1, taken. 0 or -errno; out is fetched_free'd either way. */
+ * when set, is page 1, taken. progress, when not NULL, is told of the pages as they come.
+ * 0 or -errno; the caller fetched_frees out either way. */
 int pager_listing(struct provider *p, const struct prov_record *dir, int parallel,
-		  const atomic_int *quit, struct prov_page **first, struct fetched *out);
+		  const atomic_int *quit, struct prov_page **first, struct fetched *out,
+		  const struct pager_progress *progress);
 /* Page 1 of dir into uniq, one record per id (total, page_size and last as the page
  * said); *keep, unless it is the last, a copy of the page as it came for pager_listing. */
 int pager_first(struct provider *p, const struct prov_record *dir, struct prov_page *uniq,
@@ -312,12 +334,52 @@ int tree_load(struct tree *t, struct node *dir);
 /* Fetch dir's whole listing now and install it; dir claimed, the lock held (released while
  * fetching). 0, or -errno with nothing installed. */
 int tree_load_claimed(struct tree *t, struct node *dir);
-/* The rest of dir for a reader at the end of first page `gen`: a whole listing that keeps
- * that page in front, fetched with the page already there whatever its age, unless one
- * exists; nothing when a whole listing is there already. 0 or -errno. */
-int tree_load_rest(struct tree *t, struct node *dir, uint64_t gen);
+/* A reader at the end of a partial listing whose own call fetches the rest: told, with no
+ * lock held, each time a longer partial listing continues the one it is on. */
+struct tree_grown {
+	void (*fn)(void *ctx);
+	void *ctx;
+};
+
+/* The rest of dir for a reader at the end of partial listing `gen`: a listing that
+ * continues it, waited for while another call fetches one, else fetched (with the first
+ * page already there whatever its age, partial listings installed as the pages come, the
+ * whole one last). 0 or -errno. */
+int tree_load_rest(struct tree *t, struct node *dir, uint64_t gen, const struct tree_grown *grown);
 /* Page-through: dir's first page only, unless a fresh listing is there already. */
 int tree_load_first(struct tree *t, struct node *dir);
+
+/* ---- tree_stream.c ---- */
+
+struct stream_id;
+
+/* A whole listing being fetched for a directory whose first page readers were given: the
+ * pages that come are appended to longer partial listings meanwhile. */
+struct stream {
+	struct tree *t;
+	struct node *dir;
+	const struct tree_grown *grown; /* the claimer's own reader, or NULL */
+	struct stream_id *ids;		/* the ids listed so far */
+	size_t nids;
+	long at;       /* pages listed so far */
+	uint64_t last; /* the listing (its gen) the next one continues */
+	uint64_t base; /* the first page (its gen) they all grow from */
+	int stopped;   /* the whole listing will be installed as any other is */
+	int steps;
+};
+
+/* Begin st for dir, claimed and about to be fetched; first_reused: page 1 of the fetch is
+ * the first page its readers were given. Lock held. */
+void stream_init(struct stream *st, struct tree *t, struct node *dir,
+		 const struct tree_grown *grown, int first_reused);
+/* pager_progress: pages[0 .. n - 1] came; a longer partial listing when one is worth it.
+ * No lock held. */
+void stream_pages(void *ctx, const struct prov_page *pages, struct recblock *const *blocks, long n);
+/* The whole listing came: 1 when it is installed by appending what st did not list yet,
+ * 0 when it must be installed whole (nothing was). Lock held. */
+int stream_finish(struct stream *st, struct fetched *all);
+/* Free what st holds. */
+void stream_free(struct stream *st);
 
 /* ---- tree_index.c ---- */
 
@@ -347,10 +409,15 @@ struct listing *listing_new(size_t n, size_t names_size);
 void listing_add(struct listing *l, struct node *c, const char *name);
 /* Make l dir's current listing as generation gen; drop older ones no reader needs. Lock held. */
 void listing_push(struct tree *t, struct node *dir, struct listing *l, uint64_t gen);
+/* dir now serves l, a whole listing or a partial one (its first pages), until dir_ttl
+ * from now; what the kernel remembers missing that l has, and dir's index, go. Lock held. */
+void listing_set(struct tree *t, struct node *dir, struct listing *l, int whole);
 /* dir's listing of generation gen (as an offset carries it), marked read; NULL when it is
  * not kept. Lock held. */
 struct listing *listing_find(struct tree *t, struct node *dir, uint64_t gen);
-/* dir's whole listing that continues its first page of generation gen, or NULL. Lock held. */
+/* dir's newest listing that continues its partial listing of generation gen (a longer
+ * partial one or the whole, itself or through others a stream may have dropped since), or
+ * NULL. Lock held. */
 struct listing *listing_from(const struct node *dir, uint64_t gen);
 /* Drop dir's superseded listings unread for a while, and the least recently read beyond
  * a few. Lock held. */
@@ -367,18 +434,18 @@ size_t listing_off_pos(off_t off);
 /* Move the strings of pg's records into one new block (one reference, its packer's).
  * 0, or -ENOMEM with pg untouched and *out NULL. */
 int recblock_pack(struct prov_page *pg, struct recblock **out);
-/* One more node's record in b. Lock held. */
+/* One more reference to b (a node's record in it, or a packer's); any thread. */
 void recblock_ref(struct recblock *b);
-/* One reference to b given back; the last frees it. Lock held. */
+/* One reference to b given back; the last frees it; any thread. */
 void recblock_unref(struct recblock *b);
 /* The packer is done with b: the records of pg it filled and nobody took are cleared (their
- * strings are b's), and its reference goes. Lock held, unless no node took b yet. */
+ * strings are b's), and its reference goes. */
 void recblock_done(struct recblock *b, struct prov_page *pg);
 /* pg, whose records are all in b, as a fetched listing: f takes the records and b's
  * reference. 0 or -ENOMEM (nothing taken). */
 int fetched_from_page(struct fetched *f, struct prov_page *pg, struct recblock *b);
 /* Free f: the records left in blocks cleared, the others freed, the blocks' references
- * given back. Lock held, unless no node took its blocks. */
+ * given back. */
 void fetched_free(struct fetched *f);
 
 /* ---- tree_lookup.c ---- */

@@ -9,7 +9,9 @@
  * once), and costs no listing after its first. A listing is frozen (order and names) and
  * references its nodes; a superseded one is kept while readers may still be on it: until
  * it was unread for TREE_LISTING_IDLE seconds, and the TREE_LISTINGS_KEPT most recently
- * read at most. Lock rules: tree_i.h. */
+ * read at most, besides those the current one grew from by appending (a stream: each is
+ * a beginning of the next, and a reader waiting at the end of one goes on in the newest).
+ * Lock rules: tree_i.h. */
 #include <assert.h>
 #include <errno.h>
 #include <stdalign.h>
@@ -98,12 +100,22 @@ void listing_drop_all(struct tree *t, struct node *dir)
 }
 
 /* The superseded listing read least recently, by the link that points to it. */
+/* Is l one of the listings the current one of dir, still growing, grew from by appending
+ * (tree_stream.c)? Each is a beginning of it, and a reader waiting at its end goes on in
+ * the next. Once it is whole, a reader on one that went goes on in it where it stood. */
+static int listing_in_stream(const struct node *dir, const struct listing *l)
+{
+	uint64_t base = dir->listings->base;
+
+	return base && dir->listings->partial && (l->base == base || l->gen == base);
+}
+
 static struct listing **least_read(struct node *dir)
 {
 	struct listing **pick = NULL;
 
 	for (struct listing **pp = &dir->listings->next; *pp; pp = &(*pp)->next)
-		if (!pick || (*pp)->used_at < (*pick)->used_at)
+		if (!listing_in_stream(dir, *pp) && (!pick || (*pp)->used_at < (*pick)->used_at))
 			pick = pp;
 	return pick;
 }
@@ -119,7 +131,7 @@ void listing_prune(struct tree *t, struct node *dir)
 		struct listing *l = *pp;
 
 		if (now - l->used < TREE_LISTING_IDLE) {
-			kept++;
+			kept += !listing_in_stream(dir, l);
 			pp = &l->next;
 			continue;
 		}
@@ -159,18 +171,33 @@ struct listing *listing_find(struct tree *t, struct node *dir, uint64_t gen)
 		if ((l->gen & OFF_GEN_MASK) != gen)
 			continue;
 		listing_touch(t, l);
-		/* A reader of a first page goes on in the listing that continues it. */
-		if (l->partial && (w = listing_from(dir, gen)))
+		/* A reader of a partial listing goes on in those that continue it. */
+		for (w = l; w->partial && (w = listing_from(dir, w->gen & OFF_GEN_MASK));)
 			listing_touch(t, w);
 		return l;
 	}
 	return NULL;
 }
 
+/* The base of dir's listing of generation gen, or its gen when it has none; 0 when the
+ * listing is not kept. */
+static uint64_t listing_base(const struct node *dir, uint64_t gen)
+{
+	for (const struct listing *l = dir->listings; gen && l; l = l->next)
+		if ((l->gen & OFF_GEN_MASK) == gen)
+			return (l->base ? l->base : l->gen) & OFF_GEN_MASK;
+	return 0;
+}
+
 struct listing *listing_from(const struct node *dir, uint64_t gen)
 {
-	for (struct listing *l = dir->listings; gen && l; l = l->next)
-		if (!l->partial && l->from && (l->from & OFF_GEN_MASK) == gen)
+	uint64_t base = listing_base(dir, gen);
+
+	/* Newest first: the first that continues gen is the longest. */
+	for (struct listing *l = dir->listings; gen && l && (l->gen & OFF_GEN_MASK) != gen;
+	     l = l->next)
+		if ((l->from && (l->from & OFF_GEN_MASK) == gen) ||
+		    (l->base && (l->base & OFF_GEN_MASK) == (base ? base : gen)))
 			return l;
 	return NULL;
 }
@@ -248,6 +275,36 @@ static void move_ancestors(char **at, struct prov_record *r)
 	r->ancestors = arr;
 }
 
+/* Misses of dir the kernel may remember that its fresh listing has: they go. Lock held. */
+static void watch_found(const struct tree *t, const struct node *dir)
+{
+	struct neg *e, *tmp;
+	struct node *c;
+
+	HASH_ITER(hh, dir->neg, e, tmp) {
+		HASH_FIND_STR(dir->children, e->name, c);
+		if (c)
+			tree_watch_entry(t, dir, e->name, 1);
+	}
+}
+
+void listing_set(struct tree *t, struct node *dir, struct listing *l, int whole)
+{
+	dir->listed = whole;
+	dir->partial = !whole;
+	l->partial = !whole;
+	listing_push(t, dir, l, ++dir->gen);
+	dir->list_expires = clock_now() + t->o.dir_ttl;
+	/* A first page answers look-ups of its names as a name look-up would. */
+	for (size_t i = 0; !whole && i < l->n; i++)
+		l->e[i].node->seed_expires = dir->list_expires;
+	if (whole)
+		pager_page_drop(&dir->first);
+	watch_found(t, dir);
+	index_listing_changed(t, dir);
+	node_neg_clear(dir);
+}
+
 int recblock_pack(struct prov_page *pg, struct recblock **out)
 {
 	size_t size = 0;
@@ -262,7 +319,7 @@ int recblock_pack(struct prov_page *pg, struct recblock **out)
 	b = malloc(sizeof(*b) + size);
 	if (!b)
 		return -ENOMEM;
-	b->refs = 1;
+	atomic_init(&b->refs, 1);
 	b->size = size;
 	at = b->data;
 	for (size_t i = 0; i < pg->n; i++) {
@@ -285,14 +342,18 @@ int recblock_pack(struct prov_page *pg, struct recblock **out)
 
 void recblock_ref(struct recblock *b)
 {
-	assert(b->refs > 0);
-	b->refs++;
+	uint_fast64_t was = atomic_fetch_add(&b->refs, 1);
+
+	assert(was > 0);
+	(void)was;
 }
 
 void recblock_unref(struct recblock *b)
 {
-	assert(b->refs > 0);
-	if (--b->refs == 0)
+	uint_fast64_t was = atomic_fetch_sub(&b->refs, 1);
+
+	assert(was > 0);
+	if (was == 1)
 		free(b);
 }
 

@@ -225,19 +225,6 @@ static int keep_first_page_order(const struct listing *first, struct listing *l)
 	return 0;
 }
 
-/* Misses of dir the kernel may remember that its fresh listing has: they go. Lock held. */
-static void watch_found(const struct tree *t, const struct node *dir)
-{
-	struct neg *e, *tmp;
-	struct node *c;
-
-	HASH_ITER(hh, dir->neg, e, tmp) {
-		HASH_FIND_STR(dir->children, e->name, c);
-		if (c)
-			tree_watch_entry(t, dir, e->name, 1);
-	}
-}
-
 /* The unique names of all's records, as names_assign gives them; *size: their bytes. */
 static int listing_names(const struct node *dir, const struct prov_page *all,
 			 struct names_entry *ne, size_t *size)
@@ -302,24 +289,6 @@ out:
 	free(taken);
 	free(idx);
 	return r;
-}
-
-/* dir now serves l: a whole listing or its first page. Lock held. */
-static void listing_set(struct tree *t, struct node *dir, struct listing *l, int whole)
-{
-	dir->listed = whole;
-	dir->partial = !whole;
-	l->partial = !whole;
-	listing_push(t, dir, l, ++dir->gen);
-	dir->list_expires = clock_now() + t->o.dir_ttl;
-	/* A first page answers look-ups of its names as a name look-up would. */
-	for (size_t i = 0; !whole && i < l->n; i++)
-		l->e[i].node->seed_expires = dir->list_expires;
-	if (whole)
-		pager_page_drop(&dir->first);
-	watch_found(t, dir);
-	index_listing_changed(t, dir);
-	node_neg_clear(dir);
 }
 
 /* Let go of the children of *old that the new listing did not take. Lock held. */
@@ -406,22 +375,28 @@ static int load_failed(struct tree *t, struct node *dir, int r)
 	return 0;
 }
 
-/* A listing fetched, cut at the tree's depth, then installed; f is freed. The blocks a
- * whole listing fills are large; once the last one's memory is free, the heap gives back
- * what it can. Lock held. */
-static int install_fetched(struct tree *t, struct node *dir, struct fetched *f, int whole)
+/* Free f, installed. The blocks a whole listing fills are large; once the last one's
+ * memory is free, the heap gives back what it can. Lock held. */
+static void fetched_done(struct tree *t, struct fetched *f)
 {
 	size_t size = f->bytes;
-	int r;
 
-	node_depth_trim(t, dir, &f->all, f->of);
-	r = install_listing(t, dir, f, whole);
 	fetched_free(f);
 	if (size >= TREE_TRIM_BYTES) {
 		pthread_mutex_unlock(&t->lock);
 		malloc_trim(0);
 		pthread_mutex_lock(&t->lock);
 	}
+}
+
+/* A listing fetched, cut at the tree's depth, then installed; f is freed. Lock held. */
+static int install_fetched(struct tree *t, struct node *dir, struct fetched *f, int whole)
+{
+	int r;
+
+	node_depth_trim(t, dir, &f->all, f->of);
+	r = install_listing(t, dir, f, whole);
+	fetched_done(t, f);
 	return r;
 }
 
@@ -447,12 +422,15 @@ static int first_fetched(struct tree *t, struct prov_page *pg, struct fetched *f
 /* Fetch dir's whole listing and install it; dir claimed, the lock held (released while
  * fetching). Its first page, kept since a reader took it, is page 1 unless it is older than
  * TREE_FIRST_REUSE; the reader's offsets stay valid either way (keep_first_page_order).
- * 0 or -errno. */
-int tree_load_claimed(struct tree *t, struct node *dir)
+ * The pages reach the readers of the first page as they come (tree_stream.c). 0 or
+ * -errno. */
+static int load_claimed(struct tree *t, struct node *dir, const struct tree_grown *grown)
 {
 	struct prov_page *first = NULL;
 	struct fetched all = {0};
 	struct prov_record copy = {0};
+	struct stream st;
+	struct pager_progress progress = {.fn = stream_pages, .ctx = &st};
 	int r = node_fetch_arg(dir, &copy);
 
 	if (r < 0)
@@ -461,33 +439,69 @@ int tree_load_claimed(struct tree *t, struct node *dir)
 		first = dir->first;
 		dir->first = NULL;
 	}
+	stream_init(&st, t, dir, grown, first != NULL);
 	pthread_mutex_unlock(&t->lock);
 	r = pager_listing(dir->prov, dir->prov_root ? NULL : &copy, t->o.parallel, &t->quit, &first,
-			  &all);
+			  &all, &progress);
 	pthread_mutex_lock(&t->lock);
 	if (r == 0) {
-		r = install_fetched(t, dir, &all, 1);
+		if (stream_finish(&st, &all))
+			fetched_done(t, &all);
+		else
+			r = install_fetched(t, dir, &all, 1);
 		dir->err_logged = 0;
 	}
+	dir->rest_err = r < 0 && st.steps ? r : 0;
+	stream_free(&st);
 	fetched_free(&all);
 	pager_page_drop(&first);
 	prov_record_free(&copy);
 	return r;
 }
 
-/* Claim dir and make it whole when it must be: for a reader at the end of first page
- * cont, unless a whole listing is there; for anyone else (cont 0), unless a fresh one is. */
-static int load_whole(struct tree *t, struct node *dir, uint64_t cont)
+int tree_load_claimed(struct tree *t, struct node *dir)
+{
+	return load_claimed(t, dir, NULL);
+}
+
+/* For a reader at the end of partial listing cont: 1 once a listing continues it, waiting
+ * while another call fetches; 0 with dir claimed when none does; -EINTR when the reader
+ * gave up; the error of a fetch that streamed pages and failed. Lock held. */
+static int claim_rest(struct tree *t, struct node *dir, uint64_t cont)
+{
+	int r = 0;
+
+	dir->waiting++;
+	while (!listing_from(dir, cont) && dir->loading && r == 0)
+		r = node_wait(t);
+	dir->waiting--;
+	if (r < 0)
+		return r;
+	if (listing_from(dir, cont))
+		return 1;
+	if (dir->rest_err) { /* what streamed so far was all there is to have */
+		r = dir->rest_err;
+		dir->rest_err = 0;
+		return r;
+	}
+	dir->loading = 1;
+	return 0;
+}
+
+/* Claim dir and make it whole when it must be: for a reader at the end of partial listing
+ * cont, unless a listing continues it; for anyone else (cont 0), unless a fresh one is. */
+static int load_whole(struct tree *t, struct node *dir, uint64_t cont,
+		      const struct tree_grown *grown)
 {
 	int r;
 
 	pthread_mutex_lock(&t->lock);
-	r = node_claim(t, dir);
-	if (r < 0)
+	r = cont ? claim_rest(t, dir, cont) : node_claim(t, dir);
+	if (r != 0)
 		goto out;
 	if (cont ? dir->partial && !listing_from(dir, cont)
 		 : !dir->listed || clock_now() >= dir->list_expires) {
-		r = tree_load_claimed(t, dir);
+		r = load_claimed(t, dir, grown);
 		/* A reader that gave up is no failure of the cloud's. */
 		if (r < 0 && r != -EINTR)
 			r = load_failed(t, dir, r);
@@ -495,17 +509,17 @@ static int load_whole(struct tree *t, struct node *dir, uint64_t cont)
 	node_release(t, dir);
 out:
 	pthread_mutex_unlock(&t->lock);
-	return r;
+	return r < 0 ? r : 0;
 }
 
 int tree_load(struct tree *t, struct node *dir)
 {
-	return load_whole(t, dir, 0);
+	return load_whole(t, dir, 0, NULL);
 }
 
-int tree_load_rest(struct tree *t, struct node *dir, uint64_t gen)
+int tree_load_rest(struct tree *t, struct node *dir, uint64_t gen, const struct tree_grown *grown)
 {
-	return load_whole(t, dir, gen);
+	return load_whole(t, dir, gen, grown);
 }
 
 int tree_load_first(struct tree *t, struct node *dir)

@@ -95,8 +95,13 @@ struct pager {
 	size_t repeats;		  /* ids a page brought that one before it had brought */
 	size_t entries, bytes;	  /* what they brought, against docs/design.md §4 */
 	int err;
-	struct prov_cancel cancel; /* the caller's, which its page threads obey too */
-	sem_t slots;		   /* `parallel` of them: the requests in flight */
+	struct prov_cancel cancel;	       /* the caller's, which its page threads obey too */
+	sem_t slots;			       /* `parallel` of them: the requests in flight */
+	const struct pager_progress *progress; /* NULL: nobody is told of pages as they come */
+	pthread_cond_t cond;		       /* a page came or a page thread ended */
+	unsigned char *arrived;		       /* arrived[k - 1]: page k is in */
+	long prefix, told; /* pages 1..prefix are in; progress was told of 1..told */
+	int running;	   /* page threads not done yet */
 };
 
 /* Forget the ids seen so far. */
@@ -166,6 +171,15 @@ static void pager_note(struct pager *pg, long k, const struct prov_page *page)
 		pg->end = k;
 }
 
+/* Page k is in: the pages in without a gap may have grown. Lock held. */
+static void pager_arrived(struct pager *pg, long k)
+{
+	pg->arrived[k - 1] = 1;
+	while (pg->prefix < pg->npages && pg->arrived[pg->prefix])
+		pg->prefix++;
+	pthread_cond_broadcast(&pg->cond);
+}
+
 /* The next page to ask for, or 0 when the listing is over, failed or the daemon exits. */
 static long pager_take(struct pager *pg)
 {
@@ -223,6 +237,8 @@ static void *pager_run(void *arg)
 			pg->err = r;
 		else if (r == 0)
 			pager_note(pg, k, &pg->pages[k - 1]);
+		if (r == 0)
+			pager_arrived(pg, k);
 		pthread_mutex_unlock(&pg->lock);
 	}
 	/* pg goes, and the caller's own thread may have run this (no thread to be had). */
@@ -234,6 +250,48 @@ static void *pager_run(void *arg)
 /* Pages first..npages with `parallel` requests in flight, kept so while answers are
  * parsed: twice as many threads as requests, each holding a slot only while its request
  * is on the wire, so that parsing one answer never leaves the wire one request short. */
+/* Page threads not done yet, counted up before one starts and down when it ends. */
+static void pager_running(struct pager *pg, int delta)
+{
+	pthread_mutex_lock(&pg->lock);
+	pg->running += delta;
+	pthread_cond_broadcast(&pg->cond);
+	pthread_mutex_unlock(&pg->lock);
+}
+
+static void *pager_thread(void *arg)
+{
+	pager_run(arg);
+	pager_running(arg, -1);
+	return NULL;
+}
+
+/* Until every page thread is done, progress is told of every length the pages in without a
+ * gap grew to, up to the page that ends the listing (the pages do not move meanwhile: only
+ * this thread grows them). */
+static void pager_watch(struct pager *pg)
+{
+	if (!pg->progress)
+		return;
+	pthread_mutex_lock(&pg->lock);
+	for (;;) {
+		long in = pg->prefix < pg->end ? pg->prefix : pg->end;
+
+		if (in > pg->told && !pg->err && !(pg->told && pg->pages[pg->told - 1].last)) {
+			long n = ++pg->told;
+
+			pthread_mutex_unlock(&pg->lock);
+			pg->progress->fn(pg->progress->ctx, pg->pages, pg->blocks, n);
+			pthread_mutex_lock(&pg->lock);
+		} else if (pg->running) {
+			pthread_cond_wait(&pg->cond, &pg->lock);
+		} else {
+			break;
+		}
+	}
+	pthread_mutex_unlock(&pg->lock);
+}
+
 static int fetch_pages(struct pager *pg, long first)
 {
 	pthread_t th[PAGER_THREADS];
@@ -244,11 +302,16 @@ static int fetch_pages(struct pager *pg, long first)
 	if (want < nth)
 		nth = (int)want;
 	pg->next = first;
-	for (int i = 0; i < nth; i++)
-		if (pthread_create(&th[i], NULL, pager_run, pg) == 0)
+	for (int i = 0; i < nth; i++) {
+		pager_running(pg, 1);
+		if (pthread_create(&th[i], NULL, pager_thread, pg) == 0)
 			started++;
+		else
+			pager_running(pg, -1);
+	}
 	if (!started)
 		pager_run(pg); /* no thread to be had: do the work here */
+	pager_watch(pg);
 	for (int i = 0; i < started; i++)
 		pthread_join(th[i], NULL);
 	return pg->err;
@@ -259,6 +322,7 @@ static int pages_grow(struct pager *pg, struct prov_page **pages, long *npages, 
 {
 	struct prov_page *grown = realloc(*pages, last * sizeof(**pages));
 	struct recblock **blocks;
+	unsigned char *arrived;
 
 	if (!grown)
 		return -ENOMEM;
@@ -266,12 +330,17 @@ static int pages_grow(struct pager *pg, struct prov_page **pages, long *npages, 
 	blocks = realloc(pg->blocks, last * sizeof(*blocks));
 	if (!blocks)
 		return -ENOMEM;
+	pg->blocks = blocks;
+	arrived = realloc(pg->arrived, last);
+	if (!arrived)
+		return -ENOMEM;
+	pg->arrived = arrived;
 	for (long k = *npages; k < last; k++) {
 		memset(&grown[k], 0, sizeof(grown[k]));
 		grown[k].total = -1;
 		blocks[k] = NULL;
+		arrived[k] = 0;
 	}
-	pg->blocks = blocks;
 	*npages = pg->npages = last;
 	return 0;
 }
@@ -344,7 +413,7 @@ static int fetched_prepare(struct pager *pg, const struct prov_page *pages, long
 
 		if (!b)
 			continue;
-		recblock_ref(b); /* no node took it yet: the pager's alone */
+		recblock_ref(b);
 		out->blocks[out->nblocks++] = b;
 		out->bytes += b->size;
 	}
@@ -471,6 +540,7 @@ static int fetch_first(struct pager *pg, struct prov_page **first, struct prov_p
 	recblock_pack(page, &pg->blocks[0]);
 	pthread_mutex_lock(&pg->lock);
 	pager_note(pg, 1, page);
+	pager_arrived(pg, 1);
 	pthread_mutex_unlock(&pg->lock);
 	return pg->err;
 }
@@ -484,10 +554,16 @@ static int fetch_once(struct pager *pg, struct prov_page **first, struct fetched
 	int r;
 
 	pg->blocks = calloc(1, sizeof(*pg->blocks));
-	if (!pages || !pg->blocks) {
+	pg->arrived = calloc(1, 1);
+	pg->pages = pages;
+	pg->npages = 1;
+	pg->prefix = pg->told = 0;
+	if (!pages || !pg->blocks || !pg->arrived) {
 		free(pages);
 		free(pg->blocks);
+		free(pg->arrived);
 		pg->blocks = NULL;
+		pg->arrived = NULL;
 		return -ENOMEM;
 	}
 	pg->err = 0;
@@ -508,16 +584,22 @@ out:
 		page_release(pg, pages, k);
 	free(pages);
 	free(pg->blocks);
+	free(pg->arrived);
 	pg->blocks = NULL;
+	pg->arrived = NULL;
 	return r;
 }
 
 /* The whole listing, fetched again while entries moved under the pager (bounded). */
-static int fetch_listing(struct pager *pg, struct prov_page **first, struct fetched *out)
+static int fetch_listing(struct pager *pg, struct prov_page **first, struct fetched *out,
+			 const struct pager_progress *progress)
 {
 	for (int attempt = 1;; attempt++) {
 		int consistent = 1;
-		int r = fetch_once(pg, first, out, &consistent);
+		int r;
+
+		pg->progress = attempt == 1 ? progress : NULL; /* what came first is told once */
+		r = fetch_once(pg, first, out, &consistent);
 
 		if (r < 0 || consistent)
 			return r;
@@ -533,16 +615,19 @@ static int fetch_listing(struct pager *pg, struct prov_page **first, struct fetc
 }
 
 int pager_listing(struct provider *p, const struct prov_record *dir, int parallel,
-		  const atomic_int *quit, struct prov_page **first, struct fetched *out)
+		  const atomic_int *quit, struct prov_page **first, struct fetched *out,
+		  const struct pager_progress *progress)
 {
 	struct pager pg = {.prov = p, .dir = dir, .quit = quit, .cancel = provider_get_cancel()};
 	int r;
 
 	pg.parallel = parallel < 1 ? 1 : parallel > PAGER_THREADS ? PAGER_THREADS : parallel;
 	pthread_mutex_init(&pg.lock, NULL);
+	pthread_cond_init(&pg.cond, NULL);
 	sem_init(&pg.slots, 0, (unsigned)pg.parallel);
-	r = fetch_listing(&pg, first, out);
+	r = fetch_listing(&pg, first, out, progress);
 	sem_destroy(&pg.slots);
+	pthread_cond_destroy(&pg.cond);
 	pthread_mutex_destroy(&pg.lock);
 	return pager_errno(p, dir, r);
 }

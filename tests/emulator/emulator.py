@@ -451,6 +451,7 @@ def normalize(data):
 
 DEFAULT_KNOBS = {"latency_ms": 0, "fail_5xx": 0.0, "throttle": 0.0, "retry_after": 1,
                  "reset": 0.0, "truncate": 0.0, "malformed": 0.0, "stall": 0.0, "stall_s": 30,
+                 "stall_page": 0,
                  "down": False, "max_page_size": 100, "codeup_headers": True,
                  "codeup_list_full": True, "mutate": None, "error_message": None,
                  "hostile_total": None, "hostile_records_per_page": 0,
@@ -478,6 +479,10 @@ def check_knobs(new):
             v = int(v)
             if v < 1:
                 raise ValueError("max_page_size must be 1 or more")
+        elif k == "stall_page":
+            v = int(v)
+            if v < 0:
+                raise ValueError("stall_page must not be negative")
         elif k == "mutate":
             if v is not None and not isinstance(v, dict):
                 raise ValueError("mutate is an object or null")
@@ -546,12 +551,12 @@ class Store:
             p = float(self.knobs.get(knob) or 0.0)
             return p > 0 and self.rng.random() < p
 
-    def stall_wait(self, seconds):
-        """Sleep up to seconds, or until stall is set back to 0: a test that un-stalls the
-        emulator gets the answers of the requests already held."""
+    def stall_wait(self, seconds, knob="stall"):
+        """Sleep up to seconds, or until the knob is set back to 0: a test that un-stalls
+        the emulator gets the answers of the requests already held."""
         deadline = time.monotonic() + seconds
         with self.unstalled:
-            while self.knobs["stall"] and time.monotonic() < deadline:
+            while self.knobs[knob] and time.monotonic() < deadline:
                 self.unstalled.wait(deadline - time.monotonic())
 
     def snapshot_knobs(self):
@@ -561,7 +566,7 @@ class Store:
     def configure(self, new):
         with self.lock:
             self.knobs.update(check_knobs(new))
-            if not self.knobs["stall"]:
+            if not self.knobs["stall"] or not self.knobs["stall_page"]:
                 self.unstalled.notify_all()
             if "mutate" in new:
                 self.list_requests.clear()
@@ -1301,6 +1306,12 @@ def parse_range(value, length):
 # ============================================================================ HTTP
 
 
+def page_number(req):
+    """The PageNumber a request's query string asks for (PAI), or None."""
+    v = dict(split_query(req.query)).get("PageNumber", "")
+    return int(v) if v.isdigit() else None
+
+
 class Request:
     """What the verifiers and providers need of one request; headers lower-cased."""
 
@@ -1463,6 +1474,9 @@ class Handler(BaseHTTPRequestHandler):
         if store.roll("stall"):
             store.count("fault.stall")
             store.stall_wait(float(knobs["stall_s"]))
+        if knobs["stall_page"] and page_number(req) == knobs["stall_page"]:
+            store.count("fault.stall_page")
+            store.stall_wait(float(knobs["stall_s"]), "stall_page")
         rid = provider.new_request_id()
         try:
             provider.authenticate(req)

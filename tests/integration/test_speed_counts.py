@@ -317,3 +317,35 @@ def test_a_cold_listing_keeps_parallel_requests_in_flight_and_no_more(emulator, 
     stats = emu.stats()
     assert stats["pai.ListCodeSources"] == 10
     assert stats["in_flight.max"] == parallel
+
+
+@pytest.mark.timeout_s(120)
+def test_a_cold_ls_gets_the_pages_that_came_while_the_last_is_held(emulator, mount):
+    """The pages of a cold listing reach the reader as they come, not after the last one
+    (docs/design.md §3): page 10 of 10 held, the reader gets more than the first page; then
+    the whole listing once, every name as the listing names it, and no page asked twice."""
+    import threading
+    from test_pai import expected_names
+
+    emu, m, wsdir = fresh_mount(emulator, mount, 1000)
+    emu.configure(stall_page=10, stall_s=60)
+    got, done = [], threading.Event()
+
+    def reader():
+        with os.scandir(os.fsencode(wsdir)) as it:
+            for e in it:
+                got.append(e.name)
+        done.set()
+
+    th = threading.Thread(target=reader, daemon=True)
+    th.start()
+    while emu.stats().get("fault.stall_page", 0) < 1 or len(got) <= 100:
+        assert not done.is_set(), "the listing ended while its last page was held"
+        time.sleep(0.02)
+    assert emu.stats().get("fault.stall_page", 0) == 1 and not done.is_set()
+    emu.configure(stall_page=0)
+    th.join(timeout=60)
+    assert done.is_set()
+    ws = pai_workspaces(emu)[0]
+    assert sorted(got) == sorted(expected_names(ws["code_sources"]).values())
+    assert emu.stats()["pai.ListCodeSources"] == 10

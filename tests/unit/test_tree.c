@@ -57,6 +57,9 @@ struct fake {
 	int incomplete; /* listings leave url out; complete() fills it in */
 	int complete_calls;
 	int nest; /* every directory below the root holds one more, n<k>, without end */
+	int hold; /* pages from hold_from on wait, as a slow page, until cleared */
+	long hold_from;
+	int held; /* calls that met the hold so far */
 };
 
 /* As http does: wait while the fake network stalls, giving up when the caller does. */
@@ -175,6 +178,11 @@ static int fake_list_page(struct provider *p, const struct prov_record *dir, lon
 
 	if (err)
 		return err;
+	if (dir && __atomic_load_n(&f->hold, __ATOMIC_SEQ_CST) && page >= f->hold_from) {
+		__atomic_add_fetch(&f->held, 1, __ATOMIC_SEQ_CST);
+		while (__atomic_load_n(&f->hold, __ATOMIC_SEQ_CST))
+			usleep(1000);
+	}
 	pthread_mutex_lock(&f->lock);
 	f->inflight++;
 	f->max_inflight = f->inflight > f->max_inflight ? f->inflight : f->max_inflight;
@@ -1055,6 +1063,297 @@ static void test_a_fetcher_that_gives_up_lets_the_waiter_fetch(void **state)
 	free(b);
 }
 
+/* ---- streaming: the pages of a cold listing reach its reader as they come ------------- */
+
+/* A reader whose call may answer before it ends (as fs.c does): what it took when it
+ * answered. */
+struct streamer {
+	struct tree *t;
+	uint64_t ino;
+	int answer; /* use tree_readdir_answer */
+	off_t off;
+	int r;
+	int answered; /* entries taken when answered (+1), 0 before */
+	int taken;    /* c.n, for another thread to read */
+	struct names c;
+};
+
+static void streamer_answer(void *ctx)
+{
+	struct streamer *s = ctx;
+
+	__atomic_store_n(&s->answered, s->c.n + 1, __ATOMIC_SEQ_CST);
+}
+
+static int streamer_fill(void *ctx, const char *name, const struct tree_stat *st, off_t next,
+			 int holds)
+{
+	struct streamer *s = ctx;
+	int r;
+
+	assert_int_equal(__atomic_load_n(&s->answered, __ATOMIC_SEQ_CST), 0);
+	r = collect(&s->c, name, st, next, holds);
+	__atomic_store_n(&s->taken, s->c.n, __ATOMIC_SEQ_CST);
+	return r;
+}
+
+static void *streamer_run(void *arg)
+{
+	struct streamer *s = arg;
+
+	s->r = tree_readdir_answer(s->t, s->ino, s->off, 0, streamer_fill,
+				   s->answer ? streamer_answer : NULL, s);
+	if (!s->answered)
+		__atomic_store_n(&s->answered, s->c.n + 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+/* One readdir call from off into s (its names kept); 0 or -errno. */
+static int streamer_call(struct streamer *s, off_t off)
+{
+	s->off = off;
+	__atomic_store_n(&s->answered, 0, __ATOMIC_SEQ_CST);
+	streamer_run(s);
+	return s->r;
+}
+
+/* The workspace of 100 entries in pages of 10, its first page read; the last page held. */
+static void stream_begin(struct fixture *x, struct streamer *s, struct tree_stat *ws)
+{
+	if (!x->f.n) /* else the test filled it */
+		fake_fill(&x->f, 100);
+	assert_int_equal(path_lookup(x->t, "/fake/ws", ws), 0);
+	s->t = x->t;
+	s->ino = ws->ino;
+	assert_int_equal(streamer_call(s, 0), 0);
+	assert_int_equal(s->c.n, 2 + 10); /* ".", "..", the first page */
+	pthread_mutex_lock(&x->f.lock);
+	x->f.list_calls = 0; /* the root's and the first page's so far */
+	pthread_mutex_unlock(&x->f.lock);
+	x->f.hold_from = 10;
+	__atomic_store_n(&x->f.hold, 1, __ATOMIC_SEQ_CST);
+}
+
+/* Every entry of the fake once, by its name, after "." and "..". */
+static void stream_check_all(const struct streamer *s)
+{
+	assert_int_equal(s->c.n, 2 + 100);
+	for (int i = 0; i < 100; i++) {
+		char id[16];
+		int found = 0;
+
+		snprintf(id, sizeof(id), "%d", 100 + i);
+		for (int k = 2; k < s->c.n; k++)
+			found += !strcmp(s->c.list[k], id);
+		assert_int_equal(found, 1);
+	}
+}
+
+/* The reader's own call fetches the rest: it answers with the pages that came while the
+ * last one is still held, goes on to install the rest, and the reader's next call gets it:
+ * every entry once. */
+static void test_a_readers_call_answers_with_the_pages_that_came(void **state)
+{
+	struct fixture *x = *state;
+	struct streamer *s = calloc(1, sizeof(*s));
+	struct tree_stat ws;
+	pthread_t th;
+	int got;
+
+	s->answer = 1;
+	stream_begin(x, s, &ws);
+	s->off = s->c.next;
+	s->answered = 0;
+	assert_int_equal(pthread_create(&th, NULL, streamer_run, s), 0);
+	wait_until(&s->answered, 1);
+	got = s->answered - 1;
+	assert_true(got > 2 + 10); /* more than the first page */
+	assert_int_equal(__atomic_load_n(&x->f.hold, __ATOMIC_SEQ_CST), 1);
+	assert_int_equal(__atomic_load_n(&x->f.held, __ATOMIC_SEQ_CST), 1); /* page 10 waits */
+	__atomic_store_n(&x->f.hold, 0, __ATOMIC_SEQ_CST);
+	pthread_join(th, NULL);
+	assert_int_equal(s->r, 0);
+	assert_int_equal(s->c.n, got); /* nothing taken after the answer */
+	while (streamer_call(s, s->c.next) == 0 && s->c.n > got)
+		got = s->c.n;
+	assert_int_equal(s->r, 0);
+	stream_check_all(s);
+	assert_int_equal(x->f.list_calls, 9); /* pages 2..10, once each */
+	tree_forget(x->t, ws.ino, 1);
+	free(s);
+}
+
+/* A reader at the end of the first page while another call fetches the rest goes on in the
+ * longer partial listings as they come, not after the last page. */
+static void test_a_waiting_reader_gets_the_pages_that_came(void **state)
+{
+	struct fixture *x = *state;
+	struct streamer *s = calloc(1, sizeof(*s)), *a = calloc(1, sizeof(*a));
+	struct tree_stat ws;
+	pthread_t th;
+
+	pthread_t ts;
+
+	stream_begin(x, s, &ws);
+	*a = *s; /* another reader at the end of the same first page fetches the rest */
+	a->off = s->off = s->c.next;
+	a->answered = s->answered = 0;
+	__atomic_store_n(&x->f.stall, 1, __ATOMIC_SEQ_CST); /* until s waits too */
+	assert_int_equal(pthread_create(&th, NULL, streamer_run, a), 0);
+	wait_until(&x->f.stalled, 1);
+	assert_int_equal(pthread_create(&ts, NULL, streamer_run, s), 0);
+	usleep(50000); /* s waits for a's fetch */
+	__atomic_store_n(&x->f.stall, 0, __ATOMIC_SEQ_CST);
+	wait_until(&s->answered, 1); /* s's call returns: a partial listing came */
+	pthread_join(ts, NULL);
+	assert_int_equal(s->r, 0);
+	assert_true(s->c.n > 2 + 10);
+	assert_int_equal(__atomic_load_n(&x->f.hold, __ATOMIC_SEQ_CST), 1);
+	assert_int_equal(__atomic_load_n(&x->f.held, __ATOMIC_SEQ_CST), 1); /* page 10 waits */
+	__atomic_store_n(&x->f.hold, 0, __ATOMIC_SEQ_CST);
+	pthread_join(th, NULL);
+	assert_int_equal(a->r, 0);
+	for (int n = s->c.n; streamer_call(s, s->c.next) == 0 && s->c.n > n;)
+		n = s->c.n;
+	assert_int_equal(s->r, 0);
+	stream_check_all(s);
+	assert_int_equal(x->f.list_calls, 9);
+	tree_forget(x->t, ws.ino, 1);
+	free(a);
+	free(s);
+}
+
+/* How many of names' entries after "." and ".." are name. */
+static int names_count(const struct names *c, const char *name)
+{
+	int found = 0;
+
+	for (int k = 2; k < c->n; k++)
+		found += !strcmp(c->list[k], name);
+	return found;
+}
+
+/* A reader that reads on from where it stands to the end of the directory. */
+static void *streamer_to_end(void *arg)
+{
+	struct streamer *s = arg;
+	int n;
+
+	do {
+		n = s->c.n;
+		streamer_call(s, s->c.next);
+	} while (s->r == 0 && s->c.n > n);
+	return NULL;
+}
+
+/* Entry 101 (page 1) and entry 145 (page 5) share the name "dup", 145 created at ctime_145
+ * (101 at 11). The reader at the end of the first page reads on while page 10 is held:
+ * *streamed, the entries it had once pages 2 to 9 were in for a while; then the whole
+ * directory read afresh into *after. */
+static void stream_namesakes(struct fixture *x, int64_t ctime_145, int *streamed,
+			     struct names *after)
+{
+	struct streamer *s = calloc(1, sizeof(*s)), *next = calloc(1, sizeof(*next));
+	struct tree_stat ws;
+	pthread_t th[2];
+
+	fake_fill(&x->f, 100);
+	snprintf(x->f.e[1].name, sizeof(x->f.e[1].name), "dup");
+	snprintf(x->f.e[45].name, sizeof(x->f.e[45].name), "dup");
+	x->f.e[45].ctime = ctime_145;
+	s->answer = 1;
+	stream_begin(x, s, &ws);
+	s->off = s->c.next;
+	s->answered = 0;
+	/* Its call answers with what came first and goes on fetching; the next calls come on
+	 * another thread, as the kernel's do. */
+	assert_int_equal(pthread_create(&th[0], NULL, streamer_run, s), 0);
+	wait_until(&s->answered, 1);
+	*next = *s;
+	assert_int_equal(pthread_create(&th[1], NULL, streamer_to_end, next), 0);
+	wait_until(&x->f.held, 1); /* every page but the held one was asked for */
+	usleep(200000);		   /* and has come */
+	*streamed = __atomic_load_n(&next->taken, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&x->f.hold, 0, __ATOMIC_SEQ_CST);
+	pthread_join(th[0], NULL);
+	pthread_join(th[1], NULL);
+	assert_int_equal(s->r, 0);
+	assert_int_equal(next->r, 0);
+	assert_int_equal(read_dir(x->t, "/fake/ws", after), 0);
+	assert_int_equal(after->n, 2 + 100);
+	tree_forget(x->t, ws.ino, 1);
+	free(next);
+	free(s);
+}
+
+/* A later page's entry named as one listed before, and younger: the stream goes on past it
+ * (the pages come oldest first), and names it as a whole listing would: "dup~<its id>". */
+static void test_a_stream_names_a_younger_namesake_as_a_whole_listing_would(void **state)
+{
+	struct fixture *x = *state;
+	struct names *after = calloc(1, sizeof(*after));
+	int streamed;
+
+	stream_namesakes(x, 55, &streamed, after);
+	assert_int_equal(streamed, 2 + 90); /* pages 1 to 9, while page 10 was held */
+	assert_int_equal(names_count(after, "dup"), 1);
+	assert_int_equal(names_count(after, "dup~145"), 1);
+	assert_int_equal(names_count(after, "dup~101"), 0);
+	free(after);
+}
+
+/* A later page's entry named as one listed before, and older: a whole listing gives it
+ * the name and the one listed before "dup~101". A stream cannot rename what it listed,
+ * so it stops there, and the whole listing is installed as any other: the same names. */
+static void test_a_stream_stops_at_an_older_namesake(void **state)
+{
+	struct fixture *x = *state;
+	struct names *after = calloc(1, sizeof(*after));
+	int streamed;
+
+	stream_namesakes(x, 5, &streamed, after);
+	assert_true(streamed < 2 + 50); /* nothing from page 5 on while page 10 was held */
+	assert_int_equal(names_count(after, "dup"), 1);
+	assert_int_equal(names_count(after, "dup~101"), 1);
+	assert_int_equal(names_count(after, "dup~145"), 0);
+	free(after);
+}
+
+/* The last page fails after the others reached the reader: its next call gets the pages
+ * that came, then the error, and the listing is not asked for a second time for it. */
+static void test_a_stream_that_fails_gives_its_error_once(void **state)
+{
+	struct fixture *x = *state;
+	struct streamer *s = calloc(1, sizeof(*s)), *next = calloc(1, sizeof(*next));
+	struct tree_stat ws;
+	pthread_t th;
+	int n;
+
+	s->answer = 1;
+	stream_begin(x, s, &ws);
+	s->off = s->c.next;
+	s->answered = 0;
+	assert_int_equal(pthread_create(&th, NULL, streamer_run, s), 0);
+	wait_until(&s->answered, 1);
+	wait_until(&x->f.held, 1);
+	pthread_mutex_lock(&x->f.lock);
+	x->f.fail = -EIO;
+	pthread_mutex_unlock(&x->f.lock);
+	__atomic_store_n(&x->f.hold, 0, __ATOMIC_SEQ_CST);
+	pthread_join(th, NULL); /* the call that answered early ends with the fetch */
+	*next = *s;
+	do {
+		n = next->c.n;
+		streamer_call(next, next->c.next);
+	} while (next->r == 0 && next->c.n > n);
+	assert_int_equal(next->r, -EIO);
+	assert_true(next->c.n > 2 + 10);
+	assert_int_equal(x->f.list_calls, 9); /* pages 2..10, once each */
+	tree_forget(x->t, ws.ino, 1);
+	free(next);
+	free(s);
+}
+
 /* A look-up that gives up while the name filter stalls gets EINTR and remembers no miss. */
 static void test_a_lookup_that_gives_up(void **state)
 {
@@ -1652,6 +1951,16 @@ int main(void)
 		test_an_older_listing_gives_lookups_of_current_children_only, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_depth_is_bounded, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_a_completed_record_outlives_its_listing, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_a_readers_call_answers_with_the_pages_that_came,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_a_stream_names_a_younger_namesake_as_a_whole_listing_would, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_a_stream_stops_at_an_older_namesake, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_a_stream_that_fails_gives_its_error_once, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_a_waiting_reader_gets_the_pages_that_came, setup,
 					    teardown),
 	};
 
