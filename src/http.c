@@ -100,7 +100,7 @@ static void http_wait(struct http *h, struct http_xfer *x, long deadline)
 			continue;
 		}
 		if (x->state != XFER_FINISHED)
-			http_cond_wait_ms(h, HTTP_POLL_MS);
+			http_xfer_wait_ms(h, x, HTTP_POLL_MS);
 	}
 	pthread_mutex_unlock(&h->lock);
 }

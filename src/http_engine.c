@@ -32,8 +32,8 @@ static void http_global_init(void)
 	http_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-/* Wait on h->cond (lock held) for at most ms milliseconds. */
-void http_cond_wait_ms(struct http *h, long ms)
+/* Wait on c (h->lock held) for at most ms milliseconds. */
+static void http_timedwait(struct http *h, pthread_cond_t *c, long ms)
 {
 	struct timespec ts;
 
@@ -44,7 +44,17 @@ void http_cond_wait_ms(struct http *h, long ms)
 		ts.tv_sec++;
 		ts.tv_nsec -= 1000000000;
 	}
-	pthread_cond_timedwait(&h->cond, &h->lock, &ts);
+	pthread_cond_timedwait(c, &h->lock, &ts);
+}
+
+void http_cond_wait_ms(struct http *h, long ms)
+{
+	http_timedwait(h, &h->cond, ms);
+}
+
+void http_xfer_wait_ms(struct http *h, struct http_xfer *x, long ms)
+{
+	http_timedwait(h, &x->done, ms);
 }
 
 static size_t http_on_body(char *ptr, size_t size, size_t nmemb, void *ud)
@@ -210,6 +220,12 @@ nomem:
 
 int http_xfer_prepare(struct http_xfer *x)
 {
+	pthread_condattr_t ca;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&x->done, &ca);
+	pthread_condattr_destroy(&ca);
 	x->url = http_url(x->req);
 	if (!x->url || http_headers(x->req, &x->hdrs) < 0)
 		return -ENOMEM;
@@ -222,6 +238,7 @@ void http_xfer_release(struct http_xfer *x)
 	x->hdrs = NULL;
 	free(x->url);
 	x->url = NULL;
+	pthread_cond_destroy(&x->done);
 }
 
 const char *http_method(const struct http_request *req)
@@ -332,7 +349,7 @@ static void http_finish(struct http *h, struct http_xfer *x, CURLcode code)
 	x->next = x->prev = NULL;
 	x->code = code;
 	x->state = XFER_FINISHED;
-	pthread_cond_broadcast(&h->cond);
+	pthread_cond_signal(&x->done); /* its caller alone; x may go once the lock does */
 }
 
 /* Hand x to libcurl (lock held); it is on the active list already. */

@@ -10,8 +10,10 @@
  * Every libcurl handle is touched by the engine thread alone: the multi handle (whose
  * connection cache keeps HTTP/1.1 connections alive and lets HTTP/2 multiplex on one),
  * the easy handles and the share handle (TLS sessions). A caller hands the engine a
- * transfer and waits on h->cond, waking every HTTP_POLL_MS (http.c) to ask its cancel
- * callback; giving up is a flag (x->abort) the engine acts on once woken (http_wake). */
+ * transfer and waits on the transfer's own condition (x->done: the engine wakes its caller
+ * alone, not every caller with a transfer on the wire), waking every HTTP_POLL_MS (http.c)
+ * to ask its cancel callback; giving up is a flag (x->abort) the engine acts on once woken
+ * (http_wake). */
 #ifndef CODESRCFS_HTTP_I_H
 #define CODESRCFS_HTTP_I_H
 
@@ -59,16 +61,20 @@ struct http_xfer {
 	CURL *easy;		    /* engine thread only */
 	enum http_xfer_state state; /* under h->lock */
 	int abort;		    /* under h->lock: the -errno the caller gave up with */
+	pthread_cond_t done;	    /* signalled (under h->lock) when state becomes finished */
 	CURLcode code;		    /* set when finished */
 	long status;
 	long os_errno;
 	char errbuf[CURL_ERROR_SIZE];
 };
 
-/* Build x's URL and header list from x->req. 0 or -ENOMEM (release x all the same). */
+/* Build x's URL and header list from x->req, and its condition. 0 or -ENOMEM (release x
+ * all the same). */
 int http_xfer_prepare(struct http_xfer *x);
 /* Free x's URL and header list, the headers wiped first (signatures, tokens). */
 void http_xfer_release(struct http_xfer *x);
+/* Wait on x->done (h->lock held) for at most ms milliseconds. */
+void http_xfer_wait_ms(struct http *h, struct http_xfer *x, long ms);
 /* Queue x for the engine, starting it when needed. 0, -ECANCELED after http_shutdown, or
  * -errno when the engine thread cannot start. */
 int http_submit(struct http *h, struct http_xfer *x);
