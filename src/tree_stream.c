@@ -5,8 +5,8 @@
  * listing that continues the last one (docs/design.md §3): only the records of the new
  * pages get nodes and names, the entries before are copied in front, and a reader at the
  * end of one goes on in the next where it stood. A step adds a quarter of the listing at
- * least, so the copies stay linear. The last step appends what is left of the whole
- * listing and makes it whole, in place of installing it again from the start.
+ * least, so the copies stay linear. Once every page is in, the whole listing is installed
+ * as any other is, continuing the last partial one (keep_first_page_order).
  *
  * Only what cannot come out otherwise than a whole install is streamed: a directory that
  * holds its first page only, that page being page 1 of this fetch, no id met twice, no
@@ -298,24 +298,4 @@ void stream_pages(void *ctx, const struct prov_page *pages, struct recblock *con
 	adds_free(&a);
 	if (stepped && st->grown)
 		st->grown->fn(st->grown->ctx);
-}
-
-int stream_finish(struct stream *st, struct fetched *all)
-{
-	struct stream_adds a = {0};
-	size_t listed = 0, before = st->nids;
-	int r = !st->stopped && st->dir->listings && st->dir->listings->gen == st->last;
-
-	for (size_t i = 0; r && i < all->all.n; i++) {
-		const struct prov_record *rec = &all->all.recs[i];
-
-		if (stream_listed(st, rec->id))
-			listed++;
-		else
-			r = adds_put(st, &a, rec, all->of[i]) == 0;
-	}
-	/* Every id listed so far is in the whole listing: nothing listed is gone from it. */
-	r = r && listed == before && stream_step(st, &a, 1) == 0;
-	adds_free(&a);
-	return r;
 }
