@@ -481,8 +481,7 @@ static int claim_rest(struct tree *t, struct node *dir, uint64_t cont)
 		dir->rest_err = 0;
 		return r;
 	}
-	dir->loading = 1;
-	return 0;
+	return node_claim(t, dir); /* nobody fetches it: at once */
 }
 
 /* Claim dir and make it whole when it must be: for a reader at the end of partial listing

@@ -1149,6 +1149,19 @@ static void stream_check_all(const struct streamer *s)
 	}
 }
 
+/* stream_begin, then the reader's own call from the end of the first page on thread *th:
+ * once it answered with what came first (it goes on fetching the rest). */
+static void stream_answered(struct fixture *x, struct streamer *s, struct tree_stat *ws,
+			    pthread_t *th)
+{
+	s->answer = 1;
+	stream_begin(x, s, ws);
+	s->off = s->c.next;
+	s->answered = 0;
+	assert_int_equal(pthread_create(th, NULL, streamer_run, s), 0);
+	wait_until(&s->answered, 1);
+}
+
 /* The reader's own call fetches the rest: it answers with the pages that came while the
  * last one is still held, goes on to install the rest, and the reader's next call gets it:
  * every entry once. */
@@ -1160,12 +1173,7 @@ static void test_a_readers_call_answers_with_the_pages_that_came(void **state)
 	pthread_t th;
 	int got;
 
-	s->answer = 1;
-	stream_begin(x, s, &ws);
-	s->off = s->c.next;
-	s->answered = 0;
-	assert_int_equal(pthread_create(&th, NULL, streamer_run, s), 0);
-	wait_until(&s->answered, 1);
+	stream_answered(x, s, &ws, &th);
 	got = s->answered - 1;
 	assert_true(got > 2 + 10);  /* more than the first page */
 	assert_true(got < 2 + 100); /* before the last one, held until page 10 waits */
@@ -1271,14 +1279,9 @@ static void stream_namesakes(struct fixture *x, int64_t ctime_145, int *streamed
 	snprintf(x->f.e[1].name, sizeof(x->f.e[1].name), "dup");
 	snprintf(x->f.e[45].name, sizeof(x->f.e[45].name), "dup");
 	x->f.e[45].ctime = ctime_145;
-	s->answer = 1;
-	stream_begin(x, s, &ws);
-	s->off = s->c.next;
-	s->answered = 0;
 	/* Its call answers with what came first and goes on fetching; the next calls come on
 	 * another thread, as the kernel's do. */
-	assert_int_equal(pthread_create(&th[0], NULL, streamer_run, s), 0);
-	wait_until(&s->answered, 1);
+	stream_answered(x, s, &ws, &th[0]);
 	*next = *s;
 	assert_int_equal(pthread_create(&th[1], NULL, streamer_to_end, next), 0);
 	wait_until(&x->f.held, 1); /* every page but the held one was asked for */
@@ -1336,14 +1339,8 @@ static void test_a_stream_that_fails_gives_its_error_once(void **state)
 	struct streamer *s = calloc(1, sizeof(*s)), *next = calloc(1, sizeof(*next));
 	struct tree_stat ws;
 	pthread_t th;
-	int n;
 
-	s->answer = 1;
-	stream_begin(x, s, &ws);
-	s->off = s->c.next;
-	s->answered = 0;
-	assert_int_equal(pthread_create(&th, NULL, streamer_run, s), 0);
-	wait_until(&s->answered, 1);
+	stream_answered(x, s, &ws, &th);
 	wait_until(&x->f.held, 1);
 	pthread_mutex_lock(&x->f.lock);
 	x->f.fail = -EIO;
@@ -1351,10 +1348,7 @@ static void test_a_stream_that_fails_gives_its_error_once(void **state)
 	__atomic_store_n(&x->f.hold, 0, __ATOMIC_SEQ_CST);
 	pthread_join(th, NULL); /* the call that answered early ends with the fetch */
 	*next = *s;
-	do {
-		n = next->c.n;
-		streamer_call(next, next->c.next);
-	} while (next->r == 0 && next->c.n > n);
+	streamer_to_end(next);
 	assert_int_equal(next->r, -EIO);
 	assert_true(next->c.n > 2 + 10);
 	assert_int_equal(x->f.list_calls, 9); /* pages 2..10, once each */
