@@ -96,7 +96,7 @@ struct pager {
 	size_t entries, bytes;	  /* what they brought, against docs/design.md §4 */
 	int err;
 	struct prov_cancel cancel;	       /* the caller's, which its page threads obey too */
-	sem_t slots;			       /* `parallel` of them: the requests in flight */
+	struct http_slots slots;	       /* `parallel` of them: the requests in flight */
 	const struct pager_progress *progress; /* NULL: nobody is told of pages as they come */
 	pthread_cond_t cond;		       /* a page came or a page thread ended */
 	unsigned char *arrived;		       /* arrived[k - 1]: page k is in */
@@ -624,9 +624,8 @@ int pager_listing(struct provider *p, const struct prov_record *dir, int paralle
 	pg.parallel = parallel < 1 ? 1 : parallel > PAGER_THREADS ? PAGER_THREADS : parallel;
 	pthread_mutex_init(&pg.lock, NULL);
 	pthread_cond_init(&pg.cond, NULL);
-	sem_init(&pg.slots, 0, (unsigned)pg.parallel);
+	http_slots_init(&pg.slots, pg.parallel);
 	r = fetch_listing(&pg, first, out, progress);
-	sem_destroy(&pg.slots);
 	pthread_cond_destroy(&pg.cond);
 	pthread_mutex_destroy(&pg.lock);
 	return pager_errno(p, dir, r);
