@@ -58,6 +58,20 @@ static int stream_list_id(struct stream *st, const char *id)
 	return 0;
 }
 
+/* Does dir hold a child its listing did not give: one a look-up found with the cloud's name
+ * filter (tree_lookup.c)? Only a whole install takes that entry's record over to its node,
+ * by id; a stream would give the entry a second node and a namesake's name. Lock held. */
+static int stream_unlisted_child(const struct stream *st)
+{
+	struct node *c, *tmp;
+
+	HASH_ITER(hh, st->dir->children, c, tmp) {
+		if (!c->link && (!c->rec.id || !stream_listed(st, c->rec.id)))
+			return 1;
+	}
+	return 0;
+}
+
 void stream_init(struct stream *st, struct tree *t, struct node *dir,
 		 const struct tree_grown *grown, int first_reused)
 {
@@ -74,6 +88,7 @@ void stream_init(struct stream *st, struct tree *t, struct node *dir,
 		if (!c->rec.id || stream_listed(st, c->rec.id) || stream_list_id(st, c->rec.id) < 0)
 			st->stopped = 1;
 	}
+	st->stopped = st->stopped || stream_unlisted_child(st);
 	st->last = cur ? cur->gen : 0;
 	st->base = cur ? (cur->base ? cur->base : cur->gen) : 0;
 }
