@@ -445,7 +445,10 @@ static int load_claimed(struct tree *t, struct node *dir, const struct tree_grow
 			  &all, &progress);
 	pthread_mutex_lock(&t->lock);
 	if (r == 0) {
-		r = install_fetched(t, dir, &all, 1);
+		if (stream_finish(&st, &all))
+			fetched_done(t, &all);
+		else
+			r = install_fetched(t, dir, &all, 1);
 		dir->err_logged = 0;
 	}
 	dir->rest_err = r < 0 && st.steps ? r : 0;

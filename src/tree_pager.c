@@ -600,6 +600,7 @@ static int fetch_listing(struct pager *pg, struct prov_page **first, struct fetc
 
 		pg->progress = attempt == 1 ? progress : NULL; /* what came first is told once */
 		r = fetch_once(pg, first, out, &consistent);
+		out->fetches = attempt;
 
 		if (r < 0 || consistent)
 			return r;

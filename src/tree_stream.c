@@ -5,8 +5,9 @@
  * listing that continues the last one (docs/design.md §3): only the records of the new
  * pages get nodes and names, the entries before are copied in front, and a reader at the
  * end of one goes on in the next where it stood. A step adds a quarter of the listing at
- * least, so the copies stay linear. Once every page is in, the whole listing is installed
- * as any other is, continuing the last partial one (keep_first_page_order).
+ * least, so the copies stay linear. The last step appends what is left of the whole
+ * listing and makes it whole, in place of installing it again from the start, when the
+ * listing was fetched once (fetched again, an entry listed may have changed).
  *
  * Only what cannot come out otherwise than a whole install is streamed: a directory that
  * holds its first page only, that page being page 1 of this fetch, no id met twice, no
@@ -313,4 +314,34 @@ void stream_pages(void *ctx, const struct prov_page *pages, struct recblock *con
 	adds_free(&a);
 	if (stepped && st->grown)
 		st->grown->fn(st->grown->ctx);
+}
+
+/* The records of all not listed yet into a: -1 unless all is the listing the steps were
+ * taken from, fetched once (fetched again, a listed entry may have changed or gone), and
+ * holds every entry listed so far. */
+static int stream_rest(struct stream *st, const struct fetched *all, struct stream_adds *a)
+{
+	size_t listed = 0;
+
+	if (all->fetches != 1)
+		return -1;
+	for (size_t i = 0; i < all->all.n; i++) {
+		const struct prov_record *rec = &all->all.recs[i];
+
+		if (stream_listed(st, rec->id))
+			listed++;
+		else if (adds_put(st, a, rec, all->of[i]) < 0)
+			return -1;
+	}
+	return listed == st->nids - a->n ? 0 : -1;
+}
+
+int stream_finish(struct stream *st, struct fetched *all)
+{
+	struct stream_adds a = {0};
+	int r = !st->stopped && st->dir->listings && st->dir->listings->gen == st->last;
+
+	r = r && stream_rest(st, all, &a) == 0 && stream_step(st, &a, 1) == 0;
+	adds_free(&a);
+	return r;
 }
