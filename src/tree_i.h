@@ -126,7 +126,8 @@ struct node {
 	int loading;
 	int waiting;  /* readers at the end of a partial listing, waiting for the next one */
 	int rest_err; /* a fetch that had streamed some of its pages failed: its error, for
-		       * the next reader at their end, not a fetch again (0: none) */
+		       * the next reader at the end of its listings, not a fetch again; a new
+		       * first page drops it (0: none) */
 	int err_logged;
 	struct neg *neg;
 	size_t nneg;

@@ -544,6 +544,9 @@ int tree_load_first(struct tree *t, struct node *dir)
 		r = first_fetched(t, &uniq, &f);
 	if (r == 0)
 		r = install_fetched(t, dir, &f, f.all.last);
+	/* A failed stream's error is for the readers of its listings; this page's fetch again. */
+	if (r == 0)
+		dir->rest_err = 0;
 	if (r == 0 && !dir->listed) {
 		pager_page_drop(&dir->first);
 		dir->first = keep;
