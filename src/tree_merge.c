@@ -452,6 +452,10 @@ static int load_claimed(struct tree *t, struct node *dir, const struct tree_grow
 		dir->err_logged = 0;
 	}
 	dir->rest_err = r < 0 && st.steps ? r : 0;
+	/* Its error is for the readers of the listings it grew; one who comes later starts
+	 * afresh, from a new first page. */
+	if (dir->rest_err && !dir->listed)
+		dir->list_expires = clock_now();
 	stream_free(&st);
 	fetched_free(&all);
 	pager_page_drop(&first);

@@ -1431,6 +1431,33 @@ static void test_a_streams_error_goes_with_its_listing(void **state)
 	free(s);
 }
 
+/* The error a failed stream leaves is for the readers of the listings it grew: a reader who
+ * comes after it reads the directory afresh, not that error at the end of the first page. */
+static void test_a_reader_after_a_failed_stream_starts_afresh(void **state)
+{
+	struct fixture *x = *state;
+	struct streamer *s = calloc(1, sizeof(*s));
+	struct names *c = calloc(1, sizeof(*c));
+	struct tree_stat ws;
+	pthread_t th;
+
+	stream_answered(x, s, &ws, &th);
+	wait_until(&x->f.held, 1);
+	pthread_mutex_lock(&x->f.lock);
+	x->f.fail = -EIO;
+	pthread_mutex_unlock(&x->f.lock);
+	__atomic_store_n(&x->f.hold, 0, __ATOMIC_SEQ_CST);
+	pthread_join(th, NULL); /* the fetch failed after pages reached the reader */
+	pthread_mutex_lock(&x->f.lock);
+	x->f.fail = 0;
+	pthread_mutex_unlock(&x->f.lock);
+	assert_int_equal(read_dir(x->t, "/fake/ws", c), 0);
+	assert_int_equal(c->n, 2 + 100);
+	tree_forget(x->t, ws.ino, 1);
+	free(c);
+	free(s);
+}
+
 /* A look-up that gives up while the name filter stalls gets EINTR and remembers no miss. */
 static void test_a_lookup_that_gives_up(void **state)
 {
@@ -2036,6 +2063,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_a_stream_stops_at_an_older_namesake, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_a_stream_does_not_rename_an_entry_a_look_up_found,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_a_reader_after_a_failed_stream_starts_afresh,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_a_stream_that_fails_gives_its_error_once, setup,
 					    teardown),
