@@ -1,7 +1,8 @@
 /* http_engine: the client and its one engine thread on libcurl's multi interface (see
  * http_i.h): transfers handed over by callers and held for their request slots,
- * connection, TLS and proxy set-up, and an answer's body and header fields as they arrive. What one call does with a transfer
- * (attempts, retries, waiting, the words of a failure) is http.c's. */
+ * connection, TLS and proxy set-up, and an answer's body and header fields as they
+ * arrive. What one call does with a transfer (attempts, retries, waiting, the words of a
+ * failure) is http.c's. */
 #define _GNU_SOURCE /* asprintf */
 #include <errno.h>
 #include <pthread.h>
