@@ -1476,12 +1476,14 @@ class Handler(BaseHTTPRequestHandler):
             self.wait_latency()
             store.count("fault.reset")
             return self.drop()
+        stalled = time.monotonic()
         if store.roll("stall"):
             store.count("fault.stall")
             store.stall_wait(float(knobs["stall_s"]))
         if knobs["stall_page"] and page_number(req) == knobs["stall_page"]:
             store.count("fault.stall_page")
             store.stall_wait(float(knobs["stall_s"]), "stall_page")
+        self.deadline += time.monotonic() - stalled  # a stall comes on top of the latency
         rid = provider.new_request_id()
         try:
             provider.authenticate(req)
