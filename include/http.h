@@ -5,7 +5,6 @@
 #ifndef CODESRCFS_HTTP_H
 #define CODESRCFS_HTTP_H
 
-#include <semaphore.h>
 #include <stddef.h>
 
 #define HTTP_MAX_FIELDS	     32	 /* query parameters and request headers */
@@ -102,9 +101,17 @@ int http_perform(struct http *h, struct http_request *req, struct http_response 
 const char *http_last_error(void);
 /* The cancel callback of this thread's requests that have none of their own (NULL: none). */
 void http_thread_cancel(int (*cancelled)(void *ctx), void *ctx);
+/* A bound on the requests on the wire at once, shared by the threads that give it to
+ * http_thread_slots; all of them use one client, whose engine hands a freed slot to the
+ * next request it holds at once, without waking a thread. */
+struct http_slots {
+	int free; /* the engine's, under its client's lock */
+};
+/* n slots, none taken. */
+void http_slots_init(struct http_slots *s, int n);
 /* This thread's attempts each hold one of slots while on the wire (NULL: no limit), so that
  * threads sharing slots keep that many requests in flight while others parse answers. */
-void http_thread_slots(sem_t *slots);
+void http_thread_slots(struct http_slots *slots);
 /* Abort every transfer in flight and every later one: their http_perform returns
  * -ECANCELED at once. Thread-safe; not async-signal-safe (call it from a thread). */
 void http_shutdown(struct http *h);

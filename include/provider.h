@@ -5,7 +5,6 @@
 #ifndef CODESRCFS_PROVIDER_H
 #define CODESRCFS_PROVIDER_H
 
-#include <semaphore.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -109,7 +108,7 @@ void provider_set_cancel(const struct prov_cancel *c);
 struct prov_cancel provider_get_cancel(void);
 /* This thread's requests from now on each hold one of slots while on the wire (NULL: no
  * limit): threads that share slots keep that many in flight while others parse. */
-void provider_set_slots(sem_t *slots);
+void provider_set_slots(struct http_slots *slots);
 /* Has this thread's caller given up? */
 int provider_cancelled(void);
 

@@ -1,11 +1,10 @@
-/* http: one call of http.h in its caller's thread — request slots, attempts, waiting on a
+/* http: one call of http.h in its caller's thread — attempts, signed, waiting on a
  * transfer or a backoff (cancel, shutdown, deadline), retries with backoff and jitter,
  * Retry-After, and why an attempt got no answer in a person's words. The engine thread
  * that carries the transfers, and the client, are http_engine.c's (see http_i.h). */
-#define _GNU_SOURCE /* sem_clockwait */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
-#include <semaphore.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,7 +37,7 @@ struct http_outcome {
 static __thread char http_errtext[HTTP_ERRTEXT_MAX];
 static __thread int (*http_thread_cancelled)(void *ctx);
 static __thread void *http_thread_cancel_ctx;
-static __thread sem_t *http_thread_slot; /* http_thread_slots: one held per attempt */
+static __thread struct http_slots *http_thread_slot; /* http_thread_slots */
 
 const char *http_last_error(void)
 {
@@ -51,7 +50,12 @@ void http_thread_cancel(int (*cancelled)(void *ctx), void *ctx)
 	http_thread_cancel_ctx = ctx;
 }
 
-void http_thread_slots(sem_t *slots)
+void http_slots_init(struct http_slots *s, int n)
+{
+	s->free = n;
+}
+
+void http_thread_slots(struct http_slots *slots)
 {
 	http_thread_slot = slots;
 }
@@ -63,11 +67,20 @@ static const char *http_label(const struct http_request *req)
 
 /* ---- waiting in the caller's thread ---------------------------------------------------- */
 
+/* x asks its caller's cancel callback, the request's own or the thread's; the engine
+ * too, before it sends a request it held for a slot. */
+static void http_cancel_of(const struct http_request *req, struct http_xfer *x)
+{
+	x->cancelled = req->cancelled ? req->cancelled : http_thread_cancelled;
+	x->cancel_ctx = req->cancelled ? req->cancel_ctx : http_thread_cancel_ctx;
+}
+
 static int http_is_cancelled(const struct http_request *req)
 {
-	if (req->cancelled)
-		return req->cancelled(req->cancel_ctx) != 0;
-	return http_thread_cancelled && http_thread_cancelled(http_thread_cancel_ctx) != 0;
+	struct http_xfer x;
+
+	http_cancel_of(req, &x);
+	return x.cancelled && x.cancelled(x.cancel_ctx) != 0;
 }
 
 /* Why the caller should give x up now (lock held, dropped around the callback), or 0. */
@@ -87,13 +100,18 @@ static int http_give_up(struct http *h, const struct http_xfer *x, long deadline
 	return (long)clock_ms() >= deadline ? -ETIMEDOUT : 0;
 }
 
-/* Until the engine lets go of x; on shutdown, cancel or deadline, ask it to drop x. */
-static void http_wait(struct http *h, struct http_xfer *x, long deadline)
+/* Until the engine lets go of x; on shutdown, cancel or deadline, ask it to drop x. The
+ * deadline runs from when the engine sent x: waiting for a slot is no failure. */
+static void http_wait(struct http *h, struct http_xfer *x)
 {
+	long deadline;
 	int why;
 
 	pthread_mutex_lock(&h->lock);
 	while (x->state != XFER_FINISHED) {
+		deadline = x->state == XFER_ACTIVE
+			       ? x->started + h->timeout_s * 1000 + HTTP_GRACE_MS
+			       : LONG_MAX;
 		if (!x->abort && (why = http_give_up(h, x, deadline))) {
 			x->abort = why;
 			http_wake(h);
@@ -259,7 +277,8 @@ static void http_log_attempt(const struct http_request *req, const struct http_r
 static void http_attempt(struct http *h, struct http_request *req, struct http_response *resp,
 			 int attempt, struct http_outcome *o)
 {
-	struct http_xfer x = {.req = req, .resp = resp, .max_body = h->max_body};
+	struct http_xfer x = {
+	    .req = req, .resp = resp, .max_body = h->max_body, .slots = http_thread_slot};
 	long start = (long)clock_ms();
 
 	memset(o, 0, sizeof(*o));
@@ -267,14 +286,15 @@ static void http_attempt(struct http *h, struct http_request *req, struct http_r
 	snprintf(o->text, sizeof(o->text), "%s: out of memory", req->host);
 	if (http_xfer_prepare(&x) < 0)
 		goto out;
+	http_cancel_of(req, &x);
 	o->rc = http_submit(h, &x);
 	if (o->rc < 0) {
 		snprintf(o->text, sizeof(o->text), "%s: %s", req->host,
 			 o->rc == -ECANCELED ? "the client is shutting down" : strerror(-o->rc));
 		goto out;
 	}
-	http_wait(h, &x, start + h->timeout_s * 1000 + HTTP_GRACE_MS);
-	o->ms = (long)clock_ms() - start;
+	http_wait(h, &x);
+	o->ms = (long)clock_ms() - (x.started ? x.started : start); /* on the wire */
 	http_judge(h, req, &x, o);
 	http_log_attempt(req, resp, o, attempt);
 out:
@@ -381,58 +401,23 @@ static int http_stopped(struct http *h, const struct http_request *req, struct h
 	return o->rc;
 }
 
-/* One of the thread's slots for an attempt, waiting as a transfer does: asking every
- * HTTP_POLL_MS whether the caller gave up or the client shuts down (then o->rc). */
-static int http_slot_take(struct http *h, const struct http_request *req, struct http_outcome *o)
-{
-	struct timespec ts;
-
-	while (http_thread_slot) {
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += HTTP_POLL_MS * 1000000L;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		if (sem_clockwait(http_thread_slot, CLOCK_MONOTONIC, &ts) == 0)
-			return 0;
-		if (http_stopped(h, req, o))
-			return o->rc;
-	}
-	return 0;
-}
-
-static void http_slot_give(void)
-{
-	if (http_thread_slot)
-		sem_post(http_thread_slot);
-}
-
-/* One attempt on one of the thread's slots, signed afresh once it has the slot: a retry
- * must carry a new date and nonce, and a wait for a slot must not age them. Non-zero when
- * there is no attempt to make (no slot, or signing failed: o says why). */
+/* One attempt, signed afresh: a retry must carry a new date and nonce. It is signed before
+ * it waits for one of the thread's slots, in the engine's hands, so that the engine sends it
+ * the moment a slot is free; that wait is at most a transfer's time-out, well within the 15
+ * minutes both clouds allow a signature's date to be off. Non-zero when there is no attempt
+ * to make (signing failed: o says why). */
 static int http_try(struct http *h, struct http_request *req, struct http_response *cur,
 		    int attempt, struct http_outcome *o)
 {
-	int r = 0;
-
-	if (http_slot_take(h, req, o))
-		return 1;
-	/* A caller that waited for the slot may no longer want the request. */
-	if (http_thread_slot && http_stopped(h, req, o)) {
-		http_slot_give();
-		return 1;
-	}
 	if (req->sign) {
 		o->rc = req->sign(req, req->sign_ctx);
 		o->transient = 0;
 		o->text[0] = '\0';
-		r = o->rc < 0;
+		if (o->rc < 0)
+			return 1;
 	}
-	if (!r)
-		http_attempt(h, req, cur, attempt, o);
-	http_slot_give();
-	return r;
+	http_attempt(h, req, cur, attempt, o);
+	return 0;
 }
 
 /* After the last attempt: the thread's error text, and one log line for a failure. */

@@ -1,7 +1,8 @@
 /* http_engine: the client and its one engine thread on libcurl's multi interface (see
- * http_i.h): transfers handed over by callers, connection, TLS and proxy set-up, and an
- * answer's body and header fields as they arrive. What one call does with a transfer
- * (attempts, retries, waiting, the words of a failure) is http.c's. */
+ * http_i.h): transfers handed over by callers and held for their request slots,
+ * connection, TLS and proxy set-up, and an answer's body and header fields as they
+ * arrive. What one call does with a transfer (attempts, retries, waiting, the words of a
+ * failure) is http.c's. */
 #define _GNU_SOURCE /* asprintf */
 #include <errno.h>
 #include <pthread.h>
@@ -15,6 +16,7 @@
 
 #include <curl/curl.h>
 
+#include "clock.h"
 #include "http.h"
 #include "http_i.h"
 #include "secret.h"
@@ -330,7 +332,22 @@ static CURLcode http_setup(struct http *h, CURL *c, struct http_xfer *x)
 
 /* ---- the engine thread ---------------------------------------------------------------- */
 
-/* Let go of x (lock held): its caller may return as soon as it sees it finished. */
+/* Take x off the list at *head (whose last is *tail, when the list keeps one). */
+static void http_unlink(struct http_xfer **head, struct http_xfer **tail, struct http_xfer *x)
+{
+	if (x->prev)
+		x->prev->next = x->next;
+	else
+		*head = x->next;
+	if (x->next)
+		x->next->prev = x->prev;
+	else if (tail)
+		*tail = x->prev;
+	x->next = x->prev = NULL;
+}
+
+/* Let go of x, active or held (lock held): its caller may return as soon as it sees it
+ * finished. An active x gives its slot back. */
 static void http_finish(struct http *h, struct http_xfer *x, CURLcode code)
 {
 	if (x->easy) {
@@ -340,13 +357,13 @@ static void http_finish(struct http *h, struct http_xfer *x, CURLcode code)
 		curl_easy_cleanup(x->easy);
 		x->easy = NULL;
 	}
-	if (x->prev)
-		x->prev->next = x->next;
-	else
-		h->active = x->next;
-	if (x->next)
-		x->next->prev = x->prev;
-	x->next = x->prev = NULL;
+	if (x->state == XFER_ACTIVE) {
+		http_unlink(&h->active, NULL, x);
+		if (x->slots)
+			x->slots->free++;
+	} else {
+		http_unlink(&h->held, &h->held_tail, x);
+	}
 	x->code = code;
 	x->state = XFER_FINISHED;
 	pthread_cond_signal(&x->done); /* its caller alone; x may go once the lock does */
@@ -368,6 +385,34 @@ static void http_start(struct http *h, struct http_xfer *x)
 	x->easy = c;
 }
 
+/* Put x on the active list, taking one of its slots, and start it (lock held). */
+static void http_activate(struct http *h, struct http_xfer *x)
+{
+	x->prev = NULL;
+	x->next = h->active;
+	if (h->active)
+		h->active->prev = x;
+	h->active = x;
+	x->state = XFER_ACTIVE;
+	x->started = (long)clock_ms();
+	if (x->slots)
+		x->slots->free--;
+	if (!x->abort && !h->shut)
+		http_start(h, x);
+}
+
+/* Put x last on the held list, to wait for one of its slots (lock held). */
+static void http_hold(struct http *h, struct http_xfer *x)
+{
+	x->next = NULL;
+	x->prev = h->held_tail;
+	if (h->held_tail)
+		h->held_tail->next = x;
+	else
+		h->held = x;
+	h->held_tail = x;
+}
+
 /* Take in what callers queued, and drop what they gave up on (lock held). */
 static void http_admit(struct http *h)
 {
@@ -375,14 +420,10 @@ static void http_admit(struct http *h)
 
 	while ((x = h->queue)) {
 		h->queue = x->next;
-		x->prev = NULL;
-		x->next = h->active;
-		if (h->active)
-			h->active->prev = x;
-		h->active = x;
-		x->state = XFER_ACTIVE;
-		if (!x->abort && !h->shut)
-			http_start(h, x);
+		if (x->slots)
+			http_hold(h, x); /* http_start_held sends it, in turn */
+		else
+			http_activate(h, x);
 	}
 	h->queue_tail = NULL;
 	for (x = h->active; x; x = next) {
@@ -394,40 +435,86 @@ static void http_admit(struct http *h)
 	}
 }
 
-static void http_reap(struct http *h)
+/* Whether x's caller gave up on it: its flag, or its cancel callback asked now (lock held,
+ * dropped around the callback, which may take locks of its own; only the engine changes
+ * the held list meanwhile). */
+static int http_unwanted(struct http *h, struct http_xfer *x)
+{
+	int cancelled;
+
+	if (!x->abort && h->shut)
+		x->abort = -ECANCELED;
+	if (!x->abort && x->cancelled) {
+		pthread_mutex_unlock(&h->lock);
+		cancelled = x->cancelled(x->cancel_ctx);
+		pthread_mutex_lock(&h->lock);
+		if (cancelled && !x->abort)
+			x->abort = -EINTR;
+	}
+	return x->abort != 0;
+}
+
+/* Send the held transfers whose slots have room, oldest first; drop those their callers no
+ * longer want, a page past the end of a listing say, rather than send them (lock held). */
+static void http_start_held(struct http *h)
+{
+	struct http_xfer *x, *next;
+
+	for (x = h->held; x; x = next) {
+		next = x->next;
+		if (!x->abort && !h->shut && x->slots->free <= 0)
+			continue;
+		if (http_unwanted(h, x)) {
+			http_finish(h, x, CURLE_ABORTED_BY_CALLBACK);
+			continue;
+		}
+		http_unlink(&h->held, &h->held_tail, x);
+		http_activate(h, x);
+	}
+}
+
+/* Let go of the transfers libcurl finished (lock held). Non-zero when one gave a slot back
+ * that a held transfer may take. */
+static int http_reap(struct http *h)
 {
 	struct http_xfer *x;
+	int left, freed = 0;
 	CURLMsg *m;
-	int left;
 
 	while ((m = curl_multi_info_read(h->multi, &left))) {
 		if (m->msg != CURLMSG_DONE)
 			continue;
 		x = NULL;
 		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
-		if (x)
+		if (x) {
+			freed |= x->slots != NULL;
 			http_finish(h, x, m->data.result);
+		}
 	}
+	return freed && h->held;
 }
 
 static void *http_engine(void *arg)
 {
 	struct http *h = arg;
-	int running, idle_stop;
+	int running, idle_stop, again;
 
 	for (;;) {
 		pthread_mutex_lock(&h->lock);
 		http_admit(h);
-		idle_stop = h->stopping && !h->active;
+		http_start_held(h);
+		idle_stop = h->stopping && !h->active && !h->held;
 		pthread_mutex_unlock(&h->lock);
 		if (idle_stop)
 			break;
 		/* Unlocked: body callbacks run here, and callers must be able to queue. */
 		curl_multi_perform(h->multi, &running);
 		pthread_mutex_lock(&h->lock);
-		http_reap(h);
+		again = http_reap(h);
 		pthread_mutex_unlock(&h->lock);
-		curl_multi_poll(h->multi, NULL, 0, 1000, NULL);
+		/* A slot came free: send what waits for it now, not after a poll. */
+		if (!again)
+			curl_multi_poll(h->multi, NULL, 0, 1000, NULL);
 	}
 	return NULL;
 }

@@ -13,7 +13,12 @@
  * transfer and waits on the transfer's own condition (x->done: the engine wakes its caller
  * alone, not every caller with a transfer on the wire), waking every HTTP_POLL_MS (http.c)
  * to ask its cancel callback; giving up is a flag (x->abort) the engine acts on once woken
- * (http_wake). */
+ * (http_wake).
+ *
+ * Request slots (http_thread_slots) are the engine's too: a transfer whose slots are all
+ * taken is held, and the engine sends it as soon as one of them is given back, in the same
+ * turn of its loop that took the answer in, unless its caller's cancel callback says it is
+ * not wanted any more. No thread has to wake for the wire to stay full. */
 #ifndef CODESRCFS_HTTP_I_H
 #define CODESRCFS_HTTP_I_H
 
@@ -38,6 +43,7 @@ struct http {
 	pthread_cond_t cond;  /* a transfer finished, or the client shut down */
 	struct http_xfer *queue, *queue_tail; /* handed over, not yet seen by the engine */
 	struct http_xfer *active;	      /* the engine's; linked and unlinked by it */
+	struct http_xfer *held, *held_tail;   /* the engine's: waiting for a slot, oldest first */
 	pthread_t thread;
 	int running;  /* the engine thread exists */
 	int stopping; /* the engine is asked to exit once idle (http_pause, http_free) */
@@ -53,6 +59,9 @@ struct http_xfer {
 	char *url;
 	struct curl_slist *hdrs;
 	struct http_response *resp;
+	struct http_slots *slots;    /* NULL: no bound; else one of them is held while active */
+	int (*cancelled)(void *ctx); /* the caller's cancel callback, or NULL */
+	void *cancel_ctx;
 	size_t max_body;
 	size_t cap;
 	int too_big;
@@ -61,6 +70,7 @@ struct http_xfer {
 	CURL *easy;		    /* engine thread only */
 	enum http_xfer_state state; /* under h->lock */
 	int abort;		    /* under h->lock: the -errno the caller gave up with */
+	long started;		    /* under h->lock: clock_ms() when it became active */
 	pthread_cond_t done;	    /* signalled (under h->lock) when state becomes finished */
 	CURLcode code;		    /* set when finished */
 	long status;

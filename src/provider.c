@@ -39,7 +39,7 @@ void provider_set_cancel(const struct prov_cancel *c)
 	http_thread_cancel(provider_cancel.cancelled, provider_cancel.ctx);
 }
 
-void provider_set_slots(sem_t *slots)
+void provider_set_slots(struct http_slots *slots)
 {
 	http_thread_slots(slots);
 }

@@ -126,7 +126,8 @@ struct node {
 	int loading;
 	int waiting;  /* readers at the end of a partial listing, waiting for the next one */
 	int rest_err; /* a fetch that had streamed some of its pages failed: its error, for
-		       * the next reader at their end, not a fetch again (0: none) */
+		       * the next reader at the end of its listings, not a fetch again; a new
+		       * first page drops it (0: none) */
 	int err_logged;
 	struct neg *neg;
 	size_t nneg;
@@ -200,6 +201,7 @@ struct fetched {
 	struct recblock **blocks;
 	size_t nblocks;
 	size_t bytes; /* the blocks' sizes */
+	int fetches;  /* more than 1: entries moved while it was paged, and it was paged again */
 };
 
 /* The files a node may serve besides its children, in inode-number order. */
@@ -375,6 +377,9 @@ void stream_init(struct stream *st, struct tree *t, struct node *dir,
 /* pager_progress: pages[0 .. n - 1] came; a longer partial listing when one is worth it.
  * No lock held. */
 void stream_pages(void *ctx, const struct prov_page *pages, struct recblock *const *blocks, long n);
+/* The whole listing came: 1 when it is installed by appending what st did not list yet,
+ * 0 when it must be installed whole. Lock held. */
+int stream_finish(struct stream *st, struct fetched *all);
 /* Free what st holds. */
 void stream_free(struct stream *st);
 

@@ -445,10 +445,17 @@ static int load_claimed(struct tree *t, struct node *dir, const struct tree_grow
 			  &all, &progress);
 	pthread_mutex_lock(&t->lock);
 	if (r == 0) {
-		r = install_fetched(t, dir, &all, 1);
+		if (stream_finish(&st, &all))
+			fetched_done(t, &all);
+		else
+			r = install_fetched(t, dir, &all, 1);
 		dir->err_logged = 0;
 	}
 	dir->rest_err = r < 0 && st.steps ? r : 0;
+	/* Its error is for the readers of the listings it grew; one who comes later starts
+	 * afresh, from a new first page. */
+	if (dir->rest_err && !dir->listed)
+		dir->list_expires = clock_now();
 	stream_free(&st);
 	fetched_free(&all);
 	pager_page_drop(&first);
@@ -541,6 +548,9 @@ int tree_load_first(struct tree *t, struct node *dir)
 		r = first_fetched(t, &uniq, &f);
 	if (r == 0)
 		r = install_fetched(t, dir, &f, f.all.last);
+	/* A failed stream's error is for the readers of its listings; this page's fetch again. */
+	if (r == 0)
+		dir->rest_err = 0;
 	if (r == 0 && !dir->listed) {
 		pager_page_drop(&dir->first);
 		dir->first = keep;

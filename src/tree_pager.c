@@ -74,10 +74,21 @@ static void idset_free(struct idset **set)
 	}
 }
 
-/* The entries of a pager's id set, one allocation a page rather than one an id. */
+/* An id a listing's pages brought, and the page that holds it first of those in so far. */
+struct seen_id {
+	const char *id;
+	struct idslab *first;
+	UT_hash_handle hh;
+};
+
+/* What page `page` brought: the entries of the ids that were new when it came (one
+ * allocation a page rather than one an id), and how many ids it holds first. Pages come in
+ * any order, so a page before it that comes later may take some of those. */
 struct idslab {
 	struct idslab *next;
-	struct idset e[];
+	long page;
+	size_t firsts;
+	struct seen_id e[];
 };
 
 struct pager {
@@ -90,13 +101,13 @@ struct pager {
 	long end;		  /* the page that ended the listing: none past it is asked for */
 	struct prov_page *pages;  /* pages[k - 1] is page k */
 	struct recblock **blocks; /* blocks[k - 1]: page k's strings, packed as it came */
-	struct idset *seen;	  /* the ids the pages brought so far (they own the strings) */
+	struct seen_id *seen;	  /* the ids the pages brought so far (they own the strings) */
 	struct idslab *slabs;	  /* where seen's entries live */
-	size_t repeats;		  /* ids a page brought that one before it had brought */
+	size_t repeats;		  /* ids a page brought that a page had brought already */
 	size_t entries, bytes;	  /* what they brought, against docs/design.md §4 */
 	int err;
 	struct prov_cancel cancel;	       /* the caller's, which its page threads obey too */
-	sem_t slots;			       /* `parallel` of them: the requests in flight */
+	struct http_slots slots;	       /* `parallel` of them: the requests in flight */
 	const struct pager_progress *progress; /* NULL: nobody is told of pages as they come */
 	pthread_cond_t cond;		       /* a page came or a page thread ended */
 	unsigned char *arrived;		       /* arrived[k - 1]: page k is in */
@@ -132,8 +143,33 @@ static void pager_bound(struct pager *pg, const char *fmt, ...)
 	pg->err = -EIO;
 }
 
-/* Count what page k brought against the bounds; an empty page, or one that brings no id
- * not seen before, ends the listing unless it says more follow. Lock held. */
+/* The page of slab ends the listing when it holds no id first, unless it says more follow:
+ * every id it brought, a page before it brought too. Lock held. */
+static void pager_end_at(struct pager *pg, const struct idslab *slab)
+{
+	if (!slab->firsts && !pg->pages[slab->page - 1].more && slab->page < pg->end)
+		pg->end = slab->page;
+}
+
+/* The page of slab brings e's id again. Of the pages that bring an id, the first in the
+ * listing holds it, whatever order they came in: held by the one that came first, a page
+ * that came after the page behind it could hold none, end the listing there and drop what
+ * follows. Lock held. */
+static void pager_seen_again(struct pager *pg, struct seen_id *e, struct idslab *slab)
+{
+	struct idslab *was = e->first;
+
+	pg->repeats++;
+	if (was->page <= slab->page)
+		return;
+	e->first = slab;
+	slab->firsts++;
+	was->firsts--;
+	pager_end_at(pg, was);
+}
+
+/* Count what page k brought against the bounds, and which ids it holds first; an empty
+ * page, or one that holds none, ends the listing unless it says more follow. Lock held. */
 static void pager_note(struct pager *pg, long k, const struct prov_page *page)
 {
 	struct idslab *slab;
@@ -146,29 +182,33 @@ static void pager_note(struct pager *pg, long k, const struct prov_page *page)
 	if (pg->bytes > (size_t)PROV_MAX_BYTES)
 		pager_bound(pg, "more than %ld bytes of answers", PROV_MAX_BYTES);
 	slab = pg->err ? NULL : malloc(sizeof(*slab) + page->n * sizeof(slab->e[0]));
-	if (slab) {
-		slab->next = pg->slabs;
-		pg->slabs = slab;
-	} else if (!pg->err) {
-		pg->err = -ENOMEM;
+	if (!slab) {
+		if (!pg->err)
+			pg->err = -ENOMEM;
+		return;
 	}
-	for (size_t i = 0; !pg->err && i < page->n; i++) {
+	slab->next = pg->slabs;
+	slab->page = k;
+	slab->firsts = 0;
+	pg->slabs = slab;
+	for (size_t i = 0; i < page->n; i++) {
 		const char *id = page->recs[i].id;
-		struct idset *e;
+		struct seen_id *e;
 
 		if (!id)
 			continue;
 		HASH_FIND_STR(pg->seen, id, e);
 		if (e) {
-			pg->repeats++;
+			pager_seen_again(pg, e, slab);
 			continue;
 		}
 		e = &slab->e[fresh++];
 		e->id = id;
+		e->first = slab;
 		HASH_ADD_KEYPTR(hh, pg->seen, e->id, strlen(e->id), e);
+		slab->firsts++;
 	}
-	if (!fresh && !page->more && k < pg->end)
-		pg->end = k;
+	pager_end_at(pg, slab);
 }
 
 /* Page k is in: the pages in without a gap may have grown. Lock held. */
@@ -600,6 +640,7 @@ static int fetch_listing(struct pager *pg, struct prov_page **first, struct fetc
 
 		pg->progress = attempt == 1 ? progress : NULL; /* what came first is told once */
 		r = fetch_once(pg, first, out, &consistent);
+		out->fetches = attempt;
 
 		if (r < 0 || consistent)
 			return r;
@@ -624,9 +665,8 @@ int pager_listing(struct provider *p, const struct prov_record *dir, int paralle
 	pg.parallel = parallel < 1 ? 1 : parallel > PAGER_THREADS ? PAGER_THREADS : parallel;
 	pthread_mutex_init(&pg.lock, NULL);
 	pthread_cond_init(&pg.cond, NULL);
-	sem_init(&pg.slots, 0, (unsigned)pg.parallel);
+	http_slots_init(&pg.slots, pg.parallel);
 	r = fetch_listing(&pg, first, out, progress);
-	sem_destroy(&pg.slots);
 	pthread_cond_destroy(&pg.cond);
 	pthread_mutex_destroy(&pg.lock);
 	return pager_errno(p, dir, r);

@@ -5,8 +5,9 @@
  * listing that continues the last one (docs/design.md §3): only the records of the new
  * pages get nodes and names, the entries before are copied in front, and a reader at the
  * end of one goes on in the next where it stood. A step adds a quarter of the listing at
- * least, so the copies stay linear. Once every page is in, the whole listing is installed
- * as any other is, continuing the last partial one (keep_first_page_order).
+ * least, so the copies stay linear. The last step appends what is left of the whole
+ * listing and makes it whole, in place of installing it again from the start, when the
+ * listing was fetched once (fetched again, an entry listed may have changed).
  *
  * Only what cannot come out otherwise than a whole install is streamed: a directory that
  * holds its first page only, that page being page 1 of this fetch, no id met twice, no
@@ -58,6 +59,20 @@ static int stream_list_id(struct stream *st, const char *id)
 	return 0;
 }
 
+/* Does dir hold a child its listing did not give: one a look-up found with the cloud's name
+ * filter (tree_lookup.c)? Only a whole install takes that entry's record over to its node,
+ * by id; a stream would give the entry a second node and a namesake's name. Lock held. */
+static int stream_unlisted_child(const struct stream *st)
+{
+	struct node *c, *tmp;
+
+	HASH_ITER(hh, st->dir->children, c, tmp) {
+		if (!c->link && (!c->rec.id || !stream_listed(st, c->rec.id)))
+			return 1;
+	}
+	return 0;
+}
+
 void stream_init(struct stream *st, struct tree *t, struct node *dir,
 		 const struct tree_grown *grown, int first_reused)
 {
@@ -74,6 +89,7 @@ void stream_init(struct stream *st, struct tree *t, struct node *dir,
 		if (!c->rec.id || stream_listed(st, c->rec.id) || stream_list_id(st, c->rec.id) < 0)
 			st->stopped = 1;
 	}
+	st->stopped = st->stopped || stream_unlisted_child(st);
 	st->last = cur ? cur->gen : 0;
 	st->base = cur ? (cur->base ? cur->base : cur->gen) : 0;
 }
@@ -298,4 +314,34 @@ void stream_pages(void *ctx, const struct prov_page *pages, struct recblock *con
 	adds_free(&a);
 	if (stepped && st->grown)
 		st->grown->fn(st->grown->ctx);
+}
+
+/* The records of all not listed yet into a: -1 unless all is the listing the steps were
+ * taken from, fetched once (fetched again, a listed entry may have changed or gone), and
+ * holds every entry listed so far. */
+static int stream_rest(struct stream *st, const struct fetched *all, struct stream_adds *a)
+{
+	size_t listed = 0;
+
+	if (all->fetches != 1)
+		return -1;
+	for (size_t i = 0; i < all->all.n; i++) {
+		const struct prov_record *rec = &all->all.recs[i];
+
+		if (stream_listed(st, rec->id))
+			listed++;
+		else if (adds_put(st, a, rec, all->of[i]) < 0)
+			return -1;
+	}
+	return listed == st->nids - a->n ? 0 : -1;
+}
+
+int stream_finish(struct stream *st, struct fetched *all)
+{
+	struct stream_adds a = {0};
+	int r = !st->stopped && st->dir->listings && st->dir->listings->gen == st->last;
+
+	r = r && stream_rest(st, all, &a) == 0 && stream_step(st, &a, 1) == 0;
+	adds_free(&a);
+	return r;
 }

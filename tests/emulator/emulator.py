@@ -1368,6 +1368,8 @@ class Handler(BaseHTTPRequestHandler):
         self.dispatch("PATCH")
 
     def dispatch(self, method):
+        self.arrived = time.monotonic()
+        self.deadline = 0  # no latency but for the clouds and /_tree/
         try:
             body = self.read_body()
             if body is None:
@@ -1412,6 +1414,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def send_bytes(self, status, body, headers=None, content_type="application/json;charset=utf-8"):
         """One complete answer; a HEAD request gets the headers only."""
+        self.wait_latency()
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -1466,17 +1469,21 @@ class Handler(BaseHTTPRequestHandler):
             return self.drop()
         action = provider.action_of(req)
         store.count(f"{provider.name}.{action}")
-        if knobs["latency_ms"]:
-            time.sleep(float(knobs["latency_ms"]) / 1000)
+        # The answer leaves latency_ms after the request came, the emulator's own work
+        # within it, as a server's answer time counts its work.
+        self.deadline = self.arrived + float(knobs["latency_ms"]) / 1000
         if store.roll("reset"):
+            self.wait_latency()
             store.count("fault.reset")
             return self.drop()
+        stalled = time.monotonic()
         if store.roll("stall"):
             store.count("fault.stall")
             store.stall_wait(float(knobs["stall_s"]))
         if knobs["stall_page"] and page_number(req) == knobs["stall_page"]:
             store.count("fault.stall_page")
             store.stall_wait(float(knobs["stall_s"]), "stall_page")
+        self.deadline += time.monotonic() - stalled  # a stall comes on top of the latency
         rid = provider.new_request_id()
         try:
             provider.authenticate(req)
@@ -1501,11 +1508,18 @@ class Handler(BaseHTTPRequestHandler):
             sys.stderr.write(f"emulator: {provider.name}.{action} -> {status}\n")
         self.send_cloud(status, body, {**headers, **extra})
 
+    def wait_latency(self):
+        """Until the answer may leave: latency_ms after the request came."""
+        left = self.deadline - time.monotonic()
+        if left > 0:
+            time.sleep(left)
+
     def send_cloud(self, status, obj, headers):
         store = self.server.store
         data = encode_answer(obj)
         if store.roll("truncate"):
             store.count("fault.truncate")
+            self.wait_latency()
             self.close_connection = True
             self.send_response(status)
             self.send_header("Content-Type", "application/json;charset=utf-8")
@@ -1565,8 +1579,7 @@ class Handler(BaseHTTPRequestHandler):
         Latency applies, as for the APIs, so a benchmark compares like with like; the
         other faults do not."""
         latency = self.server.store.snapshot_knobs()["latency_ms"]
-        if latency:
-            time.sleep(float(latency) / 1000)
+        self.deadline = self.arrived + float(latency) / 1000
         if method not in ("GET", "HEAD"):
             return self.send_bytes(405, b"", {"Allow": "GET, HEAD"}, "text/plain")
         rel = urllib.parse.unquote(path[len("/_tree"):], errors="surrogateescape")

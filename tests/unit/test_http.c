@@ -45,7 +45,10 @@ struct server {
 	struct step steps[MAX_STEPS];
 	int nsteps;
 	int nreq;
-	char last_req[8192]; /* head and body of the last request */
+	int inflight, inflight_max; /* requests read and not answered yet */
+	int answered;		    /* answers begun */
+	int delay_ms;		    /* how long each answer takes (server_slow) */
+	char last_req[8192];	    /* head and body of the last request */
 	struct conn {
 		pthread_t thread;
 		int fd;
@@ -61,6 +64,17 @@ static void server_script(int n, const struct step *steps)
 	memcpy(srv.steps, steps, (size_t)n * sizeof(*steps));
 	srv.nsteps = n;
 	srv.nreq = 0;
+	srv.inflight_max = 0;
+	srv.answered = 0;
+	srv.delay_ms = 0;
+	pthread_mutex_unlock(&srv.lock);
+}
+
+/* From now on each answer takes ms. */
+static void server_slow(int ms)
+{
+	pthread_mutex_lock(&srv.lock);
+	srv.delay_ms = ms;
 	pthread_mutex_unlock(&srv.lock);
 }
 
@@ -70,6 +84,27 @@ static int server_nreq(void)
 
 	pthread_mutex_lock(&srv.lock);
 	n = srv.nreq;
+	pthread_mutex_unlock(&srv.lock);
+	return n;
+}
+
+/* The most requests the server held at once since the script began. */
+static int server_inflight_max(void)
+{
+	int n;
+
+	pthread_mutex_lock(&srv.lock);
+	n = srv.inflight_max;
+	pthread_mutex_unlock(&srv.lock);
+	return n;
+}
+
+static int server_answered(void)
+{
+	int n;
+
+	pthread_mutex_lock(&srv.lock);
+	n = srv.answered;
 	pthread_mutex_unlock(&srv.lock);
 	return n;
 }
@@ -143,6 +178,7 @@ static int play(int fd, const struct step *st)
 	char head[8192]; /* room for an answer with many header fields */
 	size_t blen = st->body_len ? st->body_len : (st->body ? strlen(st->body) : 0);
 	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	int delay;
 
 	switch (st->kind) {
 	case STEP_CLOSE:
@@ -159,6 +195,14 @@ static int play(int fd, const struct step *st)
 	case STEP_ANSWER:
 		break;
 	}
+	pthread_mutex_lock(&srv.lock);
+	delay = srv.delay_ms;
+	pthread_mutex_unlock(&srv.lock);
+	if (delay)
+		poll(NULL, 0, delay);
+	pthread_mutex_lock(&srv.lock);
+	srv.answered++;
+	pthread_mutex_unlock(&srv.lock);
 	snprintf(head, sizeof(head), "HTTP/1.1 %d X\r\nContent-Length: %zu\r\n%s\r\n", st->status,
 		 blen, st->headers ? st->headers : "");
 	send_all(fd, head, strlen(head));
@@ -178,9 +222,15 @@ static void *conn_main(void *arg)
 		i = srv.nreq < srv.nsteps ? srv.nreq : srv.nsteps - 1;
 		st = srv.steps[i];
 		srv.nreq++;
+		if (++srv.inflight > srv.inflight_max)
+			srv.inflight_max = srv.inflight;
 		snprintf(srv.last_req, sizeof(srv.last_req), "%s", buf);
 		pthread_mutex_unlock(&srv.lock);
-		if (play(fd, &st) < 0)
+		i = play(fd, &st);
+		pthread_mutex_lock(&srv.lock);
+		srv.inflight--;
+		pthread_mutex_unlock(&srv.lock);
+		if (i < 0)
 			break;
 	}
 	/* The fd is closed by server_stop, so it cannot be reused under its feet. */
@@ -1020,6 +1070,118 @@ static int server_nconns(void)
 	return n;
 }
 
+/* A thread's requests on shared slots: GETs of /x, each result and when it came. */
+struct slotted {
+	struct http *h;
+	struct http_slots *slots;
+	int (*cancelled)(void *ctx);
+	int rc;
+	long status;
+	pthread_t th;
+};
+
+static void *slotted_get(void *arg)
+{
+	struct slotted *w = arg;
+	struct http_response resp;
+
+	http_thread_slots(w->slots);
+	http_thread_cancel(w->cancelled, NULL);
+	w->rc = get(w->h, &resp);
+	w->status = resp.status;
+	http_resp_free(&resp);
+	return NULL;
+}
+
+/* n threads, each one GET on slots; their results once all are done. */
+static void slotted_run(struct slotted *w, int n, struct http *h, struct http_slots *slots)
+{
+	for (int i = 0; i < n; i++) {
+		w[i].h = h;
+		w[i].slots = slots;
+		assert_int_equal(pthread_create(&w[i].th, NULL, slotted_get, &w[i]), 0);
+	}
+	for (int i = 0; i < n; i++)
+		pthread_join(w[i].th, NULL);
+}
+
+static void test_slots_bound_the_requests_on_the_wire(void **state)
+{
+	static const struct step s[] = {{STEP_ANSWER, 200, NULL, "ok", 0}};
+	struct http *h = client(5, 0, 0);
+	struct slotted w[6] = {0};
+	struct http_slots slots;
+
+	(void)state;
+	server_script(1, s);
+	server_slow(100);
+	http_slots_init(&slots, 2);
+	slotted_run(w, 6, h, &slots);
+	for (int i = 0; i < 6; i++) {
+		assert_int_equal(w[i].rc, 0);
+		assert_int_equal(w[i].status, 200);
+	}
+	assert_int_equal(server_nreq(), 6);
+	assert_int_equal(server_inflight_max(), 2);
+	assert_int_equal(slots.free, 2);
+	http_free(h);
+}
+
+/* The time-out runs from when a request is sent: three requests of 800 ms on one slot,
+ * with a time-out of 1 s, all answered, the last after some 2.4 s. */
+static void test_a_request_waiting_for_a_slot_does_not_time_out(void **state)
+{
+	static const struct step s[] = {{STEP_ANSWER, 200, NULL, "ok", 0}};
+	struct http *h = client(1, 0, 0);
+	struct slotted w[3] = {0};
+	struct http_slots slots;
+
+	(void)state;
+	server_script(1, s);
+	server_slow(800);
+	http_slots_init(&slots, 1);
+	slotted_run(w, 3, h, &slots);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(w[i].rc, 0);
+	assert_int_equal(server_nreq(), 3);
+	assert_int_equal(server_inflight_max(), 1);
+	http_free(h);
+}
+
+static int unwanted_once_answered(void *ctx)
+{
+	(void)ctx;
+	return server_answered() > 0;
+}
+
+/* A request waiting for a slot is asked whether it is still wanted when the slot comes
+ * free, before it is sent: a page past the end of a listing is never asked for. */
+static void test_a_request_not_wanted_when_its_slot_frees_is_never_sent(void **state)
+{
+	static const struct step s[] = {{STEP_ANSWER, 200, NULL, "ok", 0}};
+	struct http *h = client(5, 0, 0);
+	struct slotted first = {0}, second = {.cancelled = unwanted_once_answered};
+	struct http_slots slots;
+
+	(void)state;
+	server_script(1, s);
+	server_slow(300);
+	http_slots_init(&slots, 1);
+	first.h = second.h = h;
+	first.slots = second.slots = &slots;
+	assert_int_equal(pthread_create(&first.th, NULL, slotted_get, &first), 0);
+	while (server_nreq() < 1)
+		poll(NULL, 0, 5);
+	assert_int_equal(pthread_create(&second.th, NULL, slotted_get, &second), 0);
+	pthread_join(first.th, NULL);
+	pthread_join(second.th, NULL);
+	assert_int_equal(first.rc, 0);
+	assert_int_equal(second.rc, -EINTR);
+	assert_int_equal(server_nreq(), 1);
+	assert_int_equal(slots.free, 1);
+	http_free(h);
+}
+
 static void test_connection_kept_across_requests_and_pause(void **state)
 {
 	static const struct step s[] = {{STEP_ANSWER, 200, NULL, "ok", 0}};
@@ -1161,6 +1323,9 @@ int main(void)
 	    cmocka_unit_test(test_cancel_during_backoff),
 	    cmocka_unit_test(test_thread_default_cancel),
 	    cmocka_unit_test(test_shutdown_cancels_everything),
+	    cmocka_unit_test(test_slots_bound_the_requests_on_the_wire),
+	    cmocka_unit_test(test_a_request_waiting_for_a_slot_does_not_time_out),
+	    cmocka_unit_test(test_a_request_not_wanted_when_its_slot_frees_is_never_sent),
 	    cmocka_unit_test(test_connection_kept_across_requests_and_pause),
 	    cmocka_unit_test(test_connections_capped_per_host),
 	    cmocka_unit_test(test_loopback_http_never_proxied),

@@ -1331,6 +1331,51 @@ static void test_a_stream_stops_at_an_older_namesake(void **state)
 	free(after);
 }
 
+/* A look-up between the first page and the rest finds its entry with the cloud's name
+ * filter and seeds the directory with it. When the entry's page is streamed, it is that
+ * entry, not a namesake: the reader gets it once, by its own name, as a whole listing
+ * names it (the stream once named it "145~145" beside the seeded "145"). */
+static void test_a_stream_does_not_rename_an_entry_a_look_up_found(void **state)
+{
+	struct fixture *x = *state;
+	struct streamer *s = calloc(1, sizeof(*s)), *a = calloc(1, sizeof(*a));
+	struct tree_stat ws, e;
+	pthread_t th, ts;
+	int ms;
+
+	stream_begin(x, s, &ws);
+	x->f.hold_from = 6; /* pages 2 to 5 come, 145's the last of them */
+	assert_int_equal(path_lookup(x->t, "/fake/ws/145", &e), 0);
+	assert_int_equal(x->f.lookup_calls, 1);
+	tree_forget(x->t, e.ino, 1);
+	*a = *s; /* another reader at the end of the same first page fetches the rest */
+	a->off = s->off = s->c.next;
+	a->answered = s->answered = 0;
+	__atomic_store_n(&x->f.stall, 1, __ATOMIC_SEQ_CST); /* until s waits too */
+	assert_int_equal(pthread_create(&th, NULL, streamer_run, a), 0);
+	wait_until(&x->f.stalled, 1);
+	assert_int_equal(pthread_create(&ts, NULL, streamer_run, s), 0);
+	usleep(50000); /* s waits for a's fetch */
+	__atomic_store_n(&x->f.stall, 0, __ATOMIC_SEQ_CST);
+	wait_until(&x->f.held, 1);
+	for (ms = 0; ms < 1000 && !__atomic_load_n(&s->answered, __ATOMIC_SEQ_CST); ms++)
+		usleep(1000);
+	if (ms < 1000) { /* streamed: s reads on through what came while the rest is held */
+		pthread_join(ts, NULL);
+		assert_int_equal(pthread_create(&ts, NULL, streamer_to_end, s), 0);
+		taken_within(s, 2 + 50, 1000);
+	}
+	__atomic_store_n(&x->f.hold, 0, __ATOMIC_SEQ_CST);
+	pthread_join(th, NULL);
+	pthread_join(ts, NULL);
+	streamer_to_end(s);
+	assert_int_equal(s->r, 0);
+	stream_check_all(s);
+	tree_forget(x->t, ws.ino, 1);
+	free(a);
+	free(s);
+}
+
 /* The last page fails after the others reached the reader: its next call gets the pages
  * that came, then the error, and the listing is not asked for a second time for it. */
 static void test_a_stream_that_fails_gives_its_error_once(void **state)
@@ -1354,6 +1399,62 @@ static void test_a_stream_that_fails_gives_its_error_once(void **state)
 	assert_int_equal(x->f.list_calls, 9); /* pages 2..10, once each */
 	tree_forget(x->t, ws.ino, 1);
 	free(next);
+	free(s);
+}
+
+/* The error a stream that failed left for the next reader at its end outlived the listings
+ * it grew: after SIGHUP a read from the start got a new first page, then that error at its
+ * end. The rest is fetched for the new page now. */
+static void test_a_streams_error_goes_with_its_listing(void **state)
+{
+	struct fixture *x = *state;
+	struct streamer *s = calloc(1, sizeof(*s));
+	struct names *c = calloc(1, sizeof(*c));
+	struct tree_stat ws;
+	pthread_t th;
+
+	stream_answered(x, s, &ws, &th);
+	wait_until(&x->f.held, 1);
+	pthread_mutex_lock(&x->f.lock);
+	x->f.fail = -EIO;
+	pthread_mutex_unlock(&x->f.lock);
+	__atomic_store_n(&x->f.hold, 0, __ATOMIC_SEQ_CST);
+	pthread_join(th, NULL); /* the fetch failed after pages reached the reader */
+	pthread_mutex_lock(&x->f.lock);
+	x->f.fail = 0;
+	pthread_mutex_unlock(&x->f.lock);
+	tree_flush(x->t);
+	assert_int_equal(read_dir(x->t, "/fake/ws", c), 0);
+	assert_int_equal(c->n, 2 + 100);
+	tree_forget(x->t, ws.ino, 1);
+	free(c);
+	free(s);
+}
+
+/* The error a failed stream leaves is for the readers of the listings it grew: a reader who
+ * comes after it reads the directory afresh, not that error at the end of the first page. */
+static void test_a_reader_after_a_failed_stream_starts_afresh(void **state)
+{
+	struct fixture *x = *state;
+	struct streamer *s = calloc(1, sizeof(*s));
+	struct names *c = calloc(1, sizeof(*c));
+	struct tree_stat ws;
+	pthread_t th;
+
+	stream_answered(x, s, &ws, &th);
+	wait_until(&x->f.held, 1);
+	pthread_mutex_lock(&x->f.lock);
+	x->f.fail = -EIO;
+	pthread_mutex_unlock(&x->f.lock);
+	__atomic_store_n(&x->f.hold, 0, __ATOMIC_SEQ_CST);
+	pthread_join(th, NULL); /* the fetch failed after pages reached the reader */
+	pthread_mutex_lock(&x->f.lock);
+	x->f.fail = 0;
+	pthread_mutex_unlock(&x->f.lock);
+	assert_int_equal(read_dir(x->t, "/fake/ws", c), 0);
+	assert_int_equal(c->n, 2 + 100);
+	tree_forget(x->t, ws.ino, 1);
+	free(c);
 	free(s);
 }
 
@@ -1961,7 +2062,13 @@ int main(void)
 		test_a_stream_names_a_younger_namesake_as_a_whole_listing_would, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_a_stream_stops_at_an_older_namesake, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(test_a_stream_does_not_rename_an_entry_a_look_up_found,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_a_reader_after_a_failed_stream_starts_afresh,
+					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_a_stream_that_fails_gives_its_error_once, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_a_streams_error_goes_with_its_listing, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_a_waiting_reader_gets_the_pages_that_came, setup,
 					    teardown),
