@@ -283,13 +283,16 @@ static int stream_collect(struct stream *st, const struct prov_page *pages,
 	return 0;
 }
 
-/* Is a step worth it now: somebody waits for it, and it adds enough. Lock held. */
+/* Is a step worth it now: somebody waits for it, and it adds enough, or the last page
+ * came (the readers take it while the pager ends the listing). Lock held. */
 static int stream_wanted(const struct stream *st, const struct prov_page *pages, long n)
 {
 	size_t more = 0;
 
 	if (!st->grown && !st->dir->waiting)
 		return 0;
+	if (n > st->at && pages[n - 1].last)
+		return 1;
 	for (long k = st->at; k < n; k++)
 		more += pages[k].n;
 	return more * STREAM_GROWTH >= st->dir->listings->n;
