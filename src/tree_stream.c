@@ -78,7 +78,8 @@ void stream_init(struct stream *st, struct tree *t, struct node *dir,
 {
 	const struct listing *cur = dir->listings;
 
-	*st = (struct stream){.t = t, .dir = dir, .grown = grown, .at = 0};
+	/* Page 1 is the first page, listed already. */
+	*st = (struct stream){.t = t, .dir = dir, .grown = grown, .at = 1};
 	st->stopped =
 	    !first_reused || !dir->partial || !cur || !cur->partial || dir->depth >= TREE_MAX_DEPTH;
 	for (size_t i = 0; !st->stopped && i < cur->n; i++) {
@@ -272,11 +273,8 @@ static int stream_collect(struct stream *st, const struct prov_page *pages,
 
 			if (!rec->id)
 				continue;
-			if (stream_listed(st, rec->id)) {
-				if (k == 0)
-					continue; /* page 1: the first page listed already */
+			if (stream_listed(st, rec->id))
 				return -1;
-			}
 			if (adds_put(st, a, rec, blocks[k]) < 0)
 				return -1;
 		}
