@@ -78,7 +78,8 @@ void stream_init(struct stream *st, struct tree *t, struct node *dir,
 {
 	const struct listing *cur = dir->listings;
 
-	*st = (struct stream){.t = t, .dir = dir, .grown = grown, .at = 0};
+	/* Page 1 is the first page, listed already. */
+	*st = (struct stream){.t = t, .dir = dir, .grown = grown, .at = 1};
 	st->stopped =
 	    !first_reused || !dir->partial || !cur || !cur->partial || dir->depth >= TREE_MAX_DEPTH;
 	for (size_t i = 0; !st->stopped && i < cur->n; i++) {
@@ -272,24 +273,24 @@ static int stream_collect(struct stream *st, const struct prov_page *pages,
 
 			if (!rec->id)
 				continue;
-			if (stream_listed(st, rec->id)) {
-				if (k == 0)
-					continue; /* page 1: the first page listed already */
+			if (stream_listed(st, rec->id))
 				return -1;
-			}
 			if (adds_put(st, a, rec, blocks[k]) < 0)
 				return -1;
 		}
 	return 0;
 }
 
-/* Is a step worth it now: somebody waits for it, and it adds enough. Lock held. */
+/* Is a step worth it now: somebody waits for it, and it adds enough, or the last page
+ * came (the readers take it while the pager ends the listing). Lock held. */
 static int stream_wanted(const struct stream *st, const struct prov_page *pages, long n)
 {
 	size_t more = 0;
 
 	if (!st->grown && !st->dir->waiting)
 		return 0;
+	if (n > st->at && pages[n - 1].last)
+		return 1;
 	for (long k = st->at; k < n; k++)
 		more += pages[k].n;
 	return more * STREAM_GROWTH >= st->dir->listings->n;
