@@ -88,23 +88,13 @@ static int server_nreq(void)
 	return n;
 }
 
-/* The most requests the server held at once since the script began. */
-static int server_inflight_max(void)
+/* One of the server's counts, read under its lock. */
+static int server_count(const int *count)
 {
 	int n;
 
 	pthread_mutex_lock(&srv.lock);
-	n = srv.inflight_max;
-	pthread_mutex_unlock(&srv.lock);
-	return n;
-}
-
-static int server_answered(void)
-{
-	int n;
-
-	pthread_mutex_lock(&srv.lock);
-	n = srv.answered;
+	n = *count;
 	pthread_mutex_unlock(&srv.lock);
 	return n;
 }
@@ -1122,7 +1112,7 @@ static void test_slots_bound_the_requests_on_the_wire(void **state)
 		assert_int_equal(w[i].status, 200);
 	}
 	assert_int_equal(server_nreq(), 6);
-	assert_int_equal(server_inflight_max(), 2);
+	assert_int_equal(server_count(&srv.inflight_max), 2);
 	assert_int_equal(slots.free, 2);
 	http_free(h);
 }
@@ -1144,14 +1134,14 @@ static void test_a_request_waiting_for_a_slot_does_not_time_out(void **state)
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(w[i].rc, 0);
 	assert_int_equal(server_nreq(), 3);
-	assert_int_equal(server_inflight_max(), 1);
+	assert_int_equal(server_count(&srv.inflight_max), 1);
 	http_free(h);
 }
 
 static int unwanted_once_answered(void *ctx)
 {
 	(void)ctx;
-	return server_answered() > 0;
+	return server_count(&srv.answered) > 0;
 }
 
 /* A request waiting for a slot is asked whether it is still wanted when the slot comes

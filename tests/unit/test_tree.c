@@ -1376,6 +1376,27 @@ static void test_a_stream_does_not_rename_an_entry_a_look_up_found(void **state)
 	free(s);
 }
 
+/* list_page answers err from now on (0: no failure). */
+static void fake_fail(struct fixture *x, int err)
+{
+	pthread_mutex_lock(&x->f.lock);
+	x->f.fail = err;
+	pthread_mutex_unlock(&x->f.lock);
+}
+
+/* stream_answered, then the held last page fails: the reader's call, which answered early,
+ * ends with the fetch. */
+static void stream_fails(struct fixture *x, struct streamer *s, struct tree_stat *ws)
+{
+	pthread_t th;
+
+	stream_answered(x, s, ws, &th);
+	wait_until(&x->f.held, 1);
+	fake_fail(x, -EIO);
+	__atomic_store_n(&x->f.hold, 0, __ATOMIC_SEQ_CST);
+	pthread_join(th, NULL);
+}
+
 /* The last page fails after the others reached the reader: its next call gets the pages
  * that came, then the error, and the listing is not asked for a second time for it. */
 static void test_a_stream_that_fails_gives_its_error_once(void **state)
@@ -1383,15 +1404,8 @@ static void test_a_stream_that_fails_gives_its_error_once(void **state)
 	struct fixture *x = *state;
 	struct streamer *s = calloc(1, sizeof(*s)), *next = calloc(1, sizeof(*next));
 	struct tree_stat ws;
-	pthread_t th;
 
-	stream_answered(x, s, &ws, &th);
-	wait_until(&x->f.held, 1);
-	pthread_mutex_lock(&x->f.lock);
-	x->f.fail = -EIO;
-	pthread_mutex_unlock(&x->f.lock);
-	__atomic_store_n(&x->f.hold, 0, __ATOMIC_SEQ_CST);
-	pthread_join(th, NULL); /* the call that answered early ends with the fetch */
+	stream_fails(x, s, &ws);
 	*next = *s;
 	streamer_to_end(next);
 	assert_int_equal(next->r, -EIO);
@@ -1411,18 +1425,9 @@ static void test_a_streams_error_goes_with_its_listing(void **state)
 	struct streamer *s = calloc(1, sizeof(*s));
 	struct names *c = calloc(1, sizeof(*c));
 	struct tree_stat ws;
-	pthread_t th;
 
-	stream_answered(x, s, &ws, &th);
-	wait_until(&x->f.held, 1);
-	pthread_mutex_lock(&x->f.lock);
-	x->f.fail = -EIO;
-	pthread_mutex_unlock(&x->f.lock);
-	__atomic_store_n(&x->f.hold, 0, __ATOMIC_SEQ_CST);
-	pthread_join(th, NULL); /* the fetch failed after pages reached the reader */
-	pthread_mutex_lock(&x->f.lock);
-	x->f.fail = 0;
-	pthread_mutex_unlock(&x->f.lock);
+	stream_fails(x, s, &ws);
+	fake_fail(x, 0);
 	tree_flush(x->t);
 	assert_int_equal(read_dir(x->t, "/fake/ws", c), 0);
 	assert_int_equal(c->n, 2 + 100);
@@ -1439,18 +1444,9 @@ static void test_a_reader_after_a_failed_stream_starts_afresh(void **state)
 	struct streamer *s = calloc(1, sizeof(*s));
 	struct names *c = calloc(1, sizeof(*c));
 	struct tree_stat ws;
-	pthread_t th;
 
-	stream_answered(x, s, &ws, &th);
-	wait_until(&x->f.held, 1);
-	pthread_mutex_lock(&x->f.lock);
-	x->f.fail = -EIO;
-	pthread_mutex_unlock(&x->f.lock);
-	__atomic_store_n(&x->f.hold, 0, __ATOMIC_SEQ_CST);
-	pthread_join(th, NULL); /* the fetch failed after pages reached the reader */
-	pthread_mutex_lock(&x->f.lock);
-	x->f.fail = 0;
-	pthread_mutex_unlock(&x->f.lock);
+	stream_fails(x, s, &ws);
+	fake_fail(x, 0);
 	assert_int_equal(read_dir(x->t, "/fake/ws", c), 0);
 	assert_int_equal(c->n, 2 + 100);
 	tree_forget(x->t, ws.ino, 1);
