@@ -99,7 +99,9 @@ int http_perform(struct http *h, struct http_request *req, struct http_response 
  * words)", the reason being e.g. "certificate not trusted", "name not resolved",
  * "connection refused", "timed out"; "" when it got one. Valid until its next call. */
 const char *http_last_error(void);
-/* The cancel callback of this thread's requests that have none of their own (NULL: none). */
+/* The cancel callback of this thread's requests that have none of their own (NULL: none).
+ * A cancel callback is asked from the engine's thread too (before a held request is sent):
+ * it reads its ctx, never the caller's thread-local state. */
 void http_thread_cancel(int (*cancelled)(void *ctx), void *ctx);
 /* A bound on the requests on the wire at once, shared by the threads that give it to
  * http_thread_slots; all of them use one client, whose engine hands a freed slot to the
