@@ -45,9 +45,10 @@ struct http_request {
 	void *classify_ctx;
 	const char *label;     /* names the call in logs, e.g. "pai ListCodeSources"; no secrets */
 	const char *id_header; /* response header carrying the request id, for logs, or NULL */
-	/* Polled (from the calling thread) at least every 50 ms while the request waits on
-	 * the network or on a backoff; non-zero aborts it and http_perform returns -EINTR.
-	 * NULL: the thread's default (http_thread_cancel), if any. */
+	/* Polled from the calling thread at least every 50 ms while the request waits on
+	 * the network or on a backoff, and from the engine's before it sends a request held
+	 * for a slot; non-zero aborts it and http_perform returns -EINTR. NULL: the thread's
+	 * default (http_thread_cancel), if any. */
 	int (*cancelled)(void *ctx);
 	void *cancel_ctx;
 };
