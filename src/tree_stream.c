@@ -7,7 +7,9 @@
  * end of one goes on in the next where it stood. A step adds a quarter of the listing at
  * least, so the copies stay linear. The last step appends what is left of the whole
  * listing and makes it whole, in place of installing it again from the start, when the
- * listing was fetched once (fetched again, an entry listed may have changed).
+ * listing was fetched once (fetched again, an entry listed may have changed): with the
+ * last page when the pager can tell then that the pages are the whole listing, else once
+ * it has merged them.
  *
  * Only what cannot come out otherwise than a whole install is streamed: a directory that
  * holds its first page only, that page being page 1 of this fetch, no id met twice, no
@@ -296,7 +298,8 @@ static int stream_wanted(const struct stream *st, const struct prov_page *pages,
 	return more * STREAM_GROWTH >= st->dir->listings->n;
 }
 
-void stream_pages(void *ctx, const struct prov_page *pages, struct recblock *const *blocks, long n)
+int stream_pages(void *ctx, const struct prov_page *pages, struct recblock *const *blocks, long n,
+		 int whole)
 {
 	struct stream *st = ctx;
 	struct stream_adds a = {0};
@@ -305,16 +308,20 @@ void stream_pages(void *ctx, const struct prov_page *pages, struct recblock *con
 	pthread_mutex_lock(&st->t->lock);
 	if (!st->stopped && (!st->dir->listings || st->dir->listings->gen != st->last))
 		st->stopped = 1; /* somebody else installed a listing */
-	if (!st->stopped && stream_wanted(st, pages, n)) {
+	/* Whole, the listing is made whole here, with the last page, rather than after the
+	 * pager has merged the pages into what this step appends anyway. */
+	if (!st->stopped && (whole || stream_wanted(st, pages, n))) {
 		st->stopped =
-		    stream_collect(st, pages, blocks, n, &a) < 0 || stream_step(st, &a, 0) < 0;
+		    stream_collect(st, pages, blocks, n, &a) < 0 || stream_step(st, &a, whole) < 0;
 		st->at = n;
 		stepped = !st->stopped;
+		st->finished = stepped && whole;
 	}
 	pthread_mutex_unlock(&st->t->lock);
 	adds_free(&a);
 	if (stepped && st->grown)
 		st->grown->fn(st->grown->ctx);
+	return st->finished;
 }
 
 /* The records of all not listed yet into a: -1 unless all is the listing the steps were
@@ -340,8 +347,11 @@ static int stream_rest(struct stream *st, const struct fetched *all, struct stre
 int stream_finish(struct stream *st, struct fetched *all)
 {
 	struct stream_adds a = {0};
-	int r = !st->stopped && st->dir->listings && st->dir->listings->gen == st->last;
+	int r;
 
+	if (st->finished)
+		return 1;
+	r = !st->stopped && st->dir->listings && st->dir->listings->gen == st->last;
 	r = r && stream_rest(st, all, &a) == 0 && stream_step(st, &a, 1) == 0;
 	adds_free(&a);
 	return r;

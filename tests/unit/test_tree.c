@@ -1264,6 +1264,44 @@ static int taken_within(struct streamer *s, int want, int ms)
 	return got;
 }
 
+/* The generation of directory ino: its mtime's nanoseconds, which move with each listing. */
+static long dir_gen(struct fixture *x, uint64_t ino)
+{
+	struct tree_stat st;
+
+	assert_int_equal(tree_getattr(x->t, ino, &st), 0);
+	return st.mtime_ns;
+}
+
+/* The page that completes a listing makes it whole as it comes: one listing more, not that
+ * page appended and then the whole listing installed again once the pager has merged. */
+static void test_the_last_page_makes_a_streamed_listing_whole(void **state)
+{
+	struct fixture *x = *state;
+	struct streamer *s = calloc(1, sizeof(*s)), *next = calloc(1, sizeof(*next));
+	struct tree_stat ws;
+	pthread_t th[2];
+	long gen;
+
+	stream_answered(x, s, &ws, &th[0]);
+	*next = *s;
+	assert_int_equal(pthread_create(&th[1], NULL, streamer_to_end, next), 0);
+	wait_until(&x->f.held, 1);
+	/* Pages 1 to 9 are listed and read: next waits at their end for page 10. */
+	assert_int_equal(taken_within(next, 2 + 90, 5000), 2 + 90);
+	gen = dir_gen(x, ws.ino);
+	__atomic_store_n(&x->f.hold, 0, __ATOMIC_SEQ_CST);
+	pthread_join(th[0], NULL);
+	pthread_join(th[1], NULL);
+	assert_int_equal(s->r, 0);
+	assert_int_equal(next->r, 0);
+	stream_check_all(next);
+	assert_int_equal(dir_gen(x, ws.ino), gen + 1);
+	tree_forget(x->t, ws.ino, 1);
+	free(next);
+	free(s);
+}
+
 /* Entry 101 (page 1) and entry 145 (page 5) share the name "dup", 145 created at ctime_145
  * (101 at 11). The reader at the end of the first page reads on while page 10 is held:
  * *streamed, the entries it had once it had pages 1 to 9 or 2 s went by after page 10 was
@@ -2066,6 +2104,8 @@ int main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_a_streams_error_goes_with_its_listing, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(test_the_last_page_makes_a_streamed_listing_whole,
+					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_a_waiting_reader_gets_the_pages_that_came, setup,
 					    teardown),
 	};
