@@ -335,12 +335,16 @@ static void pager_watch(struct pager *pg)
 		long in = pg->prefix < pg->end ? pg->prefix : pg->end;
 
 		if (in > pg->told && !pg->err && !(pg->told && pg->pages[pg->told - 1].last)) {
-			long n = ++pg->told;
-			int whole = pager_whole(pg, n), taken;
+			struct pager_told told = {.pages = pg->pages,
+						  .blocks = pg->blocks,
+						  .n = ++pg->told,
+						  .asked = pg->pages[0].total >= 0 &&
+							   pg->next > pg->npages};
+			int taken;
 
+			told.whole = pager_whole(pg, told.n);
 			pthread_mutex_unlock(&pg->lock);
-			taken =
-			    pg->progress->fn(pg->progress->ctx, pg->pages, pg->blocks, n, whole);
+			taken = pg->progress->fn(pg->progress->ctx, &told);
 			pthread_mutex_lock(&pg->lock);
 			pg->taken = taken;
 		} else if (pg->running) {
