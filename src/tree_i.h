@@ -287,13 +287,21 @@ void tree_watch_inode(const struct tree *t, uint64_t ino);
 
 /* ---- tree_pager.c: the only file that calls a provider ---- */
 
+/* The pages in without a gap, as pager_progress is told of them. */
+struct pager_told {
+	const struct prov_page *pages;	/* pages[0 .. n - 1], as they came (not de-duplicated) */
+	struct recblock *const *blocks; /* the blocks their strings were packed into (NULL: none) */
+	long n;
+	int whole; /* they are the whole listing, every id once, as pager_listing would give it */
+	int asked; /* every page of the listing was asked for: the rest are on the wire */
+};
+
 /* Told on the thread that called pager_listing, with no lock held, of every length the
  * pages in without a gap grow to, up to the page that ends the listing, in turn, on the
- * first attempt only: pages[0 .. n - 1] as they came (not de-duplicated) and the blocks
- * their strings were packed into (NULL: none), which stay as they are while it runs. */
+ * first attempt only; what it is told stays as it is while it runs. fn returns 1 when it
+ * took a whole listing: pager_listing then gives out empty. */
 struct pager_progress {
-	void (*fn)(void *ctx, const struct prov_page *pages, struct recblock *const *blocks,
-		   long n);
+	int (*fn)(void *ctx, const struct pager_told *told);
 	void *ctx;
 };
 
@@ -368,17 +376,18 @@ struct stream {
 	uint64_t base; /* the first page (its gen) they all grow from */
 	int stopped;   /* the whole listing will be installed as any other is */
 	int steps;
+	int finished; /* the last page made the listing whole */
 };
 
 /* Begin st for dir, claimed and about to be fetched; first_reused: page 1 of the fetch is
  * the first page its readers were given. Lock held. */
 void stream_init(struct stream *st, struct tree *t, struct node *dir,
 		 const struct tree_grown *grown, int first_reused);
-/* pager_progress: pages[0 .. n - 1] came; a longer partial listing when one is worth it.
- * No lock held. */
-void stream_pages(void *ctx, const struct prov_page *pages, struct recblock *const *blocks, long n);
-/* The whole listing came: 1 when it is installed by appending what st did not list yet,
- * 0 when it must be installed whole. Lock held. */
+/* pager_progress: more pages came; a longer partial listing when one is worth it, the
+ * listing made whole when they are the whole of it (then 1). No lock held. */
+int stream_pages(void *ctx, const struct pager_told *told);
+/* The whole listing came: 1 when it is installed, by the last page or by appending what st
+ * did not list yet, 0 when it must be installed whole. Lock held. */
 int stream_finish(struct stream *st, struct fetched *all);
 /* Free what st holds. */
 void stream_free(struct stream *st);

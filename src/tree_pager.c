@@ -113,6 +113,7 @@ struct pager {
 	unsigned char *arrived;		       /* arrived[k - 1]: page k is in */
 	long prefix, told; /* pages 1..prefix are in; progress was told of 1..told */
 	int running;	   /* page threads not done yet */
+	int taken;	   /* progress took the whole listing */
 };
 
 /* Forget the ids seen so far. */
@@ -306,6 +307,22 @@ static void *pager_thread(void *arg)
 	return NULL;
 }
 
+/* Are pages 1..n the whole listing, as merge_pages would make it: every page of those page 1
+ * counted, none ending it early, each saying the same total, which the ids add up to, none
+ * met twice? Then no page past them is asked for and the listing is not fetched again.
+ * Lock held. */
+static int pager_whole(const struct pager *pg, long n)
+{
+	const struct prov_page *pages = pg->pages;
+
+	if (n != pg->npages || pages[0].total < 0 || pg->end < n || pg->repeats || pg->err)
+		return 0;
+	for (long k = 1; k < n; k++)
+		if (pages[k].total != pages[0].total)
+			return 0;
+	return (long)HASH_COUNT(pg->seen) == pages[0].total;
+}
+
 /* Until every page thread is done, progress is told of every length the pages in without a
  * gap grew to, up to the page that ends the listing (the pages do not move meanwhile: only
  * this thread grows them). */
@@ -318,11 +335,18 @@ static void pager_watch(struct pager *pg)
 		long in = pg->prefix < pg->end ? pg->prefix : pg->end;
 
 		if (in > pg->told && !pg->err && !(pg->told && pg->pages[pg->told - 1].last)) {
-			long n = ++pg->told;
+			struct pager_told told = {.pages = pg->pages,
+						  .blocks = pg->blocks,
+						  .n = ++pg->told,
+						  .asked = pg->pages[0].total >= 0 &&
+							   pg->next > pg->npages};
+			int taken;
 
+			told.whole = pager_whole(pg, told.n);
 			pthread_mutex_unlock(&pg->lock);
-			pg->progress->fn(pg->progress->ctx, pg->pages, pg->blocks, n);
+			taken = pg->progress->fn(pg->progress->ctx, &told);
 			pthread_mutex_lock(&pg->lock);
+			pg->taken = taken;
 		} else if (pg->running) {
 			pthread_cond_wait(&pg->cond, &pg->lock);
 		} else {
@@ -607,6 +631,7 @@ static int fetch_once(struct pager *pg, struct prov_page **first, struct fetched
 		return -ENOMEM;
 	}
 	pg->err = 0;
+	pg->taken = 0;
 	pg->end = LONG_MAX;
 	pg->entries = pg->bytes = pg->repeats = 0;
 	r = fetch_first(pg, first, &pages[0]);
@@ -615,6 +640,13 @@ static int fetch_once(struct pager *pg, struct prov_page **first, struct fetched
 	else if (r == 0 && pg->end > 1 && page_count(&pages[0]) > 1)
 		r = fetch_counted(pg, &pages, &npages);
 	seen_free(pg); /* before the pages that own its strings go */
+	/* Progress took the listing: whatever came after, it is in the tree already. */
+	if (pg->taken) {
+		for (long k = 0; k < npages; k++)
+			out->bytes += pg->blocks[k] ? pg->blocks[k]->size : 0;
+		r = 0;
+		goto out;
+	}
 	if (r < 0)
 		goto out;
 	r = merge_pages(pg, pages, npages, pg->repeats == 0, out);

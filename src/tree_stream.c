@@ -5,9 +5,12 @@
  * listing that continues the last one (docs/design.md §3): only the records of the new
  * pages get nodes and names, the entries before are copied in front, and a reader at the
  * end of one goes on in the next where it stood. A step adds a quarter of the listing at
- * least, so the copies stay linear. The last step appends what is left of the whole
- * listing and makes it whole, in place of installing it again from the start, when the
- * listing was fetched once (fetched again, an entry listed may have changed).
+ * least, so the copies stay linear; once every page was asked for, 1/64 for a reader that
+ * waits, which copies at most 64 times what the last round brings. The last step appends
+ * what is left of the whole listing and makes it whole, in place of installing it again
+ * from the start, when the listing was fetched once (fetched again, an entry listed may
+ * have changed): with the last page when the pager can tell then that the pages are the
+ * whole listing, else once it has merged them.
  *
  * Only what cannot come out otherwise than a whole install is streamed: a directory that
  * holds its first page only, that page being page 1 of this fetch, no id met twice, no
@@ -23,7 +26,8 @@
 #include "names.h"
 #include "tree_i.h"
 
-#define STREAM_GROWTH 4 /* a step adds at least 1/STREAM_GROWTH of the listing */
+#define STREAM_GROWTH	    4  /* a step adds at least 1/STREAM_GROWTH of the listing */
+#define STREAM_GROWTH_ASKED 64 /* once every page was asked for, 1/64 for a reader waiting */
 
 struct stream_id {
 	const char *id; /* a listed node's, or a record's in a block a listed node holds */
@@ -282,21 +286,26 @@ static int stream_collect(struct stream *st, const struct prov_page *pages,
 }
 
 /* Is a step worth it now: somebody waits for it, and it adds enough, or the last page
- * came (the readers take it while the pager ends the listing). Lock held. */
-static int stream_wanted(const struct stream *st, const struct prov_page *pages, long n)
+ * came (the readers take it while the pager ends the listing). Once every page was asked
+ * for, a reader that waits takes the pages as they come, a few at a time: what is left
+ * for it to read when the last comes is then that page, not a quarter of the listing.
+ * Lock held. */
+static int stream_wanted(const struct stream *st, const struct pager_told *told)
 {
 	size_t more = 0;
 
 	if (!st->grown && !st->dir->waiting)
 		return 0;
-	if (n > st->at && pages[n - 1].last)
+	if (told->n > st->at && told->pages[told->n - 1].last)
 		return 1;
-	for (long k = st->at; k < n; k++)
-		more += pages[k].n;
+	for (long k = st->at; k < told->n; k++)
+		more += told->pages[k].n;
+	if (told->asked && st->dir->waiting)
+		return more * STREAM_GROWTH_ASKED >= st->dir->listings->n;
 	return more * STREAM_GROWTH >= st->dir->listings->n;
 }
 
-void stream_pages(void *ctx, const struct prov_page *pages, struct recblock *const *blocks, long n)
+int stream_pages(void *ctx, const struct pager_told *told)
 {
 	struct stream *st = ctx;
 	struct stream_adds a = {0};
@@ -305,16 +314,20 @@ void stream_pages(void *ctx, const struct prov_page *pages, struct recblock *con
 	pthread_mutex_lock(&st->t->lock);
 	if (!st->stopped && (!st->dir->listings || st->dir->listings->gen != st->last))
 		st->stopped = 1; /* somebody else installed a listing */
-	if (!st->stopped && stream_wanted(st, pages, n)) {
-		st->stopped =
-		    stream_collect(st, pages, blocks, n, &a) < 0 || stream_step(st, &a, 0) < 0;
-		st->at = n;
+	/* Whole, the listing is made whole here, with the last page, rather than after the
+	 * pager has merged the pages into what this step appends anyway. */
+	if (!st->stopped && (told->whole || stream_wanted(st, told))) {
+		st->stopped = stream_collect(st, told->pages, told->blocks, told->n, &a) < 0 ||
+			      stream_step(st, &a, told->whole) < 0;
+		st->at = told->n;
 		stepped = !st->stopped;
+		st->finished = stepped && told->whole;
 	}
 	pthread_mutex_unlock(&st->t->lock);
 	adds_free(&a);
 	if (stepped && st->grown)
 		st->grown->fn(st->grown->ctx);
+	return st->finished;
 }
 
 /* The records of all not listed yet into a: -1 unless all is the listing the steps were
@@ -340,8 +353,11 @@ static int stream_rest(struct stream *st, const struct fetched *all, struct stre
 int stream_finish(struct stream *st, struct fetched *all)
 {
 	struct stream_adds a = {0};
-	int r = !st->stopped && st->dir->listings && st->dir->listings->gen == st->last;
+	int r;
 
+	if (st->finished)
+		return 1;
+	r = !st->stopped && st->dir->listings && st->dir->listings->gen == st->last;
 	r = r && stream_rest(st, all, &a) == 0 && stream_step(st, &a, 1) == 0;
 	adds_free(&a);
 	return r;

@@ -56,10 +56,10 @@ struct fake {
 	int stalled;	/* calls that met the stall so far */
 	int incomplete; /* listings leave url out; complete() fills it in */
 	int complete_calls;
-	int nest; /* every directory below the root holds one more, n<k>, without end */
-	int hold; /* pages from hold_from on wait, as a slow page, until cleared */
-	long hold_from;
-	int held; /* calls that met the hold so far */
+	int nest;	/* every directory below the root holds one more, n<k>, without end */
+	int hold;	/* pages from hold_from on wait, as a slow page, until cleared */
+	long hold_from; /* raised while they wait, it lets the pages below it go */
+	int held;	/* calls that met the hold so far */
 };
 
 /* As http does: wait while the fake network stalls, giving up when the caller does. */
@@ -178,9 +178,11 @@ static int fake_list_page(struct provider *p, const struct prov_record *dir, lon
 
 	if (err)
 		return err;
-	if (dir && __atomic_load_n(&f->hold, __ATOMIC_SEQ_CST) && page >= f->hold_from) {
+	if (dir && __atomic_load_n(&f->hold, __ATOMIC_SEQ_CST) &&
+	    page >= __atomic_load_n(&f->hold_from, __ATOMIC_SEQ_CST)) {
 		__atomic_add_fetch(&f->held, 1, __ATOMIC_SEQ_CST);
-		while (__atomic_load_n(&f->hold, __ATOMIC_SEQ_CST))
+		while (__atomic_load_n(&f->hold, __ATOMIC_SEQ_CST) &&
+		       page >= __atomic_load_n(&f->hold_from, __ATOMIC_SEQ_CST))
 			usleep(1000);
 	}
 	pthread_mutex_lock(&f->lock);
@@ -1264,6 +1266,91 @@ static int taken_within(struct streamer *s, int want, int ms)
 	return got;
 }
 
+/* The generation of directory ino: its mtime's nanoseconds, which move with each listing. */
+static long dir_gen(struct fixture *x, uint64_t ino)
+{
+	struct tree_stat st;
+
+	assert_int_equal(tree_getattr(x->t, ino, &st), 0);
+	return st.mtime_ns;
+}
+
+/* The page that completes a listing makes it whole as it comes: one listing more, not that
+ * page appended and then the whole listing installed again once the pager has merged. */
+static void test_the_last_page_makes_a_streamed_listing_whole(void **state)
+{
+	struct fixture *x = *state;
+	struct streamer *s = calloc(1, sizeof(*s)), *next = calloc(1, sizeof(*next));
+	struct tree_stat ws;
+	pthread_t th[2];
+	long gen;
+
+	stream_answered(x, s, &ws, &th[0]);
+	*next = *s;
+	assert_int_equal(pthread_create(&th[1], NULL, streamer_to_end, next), 0);
+	wait_until(&x->f.held, 1);
+	/* Pages 1 to 9 are listed and read: next waits at their end for page 10. */
+	assert_int_equal(taken_within(next, 2 + 90, 5000), 2 + 90);
+	gen = dir_gen(x, ws.ino);
+	__atomic_store_n(&x->f.hold, 0, __ATOMIC_SEQ_CST);
+	pthread_join(th[0], NULL);
+	pthread_join(th[1], NULL);
+	assert_int_equal(s->r, 0);
+	assert_int_equal(next->r, 0);
+	stream_check_all(next);
+	assert_int_equal(dir_gen(x, ws.ino), gen + 1);
+	tree_forget(x->t, ws.ino, 1);
+	free(next);
+	free(s);
+}
+
+/* Once every page was asked for, a reader waiting at the end of what came gets each page
+ * that comes, though it adds far less than a quarter of the listing: what is left for it
+ * when the last page comes is that page. 400 entries in pages of 10; pages 35 to 40 are
+ * held, then let go one by one. */
+static void test_a_waiting_reader_gets_each_page_once_all_are_asked_for(void **state)
+{
+	struct fixture *x = *state;
+	struct streamer *s = calloc(1, sizeof(*s)), *next = calloc(1, sizeof(*next));
+	struct tree_stat ws;
+	pthread_t th[2];
+	int got[2];
+
+	fake_fill(&x->f, 400);
+	s->answer = 1;
+	stream_begin(x, s, &ws);
+	__atomic_store_n(&x->f.hold_from, 35, __ATOMIC_SEQ_CST);
+	s->off = s->c.next;
+	s->answered = 0;
+	assert_int_equal(pthread_create(&th[0], NULL, streamer_run, s), 0);
+	wait_until(&s->answered, 1);
+	*next = *s;
+	assert_int_equal(pthread_create(&th[1], NULL, streamer_to_end, next), 0);
+	wait_until(&x->f.held, 6); /* pages 35 to 40: every page was asked for */
+	for (int k = 0; k < 2; k++) {
+		usleep(50000); /* next waits at the end of what it was given */
+		__atomic_store_n(&x->f.hold_from, 36 + k, __ATOMIC_SEQ_CST); /* page 35 + k */
+		got[k] = taken_within(next, 2 + 350 + 10 * k, 5000);
+	}
+	__atomic_store_n(&x->f.hold, 0, __ATOMIC_SEQ_CST); /* the threads end before a check */
+	pthread_join(th[0], NULL);
+	pthread_join(th[1], NULL);
+	assert_int_equal(got[0], 2 + 350);
+	assert_int_equal(got[1], 2 + 360); /* page 36 alone, a fortieth of the listing */
+	assert_int_equal(s->r, 0);
+	assert_int_equal(next->r, 0);
+	assert_int_equal(next->c.n, 2 + 400);
+	for (int i = 0; i < 400; i++) {
+		char id[16];
+
+		snprintf(id, sizeof(id), "%d", 100 + i);
+		assert_int_equal(names_count(&next->c, id), 1);
+	}
+	tree_forget(x->t, ws.ino, 1);
+	free(next);
+	free(s);
+}
+
 /* Entry 101 (page 1) and entry 145 (page 5) share the name "dup", 145 created at ctime_145
  * (101 at 11). The reader at the end of the first page reads on while page 10 is held:
  * *streamed, the entries it had once it had pages 1 to 9 or 2 s went by after page 10 was
@@ -2066,6 +2153,10 @@ int main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_a_streams_error_goes_with_its_listing, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(test_the_last_page_makes_a_streamed_listing_whole,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_a_waiting_reader_gets_each_page_once_all_are_asked_for, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_a_waiting_reader_gets_the_pages_that_came, setup,
 					    teardown),
 	};
