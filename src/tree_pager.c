@@ -6,9 +6,11 @@
  * moved while it was paged is fetched again (bounded). The pager never touches a node:
  * it takes a provider and a copy of the directory's record, holds no tree lock, and
  * returns a page of records. Failures come back as the errno a reader sees. */
+#define _GNU_SOURCE /* SCHED_BATCH */
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -300,8 +302,13 @@ static void pager_running(struct pager *pg, int delta)
 	pthread_mutex_unlock(&pg->lock);
 }
 
+/* A page thread parses what it fetched in bursts that can wait for a time slice: as a batch
+ * thread its wake-up does not preempt the engine's thread (which woke it, and sends the next
+ * request), the kernel's readers or anything else that waits on the CPU. Its share of the
+ * CPU stays what it was; no privilege is needed, and without it nothing changes. */
 static void *pager_thread(void *arg)
 {
+	pthread_setschedparam(pthread_self(), SCHED_BATCH, &(struct sched_param){0});
 	pager_run(arg);
 	pager_running(arg, -1);
 	return NULL;

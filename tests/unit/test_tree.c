@@ -1,7 +1,9 @@
 /* Unit tests of the tree: caching, TTLs with a fake clock, paging, look-ups, errors.
  * A fake provider serves an in-memory list and counts what it was asked. */
+#define _GNU_SOURCE /* SCHED_BATCH */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -60,6 +62,8 @@ struct fake {
 	int hold;	/* pages from hold_from on wait, as a slow page, until cleared */
 	long hold_from; /* raised while they wait, it lets the pages below it go */
 	int held;	/* calls that met the hold so far */
+	int batch[2];	/* pages of a directory fetched on a batch thread: page 1, the others */
+	int other[2];	/* and on a thread of any other policy */
 };
 
 /* As http does: wait while the fake network stalls, giving up when the caller does. */
@@ -186,6 +190,8 @@ static int fake_list_page(struct provider *p, const struct prov_record *dir, lon
 			usleep(1000);
 	}
 	pthread_mutex_lock(&f->lock);
+	if (dir)
+		(sched_getscheduler(0) == SCHED_BATCH ? f->batch : f->other)[page > 1]++;
 	f->inflight++;
 	f->max_inflight = f->inflight > f->max_inflight ? f->inflight : f->max_inflight;
 	pthread_mutex_unlock(&f->lock);
@@ -388,6 +394,24 @@ static void test_first_page_only_for_a_reader_that_stops(void **state)
 	assert_int_equal(c->n, 2 + 35);
 	assert_int_equal(x->f.list_calls, 5); /* page 1 was not asked for again */
 	free(c);
+}
+
+/* The pages after the first are fetched and parsed on batch threads, which leave the CPU
+ * to the threads that wait on it (tree_pager.c); page 1 on the reader's own thread, which
+ * keeps its policy. */
+static void test_the_pages_after_the_first_are_fetched_on_batch_threads(void **state)
+{
+	struct fixture *x = *state;
+	struct names *c = calloc(1, sizeof(*c));
+
+	fake_fill(&x->f, 100);
+	assert_int_equal(read_dir(x->t, "/fake/ws", c), 0);
+	assert_int_equal(c->n, 2 + 100);
+	free(c);
+	assert_int_equal(x->f.batch[1], 9);
+	assert_int_equal(x->f.other[1], 0);
+	assert_int_equal(x->f.batch[0], 0);
+	assert_int_equal(x->f.other[0], 1);
 }
 
 /* A first page kept past a second no longer stands for page 1: a record gone from it since
@@ -2153,6 +2177,8 @@ int main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_a_streams_error_goes_with_its_listing, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_the_pages_after_the_first_are_fetched_on_batch_threads, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_the_last_page_makes_a_streamed_listing_whole,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(
