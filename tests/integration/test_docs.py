@@ -303,7 +303,8 @@ def test_bench_writes_tables_that_keep_their_columns():
     import types
     bench = load_bench()
     b = types.SimpleNamespace(
-        args=types.SimpleNamespace(entries=10, latency=20.0, parallel=8, rtt=50.0, repeat=3),
+        args=types.SimpleNamespace(entries=10, latency=20.0, parallel=8, rtt=50.0, repeat=3,
+                                   cold_repeat=7),
         rss=1024,
         rows=[("cold ls", 0.5, 1, 0.02, None), ("first find | wc -l", 0.1, 0, None, 0.05)],
         peer_rows={"rclone": {"first find | wc -l": (61.0, 9, True)}},
