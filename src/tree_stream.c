@@ -266,20 +266,19 @@ static int stream_step(struct stream *st, const struct stream_adds *a, int whole
 	return 0;
 }
 
-/* The records of pages[at .. n - 1] not listed yet into a; -1 when a stream cannot list
- * them all (an id met twice, a label, a page whose strings were not packed). */
-static int stream_collect(struct stream *st, const struct prov_page *pages,
-			  struct recblock *const *blocks, long n, struct stream_adds *a)
+/* The records of the told pages from at on, not listed yet, into a; -1 when a stream
+ * cannot list them all (an id met twice, a label, a page whose strings were not packed). */
+static int stream_collect(struct stream *st, const struct pager_told *told, struct stream_adds *a)
 {
-	for (long k = st->at; k < n; k++)
-		for (size_t i = 0; i < pages[k].n; i++) {
-			const struct prov_record *rec = &pages[k].recs[i];
+	for (long k = st->at; k < told->n; k++)
+		for (size_t i = 0; i < told->pages[k].n; i++) {
+			const struct prov_record *rec = &told->pages[k].recs[i];
 
 			if (!rec->id)
 				continue;
 			if (stream_listed(st, rec->id))
 				return -1;
-			if (adds_put(st, a, rec, blocks[k]) < 0)
+			if (adds_put(st, a, rec, told->blocks[k]) < 0)
 				return -1;
 		}
 	return 0;
@@ -317,8 +316,8 @@ int stream_pages(void *ctx, const struct pager_told *told)
 	/* Whole, the listing is made whole here, with the last page, rather than after the
 	 * pager has merged the pages into what this step appends anyway. */
 	if (!st->stopped && (told->whole || stream_wanted(st, told))) {
-		st->stopped = stream_collect(st, told->pages, told->blocks, told->n, &a) < 0 ||
-			      stream_step(st, &a, told->whole) < 0;
+		st->stopped =
+		    stream_collect(st, told, &a) < 0 || stream_step(st, &a, told->whole) < 0;
 		st->at = told->n;
 		stepped = !st->stopped;
 		st->finished = stepped && told->whole;

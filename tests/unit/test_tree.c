@@ -1290,6 +1290,25 @@ static int taken_within(struct streamer *s, int want, int ms)
 	return got;
 }
 
+/* Another reader, next, reads on from where s stands to the end, on thread *th, as the
+ * kernel's next calls would. */
+static void stream_follow(const struct streamer *s, struct streamer *next, pthread_t *th)
+{
+	*next = *s;
+	assert_int_equal(pthread_create(th, NULL, streamer_to_end, next), 0);
+}
+
+/* The held pages let go; s's call and next's read end, each with every entry it wanted. */
+static void stream_release(struct fixture *x, struct streamer *s, struct streamer *next,
+			   pthread_t th[2])
+{
+	__atomic_store_n(&x->f.hold, 0, __ATOMIC_SEQ_CST);
+	pthread_join(th[0], NULL);
+	pthread_join(th[1], NULL);
+	assert_int_equal(s->r, 0);
+	assert_int_equal(next->r, 0);
+}
+
 /* The generation of directory ino: its mtime's nanoseconds, which move with each listing. */
 static long dir_gen(struct fixture *x, uint64_t ino)
 {
@@ -1310,17 +1329,12 @@ static void test_the_last_page_makes_a_streamed_listing_whole(void **state)
 	long gen;
 
 	stream_answered(x, s, &ws, &th[0]);
-	*next = *s;
-	assert_int_equal(pthread_create(&th[1], NULL, streamer_to_end, next), 0);
+	stream_follow(s, next, &th[1]);
 	wait_until(&x->f.held, 1);
 	/* Pages 1 to 9 are listed and read: next waits at their end for page 10. */
 	assert_int_equal(taken_within(next, 2 + 90, 5000), 2 + 90);
 	gen = dir_gen(x, ws.ino);
-	__atomic_store_n(&x->f.hold, 0, __ATOMIC_SEQ_CST);
-	pthread_join(th[0], NULL);
-	pthread_join(th[1], NULL);
-	assert_int_equal(s->r, 0);
-	assert_int_equal(next->r, 0);
+	stream_release(x, s, next, th);
 	stream_check_all(next, 100);
 	assert_int_equal(dir_gen(x, ws.ino), gen + 1);
 	tree_forget(x->t, ws.ino, 1);
@@ -1348,21 +1362,16 @@ static void test_a_waiting_reader_gets_each_page_once_all_are_asked_for(void **s
 	s->answered = 0;
 	assert_int_equal(pthread_create(&th[0], NULL, streamer_run, s), 0);
 	wait_until(&s->answered, 1);
-	*next = *s;
-	assert_int_equal(pthread_create(&th[1], NULL, streamer_to_end, next), 0);
+	stream_follow(s, next, &th[1]);
 	wait_until(&x->f.held, 6); /* pages 35 to 40: every page was asked for */
 	for (int k = 0; k < 2; k++) {
 		usleep(50000); /* next waits at the end of what it was given */
 		__atomic_store_n(&x->f.hold_from, 36 + k, __ATOMIC_SEQ_CST); /* page 35 + k */
 		got[k] = taken_within(next, 2 + 350 + 10 * k, 5000);
 	}
-	__atomic_store_n(&x->f.hold, 0, __ATOMIC_SEQ_CST); /* the threads end before a check */
-	pthread_join(th[0], NULL);
-	pthread_join(th[1], NULL);
+	stream_release(x, s, next, th); /* the threads end before a check of got */
 	assert_int_equal(got[0], 2 + 350);
 	assert_int_equal(got[1], 2 + 360); /* page 36 alone, a fortieth of the listing */
-	assert_int_equal(s->r, 0);
-	assert_int_equal(next->r, 0);
 	stream_check_all(next, 400);
 	tree_forget(x->t, ws.ino, 1);
 	free(next);
@@ -1387,15 +1396,10 @@ static void stream_namesakes(struct fixture *x, int64_t ctime_145, int *streamed
 	/* Its call answers with what came first and goes on fetching; the next calls come on
 	 * another thread, as the kernel's do. */
 	stream_answered(x, s, &ws, &th[0]);
-	*next = *s;
-	assert_int_equal(pthread_create(&th[1], NULL, streamer_to_end, next), 0);
+	stream_follow(s, next, &th[1]);
 	wait_until(&x->f.held, 1); /* every page but the held one was asked for */
 	*streamed = taken_within(next, 2 + 90, 2000);
-	__atomic_store_n(&x->f.hold, 0, __ATOMIC_SEQ_CST);
-	pthread_join(th[0], NULL);
-	pthread_join(th[1], NULL);
-	assert_int_equal(s->r, 0);
-	assert_int_equal(next->r, 0);
+	stream_release(x, s, next, th);
 	assert_int_equal(read_dir(x->t, "/fake/ws", after), 0);
 	assert_int_equal(after->n, 2 + 100);
 	tree_forget(x->t, ws.ino, 1);
