@@ -10,7 +10,8 @@
  * references its nodes; a superseded one is kept while readers may still be on it: until
  * it was unread for TREE_LISTING_IDLE seconds, and the TREE_LISTINGS_KEPT most recently
  * read at most, besides those the current one grew from by appending (a stream: each is
- * a beginning of the next, and a reader waiting at the end of one goes on in the newest).
+ * a beginning of the next, and a reader waiting at the end of one goes on in the newest)
+ * and, whatever its age, the first page the current one keeps in front.
  * Lock rules: tree_i.h. */
 #include <assert.h>
 #include <errno.h>
@@ -99,7 +100,6 @@ void listing_drop_all(struct tree *t, struct node *dir)
 	}
 }
 
-/* The superseded listing read least recently, by the link that points to it. */
 /* Is l one of the listings the current one of dir, still growing, grew from by appending
  * (tree_stream.c)? Each is a beginning of it, and a reader waiting at its end goes on in
  * the next. Once it is whole, a reader on one that went goes on in it where it stood. */
@@ -110,12 +110,30 @@ static int listing_in_stream(const struct node *dir, const struct listing *l)
 	return base && dir->listings->partial && (l->base == base || l->gen == base);
 }
 
+/* Is l the partial listing the current one of dir keeps in front (keep_first_page_order)? A
+ * reader part-way through l goes on after the entries of l it was given, which the current
+ * listing places only by l: at the same position of the current one it could step over
+ * one. l is at most the first pages, and kept only while the current listing continues it. */
+static int listing_continued(const struct node *dir, const struct listing *l)
+{
+	uint64_t from = dir->listings->from;
+
+	return from && (from & OFF_GEN_MASK) == (l->gen & OFF_GEN_MASK);
+}
+
+/* Is l kept besides the few most recently read? */
+static int listing_needed(const struct node *dir, const struct listing *l)
+{
+	return listing_in_stream(dir, l) || listing_continued(dir, l);
+}
+
+/* The superseded listing read least recently, by the link that points to it. */
 static struct listing **least_read(struct node *dir)
 {
 	struct listing **pick = NULL;
 
 	for (struct listing **pp = &dir->listings->next; *pp; pp = &(*pp)->next)
-		if (!listing_in_stream(dir, *pp) && (!pick || (*pp)->used_at < (*pick)->used_at))
+		if (!listing_needed(dir, *pp) && (!pick || (*pp)->used_at < (*pick)->used_at))
 			pick = pp;
 	return pick;
 }
@@ -130,8 +148,8 @@ void listing_prune(struct tree *t, struct node *dir)
 	for (struct listing **pp = &dir->listings->next; *pp;) {
 		struct listing *l = *pp;
 
-		if (now - l->used < TREE_LISTING_IDLE) {
-			kept += !listing_in_stream(dir, l);
+		if (now - l->used < TREE_LISTING_IDLE || listing_continued(dir, l)) {
+			kept += !listing_needed(dir, l);
 			pp = &l->next;
 			continue;
 		}

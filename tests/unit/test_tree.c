@@ -1822,6 +1822,33 @@ static void test_a_reader_keeps_its_listing_while_others_refresh(void **state)
 	free(c);
 }
 
+/* A reader part-way through a first page stops for longer than a superseded listing is kept
+ * unread (30 s); meanwhile an entry it was given goes and a look-up makes the listing whole,
+ * keeping the page's survivors in front. The page stays while that whole listing continues
+ * it: the reader goes on after the survivors it had, not at the same position of the whole
+ * listing, which would step over the first one it had not been given. */
+static void test_a_first_page_stays_while_the_whole_listing_continues_it(void **state)
+{
+	struct fixture *x = *state;
+	struct names *c = calloc(1, sizeof(*c));
+	struct tree_stat ws, st;
+	char name[16];
+
+	fake_fill(&x->f, 35);
+	assert_int_equal(path_lookup(x->t, "/fake/ws", &ws), 0);
+	assert_int_equal(read_chunk(x->t, ws.ino, c, 4), 4); /* ".", "..", "100", "101" */
+	fake_churn(&x->f, 1, "new");			     /* "100" goes */
+	fake_clock += 31;
+	assert_int_equal(path_stat(x->t, "/fake/ws/x~y", &st), -ENOENT); /* lists it all */
+	read_to_end(x->t, ws.ino, c, 3);
+	for (int i = 100; i < 135; i++) {
+		snprintf(name, sizeof(name), "%d", i);
+		assert_int_equal(names_count(c, name), 1);
+	}
+	tree_forget(x->t, ws.ino, 1);
+	free(c);
+}
+
 /* An entry of an older listing that is no longer its directory's child under that name
  * (gone, renamed) is given without a lookup: the kernel would keep a dentry a refresh had
  * just dropped. The rest hold one as before, and every lookup given is forgotten. */
@@ -2156,6 +2183,8 @@ int main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_a_reader_keeps_its_listing_while_others_refresh,
 					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_a_first_page_stays_while_the_whole_listing_continues_it, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_an_older_listing_gives_lookups_of_current_children_only, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_depth_is_bounded, setup, teardown),

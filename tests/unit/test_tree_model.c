@@ -112,6 +112,7 @@ struct mdir {
 	long ver;	       /* bumped by every change: the records' mtime carries it */
 	long change_at_page;   /* serving this page (2 on) first changes the data; 0: never */
 	long first_pages;      /* page 1 served */
+	long first_failures;   /* failures() when page 1 was last served */
 	long inserts, removes; /* records that moved the ones after them on the pages */
 	struct move {
 		int64_t at; /* the model's clock */
@@ -470,6 +471,7 @@ static int mprov_list_page(struct provider *base, const struct prov_record *dir,
 	struct mdir *d;
 	long total, got = 0;
 	int err;
+	long f0 = atomic_load(&M->failures);
 
 	pthread_mutex_lock(&M->lock);
 	d = call_dir(p, dir, &err);
@@ -491,6 +493,8 @@ static int mprov_list_page(struct provider *base, const struct prov_record *dir,
 	}
 	out->last = d->no_total ? got < d->page_size : page * d->page_size >= total;
 	d->first_pages += page == 1;
+	if (page == 1)
+		d->first_failures = f0;
 	d->pages++;
 	if (page == 1)
 		d->first_last = out->last;
@@ -672,7 +676,8 @@ struct reader {
 	long ver0;	       /* and its version then */
 	long moves0;	       /* and its moves */
 	int64_t first_clock;   /* the model's clock at the first call */
-	long failures0;	       /* failures() when its first call began */
+	long failures0;	       /* failures() when its first call began, or when page 1 of the
+				* listing it may have read then was served, if earlier */
 	uint64_t dir;	       /* held by the reader, as an open directory holds its inode */
 	struct where w;
 	off_t off;
@@ -1172,7 +1177,7 @@ static int reader_call(struct driver *dv, struct reader *rd, int budget)
 {
 	struct mdir *d = where_dir(&rd->w);
 	int before = rd->n, r;
-	long f0 = failures(), first = 0, pages = 0;
+	long f0 = failures(), first = 0, pages = 0, first_f = f0;
 	off_t off = rd->off;
 	struct tree_stat st;
 
@@ -1181,12 +1186,16 @@ static int reader_call(struct driver *dv, struct reader *rd, int budget)
 		pthread_mutex_lock(&M->lock);
 		first = d->first_pages;
 		pages = d->pages;
+		first_f = d->first_pages ? d->first_failures : f0;
 		pthread_mutex_unlock(&M->lock);
 	}
 	if (before > 0 && tree_getattr(dv->t, rd->dir, &st) == 0 && st.mtime_ns != rd->gen)
 		rd->moved = 1;
+	/* A fetch may fail with a page served before the reader began, and give its error to
+	 * the reader, who began on the pages it streamed: a failure since that fetch's page 1
+	 * counts too. */
 	if (before == 0)
-		rd->failures0 = f0;
+		rd->failures0 = first_f < f0 ? first_f : f0;
 	r = tree_readdir(dv->t, rd->dir, rd->off, rd->plus, reader_fill, rd);
 	if (held_find(dv, rd->dir))
 		held_find(dv, rd->dir)->reads++;
