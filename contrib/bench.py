@@ -717,9 +717,11 @@ def cold_spread(runs):
         return []
     secs = [t for t, _ in runs]
     calm = [t for t, steal in runs if steal == 0]
-    line = (f"The {len(runs)} cold ls runs: {ms(min(secs))} to {ms(max(secs))}; the host took "
-            f"CPU time from this machine (steal in /proc/stat) during {len(runs) - len(calm)} "
-            "of them")
+    line = f"The {len(runs)} cold ls runs: {ms(min(secs))} to {ms(max(secs))}; the host took "
+    if len(calm) == len(runs):
+        return [line + "no CPU time from this machine during them (steal in /proc/stat).", ""]
+    line += (f"CPU time from this machine (steal in /proc/stat) during {len(runs) - len(calm)} "
+             "of them")
     if len(calm) >= 3:
         line += f", and the median of the {len(calm)} others is {ms(statistics.median(calm))}"
     return [line + ".", ""]

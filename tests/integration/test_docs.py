@@ -323,6 +323,9 @@ def test_bench_writes_tables_that_keep_their_columns():
     assert "The 4 cold ls runs: 480.0 ms to 550.0 ms; the host took CPU time from this " \
         "machine (steal in /proc/stat) during 1 of them, and the median of the 3 others is " \
         "500.0 ms." in bench.table(b)
+    b.cold_runs = [(0.5, 0), (0.48, 0)]
+    assert "The 2 cold ls runs: 480.0 ms to 500.0 ms; the host took no CPU time from this " \
+        "machine during them (steal in /proc/stat)." in bench.table(b)
 
 
 def test_bench_ideal_counts_round_trips_as_the_docs_say():
