@@ -306,6 +306,7 @@ def test_bench_writes_tables_that_keep_their_columns():
         args=types.SimpleNamespace(entries=10, latency=20.0, parallel=8, rtt=50.0, repeat=3,
                                    cold_repeat=7),
         rss=1024,
+        cold_runs=[(0.5, 0), (0.55, 2), (0.48, 0), (0.52, 0)],
         rows=[("cold ls", 0.5, 1, 0.02, None), ("first find | wc -l", 0.1, 0, None, 0.05)],
         peer_rows={"rclone": {"first find | wc -l": (61.0, 9, True)}},
         fuse_rows={"first find | wc -l": 0.2}, fuse_note=None, peer_note="stopped",
@@ -319,6 +320,12 @@ def test_bench_writes_tables_that_keep_their_columns():
         assert_tables_keep_their_columns(text)
     assert "first find \\| wc -l ≤ 1.5× passthrough_ll | 100.0 ms against 200.0 ms: " \
         "0.50× | yes" in bench.targets(b)
+    assert "The 4 cold ls runs: 480.0 ms to 550.0 ms; the host took CPU time from this " \
+        "machine (steal in /proc/stat) during 1 of them, and the median of the 3 others is " \
+        "500.0 ms." in bench.table(b)
+    b.cold_runs = [(0.5, 0), (0.48, 0)]
+    assert "The 2 cold ls runs: 480.0 ms to 500.0 ms; the host took no CPU time from this " \
+        "machine during them (steal in /proc/stat)." in bench.table(b)
 
 
 def test_bench_ideal_counts_round_trips_as_the_docs_say():
