@@ -1,7 +1,6 @@
 /* provider: making providers from their descriptors, a thread's way to give up, and what
- * every cloud shares of its life cycle: the common configuration, what an answer means and
- * the line a failed one logs, paging arithmetic and name-filter pages; records and pages
- * and their memory. */
+ * every cloud shares of its life cycle: what an answer means and the line a failed one
+ * logs, paging arithmetic and name-filter pages; records and pages and their memory. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,7 +9,6 @@
 #include "log.h"
 #include "provider.h"
 #include "providers/providers_i.h"
-#include "secret.h"
 
 /* The calling thread's way to give up (provider_set_cancel). */
 static __thread struct prov_cancel provider_cancel;
@@ -125,54 +123,6 @@ char *provider_strndup(const char *s, size_t len)
 		d[len] = '\0';
 	}
 	return d;
-}
-
-static char *dup_opt(const char *s, int *fail)
-{
-	char *d = s ? strdup(s) : NULL;
-
-	if (s && !d)
-		*fail = 1;
-	return d;
-}
-
-int provider_common_init(struct prov_common *c, const struct prov_conf *conf,
-			 const struct provider_env *env)
-{
-	int fail = 0;
-
-	memset(c, 0, sizeof(*c));
-	c->http = env->http;
-	c->show_secrets = env->show_secrets;
-	c->dir_ttl = env->dir_ttl;
-	c->key_id = dup_opt(conf->key_id, &fail);
-	c->secret = dup_opt(conf->secret, &fail);
-	c->token = dup_opt(conf->token, &fail);
-	c->region = dup_opt(conf->region, &fail);
-	c->endpoint = dup_opt(conf->endpoint, &fail);
-	c->scopes = calloc(conf->nscopes + 1, sizeof(*c->scopes));
-	fail |= !c->scopes;
-	for (; !fail && c->nscopes < conf->nscopes; c->nscopes++)
-		c->scopes[c->nscopes] = dup_opt(conf->scopes[c->nscopes], &fail);
-	if (fail) {
-		provider_common_free(c);
-		return -ENOMEM;
-	}
-	return 0;
-}
-
-void provider_common_free(struct prov_common *c)
-{
-	provscope_seed_drop(c);
-	for (size_t i = 0; c->scopes && c->scopes[i]; i++)
-		free(c->scopes[i]);
-	free(c->scopes);
-	free(c->key_id);
-	secret_free(c->secret);
-	secret_free(c->token);
-	free(c->region);
-	free(c->endpoint);
-	memset(c, 0, sizeof(*c));
 }
 
 void provider_page_done(struct prov_page *out, long page, long asked, size_t before)

@@ -1,6 +1,6 @@
-/* provscope: a cloud's configured workspaces or organizations as its root's containers:
- * named from the cloud's listing (or from what the check at mount found), and confirmed at
- * mount. */
+/* provscope: what a cloud keeps of its configuration (struct prov_common), and its
+ * configured workspaces or organizations as its root's containers: named from the cloud's
+ * listing (or from what the check at mount found), and confirmed at mount. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +9,55 @@
 #include "clock.h"
 #include "provider.h"
 #include "providers/providers_i.h"
+#include "secret.h"
+
+static char *dup_opt(const char *s, int *fail)
+{
+	char *d = s ? strdup(s) : NULL;
+
+	if (s && !d)
+		*fail = 1;
+	return d;
+}
+
+int provscope_common_init(struct prov_common *c, const struct prov_conf *conf,
+			  const struct provider_env *env)
+{
+	int fail = 0;
+
+	memset(c, 0, sizeof(*c));
+	c->http = env->http;
+	c->show_secrets = env->show_secrets;
+	c->dir_ttl = env->dir_ttl;
+	c->key_id = dup_opt(conf->key_id, &fail);
+	c->secret = dup_opt(conf->secret, &fail);
+	c->token = dup_opt(conf->token, &fail);
+	c->region = dup_opt(conf->region, &fail);
+	c->endpoint = dup_opt(conf->endpoint, &fail);
+	c->scopes = calloc(conf->nscopes + 1, sizeof(*c->scopes));
+	fail |= !c->scopes;
+	for (; !fail && c->nscopes < conf->nscopes; c->nscopes++)
+		c->scopes[c->nscopes] = dup_opt(conf->scopes[c->nscopes], &fail);
+	if (fail) {
+		provscope_common_free(c);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void provscope_common_free(struct prov_common *c)
+{
+	provscope_seed_drop(c);
+	for (size_t i = 0; c->scopes && c->scopes[i]; i++)
+		free(c->scopes[i]);
+	free(c->scopes);
+	free(c->key_id);
+	secret_free(c->secret);
+	secret_free(c->token);
+	free(c->region);
+	free(c->endpoint);
+	memset(c, 0, sizeof(*c));
+}
 
 int provscope_add_container(struct prov_page *out, const char *id, int kind, const char *kind_name,
 			    int64_t ctime, const char *label, size_t label_len)

@@ -306,7 +306,7 @@ static void codeup_destroy(struct provider *base)
 
 	codeup_memo_free(cu);
 	provscope_seed_drop(&cu->c);
-	provider_common_free(&cu->c);
+	provscope_common_free(&cu->c);
 	pthread_mutex_destroy(&cu->lock);
 	free(cu);
 }
@@ -331,7 +331,7 @@ static struct provider *codeup_new(const struct prov_conf *conf, const struct pr
 		return NULL;
 	cu->base.ops = &codeup_ops;
 	pthread_mutex_init(&cu->lock, NULL);
-	if (provider_common_init(&cu->c, conf, env) < 0) {
+	if (provscope_common_init(&cu->c, conf, env) < 0) {
 		codeup_destroy(&cu->base);
 		return NULL;
 	}

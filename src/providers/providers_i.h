@@ -1,5 +1,5 @@
-/* providers_i: what the clouds share (implemented in provider.c, redact.c, provjson.c and
- * provscope.c) and what tests and fuzzers reach inside each cloud. Private: only
+/* providers_i: what the clouds share (implemented in provider.c, provscope.c, redact.c and
+ * provjson.c) and what tests and fuzzers reach inside each cloud. Private: only
  * src/providers/, those files and tests/unit, tests/fuzz include it; the rest of codesrcfs
  * sees include/provider.h. */
 #ifndef CODESRCFS_PROVIDERS_I_H
@@ -15,24 +15,6 @@ struct json_object;
 
 /* ---- provider.c: shared by the clouds ------------------------------------------------ */
 
-/* What every provider keeps of its configuration and environment. */
-struct prov_common {
-	struct http *http;
-	char *key_id, *secret, *token; /* token: STS, or NULL */
-	char *region;
-	char *endpoint;
-	char **scopes; /* configured workspaces or organizations */
-	size_t nscopes;
-	int show_secrets;
-	long dir_ttl;
-	struct provscope_seed *seed; /* provscope_seed_keep's, until the root's first listing */
-};
-
-/* Copy conf and env into c. 0 or -ENOMEM (c is then freed). */
-int provider_common_init(struct prov_common *c, const struct prov_conf *conf,
-			 const struct provider_env *env);
-/* Free what c owns; secrets are wiped first. */
-void provider_common_free(struct prov_common *c);
 /* The one line a failed answer of call logs: status, code, message (why instead, when set),
  * request id, as the cloud's error body or headers name them (NULL: none); never a secret. */
 void provider_log_answer(const char *cloud, const char *call, const struct http_response *resp,
@@ -88,7 +70,26 @@ struct json_object *provjson_get(struct json_object *obj, const char *key, int t
 /* Seconds since the epoch of an ISO 8601 time ("2021-01-18T12:52:15Z", "+08:00"), 0 if bad. */
 int64_t provjson_time(const char *s);
 
-/* ---- provscope.c: the configured workspaces or organizations ------------------------- */
+/* ---- provscope.c: the common configuration, the configured workspaces or organizations */
+
+/* What every provider keeps of its configuration and environment. */
+struct prov_common {
+	struct http *http;
+	char *key_id, *secret, *token; /* token: STS, or NULL */
+	char *region;
+	char *endpoint;
+	char **scopes; /* configured workspaces or organizations */
+	size_t nscopes;
+	int show_secrets;
+	long dir_ttl;
+	struct provscope_seed *seed; /* provscope_seed_keep's, until the root's first listing */
+};
+
+/* Copy conf and env into c. 0 or -ENOMEM (c is then freed). */
+int provscope_common_init(struct prov_common *c, const struct prov_conf *conf,
+			  const struct provider_env *env);
+/* Free what c owns; secrets are wiped first. */
+void provscope_common_free(struct prov_common *c);
 
 /* Append a container record named by its id (a workspace or organization; kind_name as in
  * struct prov_record), with label (label_len bytes, NULL for none) its display name. 0 or

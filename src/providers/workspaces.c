@@ -79,7 +79,7 @@ static void ws_destroy(struct provider *base)
 {
 	struct ws_provider *w = (struct ws_provider *)base;
 
-	provider_common_free(&w->c);
+	provscope_common_free(&w->c);
 	free(w);
 }
 
@@ -100,7 +100,7 @@ struct provider *ws_provider_new(const struct ws_cloud *cloud, const struct prov
 		return NULL;
 	w->base.ops = &ws_ops;
 	w->cloud = cloud;
-	if (provider_common_init(&w->c, conf, env) < 0) {
+	if (provscope_common_init(&w->c, conf, env) < 0) {
 		free(w);
 		return NULL;
 	}
