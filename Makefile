@@ -187,7 +187,8 @@ bench: deps-bench all
 # The tree's model-based stress test (tests/unit/test_tree_model.c) runs a few thousand
 # steps in `make unit`, plain and under ASan; this runs many more under ASan and UBSan, on
 # the seed CODESRCFS_MODEL_SEED (its default otherwise). A failure prints its seed and
-# step; CODESRCFS_MODEL_SEED=<seed> CODESRCFS_MODEL_STEPS=<steps> replays it.
+# step; CODESRCFS_MODEL_SEED=<seed> CODESRCFS_MODEL_STEPS=<steps> replays it, though it may
+# take a few runs: the pager's page threads decide a stream's steps.
 MODEL_STEPS ?= 200000
 
 model-long: deps
